@@ -1,0 +1,15 @@
+// Registration of the `meshlm` subcommands; each lives in its own file.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace meshlm::cli {
+
+/// Each Add*Command adds one subcommand to `app`. The subcommand's callback stores its
+/// exit code in *exit_code.
+void AddGenerateCommand(CLI::App& app, int* exit_code);
+void AddBenchCommand(CLI::App& app, int* exit_code);
+
+}  // namespace meshlm::cli

@@ -1,0 +1,19 @@
+// The meshlm binary: parses the subcommand and hands over to a library.
+#include <cstdio>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"meshlm: run one large language model across several machines"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string(MESHLM_VERSION));
+  int exit_code = 0;
+  meshlm::cli::AddGenerateCommand(app, &exit_code);
+  meshlm::cli::AddBenchCommand(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}

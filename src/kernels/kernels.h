@@ -1,0 +1,82 @@
+// Kernels for the forward pass: matmul per weight type, norms, rope, attention,
+// activations, softmax, embedding lookup.
+//
+// All activations are f32, row-major. Weights are used where they lie (mmap'd) in
+// their stored dtype. Every function dispatches once to the best SIMD target Highway
+// finds at run time (or to the target forced with SetTarget, for tests).
+//
+// Matmul orientation (stated once, used everywhere): a weight W is stored as
+// Hugging Face stores nn.Linear, [N out, K in] row-major, and y = x · Wᵀ.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "tensor/dtype.h"
+
+namespace meshlm::kernels {
+
+/// A 2-D weight matrix [rows, cols] in its stored dtype; rows are `row_stride` elements
+/// apart (row_stride >= cols lets a shard use a column slice of a bigger matrix).
+struct Weight {
+  const void* data = nullptr;
+  DType dtype = DType::kF32;
+  size_t rows = 0;
+  size_t cols = 0;
+  size_t row_stride = 0;
+};
+
+/// y: [T, N] = x: [T, K] · w: [N, K]ᵀ (+ bias: [N], if not null).
+/// w.dtype is f32, f16 or bf16. Parallel over the thread pool. y must not alias x.
+void MatMul(const float* x, size_t T, const Weight& w, const float* bias, float* y,
+            ThreadPool& pool);
+
+/// out[t, :] = x[t, :] / sqrt(mean(x[t, :]²) + eps) * weight, for t < rows; row length n.
+/// out may alias x.
+void RmsNorm(const float* x, const float* weight, size_t rows, size_t n, float eps, float* out);
+
+/// cos/sin: [T, half] with angle positions[t] * inv_freq[i].
+void RopeTable(const int32_t* positions, size_t T, const float* inv_freq, size_t half,
+               float* cos_out, float* sin_out);
+
+/// Rotates x: [T, num_heads, head_dim] in place in the "rotate half" layout Hugging Face
+/// Llama uses: element i pairs with i + head_dim/2. cos/sin: [T, head_dim/2].
+void ApplyRope(float* x, size_t T, size_t num_heads, size_t head_dim, const float* cos,
+               const float* sin);
+
+/// Causal attention of one sequence with grouped KV heads.
+/// q: [T, H, Dh] for positions pos0 .. pos0+T-1; k, v: [S, Hk, Dh] cache rows for
+/// positions 0 .. pos0+T-1 (rows kv_stride floats apart, kv_stride >= Hk*Dh);
+/// out: [T, H, Dh]. Query head h reads KV head h / (H / Hk). Scores scaled by `scale`.
+void Attention(const float* q, size_t T, size_t pos0, size_t H, size_t Hk, size_t Dh,
+               const float* k, const float* v, size_t kv_stride, float scale, float* out,
+               ThreadPool& pool);
+
+/// out[i] = silu(gate[i]) * up[i]; out may alias gate or up.
+void SiluMul(const float* gate, const float* up, size_t n, float* out);
+
+/// y[i] += x[i].
+void AddInPlace(float* y, const float* x, size_t n);
+
+/// In-place softmax of x: [n].
+void Softmax(float* x, size_t n);
+
+/// out: [T, D] = rows ids[t] of table: [V, D] (f32/f16/bf16), converted to f32.
+/// ids must be < V (checked by the caller).
+void EmbeddingLookup(const Weight& table, const int32_t* ids, size_t T, float* out);
+
+/// Converts n elements of src (f32/f16/bf16) to f32.
+void ConvertToF32(const void* src, DType dtype, size_t n, float* out);
+
+/// The Highway targets compiled into this binary and supported by this CPU, by name.
+std::vector<std::string> SupportedTargets();
+/// Forces the named target (as listed by SupportedTargets) for all kernels; "" restores
+/// automatic choice. For tests and benchmarks.
+bool SetTarget(const std::string& name);
+/// The target the kernels currently use.
+std::string CurrentTarget();
+
+}  // namespace meshlm::kernels
