@@ -130,6 +130,13 @@ def Linear(w, x, name):
     return y
 
 
+def UsesSlidingWindow(cfg):
+    """Mistral applies sliding_window whenever it is set; Qwen only with use_sliding_window."""
+    if cfg.get("model_type") in ("qwen2", "qwen3"):
+        return bool(cfg.get("use_sliding_window"))
+    return True
+
+
 def Forward(folder, tokens, hidden_out=None):
     """Returns logits [T, V] float64 for tokens at positions 0..T-1."""
     with open(os.path.join(folder, "config.json")) as f:
@@ -156,6 +163,10 @@ def Forward(folder, tokens, hidden_out=None):
     T = len(tokens)
     if any(t < 0 or t >= V for t in tokens):
         raise SystemExit(f"[reference] token ids must lie in [0, {V})")
+    window = cfg.get("sliding_window")
+    if UsesSlidingWindow(cfg) and window and T > window:
+        raise SystemExit(f"[reference] {T} tokens exceed sliding_window={window}; "
+                         "sliding-window attention is not implemented")
     emb = "model.embed_tokens.weight"
     x = np.stack([w.Get(emb, rows=(t, t + 1))[0] for t in tokens])  # [T, D]
 
