@@ -1,0 +1,58 @@
+// Single-sequence generation loop and the single-process benchmark.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "base/status.h"
+#include "base/thread_pool.h"
+#include "engine/sampler.h"
+#include "model/model.h"
+
+namespace meshlm::engine {
+
+struct GenerateOptions {
+  size_t max_new_tokens = 128;
+  SamplingParams sampling;
+  std::vector<int32_t> eos_ids;  // generation stops after emitting one of these
+  bool ignore_eos = false;
+};
+
+struct GenerateStats {
+  size_t prompt_tokens = 0;
+  size_t gen_tokens = 0;
+  size_t decode_steps = 0;  // forward passes after the prompt
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+  bool stopped_by_eos = false;
+};
+
+/// Runs the prompt, then samples up to max_new_tokens tokens, calling on_token for each
+/// (return false to stop early). Errors: empty prompt, bad ids, context exceeded, bad
+/// sampling parameters.
+Result<GenerateStats> Generate(model::Model& model, ThreadPool& pool,
+                               std::span<const int32_t> prompt, const GenerateOptions& options,
+                               const std::function<bool(int32_t)>& on_token);
+
+struct BenchResult {
+  size_t prompt_tokens = 0;
+  size_t gen_tokens = 0;
+  double prefill_seconds = 0;
+  double decode_seconds = 0;
+  double seconds = 0;
+  size_t peak_rss_bytes = 0;
+  double prompt_tps() const { return prefill_seconds > 0 ? prompt_tokens / prefill_seconds : 0; }
+  double gen_tps() const { return decode_seconds > 0 ? gen_tokens / decode_seconds : 0; }
+};
+
+/// Prefills `prompt_tokens` pseudo-random tokens, then runs `gen_tokens` greedy decode
+/// steps (ignoring EOS); `repeats` runs, keeping the median of each phase's speed.
+Result<BenchResult> RunBench(model::Model& model, ThreadPool& pool, size_t prompt_tokens,
+                             size_t gen_tokens, size_t repeats);
+
+/// The process's peak resident set size so far.
+size_t PeakRssBytes();
+
+}  // namespace meshlm::engine

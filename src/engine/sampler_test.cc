@@ -1,0 +1,139 @@
+// Tests for the sampler: each filter against its definition, and reproducibility.
+#include "engine/sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+namespace meshlm::engine {
+namespace {
+
+std::vector<float> RandomLogits(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 2.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<int> Histogram(const SamplingParams& p, const std::vector<float>& logits, int draws) {
+  Sampler s(p);
+  std::vector<int> h(logits.size());
+  for (int i = 0; i < draws; ++i) {
+    auto l = logits;
+    ++h[s.Sample(l, {})];
+  }
+  return h;
+}
+
+TEST(Sampler, GreedyIsArgmax) {
+  for (uint32_t seed = 0; seed < 20; ++seed) {
+    auto logits = RandomLogits(1000, seed);
+    const int32_t best = std::max_element(logits.begin(), logits.end()) - logits.begin();
+    Sampler s(SamplingParams{});
+    EXPECT_EQ(s.Sample(logits, {}), best);
+  }
+}
+
+TEST(Sampler, SameSeedSameTokensOtherSeedOthers) {
+  const auto logits = RandomLogits(500, 3);
+  auto run = [&](uint64_t seed) {
+    SamplingParams p;
+    p.temperature = 1.0f;
+    p.seed = seed;
+    Sampler s(p);
+    std::vector<int32_t> out;
+    for (int i = 0; i < 50; ++i) {
+      auto l = logits;
+      out.push_back(s.Sample(l, out));
+    }
+    return out;
+  };
+  EXPECT_EQ(run(11), run(11));
+  EXPECT_NE(run(11), run(12));
+}
+
+TEST(Sampler, TemperatureOneFollowsSoftmax) {
+  const std::vector<float> logits = {std::log(0.5f), std::log(0.3f), std::log(0.15f),
+                                     std::log(0.05f)};
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.seed = 5;
+  const int draws = 40000;
+  const auto h = Histogram(p, logits, draws);
+  const double expect[] = {0.5, 0.3, 0.15, 0.05};
+  for (int i = 0; i < 4; ++i) {
+    const double sd = std::sqrt(expect[i] * (1 - expect[i]) / draws);
+    EXPECT_NEAR(h[i] / double(draws), expect[i], 5 * sd) << i;
+  }
+}
+
+TEST(Sampler, TopKTopPMinPExcludeTheTail) {
+  const auto logits = RandomLogits(200, 9);
+  std::vector<int> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+  std::vector<double> prob(logits.size());
+  double sum = 0;
+  for (size_t i = 0; i < logits.size(); ++i) sum += prob[i] = std::exp(logits[i] - logits[order[0]]);
+  for (auto& q : prob) q /= sum;
+
+  SamplingParams p;
+  p.temperature = 1.0f;
+  p.seed = 1;
+  p.top_k = 5;
+  auto h = Histogram(p, logits, 5000);
+  for (size_t r = 5; r < order.size(); ++r) EXPECT_EQ(h[order[r]], 0) << "rank " << r;
+
+  p.top_k = 0;
+  p.top_p = 0.6f;
+  h = Histogram(p, logits, 5000);
+  double cum = 0;
+  size_t nucleus = 0;
+  while (cum < 0.6) cum += prob[order[nucleus++]];
+  for (size_t r = nucleus; r < order.size(); ++r) EXPECT_EQ(h[order[r]], 0) << "rank " << r;
+
+  p.top_p = 1.0f;
+  p.min_p = 0.2f;
+  h = Histogram(p, logits, 5000);
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (prob[i] < 0.2 * prob[order[0]]) EXPECT_EQ(h[i], 0) << i;
+  }
+  // top_k = 1 is greedy whatever the temperature.
+  p = SamplingParams{};
+  p.temperature = 5.0f;
+  p.top_k = 1;
+  h = Histogram(p, logits, 200);
+  EXPECT_EQ(h[order[0]], 200);
+}
+
+TEST(Sampler, RepetitionPenaltyDemotesSeenTokens) {
+  std::vector<float> logits = {2.0f, 1.9f, -1.0f};
+  SamplingParams p;
+  p.repetition_penalty = 1.3f;
+  Sampler s(p);
+  const std::vector<int32_t> history = {0, 2, 0};
+  EXPECT_EQ(s.Sample(logits, history), 1);
+  EXPECT_FLOAT_EQ(logits[0], 2.0f / 1.3f);
+  EXPECT_FLOAT_EQ(logits[2], -1.3f);  // negative logits are multiplied
+  EXPECT_FLOAT_EQ(logits[1], 1.9f);
+}
+
+TEST(Sampler, ValidateNamesTheParameter) {
+  SamplingParams p;
+  p.top_p = 0.0f;
+  EXPECT_NE(p.Validate().message().find("top_p"), std::string::npos);
+  p = SamplingParams{};
+  p.temperature = -1;
+  EXPECT_NE(p.Validate().message().find("temperature"), std::string::npos);
+  p = SamplingParams{};
+  p.repetition_penalty = 0;
+  EXPECT_FALSE(p.Validate().ok());
+  EXPECT_TRUE(SamplingParams{}.Validate().ok());
+}
+
+}  // namespace
+}  // namespace meshlm::engine

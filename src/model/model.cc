@@ -1,0 +1,164 @@
+// Model loading and the decoder forward pass.
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "base/check.h"
+#include "kernels/kernels.h"
+
+namespace meshlm::model {
+
+Result<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOptions& options) {
+  std::unique_ptr<Model> m(new Model());
+  MESHLM_ASSIGN_OR_RETURN(m->config_, LoadModelConfig(dir));
+  MESHLM_ASSIGN_OR_RETURN(m->generation_, LoadGenerationDefaults(dir, m->config_));
+  const size_t model_ctx = static_cast<size_t>(m->config_.max_position_embeddings);
+  if (options.max_context > model_ctx) {
+    return Error("[model] context {} exceeds the model's max_position_embeddings {} ({})",
+                 options.max_context, model_ctx, dir + "/config.json");
+  }
+  m->max_context_ = options.max_context ? options.max_context : model_ctx;
+  MESHLM_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
+  MESHLM_ASSIGN_OR_RETURN(m->w_, LoadWeights(m->config_, *m->store_));
+  m->inv_freq_ = RopeInvFreq(m->config_);
+  return m;
+}
+
+size_t Model::weight_bytes() const {
+  auto bytes = [](const kernels::Weight& w) { return w.rows * w.cols * DTypeSize(w.dtype); };
+  size_t total = bytes(w_.lm_head) + w_.embed.cols * DTypeSize(w_.embed.dtype);
+  for (const auto& l : w_.layers) {
+    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.w_gate) +
+             bytes(l.w_up) + bytes(l.w_down);
+  }
+  return total;
+}
+
+std::unique_ptr<KvCache> Model::NewCache() const {
+  return std::make_unique<KvCache>(config_.num_layers, config_.num_heads_kv * config_.head_dim,
+                                   max_context_);
+}
+
+Status Model::Validate(std::span<const SeqStep> steps) const {
+  for (size_t s = 0; s < steps.size(); ++s) {
+    const SeqStep& st = steps[s];
+    if (st.cache == nullptr || st.num_tokens == 0) {
+      return Error("[model] step {} has no cache or no tokens", s);
+    }
+    if (st.cache->length() + st.num_tokens > st.cache->capacity()) {
+      return Error("[model] sequence of {} tokens exceeds the context of {}",
+                   st.cache->length() + st.num_tokens, st.cache->capacity());
+    }
+    for (size_t i = 0; i < st.num_tokens; ++i) {
+      if (st.tokens[i] < 0 || st.tokens[i] >= config_.vocab_size) {
+        return Error("[model] token id {} out of range [0, {})", st.tokens[i], config_.vocab_size);
+      }
+    }
+  }
+  return OkStatus();
+}
+
+namespace {
+template <typename T>
+T* Grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+}  // namespace
+
+void Model::Forward(std::span<const SeqStep> steps, float* logits, ThreadPool& pool) {
+  const ModelConfig& c = config_;
+  const size_t D = c.hidden_size, half = c.head_dim / 2;
+  size_t T = 0, rows = 0;
+  for (const SeqStep& st : steps) {
+    T += st.num_tokens;
+    rows += st.all_logits ? st.num_tokens : 1;
+  }
+  // x: [T, D] embeddings of every step's tokens, steps back to back.
+  float* x = Grow(x_, T * D);
+  std::vector<int32_t> ids, positions;
+  ids.reserve(T);
+  positions.reserve(T);
+  for (const SeqStep& st : steps) {
+    for (size_t i = 0; i < st.num_tokens; ++i) {
+      ids.push_back(st.tokens[i]);
+      positions.push_back(static_cast<int32_t>(st.cache->length() + i));
+    }
+  }
+  kernels::EmbeddingLookup(w_.embed, ids.data(), T, x);
+  kernels::RopeTable(positions.data(), T, inv_freq_.data(), half, Grow(cos_, T * half),
+                     Grow(sin_, T * half));
+  for (const SeqStep& st : steps) st.cache->Reserve(st.cache->length() + st.num_tokens);
+
+  for (size_t l = 0; l < w_.layers.size(); ++l) {
+    Layer(l, steps, T, pool);
+    if (layer_observer) layer_observer(l, x_.data(), T);
+  }
+  for (const SeqStep& st : steps) st.cache->set_length(st.cache->length() + st.num_tokens);
+
+  // Only the rows that need logits go through the final norm and the LM head.
+  float* sel = Grow(rows_, rows * D);
+  size_t r = 0, t0 = 0;
+  for (const SeqStep& st : steps) {
+    const size_t first = st.all_logits ? 0 : st.num_tokens - 1;
+    for (size_t i = first; i < st.num_tokens; ++i, ++r) {
+      std::memcpy(sel + r * D, x_.data() + (t0 + i) * D, D * sizeof(float));
+    }
+    t0 += st.num_tokens;
+  }
+  kernels::RmsNorm(sel, w_.final_norm.data(), rows, D, c.rms_norm_eps, sel);
+  kernels::MatMul(sel, rows, w_.lm_head, nullptr, logits, pool);
+}
+
+void Model::Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPool& pool) {
+  const ModelConfig& c = config_;
+  const LayerWeights& lw = w_.layers[l];
+  const size_t D = c.hidden_size, F = c.intermediate_size, Dh = c.head_dim;
+  const size_t H = c.num_heads, Hk = c.num_heads_kv;
+  const size_t q_dim = H * Dh, kv_dim = Hk * Dh;
+  float* x = x_.data();
+  float* xn = Grow(xn_, T * D);
+  float* q = Grow(q_, T * q_dim);
+  float* k = Grow(k_, T * kv_dim);
+  float* v = Grow(v_, T * kv_dim);
+  float* attn = Grow(attn_, T * q_dim);
+
+  // Attention block. xn: [T, D]; q: [T, H, Dh]; k, v: [T, Hk, Dh].
+  kernels::RmsNorm(x, lw.attn_norm.data(), T, D, c.rms_norm_eps, xn);
+  kernels::MatMul(xn, T, lw.wq, lw.bq.empty() ? nullptr : lw.bq.data(), q, pool);
+  kernels::MatMul(xn, T, lw.wk, lw.bk.empty() ? nullptr : lw.bk.data(), k, pool);
+  kernels::MatMul(xn, T, lw.wv, lw.bv.empty() ? nullptr : lw.bv.data(), v, pool);
+  if (c.qk_norm) {
+    kernels::RmsNorm(q, lw.q_norm.data(), T * H, Dh, c.rms_norm_eps, q);
+    kernels::RmsNorm(k, lw.k_norm.data(), T * Hk, Dh, c.rms_norm_eps, k);
+  }
+  kernels::ApplyRope(q, T, H, Dh, cos_.data(), sin_.data());
+  kernels::ApplyRope(k, T, Hk, Dh, cos_.data(), sin_.data());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(Dh));
+  size_t t0 = 0;
+  for (const SeqStep& st : steps) {
+    const size_t pos0 = st.cache->length();
+    float* kc = st.cache->k(l);
+    float* vc = st.cache->v(l);
+    std::memcpy(kc + pos0 * kv_dim, k + t0 * kv_dim, st.num_tokens * kv_dim * sizeof(float));
+    std::memcpy(vc + pos0 * kv_dim, v + t0 * kv_dim, st.num_tokens * kv_dim * sizeof(float));
+    kernels::Attention(q + t0 * q_dim, st.num_tokens, pos0, H, Hk, Dh, kc, vc, kv_dim, scale,
+                       attn + t0 * q_dim, pool);
+    t0 += st.num_tokens;
+  }
+  kernels::MatMul(attn, T, lw.wo, nullptr, xn, pool);
+  kernels::AddInPlace(x, xn, T * D);
+
+  // MLP block. gate, up: [T, F].
+  float* gate = Grow(gate_, T * F);
+  float* up = Grow(up_, T * F);
+  kernels::RmsNorm(x, lw.ffn_norm.data(), T, D, c.rms_norm_eps, xn);
+  kernels::MatMul(xn, T, lw.w_gate, nullptr, gate, pool);
+  kernels::MatMul(xn, T, lw.w_up, nullptr, up, pool);
+  kernels::SiluMul(gate, up, T * F, gate);
+  kernels::MatMul(gate, T, lw.w_down, nullptr, xn, pool);
+  kernels::AddInPlace(x, xn, T * D);
+}
+
+}  // namespace meshlm::model
