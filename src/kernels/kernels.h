@@ -78,5 +78,10 @@ std::vector<std::string> SupportedTargets();
 bool SetTarget(const std::string& name);
 /// The target the kernels currently use.
 std::string CurrentTarget();
+/// Enables (the default) or disables the x86 AVX512_BF16 dot-product path that MatMul
+/// uses for bf16 weights when T is large; it also needs an AVX-512 target and a CPU with
+/// AVX512_BF16. That path rounds x to bf16 (about 3 significant digits per product, f32
+/// sums). Returns whether the path is available. For tests and benchmarks.
+bool SetNativeBf16(bool enable);
 
 }  // namespace meshlm::kernels

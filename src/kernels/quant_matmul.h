@@ -1,0 +1,43 @@
+// Matmul and embedding lookup for quantized weights (GGUF Q8_0/Q4_0/Q4_K/Q6_K, MLX affine
+// 4/8-bit), with activations quantized to int8 on the fly.
+//
+// y: [T, N] = x: [T, K] · w: [N, K]ᵀ, as kernels::MatMul. x is quantized per block of 32
+// (one f32 scale d = max|x| / 127 per block, round to nearest even) so that every weight
+// block meets its activation block in an integer dot product: exact int32 sums, scaled
+// once per block. Weights are read where they lie (mmap'd GGUF blocks or MLX words).
+//
+// Two implementations with the same activation quantization, so they agree up to the
+// order of f32 sums: a portable one (plain C++), and an x86 one using AVX512-VNNI
+// vpdpbusd on 256-bit vectors (Zen 4 splits 512-bit ops in two, so 256 bits lose nothing
+// and match the 32-weight blocks), chosen at run time when the CPU has it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "tensor/quant.h"
+
+namespace meshlm::kernels {
+
+/// y: [T, N] = x: [T, K] · w: [N, K]ᵀ (+ bias: [N] if not null), w.cols == K. Parallel
+/// over rows of w on the pool. y must not alias x. Not reentrant for one calling thread
+/// (uses thread-local scratch for the quantized activations).
+void QuantMatMul(const float* x, size_t T, const QuantWeight& w, const float* bias, float* y,
+                 ThreadPool& pool);
+
+/// out: [T, D] = rows ids[t] of table: [V, D], dequantized to f32. ids must be < V.
+void QuantEmbeddingLookup(const QuantWeight& table, const int32_t* ids, size_t T, float* out);
+
+/// Implementations compiled in and supported by this CPU, best first ("avx512vnni",
+/// "portable").
+std::vector<std::string> QuantPaths();
+/// Forces one of QuantPaths() for tests and benchmarks; "" restores the automatic choice.
+/// Returns false for an unknown or unsupported name.
+bool SetQuantPath(const std::string& name);
+/// The implementation QuantMatMul uses now.
+std::string CurrentQuantPath();
+
+}  // namespace meshlm::kernels
