@@ -1,0 +1,365 @@
+// TcpTransport: concurrent non-blocking sends and receives on the mesh under one poll()
+// loop with a deadline; peers that hang up, abort or desynchronize fail the op at once.
+#include "comm/tcp_transport.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "base/check.h"
+#include "base/clock.h"
+#include "base/log.h"
+
+namespace meshlm::comm {
+namespace {
+
+// A peer that hung up may have left at most this much unread data behind.
+constexpr size_t kMaxPendingBytes = 64 << 20;
+
+int PollMs(double deadline) {
+  const double left = deadline - NowSeconds();
+  if (left <= 0) return 0;
+  return static_cast<int>(std::min(std::ceil(left * 1000.0), 3600.0 * 1000));
+}
+
+}  // namespace
+
+struct TcpTransport::SendTask {
+  TcpConn* c;
+  FrameBytes header;
+  const uint8_t* data;
+  size_t len;
+  size_t done = 0;  // over header + data
+  FrameHeader info;
+  bool finished() const { return done == kFrameHeaderBytes + len; }
+};
+
+struct TcpTransport::RecvTask {
+  TcpConn* c;
+  FrameHeader want;
+  FrameBytes header{};
+  uint8_t* data;
+  size_t len;
+  size_t done = 0;  // over header + data
+  bool checked = false;
+  bool finished() const { return checked && done == kFrameHeaderBytes + len; }
+};
+
+TcpTransport::TcpTransport(int rank, std::vector<std::string> hosts,
+                           std::vector<std::vector<TcpConn>> conns, GroupOptions options)
+    : rank_(rank), hosts_(std::move(hosts)), conns_(std::move(conns)), options_(options) {}
+
+TcpTransport::~TcpTransport() {
+  if (!broken_.ok()) return;
+  // Goodbye frame, then half-close, then read until every peer has half-closed too:
+  // closing with unread data would reset the connection and could drop a peer's last
+  // frames before it read them.
+  const FrameBytes bye = EncodeFrame(FrameHeader{.kind = OpKind::kClose});
+  const double deadline = NowSeconds() + 2.0;
+  for (auto& rails : conns_) {
+    for (TcpConn& c : rails) {
+      if (c.eof) continue;
+      (void)WriteAll(c.fd.get(), bye.data(), bye.size(), deadline, PeerName(c.peer));
+      shutdown(c.fd.get(), SHUT_WR);
+    }
+  }
+  char sink[4096];
+  for (auto& rails : conns_) {
+    for (TcpConn& c : rails) {
+      while (!c.eof) {
+        pollfd p{c.fd.get(), POLLIN, 0};
+        if (poll(&p, 1, PollMs(deadline)) <= 0) break;
+        const ssize_t k = recv(c.fd.get(), sink, sizeof(sink), 0);
+        if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) c.eof = true;
+      }
+    }
+  }
+}
+
+std::string TcpTransport::PeerName(int r) const {
+  if (r < 0 || r >= size()) return fmt::format("rank {} (out of range)", r);
+  return fmt::format("rank {} ({})", r, hosts_[r]);
+}
+
+Status TcpTransport::Fail(Status st) {
+  if (!broken_.ok()) return st;
+  broken_ = st;
+  // Tell every peer why, so that ranks not waiting on the culprit stop too.
+  std::string msg = st.message().substr(0, kMaxAbortBytes);
+  const FrameBytes h = EncodeFrame(FrameHeader{.kind = OpKind::kAbort, .msg_bytes = msg.size()});
+  for (auto& rails : conns_) {
+    for (TcpConn& c : rails) {
+      if (c.eof) continue;
+      iovec iov[2] = {{const_cast<uint8_t*>(h.data()), h.size()}, {msg.data(), msg.size()}};
+      msghdr m{};
+      m.msg_iov = iov;
+      m.msg_iovlen = 2;
+      (void)sendmsg(c.fd.get(), &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+      shutdown(c.fd.get(), SHUT_WR);
+    }
+  }
+  return st;
+}
+
+Status TcpTransport::ProgressSend(SendTask& t) {
+  while (!t.finished()) {
+    iovec iov[2];
+    int n = 0;
+    if (t.done < kFrameHeaderBytes) {
+      iov[n++] = {t.header.data() + t.done, kFrameHeaderBytes - t.done};
+      if (t.len > 0) iov[n++] = {const_cast<uint8_t*>(t.data), t.len};
+    } else {
+      const size_t off = t.done - kFrameHeaderBytes;
+      iov[n++] = {const_cast<uint8_t*>(t.data) + off, t.len - off};
+    }
+    msghdr m{};
+    m.msg_iov = iov;
+    m.msg_iovlen = n;
+    const ssize_t k = sendmsg(t.c->fd.get(), &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (k > 0) {
+      t.done += static_cast<size_t>(k);
+    } else if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
+      return OkStatus();
+    } else {
+      return Error("[tcp] {}: lost {} while sending {} ({}); that process died or its host is "
+                   "unreachable", PeerName(rank_), PeerName(t.c->peer), DescribeCall(t.info),
+                   std::strerror(errno));
+    }
+  }
+  return OkStatus();
+}
+
+Status TcpTransport::ProgressRecv(RecvTask& t) {
+  TcpConn& c = *t.c;
+  while (!t.finished()) {
+    // Target of the next bytes: the rest of the header, then the payload.
+    iovec iov[2];
+    int n = 0;
+    if (t.done < kFrameHeaderBytes) {
+      iov[n++] = {t.header.data() + t.done, kFrameHeaderBytes - t.done};
+      if (t.len > 0) iov[n++] = {t.data, t.len};
+    } else {
+      const size_t off = t.done - kFrameHeaderBytes;
+      iov[n++] = {t.data + off, t.len - off};
+    }
+    if (!t.checked && t.done < kFrameHeaderBytes) n = 1;  // never read past a header unchecked
+    ssize_t k;
+    if (c.pending_off < c.pending.size()) {
+      k = 0;
+      for (int i = 0; i < n && c.pending_off < c.pending.size(); ++i) {
+        const size_t m = std::min(iov[i].iov_len, c.pending.size() - c.pending_off);
+        std::memcpy(iov[i].iov_base, c.pending.data() + c.pending_off, m);
+        c.pending_off += m;
+        k += static_cast<ssize_t>(m);
+      }
+    } else if (c.eof) {
+      k = 0;
+    } else {
+      k = readv(c.fd.get(), iov, n);
+      if (k < 0 && (errno == EAGAIN || errno == EINTR)) return OkStatus();
+      if (k < 0) {
+        return Error("[tcp] {}: lost {} while waiting in {} ({}); that process died or its host "
+                     "is unreachable", PeerName(rank_), PeerName(c.peer), DescribeCall(t.want),
+                     std::strerror(errno));
+      }
+    }
+    if (k == 0) {
+      c.eof = true;
+      return Error("[tcp] {}: {} closed its connection while this rank waited in {} ({} of {} B "
+                   "received); that process exited or died", PeerName(rank_), PeerName(c.peer),
+                   DescribeCall(t.want), t.done, kFrameHeaderBytes + t.len);
+    }
+    t.done += static_cast<size_t>(k);
+    if (!t.checked && t.done >= kFrameHeaderBytes) {
+      MESHLM_ASSIGN_OR_RETURN(FrameHeader got, DecodeFrame(t.header.data(), PeerName(c.peer)));
+      if (got.kind == OpKind::kAbort) return ReadAbortMessage(t, got);
+      if (got.kind == OpKind::kClose) {
+        return Error("[tcp] {}: {} left the group while this rank waited in {}", PeerName(rank_),
+                     PeerName(c.peer), DescribeCall(t.want));
+      }
+      MESHLM_RETURN_IF_ERROR(CheckFrame(t.want, got, PeerName(rank_), PeerName(c.peer), "tcp"));
+      t.checked = true;
+    }
+  }
+  return OkStatus();
+}
+
+Status TcpTransport::ReadAbortMessage(RecvTask& t, const FrameHeader& h) {
+  if (h.msg_bytes > kMaxAbortBytes) {
+    return Error("[tcp] {} aborted with a {} B message (limit {})", PeerName(t.c->peer),
+                 h.msg_bytes, kMaxAbortBytes);
+  }
+  std::string msg(h.msg_bytes, '\0');
+  size_t have = 0;  // header reads stop at the header, so no payload was consumed yet
+  const double deadline = NowSeconds() + 1.0;
+  while (have < msg.size()) {
+    TcpConn& c = *t.c;
+    if (c.pending_off < c.pending.size()) {
+      const size_t m = std::min(msg.size() - have, c.pending.size() - c.pending_off);
+      std::memcpy(msg.data() + have, c.pending.data() + c.pending_off, m);
+      c.pending_off += m;
+      have += m;
+      continue;
+    }
+    if (c.eof || !ReadAll(c.fd.get(), msg.data() + have, msg.size() - have, deadline, "").ok()) {
+      msg.resize(have);
+      break;
+    }
+    have = msg.size();
+  }
+  return Error("[tcp] {} failed, so {} stops in {}: {}", PeerName(t.c->peer), PeerName(rank_),
+               DescribeCall(t.want), msg);
+}
+
+// The peer half-closed a socket this op does not read: drain what it left and decide
+// whether it said goodbye (fine until someone needs it), aborted, or died.
+Status TcpTransport::PeerHungUp(TcpConn& c) {
+  char buf[65536];
+  for (;;) {
+    const ssize_t k = recv(c.fd.get(), buf, sizeof(buf), MSG_DONTWAIT);
+    if (k > 0) {
+      if (c.pending.size() + k > kMaxPendingBytes) {
+        return Error("[tcp] {} left more than {} B unread behind", PeerName(c.peer),
+                     kMaxPendingBytes);
+      }
+      c.pending.append(buf, static_cast<size_t>(k));
+      continue;
+    }
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0 && errno == EAGAIN) return OkStatus();  // not at the end yet; poll again
+    break;  // EOF or reset
+  }
+  c.eof = true;
+  // Walk the frames left behind to find the last one.
+  size_t off = c.pending_off;
+  FrameHeader last{.kind = OpKind::kSend};
+  bool complete = true;
+  while (off < c.pending.size()) {
+    if (c.pending.size() - off < kFrameHeaderBytes) {
+      complete = false;
+      break;
+    }
+    auto h = DecodeFrame(reinterpret_cast<const uint8_t*>(c.pending.data() + off), PeerName(c.peer));
+    if (!h.ok()) return h.status();
+    if (h->msg_bytes > c.pending.size() - off - kFrameHeaderBytes) {
+      complete = false;
+      break;
+    }
+    last = *h;
+    if (last.kind == OpKind::kAbort) {
+      return Error("[tcp] {} failed: {}", PeerName(c.peer),
+                   c.pending.substr(off + kFrameHeaderBytes, h->msg_bytes));
+    }
+    off += kFrameHeaderBytes + h->msg_bytes;
+  }
+  if (complete && last.kind == OpKind::kClose) return OkStatus();
+  return Error("[tcp] {}: {} closed its connection without saying goodbye; that process exited "
+               "early or died", PeerName(rank_), PeerName(c.peer));
+}
+
+Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessage> sends,
+                              std::span<const InMessage> recvs) {
+  if (!broken_.ok()) {
+    return Error("[tcp] {}: the group is broken by an earlier error: {}", PeerName(rank_),
+                 broken_.message());
+  }
+  std::vector<SendTask> st;
+  std::vector<RecvTask> rt;
+  // Messages of at least stripe_bytes are cut into one slice per rail.
+  auto slices = [&](int peer, size_t bytes) {
+    const size_t rails = conns_[peer].size();
+    return (rails > 1 && bytes >= options_.stripe_bytes) ? rails : size_t{1};
+  };
+  for (const OutMessage& m : sends) {
+    MESHLM_CHECK(m.peer >= 0 && m.peer < size() && m.peer != rank_, "bad peer {}", m.peer);
+    const size_t r = slices(m.peer, m.bytes);
+    for (size_t k = 0; k < r; ++k) {
+      const size_t b = m.bytes * k / r, e = m.bytes * (k + 1) / r;
+      FrameHeader h = base;
+      h.msg_bytes = e - b;
+      st.push_back({&conns_[m.peer][k], EncodeFrame(h), static_cast<const uint8_t*>(m.data) + b,
+                    e - b, 0, h});
+    }
+  }
+  for (const InMessage& m : recvs) {
+    MESHLM_CHECK(m.peer >= 0 && m.peer < size() && m.peer != rank_, "bad peer {}", m.peer);
+    const size_t r = slices(m.peer, m.bytes);
+    for (size_t k = 0; k < r; ++k) {
+      const size_t b = m.bytes * k / r, e = m.bytes * (k + 1) / r;
+      FrameHeader h = base;
+      h.msg_bytes = e - b;
+      rt.push_back({&conns_[m.peer][k], h, {}, static_cast<uint8_t*>(m.data) + b, e - b});
+    }
+  }
+  const double deadline = NowSeconds() + options_.op_timeout_s;
+  std::vector<pollfd> pfds;
+  std::vector<TcpConn*> pconns;
+  for (;;) {
+    bool all_done = true;
+    for (SendTask& t : st) {
+      if (!t.finished()) {
+        if (Status s = ProgressSend(t); !s.ok()) return Fail(s);
+        all_done &= t.finished();
+      }
+    }
+    for (RecvTask& t : rt) {
+      if (!t.finished()) {
+        if (Status s = ProgressRecv(t); !s.ok()) return Fail(s);
+        all_done &= t.finished();
+      }
+    }
+    if (all_done) return OkStatus();
+    // Wait for any socket to move. Sockets this op does not use are watched for hang-ups
+    // only, so a dead bystander is noticed at once and a queued future frame costs nothing.
+    pfds.clear();
+    pconns.clear();
+    for (auto& rails : conns_) {
+      for (TcpConn& c : rails) {
+        if (c.eof) continue;
+        short ev = POLLRDHUP;
+        for (const SendTask& t : st) {
+          if (t.c == &c && !t.finished()) ev |= POLLOUT;
+        }
+        for (const RecvTask& t : rt) {
+          if (t.c == &c && !t.finished()) ev |= POLLIN;
+        }
+        pfds.push_back({c.fd.get(), ev, 0});
+        pconns.push_back(&c);
+      }
+    }
+    const int ms = PollMs(deadline);
+    const int rc = ms > 0 ? poll(pfds.data(), pfds.size(), ms) : 0;
+    if (rc < 0 && errno != EINTR) return Fail(Error("[tcp] poll: {}", std::strerror(errno)));
+    if (rc == 0) {
+      std::string waiting;
+      for (const RecvTask& t : rt) {
+        if (!t.finished()) waiting += fmt::format("{}{} ({} of {} B received)", waiting.empty() ? "" : ", ", PeerName(t.c->peer), t.done, kFrameHeaderBytes + t.len);
+      }
+      for (const SendTask& t : st) {
+        if (!t.finished()) waiting += fmt::format("{}{} (not reading; {} of {} B sent)", waiting.empty() ? "" : ", ", PeerName(t.c->peer), t.done, kFrameHeaderBytes + t.len);
+      }
+      return Fail(Error("[tcp] {}: {} timed out after {:.1f} s waiting for {}; is that process "
+                        "stopped, overloaded, or in a different op?", PeerName(rank_),
+                        DescribeCall(base), options_.op_timeout_s, waiting));
+    }
+    for (size_t i = 0; i < pfds.size(); ++i) {
+      const short re = pfds[i].revents;
+      if (re == 0 || (pfds[i].events & POLLIN)) continue;  // readers progress above
+      if (re & (POLLRDHUP | POLLHUP | POLLERR)) {
+        if (Status s = PeerHungUp(*pconns[i]); !s.ok()) return Fail(s);
+        if (pconns[i]->eof && (pfds[i].events & POLLOUT)) {
+          return Fail(Error("[tcp] {}: {} left the group while this rank sent it {}",
+                            PeerName(rank_), PeerName(pconns[i]->peer), DescribeCall(base)));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace meshlm::comm

@@ -1,0 +1,55 @@
+// TcpTransport: framed, deadline-bound transfers over an established mesh of sockets.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "comm/socket.h"
+#include "comm/transport.h"
+
+namespace meshlm::comm {
+
+/// One socket of the mesh: rail `rail` between this rank and `peer`.
+struct TcpConn {
+  Fd fd;
+  int peer = -1;
+  int rail = 0;
+  /// Bytes read ahead from the socket (after the peer hung up), consumed before the socket.
+  std::string pending;
+  size_t pending_off = 0;
+  /// The peer shut down its side; whatever it sent is in `pending`.
+  bool eof = false;
+};
+
+class TcpTransport final : public Transport {
+ public:
+  /// conns[p]: the rails to rank p (empty for p == rank). hosts[p]: p's host name.
+  TcpTransport(int rank, std::vector<std::string> hosts, std::vector<std::vector<TcpConn>> conns,
+               GroupOptions options);
+  /// Says goodbye to every peer and waits (briefly) for theirs, so no data is lost.
+  ~TcpTransport() override;
+
+  int rank() const override { return rank_; }
+  int size() const override { return static_cast<int>(hosts_.size()); }
+  std::string PeerName(int r) const override;
+  const GroupOptions& options() const override { return options_; }
+  Status Exchange(const FrameHeader& base, std::span<const OutMessage> sends,
+                  std::span<const InMessage> recvs) override;
+
+ private:
+  struct SendTask;
+  struct RecvTask;
+  Status ProgressSend(SendTask& t);
+  Status ProgressRecv(RecvTask& t);
+  Status ReadAbortMessage(RecvTask& t, const FrameHeader& h);
+  Status PeerHungUp(TcpConn& c);
+  Status Fail(Status st);
+
+  int rank_;
+  std::vector<std::string> hosts_;
+  std::vector<std::vector<TcpConn>> conns_;
+  GroupOptions options_;
+  Status broken_;
+};
+
+}  // namespace meshlm::comm
