@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   nlohmann-json3-dev libhwy-dev libcli11-dev libfmt-dev libspdlog-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libpcre2-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libpcre2-dev libicu-dev
   python3-numpy iproute2 procps
 )
 

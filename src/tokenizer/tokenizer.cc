@@ -1,0 +1,144 @@
+// Tokenizer: the encode pipeline (added tokens, normalizer, pre-tokenizer, BPE,
+// post-processor), decoding and the streaming decoder.
+#include "tokenizer/tokenizer.h"
+
+#include "tokenizer/added_tokens.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/pipeline.h"
+#include "tokenizer/unicode.h"
+
+namespace meshlm {
+
+Tokenizer::Tokenizer() = default;
+Tokenizer::~Tokenizer() = default;
+
+Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_special) const {
+  const size_t bad = tok::FindInvalidUtf8(text);
+  if (bad != std::string_view::npos) {
+    return Error("[tokenizer] input is not valid UTF-8 at byte {} of {}", bad, text.size());
+  }
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + 4);
+  std::vector<tok::Segment> segments;
+  raw_matcher_->Split(text, added_, &segments);
+  for (const tok::Segment& s : segments) {
+    if (s.token >= 0) {
+      ids.push_back(added_[s.token].id);
+    } else {
+      MESHLM_RETURN_IF_ERROR(EncodeSegment(text.substr(s.begin, s.end - s.begin), s.begin == 0, &ids));
+    }
+  }
+  if (add_special && post_processor_) post_processor_->Process(&ids);
+  return ids;
+}
+
+Status Tokenizer::EncodeSegment(std::string_view text, bool at_origin,
+                                std::vector<int32_t>* ids) const {
+  std::string normalized(text);
+  if (normalizer_) MESHLM_RETURN_IF_ERROR(normalizer_->Normalize(&normalized));
+  std::vector<tok::Segment> segments;
+  normalized_matcher_->Split(normalized, added_, &segments);
+  std::vector<tok::Piece> pieces;
+  for (const tok::Segment& s : segments) {
+    if (s.token >= 0) {
+      ids->push_back(added_[s.token].id);
+      continue;
+    }
+    pieces.clear();
+    pieces.push_back({normalized.substr(s.begin, s.end - s.begin), at_origin && s.begin == 0});
+    if (pre_tokenizer_) pre_tokenizer_->Split(&pieces);
+    for (const tok::Piece& p : pieces) model_->Tokenize(p.text, ids);
+  }
+  return OkStatus();
+}
+
+std::string Tokenizer::Decode(std::span<const int32_t> ids, bool skip_special) const {
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (const int32_t id : ids) {
+    if (id < 0 || static_cast<size_t>(id) >= vocab_size_) continue;
+    if (skip_special && IsSpecial(id)) continue;
+    tokens.push_back(IdToToken(id));
+  }
+  if (!decoder_) {
+    std::string out;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      if (i > 0) out += ' ';
+      out += tokens[i];
+    }
+    return out;
+  }
+  decoder_->DecodeChain(&tokens);
+  std::string out;
+  for (const std::string& t : tokens) out += t;
+  return out;
+}
+
+const std::string& Tokenizer::IdToToken(int32_t id) const {
+  if (id >= 0 && static_cast<size_t>(id) < added_index_.size() && added_index_[id] >= 0) {
+    return added_[added_index_[id]].content;
+  }
+  return model_->IdToToken(id);
+}
+
+int32_t Tokenizer::TokenToId(std::string_view token) const {
+  for (const tok::AddedToken& a : added_) {
+    if (a.content == token) return a.id;
+  }
+  return model_->TokenToId(token);
+}
+
+bool Tokenizer::IsSpecial(int32_t id) const {
+  return id >= 0 && static_cast<size_t>(id) < added_index_.size() && added_index_[id] >= 0 &&
+         added_[added_index_[id]].special;
+}
+
+std::string Tokenizer::NamedChatTemplate(std::string_view name) const {
+  for (const auto& [n, t] : named_templates_) {
+    if (n == name) return t;
+  }
+  return "";
+}
+
+namespace {
+
+// A run of tokens that never completes a character (corrupt output) is released
+// after this many ids rather than held forever.
+constexpr size_t kMaxHeldIds = 16;
+
+bool EndsWithReplacement(const std::string& s) { return s.ends_with("\xEF\xBF\xBD"); }
+
+}  // namespace
+
+StreamDecoder::StreamDecoder(const Tokenizer& tokenizer, bool skip_special)
+    : tokenizer_(tokenizer), skip_special_(skip_special) {}
+
+std::string StreamDecoder::Push(int32_t id) {
+  ids_.push_back(id);
+  std::string text = tokenizer_.Decode(ids_, skip_special_);
+  // Decode turns a truncated character into U+FFFD: hold such a tail back.
+  if (EndsWithReplacement(text) && ids_.size() - context_ < kMaxHeldIds) return "";
+  std::string out;
+  if (text.size() > context_text_.size() && text.starts_with(context_text_)) {
+    out = text.substr(context_text_.size());
+  } else if (!text.starts_with(context_text_)) {
+    out = text.substr(std::min(text.size(), context_text_.size()));
+  }
+  // The ids just released become the context of the next ones, so that decoders that
+  // treat the first token specially (Metaspace, Strip) see a continuation.
+  ids_.erase(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(context_));
+  context_ = ids_.size();
+  context_text_ = tokenizer_.Decode(ids_, skip_special_);
+  return out;
+}
+
+std::string StreamDecoder::Flush() {
+  const std::string text = tokenizer_.Decode(ids_, skip_special_);
+  std::string out = text.size() > context_text_.size() ? text.substr(context_text_.size()) : "";
+  ids_.clear();
+  context_ = 0;
+  context_text_.clear();
+  return out;
+}
+
+}  // namespace meshlm

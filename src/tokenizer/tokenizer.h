@@ -1,0 +1,121 @@
+// Tokenizer: text to token ids and back, with the same ids as Hugging Face's tokenizers
+// library for the BPE models of tokenizer.json (byte-level as GPT-2/Llama 3/Qwen, and
+// SentencePiece-style with byte fallback as Mistral/Gemma).
+//
+// Goals: exact ids, fast encode (per-word cache, no quadratic work), streaming decode
+// for the server. Non-goals: Unigram and WordPiece models, pairs of sequences, offsets,
+// truncation and padding.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace meshlm {
+
+namespace tok {
+class BpeModel;
+class Normalizer;
+class PreTokenizer;
+class PostProcessor;
+class Decoder;
+class AddedTokenMatcher;
+struct AddedToken;
+}  // namespace tok
+
+class Tokenizer {
+ public:
+  /// Loads `dir`/tokenizer.json, plus tokenizer_config.json (chat template, bos/eos
+  /// tokens) and generation_config.json (extra eos ids) when present. Errors name the
+  /// file and the JSON field at fault.
+  static Result<std::unique_ptr<Tokenizer>> FromHfDir(const std::string& dir);
+  /// The same from file contents; `config_json` and `generation_json` may be empty.
+  /// `source` names the input in error messages.
+  static Result<std::unique_ptr<Tokenizer>> FromHfJson(std::string_view tokenizer_json,
+                                                       std::string_view config_json,
+                                                       std::string_view generation_json,
+                                                       const std::string& source);
+  ~Tokenizer();
+  Tokenizer(const Tokenizer&) = delete;
+  Tokenizer& operator=(const Tokenizer&) = delete;
+
+  /// Token ids of `text` (must be valid UTF-8). Special-token strings in the text are
+  /// always recognised. `add_special` runs the post-processor (e.g. prepends BOS), as
+  /// HF's encode(add_special_tokens=True). A rendered chat template already holds its
+  /// special tokens: encode it with add_special = false. Thread-safe.
+  Result<std::vector<int32_t>> Encode(std::string_view text, bool add_special) const;
+
+  /// Text of `ids`; ids out of range are skipped, invalid UTF-8 becomes U+FFFD.
+  /// `skip_special` drops special tokens. Thread-safe.
+  std::string Decode(std::span<const int32_t> ids, bool skip_special = false) const;
+
+  /// Token string of `id` as stored in the vocabulary ("Ġthe", "▁the", "<|im_end|>");
+  /// empty when out of range.
+  const std::string& IdToToken(int32_t id) const;
+  /// Id of a token string (added tokens included), or -1.
+  int32_t TokenToId(std::string_view token) const;
+  bool IsSpecial(int32_t id) const;
+  /// One past the largest id (model vocabulary and added tokens).
+  size_t vocab_size() const { return vocab_size_; }
+
+  /// Beginning-of-sequence token from tokenizer_config.json; id -1 / "" when absent.
+  int32_t bos_id() const { return bos_id_; }
+  const std::string& bos_token() const { return bos_token_; }
+  /// End-of-sequence token from tokenizer_config.json; id -1 / "" when absent.
+  int32_t eos_id() const { return eos_id_; }
+  const std::string& eos_token() const { return eos_token_; }
+  /// Every id that ends generation: eos_id plus generation_config.json's eos_token_id.
+  const std::vector<int32_t>& stop_ids() const { return stop_ids_; }
+  /// tokenizer_config.json's chat_template (the "default" one when it is a list);
+  /// empty when the model has none.
+  const std::string& chat_template() const { return chat_template_; }
+  /// A named template ("tool_use", ...) from a list-form chat_template, or "".
+  std::string NamedChatTemplate(std::string_view name) const;
+
+ private:
+  Tokenizer();
+  Status EncodeSegment(std::string_view text, bool at_origin, std::vector<int32_t>* ids) const;
+
+  std::unique_ptr<tok::BpeModel> model_;
+  std::unique_ptr<tok::Normalizer> normalizer_;
+  std::unique_ptr<tok::PreTokenizer> pre_tokenizer_;
+  std::unique_ptr<tok::PostProcessor> post_processor_;
+  std::unique_ptr<tok::Decoder> decoder_;
+  std::vector<tok::AddedToken> added_;
+  std::vector<int32_t> added_index_;  // per id: index into added_, or -1
+  std::unique_ptr<tok::AddedTokenMatcher> raw_matcher_, normalized_matcher_;
+  size_t vocab_size_ = 0;
+  int32_t bos_id_ = -1, eos_id_ = -1;
+  std::string bos_token_, eos_token_;
+  std::vector<int32_t> stop_ids_;
+  std::string chat_template_;
+  std::vector<std::pair<std::string, std::string>> named_templates_;
+
+  friend class TokenizerLoader;
+};
+
+/// Turns ids into text one at a time for streaming. Text is released only once it is
+/// complete UTF-8; a token that ends inside a multi-byte character is held back until
+/// the character is complete. Not thread-safe; one per sequence.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special = false);
+  /// Adds one id; returns the text that became final (often "", never partial UTF-8).
+  std::string Push(int32_t id);
+  /// Returns what is still held back (incomplete bytes become U+FFFD) and resets.
+  std::string Flush();
+
+ private:
+  const Tokenizer& tokenizer_;
+  bool skip_special_;
+  std::vector<int32_t> ids_;  // context ids followed by ids not yet released
+  size_t context_ = 0;        // how many leading ids_ were already released
+  std::string context_text_;  // Decode of the context ids
+};
+
+}  // namespace meshlm

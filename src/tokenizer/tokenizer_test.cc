@@ -1,0 +1,164 @@
+// Golden tests: ids from Hugging Face's tokenizers library (tools/golden_tokenizer.js)
+// for real vocabularies fetched from npm (tools/tokenizer_fetch_vocabs.sh).
+#include "tokenizer/tokenizer.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+#include "base/mapped_file.h"
+
+namespace meshlm {
+namespace {
+
+using nlohmann::json;
+
+std::string Env(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+std::string VocabDir(const std::string& name) {
+  const std::string build = Env("MESHLM_BUILD_DIR", ".");
+  return Env("MESHLM_TOKENIZER_VOCABS", build + "/tokenizer-vocabs") + "/" + name;
+}
+
+std::string SourceDir() { return Env("MESHLM_SOURCE_DIR", "."); }
+
+// Loading a vocabulary takes up to a second or two: share them across tests.
+const Tokenizer* Load(const std::string& name) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = cache[name];
+  if (!slot) {
+    auto t = Tokenizer::FromHfDir(VocabDir(name));
+    EXPECT_TRUE(t.ok()) << t.status().message()
+                        << "\n(fetch the vocabularies with tools/tokenizer_fetch_vocabs.sh "
+                           "$MESHLM_BUILD_DIR/tokenizer-vocabs, or run through ctest)";
+    if (!t.ok()) return nullptr;
+    slot = std::move(t).value();
+  }
+  return slot.get();
+}
+
+json LoadGolden(const std::string& name) {
+  auto text = ReadFileToString(SourceDir() + "/tests/data/tokenizer/" + name + ".json");
+  EXPECT_TRUE(text.ok()) << text.status().message();
+  return text.ok() ? json::parse(*text) : json();
+}
+
+std::string Show(const std::string& s) { return json(s).dump(); }
+
+class GoldenTest : public testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenTest, EncodeMatchesHuggingFace) {
+  const Tokenizer* t = Load(GetParam());
+  ASSERT_NE(t, nullptr);
+  const json golden = LoadGolden(GetParam());
+  ASSERT_TRUE(golden.contains("cases"));
+  for (const json& c : golden["cases"]) {
+    const std::string text = c["text"];
+    auto plain = t->Encode(text, false);
+    ASSERT_TRUE(plain.ok()) << plain.status().message();
+    EXPECT_EQ(*plain, c["ids"].get<std::vector<int32_t>>()) << "text " << Show(text);
+    auto special = t->Encode(text, true);
+    ASSERT_TRUE(special.ok()) << special.status().message();
+    EXPECT_EQ(*special, c["ids_special"].get<std::vector<int32_t>>()) << "text " << Show(text);
+  }
+}
+
+TEST_P(GoldenTest, DecodeMatchesHuggingFace) {
+  const Tokenizer* t = Load(GetParam());
+  ASSERT_NE(t, nullptr);
+  const json golden = LoadGolden(GetParam());
+  for (const json& c : golden["cases"]) {
+    const auto ids = c["ids"].get<std::vector<int32_t>>();
+    EXPECT_EQ(Show(t->Decode(ids)), Show(c["decoded"])) << "text " << Show(c["text"]);
+    const auto ids_special = c["ids_special"].get<std::vector<int32_t>>();
+    EXPECT_EQ(Show(t->Decode(ids_special, true)), Show(c["decoded_skip"]))
+        << "text " << Show(c["text"]);
+  }
+}
+
+TEST_P(GoldenTest, StreamingEqualsWholeDecode) {
+  const Tokenizer* t = Load(GetParam());
+  ASSERT_NE(t, nullptr);
+  const json golden = LoadGolden(GetParam());
+  for (const json& c : golden["cases"]) {
+    const auto ids = c["ids"].get<std::vector<int32_t>>();
+    StreamDecoder stream(*t);
+    std::string streamed;
+    for (const int32_t id : ids) {
+      const std::string piece = stream.Push(id);
+      // Every released piece is complete UTF-8 on its own.
+      EXPECT_EQ(piece.find("\xEF\xBF\xBD"), std::string::npos) << "text " << Show(c["text"]);
+      streamed += piece;
+    }
+    streamed += stream.Flush();
+    EXPECT_EQ(Show(streamed), Show(t->Decode(ids))) << "text " << Show(c["text"]);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Vocabularies, GoldenTest,
+                         testing::Values("qwen3", "qwen2_5", "llama3", "llama3_1", "llama3_2",
+                                         "mistral_nemo", "llama2", "gemma3", "gpt2",
+                                         "deepseek_v3"),
+                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+
+TEST(TokenizerTest, SpecialTokensAndConfig) {
+  const Tokenizer* t = Load("qwen3");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->TokenToId("<|im_end|>"), 151645);
+  EXPECT_EQ(t->eos_token(), "<|im_end|>");
+  EXPECT_EQ(t->eos_id(), 151645);
+  EXPECT_EQ(t->bos_id(), -1);
+  EXPECT_TRUE(t->IsSpecial(151645));
+  EXPECT_FALSE(t->IsSpecial(100));
+  EXPECT_NE(t->chat_template().find("<|im_start|>"), std::string::npos);
+  const Tokenizer* l = Load("llama3_2");
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->bos_id(), 128000);
+  EXPECT_EQ(l->eos_id(), 128009);
+}
+
+TEST(TokenizerTest, InvalidUtf8InputIsAnError) {
+  const Tokenizer* t = Load("gpt2");
+  ASSERT_NE(t, nullptr);
+  auto r = t->Encode("ab\xC3(", false);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("byte 2"), std::string::npos) << r.status().message();
+}
+
+TEST(TokenizerTest, StreamHoldsBackSplitCharacters) {
+  const Tokenizer* t = Load("gpt2");
+  ASSERT_NE(t, nullptr);
+  // "🦙" has no single GPT-2 token: its four bytes arrive over several tokens.
+  auto ids = t->Encode("a🦙b", false);
+  ASSERT_TRUE(ids.ok());
+  ASSERT_GT(ids->size(), 3u);
+  StreamDecoder stream(*t);
+  std::vector<std::string> pieces;
+  for (const int32_t id : *ids) pieces.push_back(stream.Push(id));
+  EXPECT_EQ(pieces.front(), "a");
+  std::string all;
+  for (const auto& p : pieces) all += p;
+  EXPECT_EQ(all, "a🦙b");
+  // Before the last byte of the emoji arrived, nothing of it was released.
+  EXPECT_EQ(pieces[pieces.size() - 2], "🦙");
+}
+
+TEST(TokenizerTest, LongRunsAreNotQuadratic) {
+  const Tokenizer* t = Load("gemma3");  // no pre-tokenizer split: one long word
+  ASSERT_NE(t, nullptr);
+  const std::string text(200000, ' ');
+  auto ids = t->Encode(text + "x" + std::string(200000, '7'), false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_GT(ids->size(), 10u);
+}
+
+}  // namespace
+}  // namespace meshlm

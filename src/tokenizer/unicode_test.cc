@@ -1,0 +1,119 @@
+// Unit tests of the UTF-8 helpers, the regex wrapper and malformed tokenizer files.
+#include <gtest/gtest.h>
+
+#include "tokenizer/regex.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
+
+namespace meshlm::tok {
+namespace {
+
+TEST(Utf8Test, LossyReplacesMaximalSubparts) {
+  std::string out;
+  // Rust's from_utf8_lossy: "\xF0\x9F\x98" (truncated 4-byte) is one U+FFFD; "\xFF" one.
+  AppendUtf8Lossy("a\xF0\x9F\x98" "b\xFF" "c\xED\xA0\x80", &out);
+  EXPECT_EQ(out, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+TEST(Utf8Test, FindsInvalidAndIncomplete) {
+  EXPECT_EQ(FindInvalidUtf8("héllo"), std::string_view::npos);
+  EXPECT_EQ(FindInvalidUtf8("h\xC3"), 1u);
+  EXPECT_EQ(FindInvalidUtf8("\xC0\x80"), 0u);  // overlong
+  EXPECT_EQ(IncompleteUtf8Tail("ab\xF0\x9F"), 2u);
+  EXPECT_EQ(IncompleteUtf8Tail("ab\xF0\x9F\xA6\x99"), 0u);
+  EXPECT_EQ(IncompleteUtf8Tail("ab"), 0u);
+}
+
+TEST(Utf8Test, ByteLevelAlphabetRoundTrips) {
+  for (int b = 0; b < 256; ++b) EXPECT_EQ(UnicodeToByte(ByteToUnicode(b)), b);
+  EXPECT_EQ(ByteToUnicode(' '), U'Ġ');
+  EXPECT_EQ(ByteToUnicode('\n'), U'Ċ');
+  EXPECT_EQ(ByteToUnicode('A'), U'A');
+}
+
+TEST(Utf8Test, NormalizationUsesIcu) {
+  auto nfc = Normalize("e\xCC\x81", NormalForm::kNfc);
+  ASSERT_TRUE(nfc.ok());
+  EXPECT_EQ(*nfc, "é");
+  auto nfkc = Normalize("ＡＢ①ﬁ", NormalForm::kNfkc);
+  ASSERT_TRUE(nfkc.ok());
+  EXPECT_EQ(*nfkc, "AB1fi");
+}
+
+TEST(RegexTest, UnicodeClassesAndLookahead) {
+  auto re = Regex::Compile(R"((?i:'s|'t)|\p{L}+|\p{N}{1,3}|\s+(?!\S)|\s+)");
+  ASSERT_TRUE(re.ok()) << re.status().message();
+  std::vector<std::pair<size_t, size_t>> m;
+  const std::string text = "IT'S héllo 12345   x";
+  (*re)->FindAll(text, &m);
+  std::vector<std::string> parts;
+  for (auto [b, e] : m) parts.push_back(text.substr(b, e - b));
+  EXPECT_EQ(parts, (std::vector<std::string>{"IT", "'S", " ", "héllo", " ", "123", "45", "  ",
+                                             " ", "x"}));
+}
+
+TEST(RegexTest, NextLineIsWhitespaceAsInOniguruma) {
+  auto re = Regex::Compile(R"(\s+|[^\s]+)");
+  ASSERT_TRUE(re.ok());
+  std::vector<std::pair<size_t, size_t>> m;
+  (*re)->FindAll("a\xC2\x85" "b", &m);
+  EXPECT_EQ(m.size(), 3u);
+}
+
+TEST(RegexTest, BadPatternIsAnError) {
+  auto re = Regex::Compile("(unclosed");
+  ASSERT_FALSE(re.ok());
+  EXPECT_NE(re.status().message().find("(unclosed"), std::string::npos);
+}
+
+Status LoadError(const std::string& tokenizer_json) {
+  auto t = Tokenizer::FromHfJson(tokenizer_json, "", "", "test");
+  return t.ok() ? OkStatus() : t.status();
+}
+
+TEST(MalformedTest, ClearErrors) {
+  struct Case {
+    std::string json, expect;
+  };
+  const std::vector<Case> cases = {
+      {"", "not valid JSON"},
+      {"[1]", "JSON object"},
+      {"{}", "'model'"},
+      {R"({"model":{"type":"Unigram","vocab":[]}})", "Unigram"},
+      {R"({"model":{"type":"BPE","vocab":{"a":"x"}}})", "vocab['a']"},
+      {R"({"model":{"type":"BPE","vocab":{"a":0,"b":0}}})", "id 0 given to both"},
+      {R"({"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b c"]}})", "merges[0]"},
+      {R"({"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":["a b"]}})", "'ab' is not in"},
+      {R"({"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":[["a","z"]]}})", "'z'"},
+      {R"({"model":{"type":"BPE","vocab":{"a":0}},"normalizer":{"type":"Magic"}})", "Magic"},
+      {R"({"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Split",
+          "pattern":{"Regex":"(["},"behavior":"Isolated"}})", "does not compile"},
+      {R"({"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Split",
+          "pattern":{"Regex":"a"},"behavior":"Sideways"}})", "Sideways"},
+      {R"({"model":{"type":"BPE","vocab":{"a":0}},"decoder":{"type":"Sequence"}})", "decoders"},
+      {R"({"model":{"type":"BPE","vocab":{"a":0}},"added_tokens":[{"content":"x"}]})",
+       "added_tokens[0]"},
+      {R"({"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"ByteLevel",
+          "use_regex":"yes"}})", "malformed field"},
+      {R"({"model":{"type":"BPE","vocab":{"a":0},"unk_token":"<unk>"}})", "unk_token"},
+  };
+  for (const Case& c : cases) {
+    const Status s = LoadError(c.json);
+    ASSERT_FALSE(s.ok()) << c.json;
+    EXPECT_NE(s.message().find(c.expect), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("[tokenizer]"), std::string::npos) << s.message();
+  }
+}
+
+TEST(MalformedTest, MinimalTokenizerWorks) {
+  auto t = Tokenizer::FromHfJson(
+      R"({"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":[["a","b"]]}})", "", "",
+      "test");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  auto ids = (*t)->Encode("abab", false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(*ids, (std::vector<int32_t>{2, 2}));
+}
+
+}  // namespace
+}  // namespace meshlm::tok
