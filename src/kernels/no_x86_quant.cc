@@ -1,0 +1,14 @@
+// Stub of the x86 quantized-matmul path for other architectures, where
+// QuantVnniSupported() is false and the kernel is never called.
+#include "base/check.h"
+#include "kernels/quant_matmul_internal.h"
+
+namespace meshlm::kernels::x86 {
+
+bool QuantVnniSupported() { return false; }
+
+void QuantDotRowsVnni(const QuantWeight&, size_t, size_t, const QuantActs&, float*, size_t) {
+  MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");
+}
+
+}  // namespace meshlm::kernels::x86

@@ -1,0 +1,240 @@
+// Quantized matmul: activation quantization, the portable kernel, and the choice of path.
+#include "kernels/quant_matmul.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+
+#include "base/check.h"
+#include "kernels/kernels.h"
+#include "kernels/quant_matmul_internal.h"
+
+namespace meshlm::kernels {
+namespace {
+
+enum Path : int { kAuto = 0, kPortable = 1, kVnni = 2 };
+std::atomic<int> g_path{kAuto};
+
+bool UseVnni() {
+  const int p = g_path.load(std::memory_order_relaxed);
+  if (p == kPortable || !x86::QuantVnniSupported()) return false;
+  if (p == kVnni) return true;
+  // Follow a forced lower Highway target (tests of the portable code run the whole model
+  // that way): VNNI belongs to the AVX-512 level.
+  return CurrentTarget().rfind("AVX3", 0) == 0;
+}
+
+// A weight row unpacked for the portable kernel: integer quants v: [K] in the activation
+// order, a scale per 16 weights sc: [K/16] and a term per 32 weights mn: [K/32] that
+// multiplies Σ x of the block (the Q4_K min, the MLX bias).
+struct RowInts {
+  std::vector<int16_t> v;
+  std::vector<float> sc;
+  std::vector<float> mn;
+};
+
+void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
+  const size_t K = w.cols;
+  r->v.resize(K);
+  r->sc.resize(K / 16);
+  r->mn.assign(K / 32, 0.0f);
+  const uint8_t* row = w.data + n * w.row_stride;
+  int16_t* v = r->v.data();
+  float* sc = r->sc.data();
+  switch (w.type) {
+    case QuantType::kQ8_0:
+    case QuantType::kQ4_0:
+      for (size_t b = 0; b < K / 32; ++b) {
+        if (w.type == QuantType::kQ8_0) {
+          BlockQ8_0 blk;
+          std::memcpy(&blk, row + b * sizeof(blk), sizeof(blk));
+          for (int i = 0; i < 32; ++i) v[32 * b + i] = blk.qs[i];
+          sc[2 * b] = sc[2 * b + 1] = F16ToF32(blk.d);
+        } else {
+          BlockQ4_0 blk;
+          std::memcpy(&blk, row + b * sizeof(blk), sizeof(blk));
+          for (int i = 0; i < 16; ++i) {
+            v[32 * b + i] = (blk.qs[i] & 0xF) - 8;
+            v[32 * b + 16 + i] = (blk.qs[i] >> 4) - 8;
+          }
+          sc[2 * b] = sc[2 * b + 1] = F16ToF32(blk.d);
+        }
+      }
+      return;
+    case QuantType::kQ4_K:
+      for (size_t s = 0; s < K / 256; ++s) {
+        BlockQ4_K blk;
+        std::memcpy(&blk, row + s * sizeof(blk), sizeof(blk));
+        const float d = F16ToF32(blk.d), dmin = F16ToF32(blk.dmin);
+        for (int j = 0; j < 8; ++j) {
+          int scale, m;
+          Q4KScaleMin(blk.scales, j, &scale, &m);
+          const int shift = 4 * (j % 2);
+          for (int i = 0; i < 32; ++i) {
+            v[256 * s + 32 * j + i] = (blk.qs[32 * (j / 2) + i] >> shift) & 0xF;
+          }
+          sc[16 * s + 2 * j] = sc[16 * s + 2 * j + 1] = d * scale;
+          r->mn[8 * s + j] = -dmin * m;
+        }
+      }
+      return;
+    case QuantType::kQ6_K:
+      for (size_t s = 0; s < K / 256; ++s) {
+        BlockQ6_K blk;
+        std::memcpy(&blk, row + s * sizeof(blk), sizeof(blk));
+        const float d = F16ToF32(blk.d);
+        for (int h = 0; h < 2; ++h) {
+          const uint8_t* ql = blk.ql + 64 * h;
+          const uint8_t* qh = blk.qh + 32 * h;
+          int16_t* out = v + 256 * s + 128 * h;
+          for (int l = 0; l < 32; ++l) {
+            out[l] = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32;
+            out[l + 32] = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            out[l + 64] = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            out[l + 96] = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+          }
+        }
+        for (int j = 0; j < 16; ++j) sc[16 * s + j] = d * blk.scales[j];
+      }
+      return;
+    case QuantType::kMlx4:
+    case QuantType::kMlx8: {
+      const size_t g0 = n * w.scale_stride;
+      for (size_t b = 0; b < K / 32; ++b) {
+        const uint8_t* p = row + b * (w.type == QuantType::kMlx4 ? 16 : 32);
+        if (w.type == QuantType::kMlx4) {
+          for (int j = 0; j < 16; ++j) {
+            v[32 * b + j] = p[j] & 0xF;  // element 2j
+            v[32 * b + 16 + j] = p[j] >> 4;  // element 2j + 1
+          }
+        } else {
+          for (int i = 0; i < 32; ++i) v[32 * b + i] = p[i];
+        }
+        const size_t g = g0 + b * 32 / w.group_size;
+        sc[2 * b] = sc[2 * b + 1] = LoadScale(w.scales, w.scale_dtype, g);
+        r->mn[b] = LoadScale(w.biases, w.scale_dtype, g);
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+int ActOffset(QuantType t) {
+  switch (t) {
+    case QuantType::kQ8_0: return 128;
+    case QuantType::kQ4_0: return 8;
+    case QuantType::kQ6_K: return 32;
+    default: return 0;
+  }
+}
+
+void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a) {
+  MESHLM_CHECK(K % kActBlock == 0, "K {} not a multiple of {}", K, kActBlock);
+  const size_t nb = K / kActBlock;
+  a->T = T;
+  a->K = K;
+  a->nb = nb;
+  a->q.resize(T * K);
+  a->d.resize(T * nb);
+  a->sum.resize(T * nb);
+  a->corr.resize(T * nb * 8);
+  const int offset = ActOffset(t);
+  const bool evens_first = t == QuantType::kMlx4;
+  for (size_t i = 0; i < T * nb; ++i) {
+    const float* xb = x + i * kActBlock;
+    float amax = 0, sum = 0;
+    for (size_t k = 0; k < kActBlock; ++k) {
+      amax = std::max(amax, std::fabs(xb[k]));
+      sum += xb[k];
+    }
+    // The same expressions as the x86 path, so both produce equal bytes.
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    a->d[i] = amax / 127.0f;
+    a->sum[i] = sum;
+    int8_t* q = a->q.data() + i * kActBlock;
+    for (size_t k = 0; k < kActBlock; ++k) {
+      const size_t pos = evens_first ? (k % 2) * 16 + k / 2 : k;
+      q[pos] = static_cast<int8_t>(std::nearbyint(xb[k] * inv));
+    }
+    for (size_t l = 0; l < 8; ++l) {
+      a->corr[i * 8 + l] = -offset * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+    }
+  }
+}
+
+void QuantDotRowsPortable(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,
+                          float* y, size_t ldy) {
+  RowInts r;
+  const size_t K = w.cols, nb = K / 32;
+  for (size_t n = n0; n < n1; ++n) {
+    UnpackRow(w, n, &r);
+    for (size_t t = 0; t < a.T; ++t) {
+      const int8_t* q = a.q.data() + t * K;
+      float acc = 0;
+      for (size_t b = 0; b < nb; ++b) {
+        int32_t s0 = 0, s1 = 0;
+        for (int i = 0; i < 16; ++i) s0 += r.v[32 * b + i] * q[32 * b + i];
+        for (int i = 16; i < 32; ++i) s1 += r.v[32 * b + i] * q[32 * b + i];
+        acc += a.d[t * nb + b] * (r.sc[2 * b] * s0 + r.sc[2 * b + 1] * s1) +
+               r.mn[b] * a.sum[t * nb + b];
+      }
+      y[t * ldy + n] = acc;
+    }
+  }
+}
+
+void QuantMatMul(const float* x, size_t T, const QuantWeight& w, const float* bias, float* y,
+                 ThreadPool& pool) {
+  MESHLM_CHECK(w.cols % kActBlock == 0, "[quant_matmul] K {} not a multiple of 32", w.cols);
+  if (T == 0 || w.rows == 0) return;
+  // The workers must see this thread's buffer: a thread_local named inside the lambda
+  // would be each worker's own.
+  thread_local QuantActs scratch;
+  const QuantActs& acts = scratch;
+  QuantizeActs(x, T, w.cols, w.type, &scratch);
+  const bool vnni = UseVnni();
+  const size_t N = w.rows;
+  pool.ParallelFor(N, 4, [&](size_t begin, size_t end, size_t) {
+    if (vnni) {
+      x86::QuantDotRowsVnni(w, begin, end, acts, y, N);
+    } else {
+      QuantDotRowsPortable(w, begin, end, acts, y, N);
+    }
+  });
+  if (bias != nullptr) {
+    for (size_t t = 0; t < T; ++t) AddInPlace(y + t * N, bias, N);
+  }
+}
+
+void QuantEmbeddingLookup(const QuantWeight& table, const int32_t* ids, size_t T, float* out) {
+  for (size_t t = 0; t < T; ++t) {
+    DequantizeRow(table, static_cast<size_t>(ids[t]), out + t * table.cols);
+  }
+}
+
+std::vector<std::string> QuantPaths() {
+  std::vector<std::string> paths;
+  if (x86::QuantVnniSupported()) paths.emplace_back("avx512vnni");
+  paths.emplace_back("portable");
+  return paths;
+}
+
+bool SetQuantPath(const std::string& name) {
+  if (name.empty()) {
+    g_path.store(kAuto);
+  } else if (name == "portable") {
+    g_path.store(kPortable);
+  } else if (name == "avx512vnni" && x86::QuantVnniSupported()) {
+    g_path.store(kVnni);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string CurrentQuantPath() { return UseVnni() ? "avx512vnni" : "portable"; }
+
+}  // namespace meshlm::kernels

@@ -1,0 +1,191 @@
+// QuantMatMul on every compiled path and weight type against dequantize-then-f64 matmul.
+#include "kernels/quant_matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/kernels.h"
+
+namespace meshlm::kernels {
+namespace {
+
+struct QuantMatrix {
+  std::vector<uint8_t> bytes;
+  std::vector<uint16_t> scales, biases;  // MLX, f16 or bf16 bits
+  std::vector<float> scales32, biases32;  // MLX f32
+  QuantWeight w;
+  std::vector<float> deq;  // [rows, cols] the dequantized values
+};
+
+// A random rows × cols matrix of type t; GGUF rows padded to `pad_blocks` extra blocks so
+// that row_stride > row bytes.
+QuantMatrix MakeMatrix(std::mt19937& rng, QuantType t, size_t rows, size_t cols, size_t gs,
+                       DType scale_dtype, size_t pad_blocks) {
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> x(rows * cols);
+  for (float& f : x) f = dist(rng);
+  QuantMatrix m;
+  m.w.type = t;
+  m.w.rows = rows;
+  m.w.cols = cols;
+  if (!IsMlx(t)) {
+    m.w.row_stride = QuantRowBytes(t, cols) + pad_blocks * QuantBlockBytes(t);
+    m.bytes.assign(rows * m.w.row_stride, 0xEE);
+    for (size_t r = 0; r < rows; ++r) {
+      QuantizeRowGguf(t, x.data() + r * cols, cols, m.bytes.data() + r * m.w.row_stride);
+    }
+  } else {
+    const int bits = MlxBits(t);
+    m.w.row_stride = cols * bits / 8;
+    m.bytes.resize(rows * m.w.row_stride);
+    m.scales32.resize(rows * cols / gs);
+    m.biases32.resize(rows * cols / gs);
+    for (size_t r = 0; r < rows; ++r) {
+      QuantizeRowMlx(bits, gs, x.data() + r * cols, cols,
+                     reinterpret_cast<uint32_t*>(m.bytes.data() + r * m.w.row_stride),
+                     m.scales32.data() + r * cols / gs, m.biases32.data() + r * cols / gs);
+    }
+    m.w.group_size = gs;
+    m.w.scale_stride = cols / gs;
+    m.w.scale_dtype = scale_dtype;
+    if (scale_dtype == DType::kF32) {
+      m.w.scales = m.scales32.data();
+      m.w.biases = m.biases32.data();
+    } else {
+      for (size_t i = 0; i < m.scales32.size(); ++i) {
+        const bool h = scale_dtype == DType::kF16;
+        m.scales.push_back(h ? F32ToF16(m.scales32[i]) : F32ToBF16(m.scales32[i]));
+        m.biases.push_back(h ? F32ToF16(m.biases32[i]) : F32ToBF16(m.biases32[i]));
+      }
+      m.w.scales = m.scales.data();
+      m.w.biases = m.biases.data();
+    }
+  }
+  m.w.data = m.bytes.data();
+  EXPECT_TRUE(ValidateQuantWeight(m.w, "test").ok());
+  m.deq.resize(rows * cols);
+  for (size_t r = 0; r < rows; ++r) DequantizeRow(m.w, r, m.deq.data() + r * cols);
+  return m;
+}
+
+struct Case {
+  QuantType type;
+  size_t T, N, K, gs;
+  DType scale_dtype;
+};
+
+// The result may differ from Σ x·w only by the int8 rounding of x: at most half a step
+// (max|x| of the block / 254) per element, times |w|, plus f32 rounding.
+void Check(const Case& c, ThreadPool& pool, std::mt19937& rng, std::vector<float>* out) {
+  SCOPED_TRACE(::testing::Message() << QuantTypeName(c.type) << " T=" << c.T << " N=" << c.N
+                                    << " K=" << c.K << " gs=" << c.gs << " path "
+                                    << CurrentQuantPath() << " threads " << pool.num_threads());
+  const QuantMatrix m = MakeMatrix(rng, c.type, c.N, c.K, c.gs, c.scale_dtype, c.T % 2);
+  std::uniform_real_distribution<float> ud(-2.0f, 2.0f);
+  std::vector<float> x(c.T * c.K), bias(c.N);
+  for (float& f : x) f = ud(rng);
+  for (float& f : bias) f = ud(rng);
+  std::vector<float> y(c.T * c.N, std::nanf(""));
+  const bool with_bias = c.N % 2 == 1;
+  QuantMatMul(x.data(), c.T, m.w, with_bias ? bias.data() : nullptr, y.data(), pool);
+  int bad = 0;
+  for (size_t t = 0; t < c.T; ++t) {
+    for (size_t n = 0; n < c.N; ++n) {
+      double ref = with_bias ? bias[n] : 0.0, bound = 0, mag = std::fabs(ref);
+      for (size_t k0 = 0; k0 < c.K; k0 += 32) {
+        double amax = 0;
+        for (size_t k = k0; k < k0 + 32; ++k) amax = std::max(amax, std::fabs(double(x[t * c.K + k])));
+        for (size_t k = k0; k < k0 + 32; ++k) {
+          const double wv = m.deq[n * c.K + k];
+          ref += wv * x[t * c.K + k];
+          mag += std::fabs(wv * x[t * c.K + k]);
+          bound += std::fabs(wv) * amax / 254.0;
+        }
+      }
+      const double tol = bound * 1.001 + 1e-5 * mag;
+      const float got = y[t * c.N + n];
+      if (!(std::fabs(got - ref) <= tol) && ++bad <= 5) {
+        ADD_FAILURE() << "y[" << t << "," << n << "] = " << got << ", reference " << ref
+                      << ", tolerance " << tol;
+      }
+    }
+  }
+  *out = y;
+}
+
+std::vector<Case> Cases() {
+  std::vector<Case> cases;
+  for (size_t T : {1, 3, 4, 9}) {
+    for (size_t N : {1, 5, 12}) {
+      cases.push_back({QuantType::kQ8_0, T, N, 96, 0, DType::kF16});
+      cases.push_back({QuantType::kQ4_0, T, N, 160, 0, DType::kF16});
+      cases.push_back({QuantType::kQ4_K, T, N, 512, 0, DType::kF16});
+      cases.push_back({QuantType::kQ6_K, T, N, 768, 0, DType::kF16});
+      for (size_t gs : {32, 64, 128}) {
+        cases.push_back({QuantType::kMlx4, T, N, 256, gs, T == 3 ? DType::kF32 : DType::kBF16});
+        cases.push_back({QuantType::kMlx8, T, N, 384, gs, T == 1 ? DType::kF16 : DType::kBF16});
+      }
+    }
+  }
+  return cases;
+}
+
+TEST(QuantMatMul, EveryPathAndTypeMatchesDequantizedReference) {
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  for (size_t threads : {1, 2}) {
+    ThreadPool pool(threads);
+    const std::vector<Case> cases = Cases();
+    std::vector<std::vector<float>> first(cases.size());
+    for (const std::string& path : QuantPaths()) {
+      ASSERT_TRUE(SetQuantPath(path));
+      ASSERT_EQ(CurrentQuantPath(), path);
+      std::mt19937 rng(seed);  // the same data on every path
+      for (size_t i = 0; i < cases.size(); ++i) {
+        std::vector<float> y;
+        Check(cases[i], pool, rng, &y);
+        if (first[i].empty()) {
+          first[i] = y;
+          continue;
+        }
+        // Paths share the activation quantization and sum integers exactly; only the
+        // order of f32 sums differs.
+        for (size_t j = 0; j < y.size(); ++j) {
+          ASSERT_NEAR(y[j], first[i][j], 1e-4 * (1 + std::fabs(first[i][j])))
+              << QuantTypeName(cases[i].type) << " path " << path << " element " << j;
+        }
+      }
+    }
+    SetQuantPath("");
+  }
+}
+
+TEST(QuantMatMul, PathsListedAndSelectable) {
+  const auto paths = QuantPaths();
+  ASSERT_FALSE(paths.empty());
+  EXPECT_EQ(paths.back(), "portable");
+  EXPECT_FALSE(SetQuantPath("no-such-path"));
+  EXPECT_TRUE(SetQuantPath(""));
+}
+
+TEST(QuantEmbeddingLookup, RowsEqualDequantizedRows) {
+  std::mt19937 rng(std::random_device{}());
+  for (QuantType t : {QuantType::kQ8_0, QuantType::kQ4_K, QuantType::kQ6_K, QuantType::kMlx4}) {
+    const QuantMatrix m = MakeMatrix(rng, t, 17, 256, 64, DType::kBF16, 0);
+    const std::vector<int32_t> ids = {16, 0, 3, 3, 9};
+    std::vector<float> out(ids.size() * 256);
+    QuantEmbeddingLookup(m.w, ids.data(), ids.size(), out.data());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      for (size_t k = 0; k < 256; ++k) {
+        ASSERT_EQ(out[i * 256 + k], m.deq[ids[i] * 256 + k]) << QuantTypeName(t);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace meshlm::kernels

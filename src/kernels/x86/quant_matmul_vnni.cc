@@ -1,0 +1,253 @@
+// Quantized matmul with AVX512-VNNI (vpdpbusd on 256-bit vectors): Q8_0, Q4_0, Q4_K,
+// Q6_K and MLX 4/8-bit weights against int8 activation blocks. Only this file uses the
+// instructions; everything in it is compiled for that level by the pragma below and is
+// called only after QuantVnniSupported().
+//
+// vpdpbusd multiplies unsigned bytes by signed bytes, so every weight type is read as
+// unsigned quants u with a zero point (Q8_0 as q ^ 0x80, the 4- and 6-bit nibbles as
+// stored) and the activations are the signed side. Starting each dot product from the
+// activation block's `corr` removes the zero point exactly (see QuantActs). One 32-weight
+// block is one ymm: an int32 dot per 4 weights, converted once and scaled by
+// d_w · d_x. A register tile of kTileN weight rows × up to 4 tokens reuses each unpacked
+// weight vector for every token (prefill) and each activation vector for every row.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/quant_matmul_internal.h"
+
+namespace meshlm::kernels::x86 {
+
+bool QuantVnniSupported() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") &&
+                         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") &&
+                         __builtin_cpu_supports("fma");
+  return ok;
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,f16c,fma,avx2")
+
+namespace {
+
+constexpr size_t kTileN = 4;
+constexpr size_t kMaxTileT = 4;
+
+inline float HalfToFloat(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+inline __m256i Nibbles16(const uint8_t* p) {
+  // 16 bytes → 32 quants: low nibbles in bytes 0..15, high nibbles in 16..31.
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m = _mm_set1_epi8(0x0F);
+  const __m128i lo = _mm_and_si128(x, m);
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), m);
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+// Each decoder reads one weight row in steps of a super-block (kSub blocks of 32), and
+// gives per block: the unsigned quants, the per-lane weight scale and the term that
+// multiplies Σ x of the block.
+struct DecQ8_0 {
+  static constexpr size_t kSub = 1;
+  static constexpr bool kHasMin = false;
+  const uint8_t* p;
+  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+    p = w.data + n * w.row_stride + s * sizeof(BlockQ8_0);
+  }
+  __m256i Quants(size_t) const {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+    return _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80)));
+  }
+  __m256 Scale(size_t) const { return _mm256_set1_ps(HalfToFloat(p)); }
+  float Min(size_t) const { return 0; }
+};
+
+struct DecQ4_0 {
+  static constexpr size_t kSub = 1;
+  static constexpr bool kHasMin = false;
+  const uint8_t* p;
+  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+    p = w.data + n * w.row_stride + s * sizeof(BlockQ4_0);
+  }
+  __m256i Quants(size_t) const { return Nibbles16(p + 2); }
+  __m256 Scale(size_t) const { return _mm256_set1_ps(HalfToFloat(p)); }
+  float Min(size_t) const { return 0; }
+};
+
+struct DecQ4_K {
+  static constexpr size_t kSub = 8;
+  static constexpr bool kHasMin = true;
+  const uint8_t* qs;
+  float sc[8], mn[8];
+  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+    const uint8_t* p = w.data + n * w.row_stride + s * sizeof(BlockQ4_K);
+    const float d = HalfToFloat(p), dmin = HalfToFloat(p + 2);
+    for (int j = 0; j < 8; ++j) {
+      int scale, m;
+      Q4KScaleMin(p + 4, j, &scale, &m);
+      sc[j] = d * scale;
+      mn[j] = -dmin * m;
+    }
+    qs = p + 16;
+  }
+  __m256i Quants(size_t j) const {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (j / 2)));
+    const __m256i s = (j % 2) ? _mm256_srli_epi16(x, 4) : x;
+    return _mm256_and_si256(s, _mm256_set1_epi8(0x0F));
+  }
+  __m256 Scale(size_t j) const { return _mm256_set1_ps(sc[j]); }
+  float Min(size_t j) const { return mn[j]; }
+};
+
+struct DecQ6_K {
+  static constexpr size_t kSub = 8;
+  static constexpr bool kHasMin = false;
+  const uint8_t* p;
+  float d;
+  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+    p = w.data + n * w.row_stride + s * sizeof(BlockQ6_K);
+    d = HalfToFloat(p + offsetof(BlockQ6_K, d));
+  }
+  __m256i Quants(size_t j) const {
+    // Block j of 32 is part k = j % 4 of half j / 4 (see BlockQ6_K).
+    const size_t h = j / 4, k = j % 4;
+    const __m256i ql = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(p + 64 * h + 32 * (k % 2)));
+    const __m256i qh = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(p + offsetof(BlockQ6_K, qh) + 32 * h));
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+    const __m256i lo = k < 2 ? _mm256_and_si256(ql, m4)
+                             : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+    __m256i hi;
+    switch (k) {
+      case 0: hi = _mm256_slli_epi16(qh, 4); break;
+      case 1: hi = _mm256_slli_epi16(qh, 2); break;
+      case 2: hi = qh; break;
+      default: hi = _mm256_srli_epi16(qh, 2); break;
+    }
+    return _mm256_or_si256(lo, _mm256_and_si256(hi, m2));
+  }
+  __m256 Scale(size_t j) const {
+    const int8_t* sc = reinterpret_cast<const int8_t*>(p + offsetof(BlockQ6_K, scales));
+    return _mm256_set_m128(_mm_set1_ps(d * sc[2 * j + 1]), _mm_set1_ps(d * sc[2 * j]));
+  }
+  float Min(size_t) const { return 0; }
+};
+
+template <int kBits>
+struct DecMlx {
+  static constexpr size_t kSub = 1;
+  static constexpr bool kHasMin = true;
+  const uint8_t* p;
+  float scale, bias;
+  void Prepare(const QuantWeight& w, size_t n, size_t b) {
+    p = w.data + n * w.row_stride + b * 4 * kBits;
+    const size_t g = n * w.scale_stride + b * 32 / w.group_size;
+    scale = LoadScale(w.scales, w.scale_dtype, g);
+    bias = LoadScale(w.biases, w.scale_dtype, g);
+  }
+  __m256i Quants(size_t) const {
+    // 4-bit: even elements in the low nibbles; the activations are stored evens first.
+    if constexpr (kBits == 4) return Nibbles16(p);
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+  __m256 Scale(size_t) const { return _mm256_set1_ps(scale); }
+  float Min(size_t) const { return bias; }
+};
+
+inline float HorizontalSum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 h = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+
+// y[(t0 + t) * ldy + n0 + r] for r < NR, t < TR: rows n0.. of w against tokens t0.. of a.
+template <class Dec, size_t NR, size_t TR>
+void Tile(const QuantWeight& w, size_t n0, const QuantActs& a, size_t t0, float* y,
+          size_t ldy) {
+  const size_t K = a.K, nb = a.nb;
+  __m256 acc[NR][TR];
+  float macc[NR][TR];
+  for (size_t r = 0; r < NR; ++r) {
+    for (size_t t = 0; t < TR; ++t) {
+      acc[r][t] = _mm256_setzero_ps();
+      macc[r][t] = 0;
+    }
+  }
+  Dec dec[NR];
+  for (size_t s = 0; s < nb / Dec::kSub; ++s) {
+    for (size_t r = 0; r < NR; ++r) dec[r].Prepare(w, n0 + r, s);
+    for (size_t j = 0; j < Dec::kSub; ++j) {
+      const size_t b = s * Dec::kSub + j;
+      __m256i wq[NR];
+      __m256 ws[NR];
+      for (size_t r = 0; r < NR; ++r) {
+        wq[r] = dec[r].Quants(j);
+        ws[r] = dec[r].Scale(j);
+      }
+      for (size_t t = 0; t < TR; ++t) {
+        const size_t tb = (t0 + t) * nb + b;
+        const __m256i aq =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + (t0 + t) * K + 32 * b));
+        const __m256i corr =
+            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.corr.data() + 8 * tb));
+        const __m256 da = _mm256_set1_ps(a.d[tb]);
+        for (size_t r = 0; r < NR; ++r) {
+          const __m256i dot = _mm256_dpbusd_epi32(corr, wq[r], aq);
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(ws[r], da), acc[r][t]);
+          if constexpr (Dec::kHasMin) macc[r][t] += dec[r].Min(j) * a.sum[tb];
+        }
+      }
+    }
+  }
+  for (size_t r = 0; r < NR; ++r) {
+    for (size_t t = 0; t < TR; ++t) {
+      y[(t0 + t) * ldy + n0 + r] = HorizontalSum(acc[r][t]) + macc[r][t];
+    }
+  }
+}
+
+template <class Dec, size_t NR>
+void Rows(const QuantWeight& w, size_t n0, const QuantActs& a, float* y, size_t ldy) {
+  size_t t = 0;
+  for (; t + kMaxTileT <= a.T; t += kMaxTileT) Tile<Dec, NR, kMaxTileT>(w, n0, a, t, y, ldy);
+  switch (a.T - t) {
+    case 3: Tile<Dec, NR, 3>(w, n0, a, t, y, ldy); break;
+    case 2: Tile<Dec, NR, 2>(w, n0, a, t, y, ldy); break;
+    case 1: Tile<Dec, NR, 1>(w, n0, a, t, y, ldy); break;
+    default: break;
+  }
+}
+
+template <class Dec>
+void DotRows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
+             size_t ldy) {
+  size_t n = n0;
+  for (; n + kTileN <= n1; n += kTileN) Rows<Dec, kTileN>(w, n, a, y, ldy);
+  for (; n < n1; ++n) Rows<Dec, 1>(w, n, a, y, ldy);
+}
+
+}  // namespace
+
+void QuantDotRowsVnni(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,
+                      float* y, size_t ldy) {
+  switch (w.type) {
+    case QuantType::kQ8_0: DotRows<DecQ8_0>(w, n0, n1, a, y, ldy); return;
+    case QuantType::kQ4_0: DotRows<DecQ4_0>(w, n0, n1, a, y, ldy); return;
+    case QuantType::kQ4_K: DotRows<DecQ4_K>(w, n0, n1, a, y, ldy); return;
+    case QuantType::kQ6_K: DotRows<DecQ6_K>(w, n0, n1, a, y, ldy); return;
+    case QuantType::kMlx4: DotRows<DecMlx<4>>(w, n0, n1, a, y, ldy); return;
+    case QuantType::kMlx8: DotRows<DecMlx<8>>(w, n0, n1, a, y, ldy); return;
+  }
+}
+
+#pragma GCC pop_options
+
+}  // namespace meshlm::kernels::x86

@@ -1,0 +1,138 @@
+// Quantized weight layouts (GGUF Q8_0, Q4_0, Q4_K, Q6_K; MLX affine 4/8-bit) and their
+// reference quantizers and dequantizers.
+//
+// Goals: one place that states each block layout exactly as it lies in the files, so that
+// loaders can view mmap'd bytes in place and kernels can read them without copies; scalar
+// reference code that tests compare the fast kernels with. Non-goals: speed (see
+// kernels/quant_matmul.h) and the search-based quantizers of other tools (ours are simple
+// round-to-nearest with min/max scales; they only make test data).
+//
+// A quantized matrix is stored as rows; a row of `cols` weights is cols / block_elems
+// blocks back to back (GGUF) or packed uint32 words plus per-group scales and biases in
+// separate tensors (MLX).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+#include "base/status.h"
+#include "tensor/dtype.h"
+
+namespace meshlm {
+
+enum class QuantType : uint8_t {
+  kQ8_0,   // 32 weights: f16 d, int8 q[32]; w = d * q
+  kQ4_0,   // 32 weights: f16 d, 16 bytes of nibbles; w = d * (q - 8)
+  kQ4_K,   // 256 weights in 8 sub-blocks of 32 with 6-bit scales and mins
+  kQ6_K,   // 256 weights in 16 sub-blocks of 16 with int8 scales
+  kMlx4,   // MLX affine, 4 bits: 8 weights per uint32, lowest bits first
+  kMlx8,   // MLX affine, 8 bits: 4 weights per uint32, lowest bits first
+};
+
+std::string_view QuantTypeName(QuantType t);
+/// Weights per block (GGUF) or per packed uint32 word (MLX).
+size_t QuantBlockElems(QuantType t);
+/// Bytes per block (GGUF) or per packed uint32 word (MLX: 4).
+size_t QuantBlockBytes(QuantType t);
+/// Bytes of a row of `cols` weights (the packed part only, for MLX); cols must be a
+/// multiple of QuantBlockElems(t).
+size_t QuantRowBytes(QuantType t, size_t cols);
+inline bool IsMlx(QuantType t) { return t == QuantType::kMlx4 || t == QuantType::kMlx8; }
+inline int MlxBits(QuantType t) { return t == QuantType::kMlx4 ? 4 : 8; }
+
+// Block layouts, byte for byte as in GGUF files (little-endian, no padding).
+struct BlockQ8_0 {
+  uint16_t d;  // f16 scale
+  int8_t qs[32];
+};
+struct BlockQ4_0 {
+  uint16_t d;      // f16 scale
+  uint8_t qs[16];  // byte j: weight j in the low nibble, weight j + 16 in the high nibble
+};
+// Sub-block j (32 weights): w = d * sc[j] * q - dmin * m[j], q in 0..15; sc and m are 6-bit
+// values packed in `scales` (see Q4KScaleMin). qs: for sub-blocks 2i and 2i+1, 32 bytes
+// whose low nibbles are sub-block 2i and high nibbles sub-block 2i+1.
+struct BlockQ4_K {
+  uint16_t d;     // f16 super-scale of the sub-block scales
+  uint16_t dmin;  // f16 super-scale of the sub-block mins
+  uint8_t scales[12];
+  uint8_t qs[128];
+};
+// Each half of 128 weights uses 64 bytes of ql (low 4 bits), 32 bytes of qh (high 2 bits)
+// and 8 scales. Within a half, for l in 0..31: weight l = ql[l] low | qh[l] bits 0-1,
+// l + 32 = ql[l + 32] low | qh[l] bits 2-3, l + 64 = ql[l] high | qh[l] bits 4-5,
+// l + 96 = ql[l + 32] high | qh[l] bits 6-7; w = d * scales[i / 16] * (q - 32).
+struct BlockQ6_K {
+  uint8_t ql[128];
+  uint8_t qh[64];
+  int8_t scales[16];
+  uint16_t d;  // f16
+};
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18);
+static_assert(sizeof(BlockQ4_K) == 144 && sizeof(BlockQ6_K) == 210);
+
+/// The 6-bit scale and min of sub-block j (0..7) of a Q4_K block.
+inline void Q4KScaleMin(const uint8_t* scales, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = scales[j] & 63;
+    *m = scales[j + 4] & 63;
+  } else {
+    *sc = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
+    *m = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+  }
+}
+
+/// A read-only view of a quantized matrix [rows, cols]. `data` points at row 0; rows are
+/// `row_stride` bytes apart (a column slice of a bigger matrix keeps the parent's stride).
+/// For MLX types, `scales` and `biases` are [rows, cols / group_size] of `scale_dtype`
+/// (f32, f16 or bf16), rows `scale_stride` elements apart.
+struct QuantWeight {
+  QuantType type = QuantType::kQ8_0;
+  const uint8_t* data = nullptr;
+  size_t rows = 0;
+  size_t cols = 0;
+  size_t row_stride = 0;
+  const void* scales = nullptr;
+  const void* biases = nullptr;
+  DType scale_dtype = DType::kF16;
+  size_t group_size = 0;
+  size_t scale_stride = 0;
+};
+
+/// Checks a view's fields against each other (block multiples, strides, MLX group size
+/// 32/64/128 and scale dtype); `what` names the tensor in the message.
+Status ValidateQuantWeight(const QuantWeight& w, std::string_view what);
+
+/// Columns [col0, col0 + ncols) of w, for tensor-parallel shards. Fails, naming the
+/// block or group size, when the range does not fall on block (GGUF) or group (MLX)
+/// boundaries.
+Result<QuantWeight> SliceColumns(const QuantWeight& w, size_t col0, size_t ncols);
+/// Rows [row0, row0 + nrows) of w.
+QuantWeight SliceRows(const QuantWeight& w, size_t row0, size_t nrows);
+
+/// out: [cols] f32 = row r of w, dequantized.
+void DequantizeRow(const QuantWeight& w, size_t r, float* out);
+
+/// Quantizes x: [n] (n a multiple of the block size) into GGUF blocks at out
+/// (QuantRowBytes(t, n) bytes). Round to nearest with min/max scales.
+void QuantizeRowGguf(QuantType t, const float* x, size_t n, uint8_t* out);
+/// Dequantizes n weights of GGUF blocks.
+void DequantizeRowGguf(QuantType t, const uint8_t* in, size_t n, float* out);
+
+/// MLX affine quantization of x: [n] with `bits` 4 or 8 and group size gs (n % gs == 0):
+/// packed: [n * bits / 32] words, scales/biases: [n / gs] f32 with w = scale * q + bias.
+void QuantizeRowMlx(int bits, size_t gs, const float* x, size_t n, uint32_t* packed,
+                    float* scales, float* biases);
+
+/// One element of a scale/bias array of dtype f32, f16 or bf16.
+inline float LoadScale(const void* p, DType t, size_t i) {
+  switch (t) {
+    case DType::kF16: return F16ToF32(static_cast<const uint16_t*>(p)[i]);
+    case DType::kBF16: return BF16ToF32(static_cast<const uint16_t*>(p)[i]);
+    default: return static_cast<const float*>(p)[i];
+  }
+}
+
+}  // namespace meshlm
