@@ -74,6 +74,8 @@ struct Case {
   std::string dtype;
   double tolerance;
 };
+// Keeps CTest's discovered test names stable (the default prints raw bytes).
+void PrintTo(const Case& c, std::ostream* os) { *os << c.shape << "-" << c.dtype; }
 
 class ReferenceTest : public ::testing::TestWithParam<Case> {};
 

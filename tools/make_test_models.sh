@@ -15,7 +15,7 @@ for shape in tiny-llama tiny-llama2 tiny-qwen3 tiny-qwen2 tiny-mistral; do
   for dtype in f32 bf16; do
     dir="$out/$shape-$dtype"
     rm -rf "$dir"
-    "$py" "$here/make_model.py" --shape "$shape" --dtype "$dtype" --seed 1 --out "$dir"
+    "$py" "$here/make_model.py" --shape "$shape" --dtype "$dtype" --seed 1 --std 0.1 --out "$dir"
     "$py" "$here/reference.py" --model "$dir" --tokens "$tokens" --out "$dir/ref_logits.bin" \
       --hidden-out "$dir/ref"
     echo "$tokens" > "$dir/ref_tokens.txt"
@@ -23,7 +23,7 @@ for shape in tiny-llama tiny-llama2 tiny-qwen3 tiny-qwen2 tiny-mistral; do
 done
 # The same weights split over shards, to check the index path gives identical logits.
 rm -rf "$out/tiny-qwen3-f32-sharded"
-"$py" "$here/make_model.py" --shape tiny-qwen3 --dtype f32 --seed 1 --shards 3 \
+"$py" "$here/make_model.py" --shape tiny-qwen3 --dtype f32 --seed 1 --std 0.1 --shards 3 \
   --out "$out/tiny-qwen3-f32-sharded"
 echo "$stamp_src" > "$out/.stamp"
 echo "test models written to $out"
