@@ -2,22 +2,23 @@
 // Sapphire Rapids. Only this file uses the instructions, each function marked with a
 // target attribute so that the rest of the binary runs on any x86-64.
 //
-// x: [T, K] f32 is rounded to bf16 once per call into a zero-padded [T, Kp] buffer; w:
-// [N, K] bf16 is read in place. vdpbf16ps multiplies 32 bf16 pairs and adds them into 16
-// f32 lanes, twice the arithmetic of an f32 FMA per instruction. A register tile holds
-// kTileT × kTileN accumulators whose lanes run along K; they are reduced at the end of
-// the row, so weights need no packing.
+// vdpbf16ps adds the products of 16 pairs of bf16 into 16 f32 lanes: 32 multiply-adds
+// per instruction, twice an f32 FMA. Lanes run along N: a panel of kPanelN weight rows is
+// repacked per call as [K/2][kPanelN] pairs (w[n, 2p], w[n, 2p+1]), and each pair of x
+// values (x[t, 2p], x[t, 2p+1]), rounded to bf16 once per call, is broadcast against it.
+// A kTileT × kPanelN register tile then needs no horizontal sums, and each weight vector
+// loaded serves kTileT rows of x. Repacking reads the weights once per call, which is
+// small next to the T·N·K multiply-adds when T is large (the only case this path serves).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "kernels/matmul_internal.h"
 
-// GCC 12 flags the deliberately undefined vectors inside its own AVX-512 reduction
-// intrinsics as uninitialized.
+// GCC 12 flags the deliberately undefined vectors inside its own AVX-512 intrinsics as
+// uninitialized.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
@@ -27,138 +28,136 @@
 namespace meshlm::kernels::x86 {
 namespace {
 
-// 4 × 4 accumulators + 4 weight vectors + 1 x vector = 21 of the 32 zmm registers; each
-// 32-element step does 16 vdpbf16ps for 8 loads.
-constexpr size_t kTileT = 4;
-constexpr size_t kTileN = 4;
-constexpr size_t kStep = 32;  // bf16 elements per zmm
+// 8 rows of x × 48 columns of w = 24 accumulators, + 3 weight vectors + 1 broadcast = 28
+// of the 32 zmm registers. Per pair of K: 3 loads and 8 broadcasts feed 24 vdpbf16ps.
+constexpr size_t kTileT = 8;
+constexpr size_t kPanelN = 48;
+constexpr size_t kVecsN = kPanelN / 16;
+constexpr size_t kBlockK = 32;  // bf16 per zmm: the unit of conversion and packing
 
-// x: [T, K] f32 → xb: [T, Kp] bf16 (round to nearest even), zeros in [K, Kp).
-MESHLM_TARGET_AVX512BF16 void ConvertRows(const float* x, size_t T, size_t K, size_t Kp,
+MESHLM_TARGET_AVX512BF16 inline __mmask16 FirstN16(size_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1);
+}
+
+// x: [T, K] f32 rows [t0, t1) → xb: [T, Kp] bf16 (round to nearest even), zeros in [K, Kp).
+MESHLM_TARGET_AVX512BF16 void ConvertRows(const float* x, size_t K, size_t Kp, size_t t0, size_t t1,
                                           uint16_t* xb) {
-  for (size_t t = 0; t < T; ++t) {
+  for (size_t t = t0; t < t1; ++t) {
     const float* row = x + t * K;
     uint16_t* out = xb + t * Kp;
-    for (size_t k = 0; k < Kp; k += kStep) {
+    for (size_t k = 0; k < Kp; k += kBlockK) {
       const size_t left = K > k ? K - k : 0;
-      const __mmask16 m_lo = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
-      const size_t left_hi = left > 16 ? left - 16 : 0;
-      const __mmask16 m_hi = left_hi >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left_hi) - 1);
-      const __m512 lo = _mm512_maskz_loadu_ps(m_lo, row + k);
-      const __m512 hi = _mm512_maskz_loadu_ps(m_hi, row + k + 16);
+      const __m512 lo = _mm512_maskz_loadu_ps(FirstN16(left), row + k);
+      const __m512 hi = _mm512_maskz_loadu_ps(FirstN16(left > 16 ? left - 16 : 0), row + k + 16);
       const __m512bh packed = _mm512_cvtne2ps_pbh(hi, lo);
       _mm512_storeu_si512(out + k, reinterpret_cast<const __m512i&>(packed));
     }
   }
 }
 
-MESHLM_TARGET_AVX512BF16 inline __m512bh LoadBf16(const uint16_t* p) {
-  const __m512i v = _mm512_loadu_si512(p);
-  return reinterpret_cast<const __m512bh&>(v);
-}
-
-MESHLM_TARGET_AVX512BF16 inline __m512bh LoadBf16(const uint16_t* p, __mmask32 m) {
-  const __m512i v = _mm512_maskz_loadu_epi16(m, p);
-  return reinterpret_cast<const __m512bh&>(v);
-}
-
-// Sums each of 16 vectors: lane i of the result is the sum of v[i]. Pairs of vectors are
-// interleaved and added (within 128-bit lanes, then across them), 15 adds instead of the
-// 16 × 4 of separate reductions.
-MESHLM_TARGET_AVX512BF16 inline __m512 TransposeSum16(const __m512* v) {
-  __m512 s[8];
+// Transposes 16 vectors of 16 dwords in place: r[i][j] → r[j][i].
+MESHLM_TARGET_AVX512BF16 inline void Transpose16x16(__m512i* r) {
+  __m512i t[16], u[16];
   for (int i = 0; i < 8; ++i) {
-    s[i] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]),
-                         _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
   }
-  __m512 u[4];
+  // u[4i + c], 128-bit lane L: rows 4i .. 4i+3 of column 4L + c.
   for (int i = 0; i < 4; ++i) {
-    const __m512d a = _mm512_castps_pd(s[2 * i]);
-    const __m512d b = _mm512_castps_pd(s[2 * i + 1]);
-    u[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
-                         _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
   }
-  // u[i], 128-bit lane j, element e: part j of the sum of v[4i + e].
-  const __m512 v01 = _mm512_add_ps(_mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                   _mm512_shuffle_f32x4(u[0], u[1], _MM_SHUFFLE(3, 1, 3, 1)));
-  const __m512 v23 = _mm512_add_ps(_mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(2, 0, 2, 0)),
-                                   _mm512_shuffle_f32x4(u[2], u[3], _MM_SHUFFLE(3, 1, 3, 1)));
-  return _mm512_add_ps(_mm512_shuffle_f32x4(v01, v23, _MM_SHUFFLE(2, 0, 2, 0)),
-                       _mm512_shuffle_f32x4(v01, v23, _MM_SHUFFLE(3, 1, 3, 1)));
+  for (int c = 0; c < 4; ++c) {
+    const __m512i a0 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i a1 = _mm512_shuffle_i32x4(u[c], u[4 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512i b0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512i b1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], _MM_SHUFFLE(3, 2, 3, 2));
+    r[0 + c] = _mm512_shuffle_i32x4(a0, b0, _MM_SHUFFLE(2, 0, 2, 0));
+    r[4 + c] = _mm512_shuffle_i32x4(a0, b0, _MM_SHUFFLE(3, 1, 3, 1));
+    r[8 + c] = _mm512_shuffle_i32x4(a1, b1, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + c] = _mm512_shuffle_i32x4(a1, b1, _MM_SHUFFLE(3, 1, 3, 1));
+  }
 }
 
-// xb: [TR, Kp] bf16; w: [NR, K] bf16 (rows w_stride apart); y: [TR, NR] at
-// y[t * y_stride + r]; bias: [NR] or null.
-template <size_t TR, size_t NR>
-MESHLM_TARGET_AVX512BF16 inline void DotTile(const uint16_t* xb, size_t Kp, const uint16_t* w,
-                                             size_t w_stride, size_t K, const float* bias, float* y,
-                                             size_t y_stride) {
-  __m512 acc[TR * NR];
-  for (size_t i = 0; i < TR * NR; ++i) acc[i] = _mm512_setzero_ps();
-  size_t k = 0;
-  for (; k + kStep <= K; k += kStep) {
-    __m512bh wv[NR];
-    for (size_t r = 0; r < NR; ++r) wv[r] = LoadBf16(w + r * w_stride + k);
-    for (size_t t = 0; t < TR; ++t) {
-      const __m512bh xv = LoadBf16(xb + t * Kp + k);
-      for (size_t r = 0; r < NR; ++r) {
-        acc[t * NR + r] = _mm512_dpbf16_ps(acc[t * NR + r], xv, wv[r]);
+// w: rows [0, rows) of [rows ≤ kPanelN, K] bf16, rows w_stride apart → panel:
+// [Kp/2][kPanelN] uint32, each a pair (w[n, 2p], w[n, 2p+1]); zeros past K and past rows.
+MESHLM_TARGET_AVX512BF16 void PackPanel(const uint16_t* w, size_t w_stride, size_t rows, size_t K,
+                                        size_t Kp, uint32_t* panel) {
+  for (size_t k = 0; k < Kp; k += kBlockK) {
+    const size_t left = K > k ? K - k : 0;
+    const __mmask32 m = left >= 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << left) - 1);
+    for (size_t g = 0; g < kVecsN; ++g) {
+      __m512i r[16];
+      for (size_t i = 0; i < 16; ++i) {
+        const size_t n = g * 16 + i;
+        r[i] =
+            n < rows ? _mm512_maskz_loadu_epi16(m, w + n * w_stride + k) : _mm512_setzero_si512();
       }
-    }
-  }
-  if (k < K) {
-    // Masked loads never touch memory past the row, which may be the end of a mapping.
-    const __mmask32 m = static_cast<__mmask32>((uint64_t{1} << (K - k)) - 1);
-    __m512bh wv[NR];
-    for (size_t r = 0; r < NR; ++r) wv[r] = LoadBf16(w + r * w_stride + k, m);
-    for (size_t t = 0; t < TR; ++t) {
-      const __m512bh xv = LoadBf16(xb + t * Kp + k);
-      for (size_t r = 0; r < NR; ++r) {
-        acc[t * NR + r] = _mm512_dpbf16_ps(acc[t * NR + r], xv, wv[r]);
-      }
-    }
-  }
-  if constexpr (TR * NR == 16) {
-    alignas(64) float sums[16];
-    _mm512_store_ps(sums, TransposeSum16(acc));
-    for (size_t t = 0; t < TR; ++t) {
-      for (size_t r = 0; r < NR; ++r) {
-        const float s = sums[t * NR + r];
-        y[t * y_stride + r] = bias != nullptr ? s + bias[r] : s;
-      }
-    }
-  } else {
-    for (size_t t = 0; t < TR; ++t) {
-      for (size_t r = 0; r < NR; ++r) {
-        const float s = _mm512_reduce_add_ps(acc[t * NR + r]);
-        y[t * y_stride + r] = bias != nullptr ? s + bias[r] : s;
-      }
+      Transpose16x16(r);
+      uint32_t* out = panel + (k / 2) * kPanelN + g * 16;
+      for (size_t p = 0; p < 16; ++p) _mm512_storeu_si512(out + p * kPanelN, r[p]);
     }
   }
 }
 
-// All T rows of xb against weight rows [n0, n1).
-MESHLM_TARGET_AVX512BF16 void DotRows(const uint16_t* xb, size_t T, size_t Kp, const uint16_t* w,
-                                      size_t w_stride, size_t K, const float* bias, float* y,
-                                      size_t N, size_t n0, size_t n1) {
-  size_t n = n0;
-  for (; n + kTileN <= n1; n += kTileN) {
-    const uint16_t* wn = w + n * w_stride;
-    const float* bn = bias != nullptr ? bias + n : nullptr;
-    size_t t = 0;
-    for (; t + kTileT <= T; t += kTileT) {
-      DotTile<kTileT, kTileN>(xb + t * Kp, Kp, wn, w_stride, K, bn, y + t * N + n, N);
-    }
-    for (; t < T; ++t) DotTile<1, kTileN>(xb + t * Kp, Kp, wn, w_stride, K, bn, y + t * N + n, N);
+// xb: [TR, Kp] bf16; panel: [Kp/2][kPanelN]; y: [TR, cols] at y[t * y_stride + j] for the
+// first `cols` ≤ kPanelN columns; bias: [cols] or null.
+template <size_t TR>
+MESHLM_TARGET_AVX512BF16 void PanelTile(const uint16_t* xb, size_t Kp, const uint32_t* panel,
+                                        const float* bias, float* y, size_t y_stride, size_t cols) {
+  __m512 acc[TR][kVecsN];
+  for (size_t t = 0; t < TR; ++t) {
+    for (size_t j = 0; j < kVecsN; ++j) acc[t][j] = _mm512_setzero_ps();
   }
-  for (; n < n1; ++n) {
-    const uint16_t* wn = w + n * w_stride;
-    const float* bn = bias != nullptr ? bias + n : nullptr;
-    size_t t = 0;
-    for (; t + kTileT <= T; t += kTileT) {
-      DotTile<kTileT, 1>(xb + t * Kp, Kp, wn, w_stride, K, bn, y + t * N + n, N);
+  const size_t pairs = Kp / 2;
+  const auto* x32 = reinterpret_cast<const int32_t*>(xb);
+  const size_t x_stride = Kp / 2;
+  for (size_t p = 0; p < pairs; ++p) {
+    __m512bh wv[kVecsN];
+    for (size_t j = 0; j < kVecsN; ++j) {
+      const __m512i v = _mm512_loadu_si512(panel + p * kPanelN + j * 16);
+      wv[j] = reinterpret_cast<const __m512bh&>(v);
     }
-    for (; t < T; ++t) DotTile<1, 1>(xb + t * Kp, Kp, wn, w_stride, K, bn, y + t * N + n, N);
+    for (size_t t = 0; t < TR; ++t) {
+      const __m512i xv = _mm512_set1_epi32(x32[t * x_stride + p]);
+      const __m512bh xbh = reinterpret_cast<const __m512bh&>(xv);
+      for (size_t j = 0; j < kVecsN; ++j) acc[t][j] = _mm512_dpbf16_ps(acc[t][j], xbh, wv[j]);
+    }
+  }
+  for (size_t j = 0; j < kVecsN; ++j) {
+    const size_t c0 = j * 16;
+    if (c0 >= cols) break;
+    const __mmask16 m = FirstN16(cols - c0);
+    const __m512 b = bias != nullptr ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
+    for (size_t t = 0; t < TR; ++t) {
+      _mm512_mask_storeu_ps(y + t * y_stride + c0, m, _mm512_add_ps(acc[t][j], b));
+    }
+  }
+}
+
+// The last T % kTileT rows of x against one panel.
+MESHLM_TARGET_AVX512BF16 void PanelTileRemainder(size_t rows, const uint16_t* xb, size_t Kp,
+                                                 const uint32_t* panel, const float* bias, float* y,
+                                                 size_t y_stride, size_t cols) {
+  switch (rows) {
+    case 7:
+      return PanelTile<7>(xb, Kp, panel, bias, y, y_stride, cols);
+    case 6:
+      return PanelTile<6>(xb, Kp, panel, bias, y, y_stride, cols);
+    case 5:
+      return PanelTile<5>(xb, Kp, panel, bias, y, y_stride, cols);
+    case 4:
+      return PanelTile<4>(xb, Kp, panel, bias, y, y_stride, cols);
+    case 3:
+      return PanelTile<3>(xb, Kp, panel, bias, y, y_stride, cols);
+    case 2:
+      return PanelTile<2>(xb, Kp, panel, bias, y, y_stride, cols);
+    case 1:
+      return PanelTile<1>(xb, Kp, panel, bias, y, y_stride, cols);
+    default:
+      return;
   }
 }
 
@@ -166,17 +165,29 @@ MESHLM_TARGET_AVX512BF16 void DotRows(const uint16_t* xb, size_t T, size_t Kp, c
 
 void MatMulBF16Dot(const float* x, size_t T, const Weight& w, const float* bias, float* y,
                    ThreadPool& pool) {
-  const size_t K = w.cols;
-  const size_t Kp = (K + kStep - 1) / kStep * kStep;
+  const size_t K = w.cols, N = w.rows;
+  const size_t Kp = (K + kBlockK - 1) / kBlockK * kBlockK;
   // Reused across calls: a fresh multi-MiB allocation per call would be mmap'd and
-  // page-faulted every time.
-  thread_local std::vector<uint16_t> xb;
-  if (xb.size() < T * Kp) xb.resize(T * Kp);
-  ConvertRows(x, T, K, Kp, xb.data());
-  const uint16_t* wd = static_cast<const uint16_t*>(w.data);
-  const uint16_t* xbd = xb.data();
-  pool.ParallelFor(w.rows, kTileN, [&](size_t n0, size_t n1, size_t) {
-    DotRows(xbd, T, Kp, wd, w.row_stride, K, bias, y, w.rows, n0, n1);
+  // page-faulted every time. Owned by the calling thread, read by the workers.
+  thread_local std::vector<uint16_t> xb_storage;
+  if (xb_storage.size() < T * Kp) xb_storage.resize(T * Kp);
+  uint16_t* xb = xb_storage.data();
+  pool.ParallelFor(T, 1, [&](size_t t0, size_t t1, size_t) { ConvertRows(x, K, Kp, t0, t1, xb); });
+
+  const auto* wd = static_cast<const uint16_t*>(w.data);
+  pool.ParallelFor(N, kPanelN, [&](size_t n0, size_t n1, size_t) {
+    thread_local std::vector<uint32_t> panel;
+    if (panel.size() < Kp / 2 * kPanelN) panel.resize(Kp / 2 * kPanelN);
+    for (size_t n = n0; n < n1; n += kPanelN) {
+      const size_t cols = std::min(kPanelN, n1 - n);
+      PackPanel(wd + n * w.row_stride, w.row_stride, cols, K, Kp, panel.data());
+      const float* bn = bias != nullptr ? bias + n : nullptr;
+      size_t t = 0;
+      for (; t + kTileT <= T; t += kTileT) {
+        PanelTile<kTileT>(xb + t * Kp, Kp, panel.data(), bn, y + t * N + n, N, cols);
+      }
+      PanelTileRemainder(T - t, xb + t * Kp, Kp, panel.data(), bn, y + t * N + n, N, cols);
+    }
   });
 }
 
