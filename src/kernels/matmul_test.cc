@@ -51,9 +51,12 @@ void CheckMatMul(DType dtype, const Case& c, ThreadPool& pool, std::mt19937& rng
 }
 
 const Case kCases[] = {
-    {1, 1, 1, 0, false},    {1, 5, 7, 3, true},     {2, 9, 16, 0, false},   {3, 37, 67, 5, true},
-    {7, 13, 300, 1, false}, {33, 21, 129, 0, true}, {128, 19, 75, 9, true}, {4, 64, 1024, 0, false},
-    {1, 130, 513, 7, true}, {16, 8, 32, 0, false},  {17, 11, 31, 2, true},  {128, 8, 96, 0, false},
+    {1, 1, 1, 0, false},    {1, 5, 7, 3, true},      {2, 9, 16, 0, false},
+    {3, 37, 67, 5, true},   {7, 13, 300, 1, false},  {33, 21, 129, 0, true},
+    {128, 19, 75, 9, true}, {4, 64, 1024, 0, false}, {1, 130, 513, 7, true},
+    {16, 8, 32, 0, false},  {17, 11, 31, 2, true},   {128, 8, 96, 0, false},
+    {41, 100, 70, 3, true}, {24, 97, 200, 0, false}, {8, 50, 64, 0, true},
+    {9, 7, 33, 1, false},
 };
 
 TEST(MatMulTest, F32MatchesReferenceOnEveryTarget) {
