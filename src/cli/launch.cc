@@ -1,0 +1,41 @@
+// meshlm launch: start one process per rank (locally or over ssh) and supervise them.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cluster/launcher.h"
+
+namespace meshlm::cli {
+
+/// Adds the launch flags shared by `launch` and `commtest` to `sub`.
+void AddLaunchFlags(CLI::App* sub, cluster::LaunchOptions* o) {
+  sub->add_option("-n,--processes", o->processes,
+                  "local ranks; with --hosts, ranks per host");
+  sub->add_option("--hosts", o->hosts, "comma-separated hosts, one rank each (ssh unless local)")
+      ->delimiter(',');
+  sub->add_option("--hostfile", o->hostfile, "MLX JSON hostfile");
+  sub->add_option("--backend", o->backend, "collective backend (tcp)");
+  sub->add_option("--env", o->env, "KEY=VALUE for every rank (repeatable)");
+  sub->add_option("--port", o->port, "coordinator port on rank 0's host (default: pick one)");
+  sub->add_option("--ssh-arg", o->ssh_args, "extra argument for ssh (repeatable)");
+  sub->add_flag("--verbose", o->verbose, "show what runs where");
+}
+
+void AddLaunchCommand(CLI::App& app, int* exit_code) {
+  auto* sub = app.add_subcommand(
+      "launch", "Run CMD as a job: `meshlm launch -n 4 -- CMD...` (output tagged by rank)");
+  auto o = std::make_shared<cluster::LaunchOptions>();
+  AddLaunchFlags(sub, o.get());
+  sub->add_option("command", o->command, "the command each rank runs, after --")->required();
+  sub->positionals_at_end();
+  sub->callback([o, exit_code] {
+    auto code = cluster::Launch(*o);
+    if (!code.ok()) {
+      std::fprintf(stderr, "%s\n", code.status().message().c_str());
+      *exit_code = 2;
+      return;
+    }
+    *exit_code = *code;
+  });
+}
+
+}  // namespace meshlm::cli
