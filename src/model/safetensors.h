@@ -8,12 +8,14 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/mapped_file.h"
 #include "base/status.h"
 #include "tensor/dtype.h"
+#include "tensor/quant.h"
 
 namespace meshlm::model {
 
@@ -24,6 +26,9 @@ struct TensorInfo {
   const uint8_t* data = nullptr;  // into the mmap'd file
   size_t nbytes = 0;
   std::string file;  // the file it came from, for error messages
+  /// Set for GGUF block-quantized tensors (dtype is then kU8 and shape the logical
+  /// [rows, cols] of the weights).
+  std::optional<QuantType> quant;
 
   int64_t numel() const;
 };
