@@ -19,9 +19,19 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOpt
                  options.max_context, model_ctx, dir + "/config.json");
   }
   m->max_context_ = options.max_context ? options.max_context : model_ctx;
+  // The shard plan is checked before any weight is touched.
+  m->shard_ = options.shard;
+  const ModelConfig& c = m->config_;
+  MESHLM_RETURN_IF_ERROR(m->shard_.Resolve(c.num_layers));
+  MESHLM_RETURN_IF_ERROR(CheckTensorParallel(c, m->shard_.tp_size));
+  const size_t tp = m->shard_.tp_size;
+  m->num_heads_ = c.num_heads / tp;
+  m->num_heads_kv_ = c.num_heads_kv / tp;
+  m->ffn_ = c.intermediate_size / tp;
+  m->vocab_range_ = SplitEven(c.vocab_size, tp, m->shard_.tp_rank);
   MESHLM_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
-  MESHLM_ASSIGN_OR_RETURN(m->w_, LoadWeights(m->config_, *m->store_));
-  m->inv_freq_ = RopeInvFreq(m->config_);
+  MESHLM_ASSIGN_OR_RETURN(m->w_, LoadWeights(c, *m->store_, m->shard_));
+  m->inv_freq_ = RopeInvFreq(c);
   return m;
 }
 
@@ -36,7 +46,7 @@ size_t Model::weight_bytes() const {
 }
 
 std::unique_ptr<KvCache> Model::NewCache() const {
-  return std::make_unique<KvCache>(config_.num_layers, config_.num_heads_kv * config_.head_dim,
+  return std::make_unique<KvCache>(w_.layers.size(), num_heads_kv_ * config_.head_dim,
                                    max_context_);
 }
 
@@ -68,34 +78,51 @@ T* Grow(std::vector<T>& v, size_t n) {
 }  // namespace
 
 void Model::Forward(std::span<const SeqStep> steps, float* logits, ThreadPool& pool) {
+  MESHLM_CHECK(shard_.whole(), "the single-process Forward needs the whole model");
+  const Status s = Forward(steps, nullptr, logits, pool);
+  MESHLM_CHECK(s.ok(), "{}", s.message());
+}
+
+Status Model::Forward(std::span<const SeqStep> steps, const float* hidden_in, float* out,
+                      ThreadPool& pool) {
   const ModelConfig& c = config_;
   const size_t D = c.hidden_size, half = c.head_dim / 2;
+  if (shard_.tp_size > 1 && !all_sum) return Error("[model] tp > 1 needs an all_sum");
   size_t T = 0, rows = 0;
   for (const SeqStep& st : steps) {
     T += st.num_tokens;
     rows += st.all_logits ? st.num_tokens : 1;
   }
-  // x: [T, D] embeddings of every step's tokens, steps back to back.
+  // x: [T, D], every step's tokens back to back.
   float* x = Grow(x_, T * D);
-  std::vector<int32_t> ids, positions;
-  ids.reserve(T);
+  std::vector<int32_t> positions;
   positions.reserve(T);
   for (const SeqStep& st : steps) {
     for (size_t i = 0; i < st.num_tokens; ++i) {
-      ids.push_back(st.tokens[i]);
       positions.push_back(static_cast<int32_t>(st.cache->length() + i));
     }
   }
-  kernels::EmbeddingLookup(w_.embed, ids.data(), T, x);
+  if (shard_.first_stage) {
+    std::vector<int32_t> ids;
+    ids.reserve(T);
+    for (const SeqStep& st : steps) ids.insert(ids.end(), st.tokens, st.tokens + st.num_tokens);
+    kernels::EmbeddingLookup(w_.embed, ids.data(), T, x);
+  } else {
+    std::memcpy(x, hidden_in, T * D * sizeof(float));
+  }
   kernels::RopeTable(positions.data(), T, inv_freq_.data(), half, Grow(cos_, T * half),
                      Grow(sin_, T * half));
   for (const SeqStep& st : steps) st.cache->Reserve(st.cache->length() + st.num_tokens);
 
   for (size_t l = 0; l < w_.layers.size(); ++l) {
-    Layer(l, steps, T, pool);
-    if (layer_observer) layer_observer(l, x_.data(), T);
+    MESHLM_RETURN_IF_ERROR(Layer(l, steps, T, pool));
+    if (layer_observer) layer_observer(shard_.layer_begin + l, x_.data(), T);
   }
   for (const SeqStep& st : steps) st.cache->set_length(st.cache->length() + st.num_tokens);
+  if (!shard_.last_stage) {
+    std::memcpy(out, x_.data(), T * D * sizeof(float));
+    return OkStatus();
+  }
 
   // Only the rows that need logits go through the final norm and the LM head.
   float* sel = Grow(rows_, rows * D);
@@ -108,14 +135,17 @@ void Model::Forward(std::span<const SeqStep> steps, float* logits, ThreadPool& p
     t0 += st.num_tokens;
   }
   kernels::RmsNorm(sel, w_.final_norm.data(), rows, D, c.rms_norm_eps, sel);
-  kernels::MatMul(sel, rows, w_.lm_head, nullptr, logits, pool);
+  kernels::MatMul(sel, rows, w_.lm_head, nullptr, out, pool);
+  return OkStatus();
 }
 
-void Model::Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPool& pool) {
+Status Model::Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPool& pool) {
   const ModelConfig& c = config_;
   const LayerWeights& lw = w_.layers[l];
-  const size_t D = c.hidden_size, F = c.intermediate_size, Dh = c.head_dim;
-  const size_t H = c.num_heads, Hk = c.num_heads_kv;
+  // This shard's heads and FFN columns; the same as the model's when tp = 1.
+  const size_t D = c.hidden_size, F = ffn_, Dh = c.head_dim;
+  const size_t H = num_heads_, Hk = num_heads_kv_;
+  const bool split = shard_.tp_size > 1;
   const size_t q_dim = H * Dh, kv_dim = Hk * Dh;
   float* x = x_.data();
   float* xn = Grow(xn_, T * D);
@@ -147,7 +177,9 @@ void Model::Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPool
                        attn + t0 * q_dim, pool);
     t0 += st.num_tokens;
   }
+  // With tp > 1 each rank holds a partial sum of the projection over its heads.
   kernels::MatMul(attn, T, lw.wo, nullptr, xn, pool);
+  if (split) MESHLM_RETURN_IF_ERROR(all_sum(xn, T * D));
   kernels::AddInPlace(x, xn, T * D);
 
   // MLP block. gate, up: [T, F].
@@ -158,7 +190,9 @@ void Model::Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPool
   kernels::MatMul(xn, T, lw.w_up, nullptr, up, pool);
   kernels::SiluMul(gate, up, T * F, gate);
   kernels::MatMul(gate, T, lw.w_down, nullptr, xn, pool);
+  if (split) MESHLM_RETURN_IF_ERROR(all_sum(xn, T * D));
   kernels::AddInPlace(x, xn, T * D);
+  return OkStatus();
 }
 
 }  // namespace meshlm::model

@@ -16,6 +16,7 @@
 #include "model/config.h"
 #include "model/kv_cache.h"
 #include "model/safetensors.h"
+#include "model/shard.h"
 #include "model/weights.h"
 
 namespace meshlm::model {
@@ -24,6 +25,8 @@ struct LoadOptions {
   /// Context limit in positions; 0 = the model's max_position_embeddings. A value above
   /// the model's limit is an error.
   size_t max_context = 0;
+  /// The part of the model this process holds; the default is all of it.
+  ShardSpec shard;
 };
 
 /// One sequence's share of a forward step: `num_tokens` tokens at positions
@@ -40,6 +43,9 @@ class Model {
   static Result<std::unique_ptr<Model>> Load(const std::string& dir, const LoadOptions& options);
 
   const ModelConfig& config() const { return config_; }
+  const ShardSpec& shard() const { return shard_; }
+  /// The LM-head rows (vocabulary ids) whose logits this shard computes.
+  Range vocab_range() const { return vocab_range_; }
   const GenerationDefaults& generation_defaults() const { return generation_; }
   size_t max_context() const { return max_context_; }
   /// Bytes of weights read per decoded token (every matrix once, plus the embedding row).
@@ -50,19 +56,33 @@ class Model {
   /// Checks that the steps fit their caches and that token ids are in range.
   Status Validate(std::span<const SeqStep> steps) const;
 
-  /// Runs the decoder over every step's tokens and writes logits: for each step in order,
-  /// num_tokens rows when all_logits, else one row; logits: [rows, V]. Call Validate
-  /// first for outside input. Not thread-safe (uses internal scratch).
+  /// Runs this shard over every step's tokens. The first pipeline stage embeds the steps'
+  /// tokens (hidden_in is ignored); later stages start from hidden_in: [T, D], T the
+  /// steps' total tokens. The last stage writes logits to `out`: for each step in order,
+  /// num_tokens rows when all_logits, else one row, each of vocab_range().size(); other
+  /// stages write the hidden state [T, D]. With tp > 1, `all_sum` must be set; its
+  /// error (a failed peer) is returned. Call Validate first for outside input.
+  /// Not thread-safe (uses internal scratch).
+  Status Forward(std::span<const SeqStep> steps, const float* hidden_in, float* out,
+                 ThreadPool& pool);
+  /// The whole model in one process: tokens in, logits [rows, V] out.
   void Forward(std::span<const SeqStep> steps, float* logits, ThreadPool& pool);
+
+  /// Sums `n` floats across the tensor-parallel group, in place. Set by the parallel
+  /// layer when tp > 1.
+  std::function<Status(float* data, size_t n)> all_sum;
 
   /// Test hook: called after each layer with the residual stream x: [T, D].
   std::function<void(size_t layer, const float* x, size_t T)> layer_observer;
 
  private:
   Model() = default;
-  void Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPool& pool);
+  Status Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPool& pool);
 
   ModelConfig config_;
+  ShardSpec shard_;
+  Range vocab_range_;
+  size_t num_heads_ = 0, num_heads_kv_ = 0, ffn_ = 0;  // this shard's share
   GenerationDefaults generation_;
   std::unique_ptr<TensorStore> store_;
   ModelWeights w_;

@@ -28,24 +28,48 @@ Result<kernels::Weight> GetMatrix(const TensorStore& store, const std::string& n
                          static_cast<size_t>(cols)};
 }
 
-// Small vectors (norms, biases) are converted to f32 once at load.
-Result<std::vector<float>> GetVector(const TensorStore& store, const std::string& name, int64_t n) {
+// Small vectors (norms, biases) are converted to f32 once at load; `part` selects a slice.
+Result<std::vector<float>> GetVector(const TensorStore& store, const std::string& name, int64_t n,
+                                     Range part = {}) {
   MESHLM_ASSIGN_OR_RETURN(const TensorInfo* t, GetChecked(store, name, {n}));
-  std::vector<float> v(n);
-  kernels::ConvertToF32(t->data, t->dtype, n, v.data());
+  if (part.end == 0) part = {0, static_cast<size_t>(n)};
+  std::vector<float> v(part.size());
+  kernels::ConvertToF32(t->data + part.begin * DTypeSize(t->dtype), t->dtype, part.size(),
+                        v.data());
   return v;
+}
+
+// Rows [r.begin, r.end) of w: a contiguous block.
+kernels::Weight Rows(kernels::Weight w, Range r) {
+  w.data = static_cast<const uint8_t*>(w.data) + r.begin * w.row_stride * DTypeSize(w.dtype);
+  w.rows = r.size();
+  return w;
+}
+
+// Columns [c.begin, c.end) of w: rows keep the full stride.
+kernels::Weight Cols(kernels::Weight w, Range c) {
+  w.data = static_cast<const uint8_t*>(w.data) + c.begin * DTypeSize(w.dtype);
+  w.cols = c.size();
+  return w;
 }
 
 }  // namespace
 
-Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store) {
+Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
+                                 const ShardSpec& shard) {
   ModelWeights w;
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_heads_kv * c.head_dim;
+  const size_t tp = shard.tp_size, r = shard.tp_rank, Dh = c.head_dim;
+  // This rank's heads, KV heads and FFN columns, as element ranges.
+  const Range heads = SplitEven(c.num_heads, tp, r), kv_heads = SplitEven(c.num_heads_kv, tp, r);
+  const Range q_part{heads.begin * Dh, heads.end * Dh};
+  const Range kv_part{kv_heads.begin * Dh, kv_heads.end * Dh};
+  const Range f_part = SplitEven(F, tp, r);
   MESHLM_ASSIGN_OR_RETURN(w.embed, GetMatrix(store, "model.embed_tokens.weight", V, D));
-  w.layers.resize(c.num_layers);
-  for (int64_t l = 0; l < c.num_layers; ++l) {
-    LayerWeights& lw = w.layers[l];
+  w.layers.resize(shard.layer_end - shard.layer_begin);
+  for (size_t l = shard.layer_begin; l < shard.layer_end; ++l) {
+    LayerWeights& lw = w.layers[l - shard.layer_begin];
     const std::string p = fmt::format("model.layers.{}.", l);
     MESHLM_ASSIGN_OR_RETURN(lw.attn_norm, GetVector(store, p + "input_layernorm.weight", D));
     MESHLM_ASSIGN_OR_RETURN(lw.ffn_norm, GetVector(store, p + "post_attention_layernorm.weight", D));
@@ -53,10 +77,14 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store)
     MESHLM_ASSIGN_OR_RETURN(lw.wk, GetMatrix(store, p + "self_attn.k_proj.weight", kv_dim, D));
     MESHLM_ASSIGN_OR_RETURN(lw.wv, GetMatrix(store, p + "self_attn.v_proj.weight", kv_dim, D));
     MESHLM_ASSIGN_OR_RETURN(lw.wo, GetMatrix(store, p + "self_attn.o_proj.weight", D, q_dim));
+    lw.wq = Rows(lw.wq, q_part);
+    lw.wk = Rows(lw.wk, kv_part);
+    lw.wv = Rows(lw.wv, kv_part);
+    lw.wo = Cols(lw.wo, q_part);
     if (c.attention_bias) {
-      MESHLM_ASSIGN_OR_RETURN(lw.bq, GetVector(store, p + "self_attn.q_proj.bias", q_dim));
-      MESHLM_ASSIGN_OR_RETURN(lw.bk, GetVector(store, p + "self_attn.k_proj.bias", kv_dim));
-      MESHLM_ASSIGN_OR_RETURN(lw.bv, GetVector(store, p + "self_attn.v_proj.bias", kv_dim));
+      MESHLM_ASSIGN_OR_RETURN(lw.bq, GetVector(store, p + "self_attn.q_proj.bias", q_dim, q_part));
+      MESHLM_ASSIGN_OR_RETURN(lw.bk, GetVector(store, p + "self_attn.k_proj.bias", kv_dim, kv_part));
+      MESHLM_ASSIGN_OR_RETURN(lw.bv, GetVector(store, p + "self_attn.v_proj.bias", kv_dim, kv_part));
     }
     if (c.qk_norm) {
       MESHLM_ASSIGN_OR_RETURN(lw.q_norm, GetVector(store, p + "self_attn.q_norm.weight", c.head_dim));
@@ -65,6 +93,9 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store)
     MESHLM_ASSIGN_OR_RETURN(lw.w_gate, GetMatrix(store, p + "mlp.gate_proj.weight", F, D));
     MESHLM_ASSIGN_OR_RETURN(lw.w_up, GetMatrix(store, p + "mlp.up_proj.weight", F, D));
     MESHLM_ASSIGN_OR_RETURN(lw.w_down, GetMatrix(store, p + "mlp.down_proj.weight", D, F));
+    lw.w_gate = Rows(lw.w_gate, f_part);
+    lw.w_up = Rows(lw.w_up, f_part);
+    lw.w_down = Cols(lw.w_down, f_part);
   }
   MESHLM_ASSIGN_OR_RETURN(w.final_norm, GetVector(store, "model.norm.weight", D));
   if (store.Find("lm_head.weight") != nullptr) {
@@ -75,6 +106,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store)
     return Error("[model] tensor 'lm_head.weight' not found in '{}' and tie_word_embeddings is "
                  "false in config.json", store.dir());
   }
+  w.lm_head = Rows(w.lm_head, SplitEven(V, tp, r));
   return w;
 }
 

@@ -6,9 +6,12 @@
 #include "kernels/kernels.h"
 #include "model/config.h"
 #include "model/safetensors.h"
+#include "model/shard.h"
 
 namespace meshlm::model {
 
+/// Shapes below are of the whole model; a tensor-parallel shard holds H/tp heads,
+/// Hk/tp KV heads and F/tp FFN columns of each layer, and V/tp rows of the LM head.
 struct LayerWeights {
   std::vector<float> attn_norm;  // [D]
   std::vector<float> ffn_norm;   // [D]
@@ -25,14 +28,16 @@ struct LayerWeights {
 };
 
 struct ModelWeights {
-  kernels::Weight embed;    // [V, D]
-  std::vector<LayerWeights> layers;
+  kernels::Weight embed;    // [V, D]; the whole table (rows are paged in as used)
+  std::vector<LayerWeights> layers;  // this shard's layers only
   std::vector<float> final_norm;  // [D]
   kernels::Weight lm_head;  // [V, D]; the embedding table when tied
 };
 
-/// Finds and checks every tensor the config calls for. Errors name the tensor, the file
-/// and the expected and actual shapes or dtypes.
-Result<ModelWeights> LoadWeights(const ModelConfig& config, const TensorStore& store);
+/// Finds and checks every tensor the config calls for, and takes this shard's slices of
+/// them (views into the mmap'd files: only the slices' pages are ever read). Errors name
+/// the tensor, the file and the expected and actual shapes or dtypes.
+Result<ModelWeights> LoadWeights(const ModelConfig& config, const TensorStore& store,
+                                 const ShardSpec& shard);
 
 }  // namespace meshlm::model

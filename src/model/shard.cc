@@ -1,0 +1,58 @@
+// Shard ranges and tensor-parallel checks.
+#include "model/shard.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace meshlm::model {
+
+Status ShardSpec::Resolve(size_t num_layers) {
+  if (tp_size == 0 || tp_rank >= tp_size) {
+    return Error("[shard] tensor-parallel rank {} is outside a group of {}", tp_rank, tp_size);
+  }
+  if (layer_end == 0) layer_end = num_layers;
+  if (layer_begin >= layer_end || layer_end > num_layers) {
+    return Error("[shard] layer range [{}, {}) is not inside the model's {} layers", layer_begin,
+                 layer_end, num_layers);
+  }
+  first_stage = layer_begin == 0;
+  last_stage = layer_end == num_layers;
+  return OkStatus();
+}
+
+Range SplitEven(size_t n, size_t parts, size_t index) {
+  const size_t base = n / parts, extra = n % parts;
+  const size_t begin = index * base + std::min(index, extra);
+  return {begin, begin + base + (index < extra ? 1 : 0)};
+}
+
+std::vector<size_t> ValidTensorParallel(const ModelConfig& c, size_t max_tp) {
+  std::vector<size_t> valid;
+  for (size_t tp = 1; tp <= max_tp; ++tp) {
+    if (c.num_heads % tp == 0 && c.num_heads_kv % tp == 0 && c.intermediate_size % tp == 0) {
+      valid.push_back(tp);
+    }
+  }
+  return valid;
+}
+
+Status CheckTensorParallel(const ModelConfig& c, size_t tp) {
+  if (tp == 0) return Error("[plan] tp must be at least 1");
+  const char* what = nullptr;
+  int64_t value = 0;
+  if (c.num_heads_kv % tp != 0) {
+    what = "num_heads_kv";
+    value = c.num_heads_kv;
+  } else if (c.num_heads % tp != 0) {
+    what = "num_heads";
+    value = c.num_heads;
+  } else if (c.intermediate_size % tp != 0) {
+    what = "intermediate_size";
+    value = c.intermediate_size;
+  }
+  if (what == nullptr) return OkStatus();
+  return Error("[plan] {}={} is not divisible by tp={}; valid tp: {}", what, value, tp,
+               fmt::join(ValidTensorParallel(c), ", "));
+}
+
+}  // namespace meshlm::model

@@ -1,0 +1,44 @@
+// ShardSpec: which part of a model one rank holds (a tensor-parallel slice of a range
+// of layers), and the checks that say which splits a model allows.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "model/config.h"
+
+namespace meshlm::model {
+
+struct ShardSpec {
+  size_t tp_rank = 0;
+  size_t tp_size = 1;
+  size_t layer_begin = 0;
+  size_t layer_end = 0;  // exclusive; 0 = through the last layer
+  /// Whether this shard embeds tokens (the first pipeline stage) and computes logits
+  /// (the last). Set by Resolve from the layer range.
+  bool first_stage = true;
+  bool last_stage = true;
+
+  /// Fills layer_end and the stage flags for a model of `num_layers` layers; checks ranges.
+  Status Resolve(size_t num_layers);
+  bool whole() const { return tp_size == 1 && first_stage && last_stage; }
+};
+
+/// A half-open range [begin, end) of a dimension split `parts` ways: the first
+/// `n % parts` parts are one longer.
+struct Range {
+  size_t begin = 0;
+  size_t end = 0;
+  size_t size() const { return end - begin; }
+};
+Range SplitEven(size_t n, size_t parts, size_t index);
+
+/// tp values (1..max) that divide heads, KV heads and the FFN width.
+std::vector<size_t> ValidTensorParallel(const ModelConfig& config, size_t max_tp = 64);
+/// OK when `tp` splits the model evenly, else an error listing the valid values:
+/// "[plan] num_heads_kv=8 is not divisible by tp=3; valid tp: 1, 2, 4, 8".
+Status CheckTensorParallel(const ModelConfig& config, size_t tp);
+
+}  // namespace meshlm::model

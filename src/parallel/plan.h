@@ -1,0 +1,59 @@
+// Plan: how a model is split over ranks — tensor-parallel groups inside pipeline
+// stages — and what each rank must hold in memory. Made from config.json alone, before
+// any weight is read.
+//
+// Rank layout: rank = stage * tp + tp_rank, so rank 0 is the first stage's first member
+// (it embeds tokens and drives every step) and a stage's members are consecutive.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "model/config.h"
+#include "model/shard.h"
+
+namespace meshlm::parallel {
+
+struct PlanRequest {
+  size_t world_size = 1;
+  size_t tp = 0;  // 0 = world_size / pp
+  size_t pp = 0;  // 0 = 1
+  /// Explicit layers per stage (sums to the model's layers), or empty.
+  std::vector<size_t> layers;
+  /// Bytes each rank can use, to split layers in proportion; empty = equal split.
+  std::vector<size_t> memory;
+  size_t context = 0;  // KV-cache positions per rank to budget for; 0 = the model's
+  size_t sequences = 1;  // sequences cached at once
+  size_t weight_bytes_per_element = 2;  // of the stored matrices
+};
+
+struct RankPlan {
+  model::ShardSpec shard;
+  size_t weight_bytes = 0;
+  size_t kv_bytes = 0;
+  size_t total_bytes() const { return weight_bytes + kv_bytes; }
+};
+
+struct Plan {
+  size_t tp = 1;
+  size_t pp = 1;
+  size_t context = 0;
+  std::vector<RankPlan> ranks;  // by rank
+  size_t stage_of(size_t rank) const { return rank / tp; }
+  size_t tp_rank_of(size_t rank) const { return rank % tp; }
+};
+
+/// Checks the request against the model (divisibility, layer counts, memory when given)
+/// and splits it. Errors say what would work instead.
+Result<Plan> MakePlan(const model::ModelConfig& config, const PlanRequest& request);
+
+/// A table: one row per rank with stage, layers, heads, FFN and vocabulary slices, and
+/// memory (weights + KV cache).
+std::string FormatPlan(const model::ModelConfig& config, const Plan& plan);
+
+/// Parses "--layers 10,18" style lists.
+Result<std::vector<size_t>> ParseSizeList(const std::string& text, const char* flag);
+
+}  // namespace meshlm::parallel
