@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""Writes an MLX-style affine-quantized model folder from a Hugging Face folder.
+
+    quantize_mlx.py --model DIR --out DIR [--bits 4|8] [--group-size 32|64|128]
+                    [--override MODULE=BITS[:GROUP]] ... [--scale-dtype f32|f16|bf16]
+                    [--dequant-out DIR]
+
+The layout mlx-lm writes: every linear and embedding weight whose row length is a multiple of
+the group size becomes `<module>.weight` (U32, [rows, cols * bits / 32], 32 / bits values per
+word, lowest bits first), `<module>.scales` and `<module>.biases` ([rows, cols / group], in the
+model's dtype unless --scale-dtype), with w = scale * q + bias per group; other tensors are
+copied. config.json gains "quantization" (and "quantization_config") = {"group_size", "bits"},
+plus one entry per --override module, as mlx-lm records per-layer settings.
+
+--dequant-out writes a float32 Hugging Face folder of exactly the values the quantized folder
+holds, for tools/reference.py.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import quant_formats as qf  # noqa: E402
+from reference import Weights  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--bits", type=int, default=4, choices=[4, 8])
+    ap.add_argument("--group-size", type=int, default=64, choices=[32, 64, 128])
+    ap.add_argument("--override", action="append", default=[],
+                    help="MODULE=BITS[:GROUP], e.g. lm_head=8 or model.layers.0.mlp.down_proj=8:32")
+    ap.add_argument("--scale-dtype", choices=["f32", "f16", "bf16"])
+    ap.add_argument("--dequant-out")
+    a = ap.parse_args()
+
+    with open(os.path.join(a.model, "config.json")) as f:
+        cfg = json.load(f)
+    src_dtype = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}.get(
+        cfg.get("torch_dtype"), "bf16")
+    sdt = a.scale_dtype or src_dtype
+    overrides = {}
+    for o in a.override:
+        mod, spec = o.split("=")
+        bits, _, gs = spec.partition(":")
+        overrides[mod] = (int(bits), int(gs) if gs else a.group_size)
+
+    w = Weights(a.model)
+    out, deq = [], []
+    counts = {"quantized": 0, "kept": 0}
+    for name in sorted(w.where):
+        x = w.Get(name).astype(np.float32)
+        module = name[: -len(".weight")] if name.endswith(".weight") else None
+        bits, gs = overrides.get(module, (a.bits, a.group_size))
+        is_matrix = x.ndim == 2 and (name.endswith("_proj.weight") or
+                                     name in ("model.embed_tokens.weight", "lm_head.weight"))
+        if is_matrix and x.shape[1] % gs == 0:
+            packed, scales, biases, q = qf.QuantizeMlx(x, bits, gs)
+            s_enc, s_dt = qf.EncodeDtype(scales, sdt)
+            b_enc, _ = qf.EncodeDtype(biases, sdt)
+            out += [(name, packed, "U32"), (module + ".scales", s_enc, s_dt),
+                    (module + ".biases", b_enc, s_dt)]
+            # Dequantize with the scales as stored, in float32 as the loader computes.
+            s32 = qf.DecodeDtype(s_enc, sdt)
+            b32 = qf.DecodeDtype(b_enc, sdt)
+            n, k = x.shape
+            v = (s32[..., None] * q.reshape(n, k // gs, gs).astype(np.float32) + b32[..., None])
+            deq.append((name, v.reshape(n, k).astype(np.float32), "F32"))
+            counts["quantized"] += 1
+        else:
+            enc, dt = qf.EncodeDtype(x, src_dtype)
+            out.append((name, enc, dt))
+            deq.append((name, qf.DecodeDtype(enc, src_dtype).astype(np.float32), "F32"))
+            counts["kept"] += 1
+
+    os.makedirs(a.out, exist_ok=True)
+    for fn in os.listdir(a.out):
+        if fn.endswith(".safetensors") or fn == "model.safetensors.index.json":
+            os.remove(os.path.join(a.out, fn))
+    qf.WriteSafetensors(os.path.join(a.out, "model.safetensors"), out)
+    quant = {"group_size": a.group_size, "bits": a.bits}
+    for mod, (bits, gs) in overrides.items():
+        quant[mod] = {"group_size": gs, "bits": bits}
+    qcfg = dict(cfg, quantization=quant, quantization_config=quant)
+    with open(os.path.join(a.out, "config.json"), "w") as f:
+        json.dump(qcfg, f, indent=2)
+    for extra in ("generation_config.json", "tokenizer.json", "tokenizer_config.json"):
+        if os.path.exists(os.path.join(a.model, extra)):
+            shutil.copy(os.path.join(a.model, extra), a.out)
+    print(f"[quantize_mlx] {a.out}: {a.bits}-bit, group {a.group_size}, {counts}", file=sys.stderr)
+    if a.dequant_out:
+        os.makedirs(a.dequant_out, exist_ok=True)
+        qf.WriteSafetensors(os.path.join(a.dequant_out, "model.safetensors"), deq, {"format": "pt"})
+        with open(os.path.join(a.dequant_out, "config.json"), "w") as f:
+            json.dump(dict(cfg, torch_dtype="float32"), f, indent=2)
+        if os.path.exists(os.path.join(a.model, "generation_config.json")):
+            shutil.copy(os.path.join(a.model, "generation_config.json"), a.dequant_out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+#!/usr/bin/python3
+"""Writes a GGUF v3 file from a Hugging Face model folder (as made by make_model.py).
+
+    write_gguf.py --model DIR --out FILE.gguf --type q8_0|q4_0|q4_k|q6_k|q4_k_m|f32|f16|bf16
+                  [--dequant-out DIR]
+
+Follows the published GGUF specification: header (magic, version 3, counts), metadata
+key/values, tensor infos (dims innermost first), data aligned to general.alignment (32).
+Architectures llama (also for Mistral), qwen2 and qwen3, with the metadata keys and tensor
+names llama.cpp uses. As llama.cpp's converter does, the rows of each llama attn_q / attn_k
+head are reordered for RoPE on adjacent pairs, and Llama 3 rope scaling is written as the
+'rope_freqs.weight' tensor of per-frequency divisors.
+
+Types: a block type applies to every 2-D weight whose row length is a multiple of its block
+(32, or 256 for the K types); others fall back to Q8_0, then F16. Norms and biases are F32.
+q4_k_m mixes Q4_K with Q6_K for the output matrix and for attn_v / ffn_down in the first and
+last eighth of the layers and every third layer between (the published Q4_K_M recipe).
+
+--dequant-out writes a float32 Hugging Face folder holding exactly the values the GGUF file
+holds, so that tools/reference.py gives the logits the file should produce.
+"""
+
+import argparse
+import math
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import quant_formats as qf  # noqa: E402
+from reference import Weights  # noqa: E402
+
+ARCH = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
+        "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3"}
+ALIGN = 32
+
+# GGUF metadata value types.
+U32, I32, F32, BOOL, STRING, ARRAY, U64 = 4, 5, 6, 7, 8, 9, 10
+
+
+def Str(s):
+    b = s.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def Kv(key, vtype, value):
+    out = Str(key) + struct.pack("<I", vtype)
+    if vtype == U32:
+        out += struct.pack("<I", value)
+    elif vtype == I32:
+        out += struct.pack("<i", value)
+    elif vtype == F32:
+        out += struct.pack("<f", value)
+    elif vtype == BOOL:
+        out += struct.pack("<B", 1 if value else 0)
+    elif vtype == STRING:
+        out += Str(value)
+    elif vtype == ARRAY:
+        etype, items = value
+        out += struct.pack("<IQ", etype, len(items))
+        if etype == STRING:
+            out += b"".join(Str(s) for s in items)
+        elif etype == F32:
+            out += np.asarray(items, "<f4").tobytes()
+        elif etype == I32:
+            out += np.asarray(items, "<i4").tobytes()
+    return out
+
+
+def HfToGguf(name):
+    """HF tensor name -> GGUF name."""
+    fixed = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight":
+             "output_norm.weight", "lm_head.weight": "output.weight"}
+    if name in fixed:
+        return fixed[name]
+    parts = name.split(".")
+    layer, rest = parts[2], ".".join(parts[3:])
+    table = {"input_layernorm.weight": "attn_norm.weight",
+             "post_attention_layernorm.weight": "ffn_norm.weight",
+             "self_attn.o_proj.weight": "attn_output.weight",
+             "self_attn.q_norm.weight": "attn_q_norm.weight",
+             "self_attn.k_norm.weight": "attn_k_norm.weight",
+             "mlp.gate_proj.weight": "ffn_gate.weight", "mlp.up_proj.weight": "ffn_up.weight",
+             "mlp.down_proj.weight": "ffn_down.weight"}
+    for p in "qkv":
+        for kind in ("weight", "bias"):
+            table[f"self_attn.{p}_proj.{kind}"] = f"attn_{p}.{kind}"
+    return f"blk.{layer}.{table[rest]}"
+
+
+def PermuteRows(w, heads):
+    """HF rotate-half row order -> llama.cpp's adjacent-pair order, per head."""
+    n, k = w.shape
+    return w.reshape(heads, 2, n // heads // 2, k).swapaxes(1, 2).reshape(n, k)
+
+
+def ChooseType(kind, gguf_name, cols, layer, n_layers):
+    if gguf_name.endswith(("norm.weight", ".bias")) or kind == "F32":
+        return "F32"
+    want = kind
+    if kind == "Q4_K_M":
+        more = layer is not None and (layer < n_layers // 8 or layer >= 7 * n_layers // 8 or
+                                      (layer - n_layers // 8) % 3 == 2)
+        if gguf_name == "output.weight" or (more and gguf_name.endswith(("attn_v.weight",
+                                                                         "ffn_down.weight"))):
+            want = "Q6_K"
+        else:
+            want = "Q4_K"
+    for t in (want, "Q8_0", "F16"):
+        if cols % qf.GGML_TYPES[t][1] == 0:
+            return t
+    return "F32"
+
+
+def RopeFreqFactors(cfg):
+    """Llama 3 scaling as divisors of each inverse frequency, as llama.cpp stores it."""
+    rs = cfg["rope_scaling"]
+    dh = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    inv = 1.0 / (np.float32(cfg["rope_theta"]) ** (np.arange(0, dh, 2, dtype=np.float32) / dh))
+    old = rs["original_max_position_embeddings"]
+    low_wl, high_wl = old / rs["low_freq_factor"], old / rs["high_freq_factor"]
+    out = []
+    for f in inv:
+        wl = 2 * math.pi / f
+        if wl < high_wl:
+            out.append(1.0)
+        elif wl > low_wl:
+            out.append(rs["factor"])
+        else:
+            smooth = (old / wl - rs["low_freq_factor"]) / (rs["high_freq_factor"] -
+                                                          rs["low_freq_factor"])
+            out.append(1.0 / ((1 - smooth) / rs["factor"] + smooth))
+    return np.asarray(out, np.float32)
+
+
+def Metadata(cfg, arch, n_tensors_hint):
+    dh = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    v = cfg["vocab_size"]
+    kv = [Kv("general.architecture", STRING, arch), Kv("general.name", STRING, "meshlm-test"),
+          Kv("general.alignment", U32, ALIGN),
+          Kv(f"{arch}.context_length", U32, cfg["max_position_embeddings"]),
+          Kv(f"{arch}.embedding_length", U32, cfg["hidden_size"]),
+          Kv(f"{arch}.block_count", U32, cfg["num_hidden_layers"]),
+          Kv(f"{arch}.feed_forward_length", U32, cfg["intermediate_size"]),
+          Kv(f"{arch}.attention.head_count", U32, cfg["num_attention_heads"]),
+          Kv(f"{arch}.attention.head_count_kv", U32, cfg["num_key_value_heads"]),
+          Kv(f"{arch}.attention.key_length", U32, dh),
+          Kv(f"{arch}.attention.value_length", U32, dh),
+          Kv(f"{arch}.attention.layer_norm_rms_epsilon", F32, cfg["rms_norm_eps"]),
+          Kv(f"{arch}.rope.freq_base", F32, cfg["rope_theta"]),
+          Kv(f"{arch}.vocab_size", U32, v)]
+    rs = cfg.get("rope_scaling")
+    if rs and (rs.get("rope_type") or rs.get("type")) == "linear":
+        kv += [Kv(f"{arch}.rope.scaling.type", STRING, "linear"),
+               Kv(f"{arch}.rope.scaling.factor", F32, rs["factor"])]
+    # A minimal byte-level BPE vocabulary: one placeholder string per id.
+    tokens = [f"<tok{i}>" for i in range(v)]
+    bos, eos = cfg.get("bos_token_id"), cfg.get("eos_token_id")
+    eos = eos[0] if isinstance(eos, list) else eos
+    kv += [Kv("tokenizer.ggml.model", STRING, "gpt2"), Kv("tokenizer.ggml.pre", STRING, "default"),
+           Kv("tokenizer.ggml.tokens", ARRAY, (STRING, tokens)),
+           Kv("tokenizer.ggml.token_type", ARRAY, (I32, [1] * v)),
+           Kv("tokenizer.ggml.merges", ARRAY, (STRING, [])),
+           Kv("tokenizer.chat_template", STRING,
+              "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}")]
+    if bos is not None:
+        kv.append(Kv("tokenizer.ggml.bos_token_id", U32, bos))
+    if eos is not None:
+        kv.append(Kv("tokenizer.ggml.eos_token_id", U32, eos))
+    return kv
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--type", required=True,
+                    choices=["f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"])
+    ap.add_argument("--dequant-out", help="folder for a float32 HF copy of the stored values")
+    a = ap.parse_args()
+
+    import json
+    with open(os.path.join(a.model, "config.json")) as f:
+        cfg = json.load(f)
+    arch = ARCH.get(cfg["architectures"][0])
+    if arch is None:
+        raise SystemExit(f"[write_gguf] architecture {cfg['architectures'][0]} unsupported")
+    w = Weights(a.model)
+    names = sorted(w.where, key=lambda n: (n.count("layers"), n))
+    n_layers = cfg["num_hidden_layers"]
+    heads = {"q": cfg["num_attention_heads"], "k": cfg["num_key_value_heads"]}
+    kind = a.type.upper()
+
+    plan = []  # (hf name, gguf name, type, dims innermost first, nbytes)
+    for name in names:
+        shape = w.Shape(name)
+        g = HfToGguf(name)
+        layer = int(name.split(".")[2]) if name.startswith("model.layers.") else None
+        cols = shape[-1]
+        t = ChooseType(kind, g, cols, layer, n_layers) if len(shape) == 2 else "F32"
+        _, be, bb = qf.GGML_TYPES[t]
+        rows = shape[0] if len(shape) == 2 else 1
+        plan.append((name, g, t, list(reversed(shape)), rows * cols // be * bb))
+    if cfg.get("rope_scaling") and (cfg["rope_scaling"].get("rope_type") or
+                                    cfg["rope_scaling"].get("type")) == "llama3":
+        factors = RopeFreqFactors(cfg)
+        plan.append((None, "rope_freqs.weight", "F32", [len(factors)], factors.nbytes))
+
+    kv = Metadata(cfg, arch, len(plan))
+    head = struct.pack("<IIQQ", 0x46554747, 3, len(plan), len(kv)) + b"".join(kv)
+    off = 0
+    for _, g, t, dims, nbytes in plan:
+        head += Str(g) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d)
+                                                                  for d in dims)
+        head += struct.pack("<IQ", qf.GGML_TYPES[t][0], off)
+        off += (nbytes + ALIGN - 1) // ALIGN * ALIGN
+    head += b"\0" * ((-len(head)) % ALIGN)
+
+    deq_tensors = []
+    with open(a.out, "wb") as f:
+        f.write(head)
+        for name, g, t, dims, nbytes in plan:
+            if name is None:
+                data = factors.tobytes()
+            else:
+                x = w.Get(name).astype(np.float32)
+                x2 = x.reshape(-1, x.shape[-1]) if x.ndim == 2 else x.reshape(1, -1)
+                rows_bytes = []
+                deq = np.empty_like(x2)
+                step = max(1, (1 << 22) // x2.shape[1])
+                for r0 in range(0, x2.shape[0], step):
+                    b, d = qf.QuantizeGguf(x2[r0:r0 + step], t)
+                    rows_bytes.append(np.ascontiguousarray(b).reshape(b.shape[0], -1))
+                    deq[r0:r0 + step] = d
+                packed = np.concatenate(rows_bytes)
+                proj = name.split(".")[-2] if name.startswith("model.layers.") else ""
+                if arch == "llama" and proj in ("q_proj", "k_proj") and name.endswith("weight"):
+                    packed = PermuteRows(packed, heads[proj[0]])
+                data = packed.tobytes()
+                if a.dequant_out:
+                    deq_tensors.append((name, deq.reshape(x.shape), "F32"))
+            assert len(data) == nbytes, (g, len(data), nbytes)
+            f.write(data)
+            f.write(b"\0" * ((-len(data)) % ALIGN))
+    counts = {}
+    for p in plan:
+        counts[p[2]] = counts.get(p[2], 0) + 1
+    print(f"[write_gguf] {a.out}: {len(plan)} tensors {counts}, {os.path.getsize(a.out)} bytes",
+          file=sys.stderr)
+    if a.dequant_out:
+        os.makedirs(a.dequant_out, exist_ok=True)
+        qf.WriteSafetensors(os.path.join(a.dequant_out, "model.safetensors"), deq_tensors,
+                            {"format": "pt"})
+        cfg2 = dict(cfg, torch_dtype="float32")
+        with open(os.path.join(a.dequant_out, "config.json"), "w") as f:
+            json.dump(cfg2, f, indent=2)
+        gen = os.path.join(a.model, "generation_config.json")
+        if os.path.exists(gen):
+            shutil.copy(gen, a.dequant_out)
+
+
+if __name__ == "__main__":
+    main()
