@@ -1,15 +1,14 @@
-// Highway MatMul for f32, f16 and bf16 weights: register tiles of dot products, f32 sums.
+// Highway MatMul for f32, f16 and bf16 weights, f32 activations and f32 sums.
 //
-// y[t, n] = Σ_k x[t, k] · w[n, k]. Vectors run along K, so weight rows are read in
-// place (no packing) and each weight vector, once widened to f32, feeds the dot products
-// of several rows of x.
+// y[t, n] = Σ_k x[t, k] · w[n, k]; weights are read in place, widened to f32 in registers.
 //
-// Decode (T < kMinTileRows) is bound by memory bandwidth: weight rows are read one after
-// another, each once for up to kTileT rows of x, with several accumulators per row. A
-// single sequential stream is what the hardware prefetchers follow best; reading 4 rows
-// side by side measured 2-3x slower (6-7 vs 16 GB/s on a Zen 4 VM).
-// Prefill is bound by arithmetic: kTileT × kTileN register tiles, re-reading a
-// kTileN-row block of weights (a few KiB, in L1) per kTileT rows of x.
+// Decode (T < kMinPrefillRows) is bound by memory bandwidth. Vectors run along K; weight
+// rows are read one after another, each once for up to kDecodeT rows of x, with several
+// accumulators per row. A single sequential stream is what the hardware prefetchers
+// follow best: reading 4 rows side by side measured 2-3x slower (6-7 vs 16 GB/s on a
+// Zen 4 VM).
+//
+// Prefill is bound by arithmetic. Vectors run along T instead (see MatMulPrefill).
 
 #if defined(MESHLM_KERNELS_MATMUL_INL_H_) == defined(HWY_TARGET_TOGGLE)
 #ifdef MESHLM_KERNELS_MATMUL_INL_H_
@@ -20,8 +19,10 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <vector>
 
 #include "base/thread_pool.h"
+#include "hwy/aligned_allocator.h"
 #include "hwy/highway.h"
 #include "kernels/kernels.h"
 #include "tensor/dtype.h"
@@ -30,10 +31,13 @@ HWY_BEFORE_NAMESPACE();
 namespace meshlm::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Rows of x and of w per register tile: 4 × 4 f32 accumulators plus 4 widened weight
-// vectors and one x vector fit the 16 registers of SSE4/AVX2 without spills.
-constexpr size_t kTileT = 4;
-constexpr size_t kTileN = 4;
+// Rows of x per pass over a weight row in decode: 4 × 2 accumulators + 1 weight vector fit
+// the 16 registers of SSE4/AVX2.
+constexpr size_t kDecodeT = 4;
+// Decode splits N across threads in multiples of this many rows.
+constexpr size_t kDecodeAlignN = 4;
+// From this many rows of x on, MatMul takes the prefill path.
+constexpr size_t kMinPrefillRows = 8;
 
 template <class DF>
 HWY_INLINE hn::Vec<DF> LoadRow(DF df, const float* p) {
@@ -58,9 +62,6 @@ HWY_INLINE float ToF32(hwy::float16_t v) {
   CopyBytes<2>(&v, &bits);
   return F16ToF32(bits);
 }
-
-// Below this many rows of x, MatMul streams weight rows one at a time (decode).
-constexpr size_t kMinTileRows = 8;
 
 // x: [TR, K] f32 (rows K apart); w: [K] WT, one row; y[t * y_stride] for t < TR; bias:
 // one value or null. U accumulators per row of x hide the FMA latency.
@@ -105,7 +106,7 @@ HWY_INLINE void DotRow(const float* HWY_RESTRICT x, size_t K, const WT* HWY_REST
   }
 }
 
-// All T < kMinTileRows rows of x against weight rows [n0, n1), one row at a time.
+// All T < kMinPrefillRows rows of x against weight rows [n0, n1), one row at a time.
 template <typename WT>
 HWY_INLINE void MatMulRowsDecode(const float* x, size_t T, size_t K, const WT* w, size_t w_stride,
                                  const float* bias, float* y, size_t N, size_t n0, size_t n1) {
@@ -113,7 +114,8 @@ HWY_INLINE void MatMulRowsDecode(const float* x, size_t T, size_t K, const WT* w
     const WT* wn = w + n * w_stride;
     const float* bn = bias != nullptr ? bias + n : nullptr;
     size_t t = 0;
-    for (; t + kTileT <= T; t += kTileT) DotRow<kTileT>(x + t * K, K, wn, bn, y + t * N + n, N);
+    for (; t + kDecodeT <= T; t += kDecodeT)
+      DotRow<kDecodeT>(x + t * K, K, wn, bn, y + t * N + n, N);
     switch (T - t) {
       case 3:
         DotRow<3>(x + t * K, K, wn, bn, y + t * N + n, N);
@@ -130,79 +132,126 @@ HWY_INLINE void MatMulRowsDecode(const float* x, size_t T, size_t K, const WT* w
   }
 }
 
-// x: [TR, K] f32 (rows K apart); w: [NR, K] WT (rows w_stride apart);
-// y: [TR, NR] written at y[t * y_stride + r]; bias: [NR] or null.
-template <size_t TR, size_t NR, typename WT>
-HWY_INLINE void DotTile(const float* HWY_RESTRICT x, size_t K, const WT* HWY_RESTRICT w,
-                        size_t w_stride, const float* bias, float* HWY_RESTRICT y,
-                        size_t y_stride) {
+// Prefill register tile: kPrefillN weight rows × kPrefillTV vectors of x rows.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// 8 × 2 accumulators + 2 x vectors + 1 broadcast of 32 registers: one FMA per cycle
+// on Zen 4, each x load used 8 times.
+constexpr size_t kPrefillN = 8;
+#else
+// 4 × 2 accumulators + 3 of the 16 registers of SSE4/AVX2.
+constexpr size_t kPrefillN = 4;
+#endif
+constexpr size_t kPrefillTV = 2;
+
+// xp: [K, TB] f32, a panel of TB = kPrefillTV·Lanes rows of x, transposed;
+// wr: [kPrefillN, K] f32, rows wr_stride apart; out: [kPrefillN, TB] = wr · xp.
+HWY_INLINE void PrefillTile(const float* HWY_RESTRICT xp, const float* HWY_RESTRICT wr,
+                            size_t wr_stride, size_t K, float* HWY_RESTRICT out) {
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
   const size_t L = hn::Lanes(df);
-  V acc[TR][NR];
+  const size_t TB = kPrefillTV * L;
+  V acc[kPrefillN][kPrefillTV];
 #pragma GCC unroll 8
-  for (size_t t = 0; t < TR; ++t) {
+  for (size_t r = 0; r < kPrefillN; ++r) {
 #pragma GCC unroll 8
-    for (size_t r = 0; r < NR; ++r) acc[t][r] = hn::Zero(df);
+    for (size_t v = 0; v < kPrefillTV; ++v) acc[r][v] = hn::Zero(df);
   }
-  size_t k = 0;
-  for (; k + L <= K; k += L) {
-    V wv[NR];
+  for (size_t k = 0; k < K; ++k) {
+    V xv[kPrefillTV];
 #pragma GCC unroll 8
-    for (size_t r = 0; r < NR; ++r) wv[r] = LoadRow(df, w + r * w_stride + k);
+    for (size_t v = 0; v < kPrefillTV; ++v) xv[v] = hn::LoadU(df, xp + k * TB + v * L);
 #pragma GCC unroll 8
-    for (size_t t = 0; t < TR; ++t) {
-      const V xv = hn::LoadU(df, x + t * K + k);
+    for (size_t r = 0; r < kPrefillN; ++r) {
+      const V wv = hn::Set(df, wr[r * wr_stride + k]);
 #pragma GCC unroll 8
-      for (size_t r = 0; r < NR; ++r) acc[t][r] = hn::MulAdd(xv, wv[r], acc[t][r]);
+      for (size_t v = 0; v < kPrefillTV; ++v) acc[r][v] = hn::MulAdd(wv, xv[v], acc[r][v]);
     }
   }
 #pragma GCC unroll 8
-  for (size_t t = 0; t < TR; ++t) {
+  for (size_t r = 0; r < kPrefillN; ++r) {
 #pragma GCC unroll 8
-    for (size_t r = 0; r < NR; ++r) {
-      float sum = hn::GetLane(hn::SumOfLanes(df, acc[t][r]));
-      for (size_t kk = k; kk < K; ++kk) sum += x[t * K + kk] * ToF32(w[r * w_stride + kk]);
-      y[t * y_stride + r] = bias != nullptr ? sum + bias[r] : sum;
+    for (size_t v = 0; v < kPrefillTV; ++v) hn::StoreU(acc[r][v], df, out + r * TB + v * L);
+  }
+}
+
+// Rows [n, n + rows) of w, rows ≤ kPrefillN, → wr: [kPrefillN, K] f32, rows wr_stride
+// apart, zero rows past `rows`.
+template <typename WT>
+HWY_INLINE void WidenRows(const WT* w, size_t w_stride, size_t rows, size_t K, float* wr,
+                          size_t wr_stride) {
+  const hn::ScalableTag<float> df;
+  const size_t L = hn::Lanes(df);
+  for (size_t r = 0; r < kPrefillN; ++r) {
+    float* out = wr + r * wr_stride;
+    if (r >= rows) {
+      std::fill(out, out + K, 0.0f);
+      continue;
+    }
+    const WT* in = w + r * w_stride;
+    size_t k = 0;
+    for (; k + L <= K; k += L) hn::StoreU(LoadRow(df, in + k), df, out + k);
+    for (; k < K; ++k) out[k] = ToF32(in[k]);
+  }
+}
+
+// x: [T, K] → xt: [P][K][TB], P = ceil(T / TB) panels of TB rows, transposed, zeros past T.
+HWY_INLINE void TransposePanels(const float* x, size_t T, size_t K, size_t TB, size_t p0, size_t p1,
+                                float* xt) {
+  for (size_t p = p0; p < p1; ++p) {
+    float* panel = xt + p * K * TB;
+    for (size_t i = 0; i < TB; ++i) {
+      const size_t t = p * TB + i;
+      if (t < T) {
+        for (size_t k = 0; k < K; ++k) panel[k * TB + i] = x[t * K + k];
+      } else {
+        for (size_t k = 0; k < K; ++k) panel[k * TB + i] = 0.0f;
+      }
     }
   }
 }
 
-// All T rows of x against weight rows [n0, n1).
+// x: [T, K] f32; w: [N, K] WT; y: [T, N]. Bound by arithmetic: vectors run along T, over
+// x transposed once per call into panels, against broadcast weights widened to f32
+// kPrefillN rows at a time, so no horizontal sums are needed and widening is paid once per
+// weight rather than once per row of x.
 template <typename WT>
-HWY_INLINE void MatMulRows(const float* x, size_t T, size_t K, const WT* w, size_t w_stride,
-                           const float* bias, float* y, size_t N, size_t n0, size_t n1) {
-  size_t n = n0;
-  for (; n + kTileN <= n1; n += kTileN) {
-    const WT* wn = w + n * w_stride;
-    const float* bn = bias != nullptr ? bias + n : nullptr;
-    size_t t = 0;
-    for (; t + kTileT <= T; t += kTileT) {
-      DotTile<kTileT, kTileN>(x + t * K, K, wn, w_stride, bn, y + t * N + n, N);
-    }
-    switch (T - t) {
-      case 3:
-        DotTile<3, kTileN>(x + t * K, K, wn, w_stride, bn, y + t * N + n, N);
-        break;
-      case 2:
-        DotTile<2, kTileN>(x + t * K, K, wn, w_stride, bn, y + t * N + n, N);
-        break;
-      case 1:
-        DotTile<1, kTileN>(x + t * K, K, wn, w_stride, bn, y + t * N + n, N);
-        break;
-      default:
-        break;
-    }
+HWY_INLINE void MatMulPrefill(const float* x, size_t T, const WT* w, size_t N, size_t K,
+                              size_t w_stride, const float* bias, float* y, ThreadPool& pool) {
+  const hn::ScalableTag<float> df;
+  const size_t TB = kPrefillTV * hn::Lanes(df);
+  const size_t P = (T + TB - 1) / TB;
+  // Reused across calls, owned by the calling thread and read by the workers.
+  thread_local hwy::AlignedFreeUniquePtr<float[]> xt_storage;
+  thread_local size_t xt_size = 0;
+  if (xt_size < P * K * TB) {
+    xt_size = P * K * TB;
+    xt_storage = hwy::AllocateAligned<float>(xt_size);
   }
-  for (; n < n1; ++n) {
-    const WT* wn = w + n * w_stride;
-    const float* bn = bias != nullptr ? bias + n : nullptr;
-    size_t t = 0;
-    for (; t + kTileT <= T; t += kTileT) {
-      DotTile<kTileT, 1>(x + t * K, K, wn, w_stride, bn, y + t * N + n, N);
+  float* xt = xt_storage.get();
+  pool.ParallelFor(P, 1,
+                   [&](size_t p0, size_t p1, size_t) { TransposePanels(x, T, K, TB, p0, p1, xt); });
+  pool.ParallelFor(N, kPrefillN, [&](size_t n0, size_t n1, size_t) {
+    // Rows a power of two apart would all fall in one L1 set.
+    const size_t wr_stride = K + 16;
+    thread_local std::vector<float> wr, out;
+    if (wr.size() < kPrefillN * wr_stride) wr.resize(kPrefillN * wr_stride);
+    if (out.size() < kPrefillN * TB) out.resize(kPrefillN * TB);
+    for (size_t n = n0; n < n1; n += kPrefillN) {
+      const size_t rows = std::min(kPrefillN, n1 - n);
+      WidenRows(w + n * w_stride, w_stride, rows, K, wr.data(), wr_stride);
+      for (size_t p = 0; p < P; ++p) {
+        PrefillTile(xt + p * K * TB, wr.data(), wr_stride, K, out.data());
+        const size_t t_end = std::min(T, (p + 1) * TB);
+        for (size_t t = p * TB; t < t_end; ++t) {
+          for (size_t r = 0; r < rows; ++r) {
+            const float b = bias != nullptr ? bias[n + r] : 0.0f;
+            y[t * N + n + r] = out[r * TB + (t - p * TB)] + b;
+          }
+        }
+      }
     }
-    for (; t < T; ++t) DotTile<1, 1>(x + t * K, K, wn, w_stride, bn, y + t * N + n, N);
-  }
+  });
 }
 
 // x: [T, K] f32; w: [N, K] WT; bias: [N] or null; y: [T, N]. Parallel over N.
@@ -210,12 +259,12 @@ template <typename WT>
 HWY_NOINLINE void MatMulT(const float* x, size_t T, const Weight& w, const float* bias, float* y,
                           ThreadPool& pool) {
   const WT* wd = static_cast<const WT*>(w.data);
-  pool.ParallelFor(w.rows, kTileN, [&](size_t n0, size_t n1, size_t) {
-    if (T < kMinTileRows) {
-      MatMulRowsDecode(x, T, w.cols, wd, w.row_stride, bias, y, w.rows, n0, n1);
-    } else {
-      MatMulRows(x, T, w.cols, wd, w.row_stride, bias, y, w.rows, n0, n1);
-    }
+  if (T >= kMinPrefillRows) {
+    MatMulPrefill(x, T, wd, w.rows, w.cols, w.row_stride, bias, y, pool);
+    return;
+  }
+  pool.ParallelFor(w.rows, kDecodeAlignN, [&](size_t n0, size_t n1, size_t) {
+    MatMulRowsDecode(x, T, w.cols, wd, w.row_stride, bias, y, w.rows, n0, n1);
   });
 }
 
