@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   meshlm::cli::AddBenchCommand(app, &exit_code);
   meshlm::cli::AddLaunchCommand(app, &exit_code);
   meshlm::cli::AddCommtestCommand(app, &exit_code);
+  meshlm::cli::AddTokenizeCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
