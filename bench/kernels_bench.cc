@@ -60,7 +60,11 @@ std::vector<Matrix> MakeMatrices(DType dtype, size_t N, size_t K, size_t copies)
   std::vector<Matrix> out(copies);
   for (Matrix& m : out) {
     m.bytes = first;
-    m.weight = Weight{m.bytes.data(), dtype, N, K, K};
+    m.weight.data = m.bytes.data();
+    m.weight.dtype = dtype;
+    m.weight.rows = N;
+    m.weight.cols = K;
+    m.weight.row_stride = K;
   }
   return out;
 }

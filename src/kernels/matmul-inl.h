@@ -2,7 +2,7 @@
 //
 // y[t, n] = Σ_k x[t, k] · w[n, k]; weights are read in place, widened to f32 in registers.
 //
-// Decode (T < kMinPrefillRows) is bound by memory bandwidth. Vectors run along K; weight
+// Decode (small T) is bound by memory bandwidth. Vectors run along K; weight
 // rows are read one after another, each once for up to kDecodeT rows of x, with several
 // accumulators per row. A single sequential stream is what the hardware prefetchers
 // follow best: reading 4 rows side by side measured 2-3x slower (6-7 vs 16 GB/s on a
@@ -31,13 +31,16 @@ HWY_BEFORE_NAMESPACE();
 namespace meshlm::kernels::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Rows of x per pass over a weight row in decode: 4 × 2 accumulators + 1 weight vector fit
-// the 16 registers of SSE4/AVX2.
-constexpr size_t kDecodeT = 4;
+// Rows of x per pass over a weight row in decode, so that batched decode (T = 8 sequences)
+// widens each weight once: 8 accumulators + 1 weight + 1 x vector fit the 16 registers of
+// SSE4/AVX2.
+constexpr size_t kDecodeT = 8;
 // Decode splits N across threads in multiples of this many rows.
 constexpr size_t kDecodeAlignN = 4;
-// From this many rows of x on, MatMul takes the prefill path.
-constexpr size_t kMinPrefillRows = 8;
+// Prefill needs at least this many rows of x, and at least one full panel of them (see
+// MatMulPrefill): below, much of a panel would be zero padding, and the decode path, which
+// widens each weight once per kDecodeT rows of x, is as fast.
+constexpr size_t kMinPrefillRows = 16;
 
 template <class DF>
 HWY_INLINE hn::Vec<DF> LoadRow(DF df, const float* p) {
@@ -68,7 +71,8 @@ HWY_INLINE float ToF32(hwy::float16_t v) {
 template <size_t TR, typename WT>
 HWY_INLINE void DotRow(const float* HWY_RESTRICT x, size_t K, const WT* HWY_RESTRICT w,
                        const float* bias, float* HWY_RESTRICT y, size_t y_stride) {
-  constexpr size_t U = TR == 1 ? 4 : 2;
+  // Independent accumulators per row of x: at least 4 chains in flight in all.
+  constexpr size_t U = TR == 1 ? 4 : TR <= 4 ? 2 : 1;
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
   const size_t L = hn::Lanes(df);
@@ -106,7 +110,7 @@ HWY_INLINE void DotRow(const float* HWY_RESTRICT x, size_t K, const WT* HWY_REST
   }
 }
 
-// All T < kMinPrefillRows rows of x against weight rows [n0, n1), one row at a time.
+// All T rows of x (few) against weight rows [n0, n1), one row at a time.
 template <typename WT>
 HWY_INLINE void MatMulRowsDecode(const float* x, size_t T, size_t K, const WT* w, size_t w_stride,
                                  const float* bias, float* y, size_t N, size_t n0, size_t n1) {
@@ -116,15 +120,29 @@ HWY_INLINE void MatMulRowsDecode(const float* x, size_t T, size_t K, const WT* w
     size_t t = 0;
     for (; t + kDecodeT <= T; t += kDecodeT)
       DotRow<kDecodeT>(x + t * K, K, wn, bn, y + t * N + n, N);
+    const float* xt = x + t * K;
+    float* yt = y + t * N + n;
     switch (T - t) {
+      case 7:
+        DotRow<7>(xt, K, wn, bn, yt, N);
+        break;
+      case 6:
+        DotRow<6>(xt, K, wn, bn, yt, N);
+        break;
+      case 5:
+        DotRow<5>(xt, K, wn, bn, yt, N);
+        break;
+      case 4:
+        DotRow<4>(xt, K, wn, bn, yt, N);
+        break;
       case 3:
-        DotRow<3>(x + t * K, K, wn, bn, y + t * N + n, N);
+        DotRow<3>(xt, K, wn, bn, yt, N);
         break;
       case 2:
-        DotRow<2>(x + t * K, K, wn, bn, y + t * N + n, N);
+        DotRow<2>(xt, K, wn, bn, yt, N);
         break;
       case 1:
-        DotRow<1>(x + t * K, K, wn, bn, y + t * N + n, N);
+        DotRow<1>(xt, K, wn, bn, yt, N);
         break;
       default:
         break;
@@ -259,7 +277,8 @@ template <typename WT>
 HWY_NOINLINE void MatMulT(const float* x, size_t T, const Weight& w, const float* bias, float* y,
                           ThreadPool& pool) {
   const WT* wd = static_cast<const WT*>(w.data);
-  if (T >= kMinPrefillRows) {
+  const hn::ScalableTag<float> df;
+  if (T >= std::max(kMinPrefillRows, kPrefillTV * hn::Lanes(df))) {
     MatMulPrefill(x, T, wd, w.rows, w.cols, w.row_stride, bias, y, pool);
     return;
   }

@@ -49,7 +49,11 @@ inline RandomMatrix MakeRandomMatrix(std::mt19937& rng, DType dtype, size_t rows
       std::memcpy(m.bytes.data() + 2 * i, &h, 2);
     }
   }
-  m.weight = Weight{m.bytes.data(), dtype, rows, cols, row_stride};
+  m.weight.data = m.bytes.data();
+  m.weight.dtype = dtype;
+  m.weight.rows = rows;
+  m.weight.cols = cols;
+  m.weight.row_stride = row_stride;
   return m;
 }
 
