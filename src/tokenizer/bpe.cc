@@ -60,6 +60,17 @@ Result<std::unique_ptr<BpeModel>> BpeModel::Create(
       return Error("[tokenizer] unk_token '{}' is not in the vocabulary", m->options_.unk_token);
     }
   }
+  constexpr std::string_view kMeta = "\xE2\x96\x81";
+  if (!m->options_.ignore_merges && m->TokenToId(kMeta) >= 0) {
+    bool joins = false;
+    for (const std::string& t : m->vocab_) {
+      for (size_t p = t.find(kMeta); p != std::string::npos && !joins; p = t.find(kMeta, p + 1)) {
+        joins = p > 0 && (p < kMeta.size() || t.compare(p - kMeta.size(), kMeta.size(), kMeta) != 0);
+      }
+      if (joins) break;
+    }
+    m->split_at_metaspace_ = !joins;
+  }
   m->byte_ids_.assign(256, -1);
   if (m->options_.byte_fallback) {
     for (int b = 0; b < 256; ++b) m->byte_ids_[b] = m->TokenToId(fmt::format("<0x{:02X}>", b));
@@ -78,6 +89,22 @@ const std::string& BpeModel::IdToToken(int32_t id) const {
 }
 
 void BpeModel::Tokenize(std::string_view word, std::vector<int32_t>* ids) const {
+  if (word.empty()) return;
+  if (split_at_metaspace_ && word.size() > kMaxCachedWordBytes / 4) {
+    constexpr std::string_view kMeta = "\xE2\x96\x81";
+    size_t begin = 0;
+    for (size_t p = word.find(kMeta, 1); p != std::string_view::npos; p = word.find(kMeta, p + 1)) {
+      if (p >= kMeta.size() && word.compare(p - kMeta.size(), kMeta.size(), kMeta) == 0) continue;
+      TokenizeCached(word.substr(begin, p - begin), ids);
+      begin = p;
+    }
+    TokenizeCached(word.substr(begin), ids);
+    return;
+  }
+  TokenizeCached(word, ids);
+}
+
+void BpeModel::TokenizeCached(std::string_view word, std::vector<int32_t>* ids) const {
   if (word.empty()) return;
   const bool cacheable = word.size() <= kMaxCachedWordBytes;
   if (cacheable) {

@@ -50,6 +50,7 @@ class BpeModel {
 
  private:
   BpeModel() = default;
+  void TokenizeCached(std::string_view word, std::vector<int32_t>* ids) const;
   void TokenizeUncached(std::string_view word, std::vector<int32_t>* ids) const;
 
   struct StringHash {
@@ -62,6 +63,10 @@ class BpeModel {
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_;
   std::vector<int32_t> byte_ids_;  // id of "<0xXX>" per byte, -1 when missing
   int32_t unk_id_ = -1;
+  // SentencePiece-style vocabularies see whole sentences as one word. When no token
+  // joins a character to a following "▁" (U+2581), a word can be cut before each "▁"
+  // that follows another character without changing the result, and the pieces cached.
+  bool split_at_metaspace_ = false;
   BpeOptions options_;
 
   mutable std::mutex cache_mu_;

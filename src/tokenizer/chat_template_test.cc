@@ -21,8 +21,7 @@ std::string Env(const char* name, const std::string& fallback) {
 }
 
 std::string VocabDir(const std::string& name) {
-  const std::string build = Env("MESHLM_BUILD_DIR", ".");
-  return Env("MESHLM_TOKENIZER_VOCABS", build + "/tokenizer-vocabs") + "/" + name;
+  return Env("MESHLM_TOKENIZER_VOCABS", MESHLM_DEFAULT_TOKENIZER_VOCABS) + "/" + name;
 }
 
 json ReadJson(const std::string& path) {
@@ -50,7 +49,7 @@ class TemplateGoldenTest : public testing::TestWithParam<std::string> {
 };
 
 TEST_P(TemplateGoldenTest, MatchesHuggingFaceJinja) {
-  const json golden = ReadJson(Env("MESHLM_SOURCE_DIR", ".") + "/tests/data/tokenizer/chat_templates.json");
+  const json golden = ReadJson(Env("MESHLM_SOURCE_DIR", MESHLM_DEFAULT_SOURCE_DIR) + "/tests/data/tokenizer/chat_templates.json");
   const json config = ReadJson(VocabDir(GetParam()) + "/tokenizer_config.json");
   ASSERT_TRUE(config.contains("chat_template"));
   auto tmpl = ChatTemplate::Parse(config["chat_template"].get<std::string>());

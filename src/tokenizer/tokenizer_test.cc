@@ -22,11 +22,10 @@ std::string Env(const char* name, const std::string& fallback) {
 }
 
 std::string VocabDir(const std::string& name) {
-  const std::string build = Env("MESHLM_BUILD_DIR", ".");
-  return Env("MESHLM_TOKENIZER_VOCABS", build + "/tokenizer-vocabs") + "/" + name;
+  return Env("MESHLM_TOKENIZER_VOCABS", MESHLM_DEFAULT_TOKENIZER_VOCABS) + "/" + name;
 }
 
-std::string SourceDir() { return Env("MESHLM_SOURCE_DIR", "."); }
+std::string SourceDir() { return Env("MESHLM_SOURCE_DIR", MESHLM_DEFAULT_SOURCE_DIR); }
 
 // Loading a vocabulary takes up to a second or two: share them across tests.
 const Tokenizer* Load(const std::string& name) {
