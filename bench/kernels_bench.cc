@@ -1,9 +1,11 @@
 // kernels_bench: MatMul at the shapes of Qwen3-0.6B, per weight dtype, decode (T=1) and
-// prefill (T=128), on 1 and 2 threads; plus all matmuls of the model as one token step.
+// prefill (T=128), on 1 and 2 threads; all matmuls of the model as one token step; and
+// attention for one decode step at S=4096 and a 128-token prefill.
 //
-// Counters: GB/s is weight bytes read per second (decode is bound by memory bandwidth;
-// compare with bench/stream), GFLOP/s is 2·T·N·K per second (prefill is bound by
-// arithmetic), tok/s is tokens per second of the whole-model sweep.
+// Counters, per second: GB is weight bytes read (decode is bound by memory bandwidth;
+// compare with bench/stream), GFLOP is 2·T·N·K (prefill is bound by arithmetic), tok is
+// tokens of the whole-model sweep. The label names the SIMD target, and "+avx512bf16" when
+// the vdpbf16ps path ran.
 // Usage: kernels_bench [--benchmark_filter=regex] [other Google Benchmark flags]
 #include <benchmark/benchmark.h>
 
@@ -12,6 +14,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/thread_pool.h"
@@ -84,8 +87,8 @@ void BM_MatMul(benchmark::State& state, DType dtype, size_t K, size_t N, size_t 
     i = i + 1 == copies ? 0 : i + 1;
   }
   const double iters = static_cast<double>(state.iterations());
-  state.counters["GB/s"] = benchmark::Counter(iters * bytes / 1e9, benchmark::Counter::kIsRate);
-  state.counters["GFLOP/s"] =
+  state.counters["GB"] = benchmark::Counter(iters * bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GFLOP"] =
       benchmark::Counter(iters * 2.0 * T * N * K / 1e9, benchmark::Counter::kIsRate);
   state.SetLabel(CurrentTarget() +
                  (dtype == DType::kBF16 && SetNativeBf16(true) && T >= 16 ? "+avx512bf16" : ""));
@@ -120,9 +123,37 @@ void BM_Qwen3Matmuls(benchmark::State& state, DType dtype, size_t T, size_t thre
     benchmark::DoNotOptimize(logits.data());
   }
   const double iters = static_cast<double>(state.iterations());
-  state.counters["tok/s"] = benchmark::Counter(iters * T, benchmark::Counter::kIsRate);
-  state.counters["GB/s"] = benchmark::Counter(iters * bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["tok"] = benchmark::Counter(iters * T, benchmark::Counter::kIsRate);
+  state.counters["GB"] = benchmark::Counter(iters * bytes / 1e9, benchmark::Counter::kIsRate);
   state.SetLabel(CurrentTarget());
+}
+
+// Attention of Qwen3-0.6B (H=16, Hk=8, Dh=128) for T new rows after pos0 cached ones.
+// GB counts the K and V cache bytes read, the bound for decode at long S.
+void BM_Attention(benchmark::State& state, size_t T, size_t pos0, size_t threads) {
+  constexpr size_t kH = 16, kHk = 8, kDh = 128;
+  const size_t S = pos0 + T;
+  std::mt19937 rng(10);
+  const auto q = RandomActivations(T * kH * kDh, rng);
+  const auto k = RandomActivations(S * kHk * kDh, rng);
+  const auto v = RandomActivations(S * kHk * kDh, rng);
+  std::vector<float> out(T * kH * kDh);
+  ThreadPool pool(threads);
+  for (auto _ : state) {
+    Attention(q.data(), T, pos0, kH, kHk, kDh, k.data(), v.data(), kHk * kDh, 0.088f, out.data(),
+              pool);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double iters = static_cast<double>(state.iterations());
+  state.counters["GB"] =
+      benchmark::Counter(iters * 2.0 * S * kHk * kDh * 4 / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel(CurrentTarget());
+}
+
+// Rates of 1-thread runs are per second of that thread's CPU time, so that other load on a
+// shared machine does not count against them; 2-thread runs use wall time.
+benchmark::internal::Benchmark* Timed(benchmark::internal::Benchmark* b, size_t threads) {
+  return threads > 1 ? b->UseRealTime() : b;
 }
 
 void RegisterAll() {
@@ -138,11 +169,19 @@ void RegisterAll() {
           const std::string name = "MatMul/" + dt + "/K" + std::to_string(s.K) + "_N" +
                                    std::to_string(s.N) + "/T" + std::to_string(T) +
                                    "/threads:" + std::to_string(threads);
-          benchmark::RegisterBenchmark(name.c_str(), BM_MatMul, dtype, s.K, s.N, T, threads)
-              ->UseRealTime()
+          Timed(benchmark::RegisterBenchmark(name.c_str(), BM_MatMul, dtype, s.K, s.N, T, threads),
+                threads)
               ->Unit(benchmark::kMicrosecond);
         }
       }
+    }
+  }
+  for (size_t threads : {1, 2}) {
+    for (auto [T, pos0] : {std::pair<size_t, size_t>{1, 4095}, {128, 0}}) {
+      const std::string name = "Attention/T" + std::to_string(T) + "_pos" + std::to_string(pos0) +
+                               "/threads:" + std::to_string(threads);
+      Timed(benchmark::RegisterBenchmark(name.c_str(), BM_Attention, T, pos0, threads), threads)
+          ->Unit(benchmark::kMicrosecond);
     }
   }
   for (DType dtype : {DType::kBF16, DType::kF16, DType::kF32}) {
@@ -151,8 +190,8 @@ void RegisterAll() {
       for (size_t threads : {1, 2}) {
         const std::string name =
             "Qwen3Matmuls/" + dt + "/T" + std::to_string(T) + "/threads:" + std::to_string(threads);
-        benchmark::RegisterBenchmark(name.c_str(), BM_Qwen3Matmuls, dtype, T, threads)
-            ->UseRealTime()
+        Timed(benchmark::RegisterBenchmark(name.c_str(), BM_Qwen3Matmuls, dtype, T, threads),
+              threads)
             ->Unit(benchmark::kMillisecond)
             ->MinTime(T == 1 ? 1.0 : 2.0);
       }

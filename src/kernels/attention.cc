@@ -1,5 +1,6 @@
-// Attention of kernels.h, one instantiation per Highway target; parallel over
-// (query row, head) tasks.
+// Attention of kernels.h, one instantiation per Highway target; parallel over query rows,
+// or over ranges of KV heads for decode.
+#include <algorithm>
 #include <vector>
 
 #undef HWY_TARGET_INCLUDE
@@ -18,13 +19,21 @@ void AttentionTarget(const float* q, size_t T, size_t pos0, size_t H, size_t Hk,
                      ThreadPool& pool) {
   const size_t S_max = pos0 + T;
   const size_t group = H / Hk;
-  std::vector<float> scratch(pool.num_threads() * S_max);
-  pool.Run(T * H, [&](size_t task, size_t thread) {
-    const size_t t = task / H;
-    const size_t h = task % H;
-    const size_t kv_head = h / group;
-    AttendRow(q + (t * H + h) * Dh, pos0 + t + 1, k + kv_head * Dh, v + kv_head * Dh, kv_stride, Dh,
-              scale, scratch.data() + thread * S_max, out + (t * H + h) * Dh);
+  // Tasks are query rows; with fewer rows than threads (decode), each row is split into
+  // one contiguous range of KV heads per thread instead.
+  const size_t threads = pool.num_threads();
+  const size_t blocks = T >= 2 * threads ? 1 : std::min(Hk, threads);
+  const size_t heads_per_block = (Hk + blocks - 1) / blocks;
+  const size_t scratch_per_thread = heads_per_block * group * (S_max + 1);
+  std::vector<float> scratch(threads * scratch_per_thread);
+  pool.Run(T * blocks, [&](size_t task, size_t thread) {
+    const size_t t = task / blocks;
+    const size_t h0 = task % blocks * heads_per_block;
+    const size_t h1 = std::min(Hk, h0 + heads_per_block);
+    if (h0 >= h1) return;
+    const size_t row = (t * H + h0 * group) * Dh;
+    AttendHeads(q + row, (h1 - h0) * group, group, pos0 + t + 1, k + h0 * Dh, v + h0 * Dh,
+                kv_stride, Dh, scale, scratch.data() + thread * scratch_per_thread, out + row);
   });
 }
 
