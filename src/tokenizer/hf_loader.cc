@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "base/log.h"
 #include "base/mapped_file.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
@@ -163,6 +164,31 @@ Result<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const json& j, const js
                           tok::MakePostProcessor(field("post_processor"), "post_processor"));
   MESHLM_ASSIGN_OR_RETURN(t->decoder_, tok::MakeDecoder(field("decoder"), "decoder"));
   MESHLM_ASSIGN_OR_RETURN(t->added_, LoadAddedTokens(j));
+  // Ids of added tokens are assigned as Hugging Face's library re-adds them on load: the
+  // model's id when the content is in its vocabulary, else the next free id. The ids in
+  // the file normally agree; when they do not, the library's choice is what a model was
+  // trained with, so it wins (with a warning, as there).
+  {
+    std::vector<tok::AddedToken> unique;
+    int64_t max_added = -1;
+    for (tok::AddedToken& a : t->added_) {
+      bool seen = false;
+      for (const tok::AddedToken& u : unique) seen = seen || u.content == a.content;
+      if (seen) continue;
+      const int32_t model_id = t->model_->TokenToId(a.content);
+      const int64_t vocab = static_cast<int64_t>(t->model_->vocab_size());
+      const int32_t id = model_id >= 0 ? model_id
+                                       : static_cast<int32_t>(std::max(vocab, max_added + 1));
+      if (id != a.id) {
+        MESHLM_LOG_WARN("[tokenizer] added token '{}' has id {} in the file but {} by the "
+                        "loading rules; using {}", a.content, a.id, id, id);
+      }
+      a.id = id;
+      max_added = std::max<int64_t>(max_added, id);
+      unique.push_back(std::move(a));
+    }
+    t->added_ = std::move(unique);
+  }
 
   t->vocab_size_ = t->model_->vocab_size();
   for (const tok::AddedToken& a : t->added_) {

@@ -161,3 +161,42 @@ TEST(TokenizerTest, LongRunsAreNotQuadratic) {
 
 }  // namespace
 }  // namespace meshlm
+
+namespace meshlm {
+namespace {
+
+// Real vocabularies with stages replaced (tools/golden_tokenizer_variants.js): the
+// stages that no shipped model uses, checked against the reference all the same.
+TEST(VariantTest, PatchedPipelinesMatchHuggingFace) {
+  auto golden_text = ReadFileToString(SourceDir() + "/tests/data/tokenizer/variants.json");
+  ASSERT_TRUE(golden_text.ok()) << golden_text.status().message();
+  const json golden = json::parse(*golden_text);
+  std::map<std::string, json> bases;
+  int checked = 0;
+  for (const json& v : golden["variants"]) {
+    const std::string base_name = v["base"];
+    if (!bases.count(base_name)) {
+      auto text = ReadFileToString(VocabDir(base_name) + "/tokenizer.json");
+      ASSERT_TRUE(text.ok()) << text.status().message();
+      bases[base_name] = json::parse(*text);
+    }
+    json patched = bases[base_name];
+    for (const auto& [k, val] : v["patch"].items()) patched[k] = val;
+    for (const json& a : v["added"]) patched["added_tokens"].push_back(a);
+    auto t = Tokenizer::FromHfJson(patched.dump(), "", "", v["name"]);
+    ASSERT_TRUE(t.ok()) << t.status().message();
+    for (const json& c : v["cases"]) {
+      auto ids = (*t)->Encode(c["text"].get<std::string>(), false);
+      ASSERT_TRUE(ids.ok()) << ids.status().message();
+      EXPECT_EQ(*ids, c["ids"].get<std::vector<int32_t>>())
+          << v["name"] << " text " << Show(c["text"]);
+      EXPECT_EQ(Show((*t)->Decode(c["ids"].get<std::vector<int32_t>>())), Show(c["decoded"]))
+          << v["name"] << " text " << Show(c["text"]);
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 50);
+}
+
+}  // namespace
+}  // namespace meshlm
