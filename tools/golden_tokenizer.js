@@ -38,6 +38,8 @@ const kInputs = [
   'Mixed: The café costs €5 — “quoted” ‘text’… math ∮ ∑ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 ​zero-width ​joiner‌',
   '\t\ttabs\tand\u00a0nbsp\u3000ideographic space',
   'URL https://example.com/path?q=1&r=two#frag and email a.b@c.de',
+  '<div> </div> a> </b>  >  </ x>\u2581</y',
+  'next\u0085line\u2028sep\u00a0nbsp\u200bzw',
 ];
 
 async function Main() {

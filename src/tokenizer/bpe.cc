@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <queue>
 
 #include "tokenizer/unicode.h"
@@ -15,6 +16,9 @@ namespace {
 // would crowd out the common short ones.
 constexpr size_t kMaxCachedWordBytes = 256;
 constexpr size_t kMaxCacheEntries = 1 << 17;
+// Past this many distinct characters that join a following metaspace, cutting words
+// would rarely apply; long words then go through BPE whole.
+constexpr size_t kMaxMetaspaceJoiners = 64;
 
 uint64_t PairKey(int32_t a, int32_t b) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
@@ -62,14 +66,20 @@ Result<std::unique_ptr<BpeModel>> BpeModel::Create(
   }
   constexpr std::string_view kMeta = "\xE2\x96\x81";
   if (!m->options_.ignore_merges && m->TokenToId(kMeta) >= 0) {
-    bool joins = false;
     for (const std::string& t : m->vocab_) {
-      for (size_t p = t.find(kMeta); p != std::string::npos && !joins; p = t.find(kMeta, p + 1)) {
-        joins = p > 0 && (p < kMeta.size() || t.compare(p - kMeta.size(), kMeta.size(), kMeta) != 0);
+      for (size_t p = t.find(kMeta, 1); p != std::string::npos; p = t.find(kMeta, p + 1)) {
+        size_t b = p - 1;
+        while (b > 0 && (static_cast<uint8_t>(t[b]) & 0xC0) == 0x80) --b;
+        size_t q = b;
+        const char32_t c = NextCodePoint(t, &q);
+        if (c == 0x2581) continue;
+        if (std::find(m->metaspace_joiners_.begin(), m->metaspace_joiners_.end(), c) ==
+            m->metaspace_joiners_.end()) {
+          m->metaspace_joiners_.push_back(c);
+        }
       }
-      if (joins) break;
     }
-    m->split_at_metaspace_ = !joins;
+    m->split_at_metaspace_ = m->metaspace_joiners_.size() <= kMaxMetaspaceJoiners;
   }
   m->byte_ids_.assign(256, -1);
   if (m->options_.byte_fallback) {
@@ -94,7 +104,14 @@ void BpeModel::Tokenize(std::string_view word, std::vector<int32_t>* ids) const 
     constexpr std::string_view kMeta = "\xE2\x96\x81";
     size_t begin = 0;
     for (size_t p = word.find(kMeta, 1); p != std::string_view::npos; p = word.find(kMeta, p + 1)) {
-      if (p >= kMeta.size() && word.compare(p - kMeta.size(), kMeta.size(), kMeta) == 0) continue;
+      size_t b = p - 1;
+      while (b > 0 && (static_cast<uint8_t>(word[b]) & 0xC0) == 0x80) --b;
+      size_t q = b;
+      const char32_t c = NextCodePoint(word, &q);
+      if (c == 0x2581 || std::find(metaspace_joiners_.begin(), metaspace_joiners_.end(), c) !=
+                             metaspace_joiners_.end()) {
+        continue;
+      }
       TokenizeCached(word.substr(begin, p - begin), ids);
       begin = p;
     }

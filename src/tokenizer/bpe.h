@@ -63,10 +63,12 @@ class BpeModel {
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> merges_;
   std::vector<int32_t> byte_ids_;  // id of "<0xXX>" per byte, -1 when missing
   int32_t unk_id_ = -1;
-  // SentencePiece-style vocabularies see whole sentences as one word. When no token
-  // joins a character to a following "▁" (U+2581), a word can be cut before each "▁"
-  // that follows another character without changing the result, and the pieces cached.
+  // SentencePiece-style vocabularies see whole sentences as one word. A word can be
+  // cut before a "▁" (U+2581) that follows a character c without changing the result
+  // when no token contains c followed by "▁"; the pieces are then cached like words.
+  // `metaspace_joiners_` holds those c (few: Gemma 3 has one token, ">▁</").
   bool split_at_metaspace_ = false;
+  std::vector<char32_t> metaspace_joiners_;
   BpeOptions options_;
 
   mutable std::mutex cache_mu_;
