@@ -70,6 +70,7 @@ class ChildSet {
                const std::string& log) {
     Child c;
     c.log = log;
+    unlink(log.c_str());  // readers must not see a previous run's log before the child starts
     c.pid = fork();
     if (c.pid == 0) {
       const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -90,7 +90,7 @@ TEST(Launch, KilledRankIsReportedAsSignal) {
 TEST(Launch, SecretIsInTheEnvironmentButOnNoCommandLine) {
   ToolRun r = RunTool("secret", {"launch", "-n", "2", "--", "sh", "-c",
                              "s=$MESHLM_SECRET; [ ${#s} -eq 64 ] || exit 3; "
-                             "if grep -l -a \"$s\" /proc/[0-9]*/cmdline 2>/dev/null; then "
+                             "if echo \"$s\" | grep -l -a -F -f - /proc/[0-9]*/cmdline 2>/dev/null; then "
                              "echo LEAKED; exit 4; fi; echo clean"});
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("[0] clean"), std::string::npos) << r.out;

@@ -56,8 +56,8 @@ class CollectiveGroup final : public Group {
     const int n = size();
     if (n == 1 || bytes == 0) return OkStatus();
     if (bytes * n <= t_->options().small_bytes) {
-      std::vector<OutMessage> sends;
-      std::vector<InMessage> recvs;
+      std::vector<OutMessage>& sends = Cleared(sends_);
+      std::vector<InMessage>& recvs = Cleared(recvs_);
       for (int r = 0; r < n; ++r) {
         if (r == me_) continue;
         sends.push_back({members_[r], o + me_ * bytes, bytes});
@@ -84,8 +84,8 @@ class CollectiveGroup final : public Group {
     FrameHeader h = Header(OpKind::kBroadcast, bytes);
     h.root = root;
     if (size() == 1) return OkStatus();
-    std::vector<OutMessage> sends;
-    std::vector<InMessage> recvs;
+    std::vector<OutMessage>& sends = Cleared(sends_);
+    std::vector<InMessage>& recvs = Cleared(recvs_);
     if (me_ == root) {
       for (int r = 0; r < size(); ++r) {
         if (r != me_) sends.push_back({members_[r], data, bytes});
@@ -121,8 +121,8 @@ class CollectiveGroup final : public Group {
   Status Barrier() override {
     FrameHeader h = Header(OpKind::kBarrier, 0);
     if (size() == 1) return OkStatus();
-    std::vector<OutMessage> sends;
-    std::vector<InMessage> recvs;
+    std::vector<OutMessage>& sends = Cleared(sends_);
+    std::vector<InMessage>& recvs = Cleared(recvs_);
     for (int r = 0; r < size(); ++r) {
       if (r == me_) continue;
       sends.push_back({members_[r], nullptr, 0});
@@ -168,8 +168,8 @@ class CollectiveGroup final : public Group {
     if (scratch_.size() < bytes * n) scratch_.resize(bytes * n);
     uint8_t* all = scratch_.data();
     std::memcpy(all + me_ * bytes, data, bytes);
-    std::vector<OutMessage> sends;
-    std::vector<InMessage> recvs;
+    std::vector<OutMessage>& sends = Cleared(sends_);
+    std::vector<InMessage>& recvs = Cleared(recvs_);
     for (int r = 0; r < n; ++r) {
       if (r == me_) continue;
       sends.push_back({members_[r], data, bytes});
@@ -223,8 +223,8 @@ class CollectiveGroup final : public Group {
     if (reduce != nullptr && scratch_.size() < chunk) scratch_.resize(chunk);
     const size_t most = std::max(send_bytes, recv_bytes);
     for (size_t off = 0; off < most || off == 0; off += chunk) {
-      std::vector<OutMessage> sends;
-      std::vector<InMessage> recvs;
+      std::vector<OutMessage>& sends = Cleared(sends_);
+      std::vector<InMessage>& recvs = Cleared(recvs_);
       if (off < send_bytes) sends.push_back({right, send + off, std::min(chunk, send_bytes - off)});
       size_t got = 0;
       if (off < recv_bytes) {
@@ -241,7 +241,16 @@ class CollectiveGroup final : public Group {
     return OkStatus();
   }
 
+  template <typename T>
+  static std::vector<T>& Cleared(std::vector<T>& v) {
+    v.clear();
+    return v;
+  }
+
   std::shared_ptr<Transport> t_;
+  // Message lists reused by every op, so small ops do not allocate.
+  std::vector<OutMessage> sends_;
+  std::vector<InMessage> recvs_;
   std::vector<int> members_;
   uint32_t id_;
   int me_ = 0;

@@ -137,6 +137,20 @@ Result<TcpConfig> TcpConfigFromEnv() {
     MESHLM_ASSIGN_OR_RETURN(cfg.options.connect_timeout_s,
                             ParseSeconds(t, "MESHLM_CONNECT_TIMEOUT"));
   }
+  // Algorithm thresholds, for tuning and benchmarks.
+  const std::pair<const char*, size_t*> sizes[] = {{"MESHLM_SMALL_BYTES", &cfg.options.small_bytes},
+                                                   {"MESHLM_CHUNK_BYTES", &cfg.options.chunk_bytes},
+                                                   {"MESHLM_STRIPE_BYTES", &cfg.options.stripe_bytes}};
+  for (const auto& [name, field] : sizes) {
+    if (std::string v = Env(name); !v.empty()) {
+      MESHLM_ASSIGN_OR_RETURN(long b, ParseInt(v, name, name == sizes[1].first ? 64 : 0, 1l << 40));
+      *field = static_cast<size_t>(b);
+    }
+  }
+  if (std::string v = Env("MESHLM_SPIN_US"); !v.empty()) {
+    MESHLM_ASSIGN_OR_RETURN(long us, ParseInt(v, "MESHLM_SPIN_US", 0, 1000000));
+    cfg.options.spin_us = static_cast<double>(us);
+  }
   cfg.host = Env("MESHLM_HOST");
   return cfg;
 }

@@ -9,6 +9,7 @@
 //   MESHLM_RAILS           this rank's rail addresses: "1=10.0.1.1,10.0.2.1;2=10.0.3.1"
 //   MESHLM_OP_TIMEOUT      seconds per op (default 30)
 //   MESHLM_CONNECT_TIMEOUT seconds to form the group (default 30)
+//   MESHLM_SMALL_BYTES, MESHLM_CHUNK_BYTES, MESHLM_STRIPE_BYTES: GroupOptions thresholds
 #pragma once
 
 #include <memory>

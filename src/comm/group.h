@@ -84,6 +84,8 @@ struct GroupOptions {
   size_t chunk_bytes = 1 << 20;
   /// Messages of at least this many bytes are striped over all rails of a link.
   size_t stripe_bytes = 256 * 1024;
+  /// Microseconds an op polls its sockets without sleeping before it blocks in poll().
+  double spin_us = 0;
 };
 
 /// A group of one: every op is a no-op (AllGather and Broadcast copy locally).

@@ -241,7 +241,7 @@ Result<Fd> AcceptTcp(int listen_fd, double deadline, const std::string& what) {
 Status WriteAll(int fd, const void* data, size_t n, double deadline, const std::string& who) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   while (n > 0) {
-    const ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+    const ssize_t k = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (k > 0) {
       p += k;
       n -= static_cast<size_t>(k);
@@ -257,7 +257,7 @@ Status WriteAll(int fd, const void* data, size_t n, double deadline, const std::
 Status ReadAll(int fd, void* data, size_t n, double deadline, const std::string& who) {
   uint8_t* p = static_cast<uint8_t*>(data);
   while (n > 0) {
-    const ssize_t k = recv(fd, p, n, 0);
+    const ssize_t k = recv(fd, p, n, MSG_DONTWAIT);
     if (k > 0) {
       p += k;
       n -= static_cast<size_t>(k);

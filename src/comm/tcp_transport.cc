@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <fcntl.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +20,10 @@
 
 namespace meshlm::comm {
 namespace {
+
+// The fast path blocks in recvmsg at most this long before checking deadlines and the
+// other peers again; it bounds how late a dead bystander is noticed.
+constexpr double kBlockingSlice = 0.1;
 
 // A peer that hung up may have left at most this much unread data behind.
 constexpr size_t kMaxPendingBytes = 64 << 20;
@@ -53,7 +59,17 @@ struct TcpTransport::RecvTask {
 
 TcpTransport::TcpTransport(int rank, std::vector<std::string> hosts,
                            std::vector<std::vector<TcpConn>> conns, GroupOptions options)
-    : rank_(rank), hosts_(std::move(hosts)), conns_(std::move(conns)), options_(options) {}
+    : rank_(rank), hosts_(std::move(hosts)), conns_(std::move(conns)), options_(options) {
+  // Every call passes MSG_DONTWAIT except the single-receive fast path, which blocks in
+  // recvmsg for at most kBlockingSlice and then falls back to the poll loop.
+  const timeval slice{0, static_cast<suseconds_t>(kBlockingSlice * 1e6)};
+  for (auto& rails : conns_) {
+    for (TcpConn& c : rails) {
+      fcntl(c.fd.get(), F_SETFL, fcntl(c.fd.get(), F_GETFL) & ~O_NONBLOCK);
+      setsockopt(c.fd.get(), SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof(slice));
+    }
+  }
+}
 
 TcpTransport::~TcpTransport() {
   if (!broken_.ok()) return;
@@ -75,7 +91,7 @@ TcpTransport::~TcpTransport() {
       while (!c.eof) {
         pollfd p{c.fd.get(), POLLIN, 0};
         if (poll(&p, 1, PollMs(deadline)) <= 0) break;
-        const ssize_t k = recv(c.fd.get(), sink, sizeof(sink), 0);
+        const ssize_t k = recv(c.fd.get(), sink, sizeof(sink), MSG_DONTWAIT);
         if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) c.eof = true;
       }
     }
@@ -148,7 +164,8 @@ Status TcpTransport::ProgressRecv(RecvTask& t) {
       const size_t off = t.done - kFrameHeaderBytes;
       iov[n++] = {t.data + off, t.len - off};
     }
-    if (!t.checked && t.done < kFrameHeaderBytes) n = 1;  // never read past a header unchecked
+    // Header and payload arrive in one read; if the header then fails its check, the op
+    // fails and the destination's contents do not matter.
     ssize_t k;
     if (c.pending_off < c.pending.size()) {
       k = 0;
@@ -161,7 +178,10 @@ Status TcpTransport::ProgressRecv(RecvTask& t) {
     } else if (c.eof) {
       k = 0;
     } else {
-      k = readv(c.fd.get(), iov, n);
+      msghdr m{};
+      m.msg_iov = iov;
+      m.msg_iovlen = n;
+      k = recvmsg(c.fd.get(), &m, MSG_DONTWAIT);
       if (k < 0 && (errno == EAGAIN || errno == EINTR)) return OkStatus();
       if (k < 0) {
         return Error("[tcp] {}: lost {} while waiting in {} ({}); that process died or its host "
@@ -190,13 +210,57 @@ Status TcpTransport::ProgressRecv(RecvTask& t) {
   return OkStatus();
 }
 
+Status TcpTransport::BlockingRecv(RecvTask& t, bool* timed_out) {
+  iovec iov[2];
+  int n = 0;
+  if (t.done < kFrameHeaderBytes) {
+    iov[n++] = {t.header.data() + t.done, kFrameHeaderBytes - t.done};
+    if (t.len > 0) iov[n++] = {t.data, t.len};
+  } else {
+    iov[n++] = {t.data + (t.done - kFrameHeaderBytes), t.len - (t.done - kFrameHeaderBytes)};
+  }
+  msghdr m{};
+  m.msg_iov = iov;
+  m.msg_iovlen = n;
+  const ssize_t k = recvmsg(t.c->fd.get(), &m, MSG_WAITALL);
+  if (k > 0) {
+    t.done += static_cast<size_t>(k);
+    if (!t.checked && t.done >= kFrameHeaderBytes) {
+      MESHLM_ASSIGN_OR_RETURN(FrameHeader got, DecodeFrame(t.header.data(), PeerName(t.c->peer)));
+      if (got.kind == OpKind::kAbort) return ReadAbortMessage(t, got);
+      if (got.kind == OpKind::kClose) {
+        return Error("[tcp] {}: {} left the group while this rank waited in {}", PeerName(rank_),
+                     PeerName(t.c->peer), DescribeCall(t.want));
+      }
+      MESHLM_RETURN_IF_ERROR(CheckFrame(t.want, got, PeerName(rank_), PeerName(t.c->peer), "tcp"));
+      t.checked = true;
+    }
+    return OkStatus();
+  }
+  if (k == 0) {
+    t.c->eof = true;
+    return Error("[tcp] {}: {} closed its connection while this rank waited in {} ({} of {} B "
+                 "received); that process exited or died", PeerName(rank_), PeerName(t.c->peer),
+                 DescribeCall(t.want), t.done, kFrameHeaderBytes + t.len);
+  }
+  if (errno == EAGAIN || errno == EINTR) {
+    *timed_out = true;  // slice over: the poll loop takes it from here
+    return OkStatus();
+  }
+  return Error("[tcp] {}: lost {} while waiting in {} ({}); that process died or its host is "
+               "unreachable", PeerName(rank_), PeerName(t.c->peer), DescribeCall(t.want),
+               std::strerror(errno));
+}
+
 Status TcpTransport::ReadAbortMessage(RecvTask& t, const FrameHeader& h) {
   if (h.msg_bytes > kMaxAbortBytes) {
     return Error("[tcp] {} aborted with a {} B message (limit {})", PeerName(t.c->peer),
                  h.msg_bytes, kMaxAbortBytes);
   }
   std::string msg(h.msg_bytes, '\0');
-  size_t have = 0;  // header reads stop at the header, so no payload was consumed yet
+  // The read that brought the header may have brought part of the message into t.data.
+  size_t have = std::min(msg.size(), t.done - kFrameHeaderBytes);
+  if (have > 0) std::memcpy(msg.data(), t.data, have);
   const double deadline = NowSeconds() + 1.0;
   while (have < msg.size()) {
     TcpConn& c = *t.c;
@@ -269,8 +333,10 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
     return Error("[tcp] {}: the group is broken by an earlier error: {}", PeerName(rank_),
                  broken_.message());
   }
-  std::vector<SendTask> st;
-  std::vector<RecvTask> rt;
+  std::vector<SendTask>& st = send_tasks_;
+  std::vector<RecvTask>& rt = recv_tasks_;
+  st.clear();
+  rt.clear();
   // Messages of at least stripe_bytes are cut into one slice per rail.
   auto slices = [&](int peer, size_t bytes) {
     const size_t rails = conns_[peer].size();
@@ -297,9 +363,12 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
       rt.push_back({&conns_[m.peer][k], h, {}, static_cast<uint8_t*>(m.data) + b, e - b});
     }
   }
-  const double deadline = NowSeconds() + options_.op_timeout_s;
-  std::vector<pollfd> pfds;
-  std::vector<TcpConn*> pconns;
+  const double start = NowSeconds();
+  const double deadline = start + options_.op_timeout_s;
+  const double spin_until = start + options_.spin_us * 1e-6;
+  bool fast = true;
+  std::vector<pollfd>& pfds = pfds_;
+  std::vector<TcpConn*>& pconns = pconns_;
   for (;;) {
     bool all_done = true;
     for (SendTask& t : st) {
@@ -308,13 +377,34 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
         all_done &= t.finished();
       }
     }
+    // The fast path below reads the lone receive itself; a non-blocking try first would
+    // only cost a syscall.
+    const bool lone_recv = fast && rt.size() == 1 && rt[0].c->pending_off >= rt[0].c->pending.size();
     for (RecvTask& t : rt) {
       if (!t.finished()) {
-        if (Status s = ProgressRecv(t); !s.ok()) return Fail(s);
+        if (!lone_recv) {
+          if (Status s = ProgressRecv(t); !s.ok()) return Fail(s);
+        }
         all_done &= t.finished();
       }
     }
     if (all_done) return OkStatus();
+    // Fast path: one receive left and nothing to send (a 2-rank exchange, a recv): block
+    // in the kernel for it like a plain blocking socket would, one syscall per message.
+    if (fast && options_.spin_us <= 0 && rt.size() == 1 && !rt[0].finished() && !rt[0].c->eof &&
+        rt[0].c->pending_off >= rt[0].c->pending.size() &&
+        std::all_of(st.begin(), st.end(), [](const SendTask& t) { return t.finished(); }) &&
+        NowSeconds() + kBlockingSlice < deadline) {
+      RecvTask& t = rt[0];
+      bool timed_out = false;
+      if (Status s = BlockingRecv(t, &timed_out); !s.ok()) return Fail(s);
+      // After one idle slice, poll: it also watches the other peers for hang-ups.
+      fast = !timed_out;
+      continue;
+    }
+    // A short bounded spin catches replies that arrive within microseconds without a
+    // sleep and wake-up; past it, poll() sleeps.
+    if (options_.spin_us > 0 && NowSeconds() < spin_until) continue;
     // Wait for any socket to move. Sockets this op does not use are watched for hang-ups
     // only, so a dead bystander is noticed at once and a queued future frame costs nothing.
     pfds.clear();

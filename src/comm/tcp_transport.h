@@ -1,6 +1,8 @@
 // TcpTransport: framed, deadline-bound transfers over an established mesh of sockets.
 #pragma once
 
+#include <poll.h>
+
 #include <string>
 #include <vector>
 
@@ -41,11 +43,17 @@ class TcpTransport final : public Transport {
   struct RecvTask;
   Status ProgressSend(SendTask& t);
   Status ProgressRecv(RecvTask& t);
+  Status BlockingRecv(RecvTask& t, bool* timed_out);
   Status ReadAbortMessage(RecvTask& t, const FrameHeader& h);
   Status PeerHungUp(TcpConn& c);
   Status Fail(Status st);
 
   int rank_;
+  // Reused by every Exchange, so small ops allocate nothing.
+  std::vector<SendTask> send_tasks_;
+  std::vector<RecvTask> recv_tasks_;
+  std::vector<pollfd> pfds_;
+  std::vector<TcpConn*> pconns_;
   std::vector<std::string> hosts_;
   std::vector<std::vector<TcpConn>> conns_;
   GroupOptions options_;
