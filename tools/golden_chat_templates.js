@@ -85,6 +85,60 @@ const kConversations = {
   },
 };
 
+// Small templates that exercise one feature each, rendered with kSnippetContext.
+const kSnippets = [
+  "{{ 'Hello World'|upper }}|{{ 'ABC'|lower }}|{{ 'hello world-wide'|title }}|{{ 'hello'|capitalize }}",
+  "{{ '  pad  '|trim }}|{{ '  pad  '.lstrip() }}|{{ '  pad  '.rstrip() }}|{{ '\n\tx\n'.strip('\n') }}|",
+  "{{ 'a,b,,c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'a-b-c'.split('-', 1) }}",
+  "{{ 'aXbXc'.replace('X', '_') }}|{{ 'aaa'.replace('a', 'b', 2) }}|{{ 'abc'|replace('b', '') }}",
+  "{{ 'abc'.startswith('a') }}{{ 'abc'.endswith(('x', 'c')) }}{{ 'abc' is string }}{{ 3 is number }}",
+  "{{ [3, 1, 2]|sort }}|{{ [3, 1, 2]|reverse }}|{{ [1, 2, 2, 3]|unique }}|{{ [1, 2, 3]|first }}{{ [1, 2, 3]|last }}|{{ [1, 2, 3]|length }}",
+  "{{ ['a', 'b']|join(', ') }}|{{ [1, 2]|join }}|{{ 'abc'|join('-') }}",
+  "{{ {'a': 1, 'b': [1, 2]}|tojson }}|{{ {'a': 1, 'b': [1, 2], 'c': {}}|tojson(indent=2) }}|{{ 'é\"\\n'|tojson }}",
+  "{{ x|default('d') }}|{{ ''|default('e', true) }}|{{ none|default('n') }}",
+  "{% for k, v in {'x': 1, 'y': 2}.items() %}{{ k }}={{ v }};{% endfor %}|{% for k in {'x': 1, 'y': 2} %}{{ k }}{% endfor %}",
+  "{% for i in range(5) %}{% if i == 3 %}{% break %}{% endif %}{{ i }}{% endfor %}|{% for i in range(1, 10, 3) %}{% if i == 4 %}{% continue %}{% endif %}{{ i }}{% else %}empty{% endfor %}|{% for i in [] %}x{% else %}empty{% endfor %}",
+  "{% for x in items if x.ok %}{{ loop.index }}/{{ loop.length }}:{{ x.n }}{{ ',' if not loop.last }}{% endfor %}",
+  "{{ items|selectattr('ok')|map(attribute='n')|list }}|{{ items|rejectattr('ok')|list|length }}|{{ items|selectattr('n', 'equalto', 'b')|list|tojson }}",
+  "{{ 1 + 2 * 3 }}|{{ (1 + 2) * 3 }}|{{ 7 % 3 }}|{{ -7 // 2 }}|{{ 2 ** 10 }}|{{ 1 / 4 }}|{{ 0.1 + 0.2 }}|{{ 3.0 }}|{{ 10 / 2 }}",
+  "{{ 'a' ~ 1 ~ true }}",
+  "{{ 'a' ~ none }}",
+  "{{ 'x' in 'xyz' }}{{ 'q' not in 'xyz' }}{{ 2 in [1, 2] }}{{ 'a' in {'a': 1} }}{{ y in z }}",
+  "{% set a, b = [1, 2] %}{{ a }}{{ b }}{% set s %}block {{ a }}{% endset %}[{{ s }}]",
+  "{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('A') }} {{ greet('B', punct='?') }}",
+  "a  {%- if true %}  b  {% endif -%}  c\n  {# c #}  d\n{% if true %}\n  e\n{% endif %}\nf\n    {%- set q = 1 %}\n  g {{- ' h ' -}} i\n",
+  "{{ messages[0]['content'] }}|{{ messages[-1].role }}|{{ messages|length }}|{{ messages[1:]|length }}",
+  "{{ 1 == 1.0 }}{{ 'a' == 'a' }}{{ none == none }}{{ x == none }}{{ [1] == [1] }}{{ 1 != 2 }}",
+  "{{ true }}|{{ 3.0 }}|{{ 2.5 }}|{{ none }}|{{ [1, 'a', none, true] }}|{{ {'k': 1.5} }}|{{ x }}",
+  "{{ 'abcdef'[1:4] }}|{{ 'abcdef'[::-2] }}|{{ [1, 2, 3, 4, 5][-2:] }}|{{ 'héllo'[1] }}|{{ [1, 2, 3][5] }}|{{ d['zz'] }}|{{ x.y }}",
+  "{{ 'x' * 3 }}",
+  "{% set ns = namespace(items=[], n=0) %}{% for i in [1, 2] %}{% set ns.items = ns.items + [i] %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.items }} {{ ns.n }}",
+  "{{ d.get('a') }}|{{ d.get('z', 'def') }}|{{ d.keys()|list }}|{{ d.values()|list }}|{{ d|length }}|{{ d|items|list }}",
+  "{{ 'line1\nline2\n\nline4'|indent(2) }}|{{ 'a\nb'|indent(2, true) }}",
+  "{{ 42|string }}{{ 4.0|string }}{{ '7'|int + 1 }}{{ '2.5'|float }}{{ 3.7|int }}{{ -3|abs }}",
+  "{{ 'date: ' + strftime_now('%Y-%m-%d %H:%M %B %b') }}",
+  "{{ raise_exception('custom message') }}",
+  "{% if a is defined and a %}A{% elif b is not none %}B{% else %}C{% endif %}",
+  "{{ tools|tojson(indent=4) }}",
+  "{{ 'é😀'|tojson(ensure_ascii=true) }}|{{ dictx|dictsort }}|{{ {'b': 1, 'a': 2}|tojson(sort_keys=true) }}",
+  "{{ 'Ünïcode'|upper }}{{ 'ß'|upper }}|{{ 'abc'|length }}{{ '😀'|length }}",
+  "{{ messages|map(attribute='role')|join(',') }}|{% for m in messages %}{{ loop.previtem.role if loop.previtem else '-' }}>{{ m.role }};{% endfor %}",
+  "{% for m in messages %}{{ loop.index0 }}{{ loop.revindex }}{{ loop.first }}{{ loop.last }}{% endfor %}",
+  "{{ 'a' if b else 'c' }}{{ 'x' if false }}|{{ not b }}|{{ b and 'yes' }}|{{ none or 'fallback' }}",
+  "{{ (messages|selectattr('role', 'equalto', 'user')|list)[0].content }}|{{ messages|selectattr('missing', 'undefined')|list|length }}",
+  "{{ undefined_var.attr }}|{{ 5|float }}|{{ [1, [2, 3]]|tojson }}|{{ 'a\tb' }}",
+  "{{ 'unterminated",
+  "{% for %}",
+  "{{ 1 + }}",
+];
+
+const kSnippetContext = {
+  items: [{ n: 'a', ok: true }, { n: 'b', ok: false }, { n: 'c', ok: true }],
+  d: { a: 1, b: 2 }, dictx: { b: 2, a: 1, C: 3 }, b: 1,
+  messages: [{ role: 'system', content: 'S' }, { role: 'user', content: 'U' }],
+  tools: kTools,
+};
+
 function ConfigToken(config, key) {
   const v = config[key];
   if (typeof v === 'string') return v;
@@ -120,6 +174,14 @@ function Main() {
     out.models[name] = results;
     console.log(`${name}: ${Object.keys(results).length} renders`);
   }
+  out.snippet_context = kSnippetContext;
+  out.snippets = kSnippets.map((source) => {
+    try {
+      return { source, output: new Template(source).render(kSnippetContext) };
+    } catch (e) {
+      return { source, error: String(e.message || e) };
+    }
+  });
   fs.writeFileSync(out_file, JSON.stringify(out, null, 1) + '\n');
 }
 

@@ -90,6 +90,32 @@ INSTANTIATE_TEST_SUITE_P(Models, TemplateGoldenTest,
                                          "mistral_nemo", "deepseek_v3", "gemma3"),
                          [](const testing::TestParamInfo<std::string>& info) { return info.param; });
 
+// One feature per snippet, against the reference (tools/golden_chat_templates.js).
+TEST(ChatTemplateTest, SnippetsMatchHuggingFaceJinja) {
+  setenv("TZ", "UTC", 1);
+  tzset();
+  const json golden = ReadJson(Env("MESHLM_SOURCE_DIR", MESHLM_DEFAULT_SOURCE_DIR) +
+                               "/tests/data/tokenizer/chat_templates.json");
+  const json& context = golden["snippet_context"];
+  ASSERT_GT(golden["snippets"].size(), 30u);
+  for (const json& snippet : golden["snippets"]) {
+    const std::string source = snippet["source"];
+    ChatTemplateOptions o;
+    o.now_unix = golden["now_unix"].get<int64_t>();
+    o.tools = context["tools"];
+    for (const auto& [k, v] : context.items()) {
+      if (k != "messages" && k != "tools") o.extra[k] = v;
+    }
+    auto out = RenderChatTemplate(source, context["messages"], o);
+    if (snippet.contains("error")) {
+      EXPECT_FALSE(out.ok()) << source << "\nshould fail: " << snippet["error"] << "\ngave: " << (out.ok() ? *out : std::string());
+    } else {
+      ASSERT_TRUE(out.ok()) << source << "\n" << out.status().message();
+      EXPECT_EQ(json(*out).dump(), json(snippet["output"]).dump()) << source;
+    }
+  }
+}
+
 std::string Render(const std::string& src, const json& messages = json::array(),
                    json extra = json::object()) {
   ChatTemplateOptions o;
