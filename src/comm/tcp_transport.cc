@@ -379,7 +379,11 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
     }
     // The fast path below reads the lone receive itself; a non-blocking try first would
     // only cost a syscall.
-    const bool lone_recv = fast && rt.size() == 1 && rt[0].c->pending_off >= rt[0].c->pending.size();
+    const bool sends_done =
+        std::all_of(st.begin(), st.end(), [](const SendTask& t) { return t.finished(); });
+    const bool lone_recv = fast && sends_done && options_.spin_us <= 0 && rt.size() == 1 &&
+                           rt[0].c->pending_off >= rt[0].c->pending.size() && !rt[0].c->eof &&
+                           NowSeconds() + kBlockingSlice < deadline;
     for (RecvTask& t : rt) {
       if (!t.finished()) {
         if (!lone_recv) {
@@ -391,10 +395,7 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
     if (all_done) return OkStatus();
     // Fast path: one receive left and nothing to send (a 2-rank exchange, a recv): block
     // in the kernel for it like a plain blocking socket would, one syscall per message.
-    if (fast && options_.spin_us <= 0 && rt.size() == 1 && !rt[0].finished() && !rt[0].c->eof &&
-        rt[0].c->pending_off >= rt[0].c->pending.size() &&
-        std::all_of(st.begin(), st.end(), [](const SendTask& t) { return t.finished(); }) &&
-        NowSeconds() + kBlockingSlice < deadline) {
+    if (lone_recv && !rt[0].finished()) {
       RecvTask& t = rt[0];
       bool timed_out = false;
       if (Status s = BlockingRecv(t, &timed_out); !s.ok()) return Fail(s);
