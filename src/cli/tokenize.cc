@@ -1,8 +1,8 @@
 // meshlm tokenize: show the token ids and pieces of a text (or the text of ids).
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -70,7 +70,8 @@ int Run(const TokenizeFlags& f) {
   for (const int32_t id : *ids) {
     const nlohmann::json token = t.IdToToken(id);
     const nlohmann::json text = t.Decode(std::span<const int32_t>(&id, 1));
-    std::printf("%8d  %-24s %s\n", id, token.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str(),
+    std::printf("%8d  %-24s %s\n", id,
+                token.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str(),
                 text.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   }
   std::printf("%zu tokens, %zu bytes\n", ids->size(), f.text.size());

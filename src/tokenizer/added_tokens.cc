@@ -52,7 +52,8 @@ void AddedTokenMatcher::Split(std::string_view text, const std::vector<AddedToke
     size_t best_end = 0;
     int32_t node = 0;
     for (size_t i = pos; i < text.size(); ++i) {
-      const auto it = edges_.find((static_cast<uint64_t>(node) << 8) | static_cast<uint8_t>(text[i]));
+      const auto it =
+          edges_.find((static_cast<uint64_t>(node) << 8) | static_cast<uint8_t>(text[i]));
       if (it == edges_.end()) break;
       node = it->second;
       if (nodes_[node].token >= 0) {

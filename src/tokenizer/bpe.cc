@@ -44,12 +44,12 @@ Result<std::unique_ptr<BpeModel>> BpeModel::Create(
     const int32_t ia = m->TokenToId(a);
     const int32_t ib = m->TokenToId(b);
     if (ia < 0 || ib < 0) {
-      return Error("[tokenizer] merge {} ('{}' '{}'): token '{}' is not in the vocabulary", rank,
-                   a, b, ia < 0 ? a : b);
+      return Error("[tokenizer] merge {} ('{}' '{}'): token '{}' is not in the vocabulary", rank, a,
+                   b, ia < 0 ? a : b);
     }
     std::string merged = a;
-    merged += std::string_view(b).substr(
-        !prefix.empty() && b.starts_with(prefix) ? prefix.size() : 0);
+    merged +=
+        std::string_view(b).substr(!prefix.empty() && b.starts_with(prefix) ? prefix.size() : 0);
     const int32_t im = m->TokenToId(merged);
     if (im < 0) {
       return Error("[tokenizer] merge {} ('{}' '{}'): result '{}' is not in the vocabulary", rank,

@@ -34,8 +34,8 @@ class BpeModel {
   /// `merges` are pairs of tokens, highest priority first. Errors name the offending
   /// merge or token.
   static Result<std::unique_ptr<BpeModel>> Create(
-      std::vector<std::string> vocab, const std::vector<std::pair<std::string, std::string>>& merges,
-      BpeOptions options);
+      std::vector<std::string> vocab,
+      const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options);
 
   /// Appends the ids of one pre-token (already in the model's alphabet) to *ids.
   /// Thread-safe (the cache is locked).
@@ -72,8 +72,7 @@ class BpeModel {
   BpeOptions options_;
 
   mutable std::mutex cache_mu_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>>
-      cache_;
+  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> cache_;
 };
 
 }  // namespace meshlm::tok

@@ -42,7 +42,8 @@ Result<std::string> ChatTemplate::Render(const nlohmann::ordered_json& messages,
   }
 }
 
-Result<std::string> RenderChatTemplate(std::string_view source, const nlohmann::ordered_json& messages,
+Result<std::string> RenderChatTemplate(std::string_view source,
+                                       const nlohmann::ordered_json& messages,
                                        const ChatTemplateOptions& options) {
   MESHLM_ASSIGN_OR_RETURN(auto t, ChatTemplate::Parse(source));
   return t->Render(messages, options);

@@ -7,10 +7,9 @@
 // template inheritance, includes, autoescaping.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -55,7 +54,8 @@ class ChatTemplate {
 };
 
 /// Parse and Render in one call.
-Result<std::string> RenderChatTemplate(std::string_view source, const nlohmann::ordered_json& messages,
+Result<std::string> RenderChatTemplate(std::string_view source,
+                                       const nlohmann::ordered_json& messages,
                                        const ChatTemplateOptions& options);
 
 }  // namespace meshlm

@@ -3,9 +3,9 @@
 #include "tokenizer/chat_template.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "base/mapped_file.h"
@@ -49,7 +49,8 @@ class TemplateGoldenTest : public testing::TestWithParam<std::string> {
 };
 
 TEST_P(TemplateGoldenTest, MatchesHuggingFaceJinja) {
-  const json golden = ReadJson(Env("MESHLM_SOURCE_DIR", MESHLM_DEFAULT_SOURCE_DIR) + "/tests/data/tokenizer/chat_templates.json");
+  const json golden = ReadJson(Env("MESHLM_SOURCE_DIR", MESHLM_DEFAULT_SOURCE_DIR) +
+                               "/tests/data/tokenizer/chat_templates.json");
   const json config = ReadJson(VocabDir(GetParam()) + "/tokenizer_config.json");
   ASSERT_TRUE(config.contains("chat_template"));
   auto tmpl = ChatTemplate::Parse(config["chat_template"].get<std::string>());
@@ -73,7 +74,8 @@ TEST_P(TemplateGoldenTest, MatchesHuggingFaceJinja) {
     if (expected.contains("error")) {
       EXPECT_FALSE(out.ok()) << key << " should fail like the reference: " << expected["error"];
       if (!out.ok() && out.status().message().find("refused") != std::string::npos) {
-        EXPECT_NE(out.status().message().find(expected["error"].get<std::string>()), std::string::npos)
+        EXPECT_NE(out.status().message().find(expected["error"].get<std::string>()),
+                  std::string::npos)
             << key << ": " << out.status().message();
       }
     } else {
@@ -88,7 +90,9 @@ TEST_P(TemplateGoldenTest, MatchesHuggingFaceJinja) {
 INSTANTIATE_TEST_SUITE_P(Models, TemplateGoldenTest,
                          testing::Values("qwen3", "qwen2_5", "llama3", "llama3_1", "llama3_2",
                                          "mistral_nemo", "deepseek_v3", "gemma3"),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 // One feature per snippet, against the reference (tools/golden_chat_templates.js).
 TEST(ChatTemplateTest, SnippetsMatchHuggingFaceJinja) {
@@ -108,7 +112,8 @@ TEST(ChatTemplateTest, SnippetsMatchHuggingFaceJinja) {
     }
     auto out = RenderChatTemplate(source, context["messages"], o);
     if (snippet.contains("error")) {
-      EXPECT_FALSE(out.ok()) << source << "\nshould fail: " << snippet["error"] << "\ngave: " << (out.ok() ? *out : std::string());
+      EXPECT_FALSE(out.ok()) << source << "\nshould fail: " << snippet["error"]
+                             << "\ngave: " << (out.ok() ? *out : std::string());
     } else {
       ASSERT_TRUE(out.ok()) << source << "\n" << out.status().message();
       EXPECT_EQ(json(*out).dump(), json(snippet["output"]).dump()) << source;
@@ -127,13 +132,18 @@ std::string Render(const std::string& src, const json& messages = json::array(),
 
 TEST(ChatTemplateTest, Basics) {
   EXPECT_EQ(Render("{{ 'a' ~ 1 ~ true }}"), "a1true");
-  EXPECT_EQ(Render("{% for x in [1,2,3] %}{{ loop.index }}{% if not loop.last %},{% endif %}{% endfor %}"),
-            "1,2,3");
-  EXPECT_EQ(Render("{{ [1,2,3,4][::-1] }} {{ 'héllo'[1:3] }} {{ [1,2][-1] }}"), "[4, 3, 2, 1] él 2");
+  EXPECT_EQ(
+      Render(
+          "{% for x in [1,2,3] %}{{ loop.index }}{% if not loop.last %},{% endif %}{% endfor %}"),
+      "1,2,3");
+  EXPECT_EQ(Render("{{ [1,2,3,4][::-1] }} {{ 'héllo'[1:3] }} {{ [1,2][-1] }}"),
+            "[4, 3, 2, 1] él 2");
   EXPECT_EQ(Render("{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}"
-                   "{% endfor %}{{ ns.n }}"), "3");
-  EXPECT_EQ(Render("{% macro f(a, b='x') %}[{{ a }}{{ b }}]{% endmacro %}{{ f(1) }}{{ f(2, b='y') }}"),
-            "[1x][2y]");
+                   "{% endfor %}{{ ns.n }}"),
+            "3");
+  EXPECT_EQ(
+      Render("{% macro f(a, b='x') %}[{{ a }}{{ b }}]{% endmacro %}{{ f(1) }}{{ f(2, b='y') }}"),
+      "[1x][2y]");
   EXPECT_EQ(Render("{{ {'b': 1, 'a': [1.5, none]} | tojson }}"), R"({"b": 1, "a": [1.5, null]})");
   EXPECT_EQ(Render("{{ x | default('d') }} {{ 'a,b'.split(',') | join('+') }}"), "d a+b");
   EXPECT_EQ(Render("{{ '  x \n' | trim }}|{{ 'xax'.strip('x') }}"), "x|xax");
@@ -152,9 +162,12 @@ TEST(ChatTemplateTest, MalformedTemplatesAreErrors) {
                           "{# open comment", "{{ x[] }}", "{% macro %}{% endmacro %}"}) {
     auto r = ChatTemplate::Parse(src);
     EXPECT_FALSE(r.ok()) << src;
-    if (!r.ok()) EXPECT_NE(r.status().message().find("[chat_template]"), std::string::npos);
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("[chat_template]"), std::string::npos);
+    }
   }
-  auto deep = ChatTemplate::Parse("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}");
+  auto deep =
+      ChatTemplate::Parse("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}");
   EXPECT_FALSE(deep.ok());
 }
 
@@ -175,11 +188,13 @@ TEST(ChatTemplateFuzzTest, MutatedTemplatesNeverCrash) {
     if (config.contains("chat_template")) seeds.push_back(config["chat_template"]);
   }
   ASSERT_FALSE(seeds.empty());
-  const json messages = json::parse(R"([{"role":"system","content":"s"},{"role":"user","content":"u"},
+  const json messages =
+      json::parse(R"([{"role":"system","content":"s"},{"role":"user","content":"u"},
       {"role":"assistant","content":"a"},{"role":"user","content":"v"}])");
-  static const char* kPieces[] = {"{%", "%}", "{{", "}}", "{#", "#}", "(", ")", "[", "]", "'", "\"",
-                                  "|", ".", ",", "-", "if", "for", "endfor", "endif", "set", "~",
-                                  "\\", "not", "in", "is", ":", "=", "**", "0", "\xC3\xA9"};
+  static const char* kPieces[] = {"{%", "%}",  "{{",     "}}",    "{#",  "#}", "(",       ")",
+                                  "[",  "]",   "'",      "\"",    "|",   ".",  ",",       "-",
+                                  "if", "for", "endfor", "endif", "set", "~",  "\\",      "not",
+                                  "in", "is",  ":",      "=",     "**",  "0",  "\xC3\xA9"};
   std::mt19937 rng(1234);
   int rendered = 0;
   for (int iter = 0; iter < 3000; ++iter) {
@@ -188,8 +203,12 @@ TEST(ChatTemplateFuzzTest, MutatedTemplatesNeverCrash) {
     for (int e = 0; e < edits && !s.empty(); ++e) {
       const size_t pos = rng() % s.size();
       switch (rng() % 3) {
-        case 0: s.erase(pos, 1 + rng() % 8); break;
-        case 1: s.insert(pos, kPieces[rng() % std::size(kPieces)]); break;
+        case 0:
+          s.erase(pos, 1 + rng() % 8);
+          break;
+        case 1:
+          s.insert(pos, kPieces[rng() % std::size(kPieces)]);
+          break;
         default: {
           const size_t len = 1 + rng() % 40, src = rng() % s.size();
           s.insert(pos, s.substr(src, len));

@@ -206,7 +206,8 @@ Result<char32_t> GetChar(const json& j, const char* key, const std::string& fiel
   }
   size_t pos = 0;
   const char32_t c = NextCodePoint(s, &pos);
-  if (pos != s.size()) return Error("[tokenizer] {}.{}: expected one character, got '{}'", field, key, s);
+  if (pos != s.size())
+    return Error("[tokenizer] {}.{}: expected one character, got '{}'", field, key, s);
   return c;
 }
 

@@ -1,8 +1,7 @@
 // Builds a Tokenizer from a Hugging Face folder: tokenizer.json, tokenizer_config.json
 // and generation_config.json.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "base/log.h"
 #include "base/mapped_file.h"
@@ -50,7 +49,8 @@ Result<std::unique_ptr<tok::BpeModel>> LoadBpe(const json& m) {
     if (token.empty()) return Error("[tokenizer] model.vocab: empty token for id {}", id);
     if (static_cast<size_t>(id) >= vocab.size()) vocab.resize(id + 1);
     if (!vocab[id].empty()) {
-      return Error("[tokenizer] model.vocab: id {} given to both '{}' and '{}'", id, vocab[id], token);
+      return Error("[tokenizer] model.vocab: id {} given to both '{}' and '{}'", id, vocab[id],
+                   token);
     }
     vocab[id] = token;
   }
@@ -177,11 +177,13 @@ Result<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const json& j, const js
       if (seen) continue;
       const int32_t model_id = t->model_->TokenToId(a.content);
       const int64_t vocab = static_cast<int64_t>(t->model_->vocab_size());
-      const int32_t id = model_id >= 0 ? model_id
-                                       : static_cast<int32_t>(std::max(vocab, max_added + 1));
+      const int32_t id =
+          model_id >= 0 ? model_id : static_cast<int32_t>(std::max(vocab, max_added + 1));
       if (id != a.id) {
-        MESHLM_LOG_WARN("[tokenizer] added token '{}' has id {} in the file but {} by the "
-                        "loading rules; using {}", a.content, a.id, id, id);
+        MESHLM_LOG_WARN(
+            "[tokenizer] added token '{}' has id {} in the file but {} by the "
+            "loading rules; using {}",
+            a.content, a.id, id, id);
       }
       a.id = id;
       max_added = std::max<int64_t>(max_added, id);
@@ -207,8 +209,8 @@ Result<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const json& j, const js
     // Normalized tokens are looked for in normalized text, so normalize them too.
     std::string content = a.content;
     if (t->normalizer_) {
-      MESHLM_RETURN_IF_ERROR(t->normalizer_->Normalize(&content).With(
-          fmt::format("[tokenizer] added_tokens[{}]", i)));
+      MESHLM_RETURN_IF_ERROR(
+          t->normalizer_->Normalize(&content).With(fmt::format("[tokenizer] added_tokens[{}]", i)));
     }
     t->normalized_matcher_->Add(content, static_cast<int>(i));
   }
@@ -236,8 +238,9 @@ Result<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const json& j, const js
       for (const json& e : *ct) {
         if (!e.is_object() || !e.contains("name") || !e.contains("template") ||
             !e["name"].is_string() || !e["template"].is_string()) {
-          return Error("[tokenizer] tokenizer_config.json chat_template: list entries need "
-                       "string 'name' and 'template'");
+          return Error(
+              "[tokenizer] tokenizer_config.json chat_template: list entries need "
+              "string 'name' and 'template'");
         }
         t->named_templates_.emplace_back(e["name"].get<std::string>(),
                                          e["template"].get<std::string>());

@@ -14,10 +14,31 @@
 namespace meshlm::jinja {
 
 enum class Tok {
-  kText, kNumber, kString, kIdent, kEquals, kOpenParen, kCloseParen, kOpenStatement,
-  kCloseStatement, kOpenExpression, kCloseExpression, kOpenSquare, kCloseSquare, kOpenCurly,
-  kCloseCurly, kComma, kDot, kColon, kPipe, kAdditive, kMultiplicative, kPower, kComparison,
-  kUnary, kComment
+  kText,
+  kNumber,
+  kString,
+  kIdent,
+  kEquals,
+  kOpenParen,
+  kCloseParen,
+  kOpenStatement,
+  kCloseStatement,
+  kOpenExpression,
+  kCloseExpression,
+  kOpenSquare,
+  kCloseSquare,
+  kOpenCurly,
+  kCloseCurly,
+  kComma,
+  kDot,
+  kColon,
+  kPipe,
+  kAdditive,
+  kMultiplicative,
+  kPower,
+  kComparison,
+  kUnary,
+  kComment
 };
 
 struct Token {
@@ -36,14 +57,36 @@ using NodeList = std::vector<NodePtr>;
 struct Node {
   enum class Kind {
     // statements
-    kText, kIf, kFor, kSet, kMacro, kBreak, kContinue, kFilterBlock,
+    kText,
+    kIf,
+    kFor,
+    kSet,
+    kMacro,
+    kBreak,
+    kContinue,
+    kFilterBlock,
     // expressions
-    kInt, kFloat, kString, kIdent, kArray, kTuple, kObject, kMember, kSlice, kCall, kKwarg,
-    kBinary, kUnary, kFilter, kTest, kTernary, kSelect
+    kInt,
+    kFloat,
+    kString,
+    kIdent,
+    kArray,
+    kTuple,
+    kObject,
+    kMember,
+    kSlice,
+    kCall,
+    kKwarg,
+    kBinary,
+    kUnary,
+    kFilter,
+    kTest,
+    kTernary,
+    kSelect
   };
   Kind kind;
   int line = 0;
-  std::string s;   // text, identifier, operator, filter/test/macro name
+  std::string s;  // text, identifier, operator, filter/test/macro name
   int64_t i = 0;
   double f = 0;
   bool flag = false;  // member: computed; test: negated; filter: called with arguments

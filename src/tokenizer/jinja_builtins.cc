@@ -74,7 +74,9 @@ const Value* Arg(const Array& args, size_t k, const Kwargs& kwargs, const char* 
 
 int Compare(const Value& a, const Value& b, bool case_sensitive) {
   auto numeric = [](const Value& v) { return v.is_number() || v.kind == Value::Kind::kBool; };
-  auto num = [](const Value& v) { return v.kind == Value::Kind::kBool ? (v.b ? 1.0 : 0.0) : v.number(); };
+  auto num = [](const Value& v) {
+    return v.kind == Value::Kind::kBool ? (v.b ? 1.0 : 0.0) : v.number();
+  };
   if (a.is_none() && b.is_none()) return 0;
   if (a.is_undefined() && b.is_undefined()) return 0;
   if (numeric(a) && numeric(b)) return num(a) < num(b) ? -1 : num(a) > num(b) ? 1 : 0;
@@ -150,7 +152,9 @@ Value StringMethod(const std::string& s, const std::string& name, Array& args, K
   }
   if (name == "startswith" || name == "endswith") {
     if (args.empty()) Fail(name + "() requires at least one argument");
-    auto test = [&](const std::string& p) { return name == "startswith" ? s.starts_with(p) : s.ends_with(p); };
+    auto test = [&](const std::string& p) {
+      return name == "startswith" ? s.starts_with(p) : s.ends_with(p);
+    };
     if (args[0].is_string()) return Value::Bool(test(args[0].str()));
     if (args[0].is_array()) {
       for (const Value& p : *args[0].arr) {
@@ -164,7 +168,8 @@ Value StringMethod(const std::string& s, const std::string& name, Array& args, K
   if (name == "split") {
     const Value* sep = Arg(args, 0, kwargs, "sep");
     const Value* maxsplit_v = Arg(args, 1, kwargs, "maxsplit");
-    const int64_t maxsplit = maxsplit_v && maxsplit_v->kind == Value::Kind::kInt ? maxsplit_v->i : -1;
+    const int64_t maxsplit =
+        maxsplit_v && maxsplit_v->kind == Value::Kind::kInt ? maxsplit_v->i : -1;
     Array out;
     if (!sep || sep->is_none()) {
       // Runs of whitespace separate; leading whitespace is ignored.
@@ -199,7 +204,8 @@ Value StringMethod(const std::string& s, const std::string& name, Array& args, K
     if (maxsplit >= 0 && static_cast<int64_t>(parts.size()) > maxsplit) {
       std::vector<std::string> head(parts.begin(), parts.begin() + maxsplit);
       std::string rest;
-      for (size_t k = maxsplit; k < parts.size(); ++k) rest += (k > static_cast<size_t>(maxsplit) ? sep->str() : "") + parts[k];
+      for (size_t k = maxsplit; k < parts.size(); ++k)
+        rest += (k > static_cast<size_t>(maxsplit) ? sep->str() : "") + parts[k];
       head.push_back(rest);
       parts = std::move(head);
     }
@@ -259,8 +265,9 @@ Value ObjectMethod(const Value& o, const std::string& name, Array& args, Kwargs&
 Value Interpreter::Builtin(const Value& object, const std::string& name) {
   if (object.is_string()) {
     if (name == "length") return Value::Int(Utf16Length(object.str()));
-    static const char* kMethods[] = {"upper", "lower", "strip", "lstrip", "rstrip", "title",
-                                     "capitalize", "startswith", "endswith", "split", "replace"};
+    static const char* kMethods[] = {"upper",    "lower", "strip",      "lstrip",
+                                     "rstrip",   "title", "capitalize", "startswith",
+                                     "endswith", "split", "replace"};
     for (const char* m : kMethods) {
       if (name == m) {
         const auto s = object.s;
@@ -303,7 +310,8 @@ bool Interpreter::RunTest(const std::string& name, const Value& v, const Value* 
   if (name == "integer") return v.kind == K::kInt;
   if (name == "iterable") return v.kind == K::kArray || v.kind == K::kString;
   if (name == "mapping") return v.kind == K::kObject;
-  if (name == "sequence") return v.kind == K::kArray || v.kind == K::kObject || v.kind == K::kString;
+  if (name == "sequence")
+    return v.kind == K::kArray || v.kind == K::kObject || v.kind == K::kString;
   if (name == "lower") return v.is_string() && v.str() == CaseMap(v.str(), false);
   if (name == "upper") return v.is_string() && v.str() == CaseMap(v.str(), true);
   if (name == "defined") return v.kind != K::kUndefined;
@@ -325,7 +333,8 @@ Value Interpreter::ApplyFilter(Value operand, const Node& filter, Env& env) {
     EvalArgs(filter.list, env, &args, &kwargs);
   }
   if (!filter.flag) args.clear();
-  return ApplyFilterNamed(std::move(operand), filter.flag ? "(" + filter.s : filter.s, args, kwargs);
+  return ApplyFilterNamed(std::move(operand), filter.flag ? "(" + filter.s : filter.s, args,
+                          kwargs);
 }
 
 // `name` starts with "(" when the filter was called with an argument list: the reference
@@ -350,7 +359,8 @@ Value Interpreter::ApplyFilterNamed(Value operand, const std::string& raw_name, 
       if (name == "reverse") return Value::MakeArray(Array(a.rbegin(), a.rend()));
       if (name == "sort") {
         Array s = a;
-        std::stable_sort(s.begin(), s.end(), [](const Value& x, const Value& y) { return Compare(x, y, false) < 0; });
+        std::stable_sort(s.begin(), s.end(),
+                         [](const Value& x, const Value& y) { return Compare(x, y, false) < 0; });
         return Value::MakeArray(std::move(s));
       }
       if (name == "join") return Value::Str(Join(a, ""));
@@ -384,7 +394,8 @@ Value Interpreter::ApplyFilterNamed(Value operand, const std::string& raw_name, 
     }
     if (operand.is_number()) {
       if (name == "abs") {
-        return operand.kind == K::kInt ? Value::Int(std::llabs(operand.i)) : Value::Float(std::fabs(operand.f));
+        return operand.kind == K::kInt ? Value::Int(std::llabs(operand.i))
+                                       : Value::Float(std::fabs(operand.f));
       }
       if (name == "int") return Value::Int(static_cast<int64_t>(std::floor(operand.number())));
       if (name == "float") return Value::Float(operand.number());
@@ -459,11 +470,13 @@ Value Interpreter::ApplyFilterNamed(Value operand, const std::string& raw_name, 
     if (operand.is_string()) {
       char* end = nullptr;
       const double d = std::strtod(operand.str().c_str(), &end);
-      if (end == operand.str().c_str()) return def ? *def : (name == "int" ? Value::Int(0) : Value::Float(0));
+      if (end == operand.str().c_str())
+        return def ? *def : (name == "int" ? Value::Int(0) : Value::Float(0));
       return name == "int" ? Value::Int(static_cast<int64_t>(d)) : Value::Float(d);
     }
     if (operand.is_number()) return operand;
-    if (operand.kind == K::kBool) return name == "int" ? Value::Int(operand.b) : Value::Float(operand.b);
+    if (operand.kind == K::kBool)
+      return name == "int" ? Value::Int(operand.b) : Value::Float(operand.b);
     return cannot();
   }
   if (operand.is_array()) {
@@ -477,7 +490,8 @@ Value Interpreter::ApplyFilterNamed(Value operand, const std::string& raw_name, 
       Array s = a;
       auto key = [&](const Value& v) {
         if (!attr || attr->is_none()) return v;
-        return AttributePath(v, attr->kind == K::kInt ? fmt::format("{}", attr->i) : ToString(*attr));
+        return AttributePath(v,
+                             attr->kind == K::kInt ? fmt::format("{}", attr->i) : ToString(*attr));
       };
       std::stable_sort(s.begin(), s.end(), [&](const Value& x, const Value& y) {
         const int r = Compare(key(x), key(y), case_sensitive);
@@ -527,7 +541,8 @@ Value Interpreter::ApplyFilterNamed(Value operand, const std::string& raw_name, 
       const Value* first = Arg(args, 1, kwargs, "first");
       const Value* blank = Arg(args, 2, kwargs, "blank");
       if (width && width->kind != K::kInt) Fail("width must be a number");
-      const std::string pad(width ? static_cast<size_t>(std::clamp<int64_t>(width->i, 0, 256)) : 4, ' ');
+      const std::string pad(width ? static_cast<size_t>(std::clamp<int64_t>(width->i, 0, 256)) : 4,
+                            ' ');
       const bool indent_first = first && Truthy(*first);
       const bool indent_blank = blank && Truthy(*blank);
       const std::vector<std::string> lines = SplitAll(operand.str(), "\n");
@@ -543,7 +558,8 @@ Value Interpreter::ApplyFilterNamed(Value operand, const std::string& raw_name, 
     Fail("Unknown StringValue filter: " + name);
   }
   if (operand.is_object()) {
-    if (name == "get" || name == "items" || name == "keys" || name == "values" || name == "dictsort") {
+    if (name == "get" || name == "items" || name == "keys" || name == "values" ||
+        name == "dictsort") {
       return ObjectMethod(operand, name, args, kwargs);
     }
     Fail("Unknown ObjectValue filter: " + name);

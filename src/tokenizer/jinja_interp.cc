@@ -46,49 +46,53 @@ void Interpreter::AddGlobals(Env& env) {
   env.Set("True", Value::Bool(true));
   env.Set("False", Value::Bool(false));
   env.Set("None", Value::None());
-  env.Set("raise_exception", Value::MakeFunction([](Interpreter&, Array& args, Kwargs&, Env&) -> Value {
-    std::string message;
-    for (size_t k = 0; k < args.size(); ++k) message += (k ? "," : "") + ToString(args[k]);
-    throw TemplateError{message, true};
-  }));
+  env.Set("raise_exception",
+          Value::MakeFunction([](Interpreter&, Array& args, Kwargs&, Env&) -> Value {
+            std::string message;
+            for (size_t k = 0; k < args.size(); ++k) message += (k ? "," : "") + ToString(args[k]);
+            throw TemplateError{message, true};
+          }));
   env.Set("range", Value::MakeFunction([](Interpreter&, Array& args, Kwargs&, Env&) -> Value {
-    if (args.empty() || args.size() > 3) Fail("range() takes 1 to 3 arguments");
-    for (const Value& a : args) {
-      if (a.kind != Value::Kind::kInt) Fail("range() arguments must be integers");
-    }
-    int64_t start = 0, stop, step = 1;
-    if (args.size() == 1) {
-      stop = args[0].i;
-    } else {
-      start = args[0].i;
-      stop = args[1].i;
-      if (args.size() == 3) step = args[2].i;
-    }
-    if (step == 0) Fail("range() step must not be zero");
-    Array out;
-    for (int64_t v = start; step > 0 ? v < stop : v > stop; v += step) {
-      if (static_cast<int64_t>(out.size()) >= kMaxRange) Fail("range() is too long");
-      out.push_back(Value::Int(v));
-    }
-    return Value::MakeArray(std::move(out));
-  }));
-  env.Set("strftime_now", Value::MakeFunction([](Interpreter& in, Array& args, Kwargs&, Env&) -> Value {
-    if (args.empty() || !args[0].is_string()) Fail("strftime_now() needs a format string");
-    return Value::Str(Strftime(in.now_unix_, args[0].str()));
-  }));
-  env.Set("namespace", Value::MakeFunction([](Interpreter&, Array& args, Kwargs& kwargs, Env&) -> Value {
-    if (args.size() > 1) Fail(fmt::format("namespace expected at most 1 argument, got {}", args.size()));
-    Object entries;
-    if (args.size() == 1) {
-      if (args[0].is_object()) {
-        entries = *args[0].obj;
-      } else {
-        Fail(fmt::format("'{}' object is not iterable", KindName(args[0].kind)));
-      }
-    }
-    for (auto& [k, v] : kwargs) Put(entries, k, v);
-    return Value::MakeObject(std::move(entries), Value::Kind::kNamespace);
-  }));
+            if (args.empty() || args.size() > 3) Fail("range() takes 1 to 3 arguments");
+            for (const Value& a : args) {
+              if (a.kind != Value::Kind::kInt) Fail("range() arguments must be integers");
+            }
+            int64_t start = 0, stop, step = 1;
+            if (args.size() == 1) {
+              stop = args[0].i;
+            } else {
+              start = args[0].i;
+              stop = args[1].i;
+              if (args.size() == 3) step = args[2].i;
+            }
+            if (step == 0) Fail("range() step must not be zero");
+            Array out;
+            for (int64_t v = start; step > 0 ? v < stop : v > stop; v += step) {
+              if (static_cast<int64_t>(out.size()) >= kMaxRange) Fail("range() is too long");
+              out.push_back(Value::Int(v));
+            }
+            return Value::MakeArray(std::move(out));
+          }));
+  env.Set("strftime_now",
+          Value::MakeFunction([](Interpreter& in, Array& args, Kwargs&, Env&) -> Value {
+            if (args.empty() || !args[0].is_string()) Fail("strftime_now() needs a format string");
+            return Value::Str(Strftime(in.now_unix_, args[0].str()));
+          }));
+  env.Set("namespace",
+          Value::MakeFunction([](Interpreter&, Array& args, Kwargs& kwargs, Env&) -> Value {
+            if (args.size() > 1)
+              Fail(fmt::format("namespace expected at most 1 argument, got {}", args.size()));
+            Object entries;
+            if (args.size() == 1) {
+              if (args[0].is_object()) {
+                entries = *args[0].obj;
+              } else {
+                Fail(fmt::format("'{}' object is not iterable", KindName(args[0].kind)));
+              }
+            }
+            for (auto& [k, v] : kwargs) Put(entries, k, v);
+            return Value::MakeObject(std::move(entries), Value::Kind::kNamespace);
+          }));
 }
 
 std::string Interpreter::Block(const NodeList& body, Env& env) {
@@ -109,11 +113,16 @@ std::string Interpreter::Block(const NodeList& body, Env& env) {
 Value Interpreter::Eval(const Node& n, Env& env) {
   Step();
   switch (n.kind) {
-    case Node::Kind::kText: return Value::Str(n.s);
-    case Node::Kind::kInt: return Value::Int(n.i);
-    case Node::Kind::kFloat: return Value::Float(n.f);
-    case Node::Kind::kString: return Value::Str(n.s);
-    case Node::Kind::kIdent: return env.Lookup(n.s);
+    case Node::Kind::kText:
+      return Value::Str(n.s);
+    case Node::Kind::kInt:
+      return Value::Int(n.i);
+    case Node::Kind::kFloat:
+      return Value::Float(n.f);
+    case Node::Kind::kString:
+      return Value::Str(n.s);
+    case Node::Kind::kIdent:
+      return env.Lookup(n.s);
     case Node::Kind::kArray:
     case Node::Kind::kTuple: {
       Array a;
@@ -124,22 +133,28 @@ Value Interpreter::Eval(const Node& n, Env& env) {
       Object o;
       for (size_t k = 0; k + 1 < n.list.size(); k += 2) {
         const Value key = Eval(*n.list[k], env);
-        if (!key.is_string()) Fail(fmt::format("Object keys must be strings: got {}", KindName(key.kind)));
+        if (!key.is_string())
+          Fail(fmt::format("Object keys must be strings: got {}", KindName(key.kind)));
         Put(o, key.str(), Eval(*n.list[k + 1], env));
       }
       return Value::MakeObject(std::move(o));
     }
-    case Node::Kind::kMember: return Member(n, env);
-    case Node::Kind::kCall: return Call(n, env);
-    case Node::Kind::kBinary: return Binary(n, env);
+    case Node::Kind::kMember:
+      return Member(n, env);
+    case Node::Kind::kCall:
+      return Call(n, env);
+    case Node::Kind::kBinary:
+      return Binary(n, env);
     case Node::Kind::kUnary: {
       const Value v = Eval(*n.a, env);
       if (n.s == "not") return Value::Bool(!Truthy(v));
-      if (!IsNumericLike(v)) Fail(fmt::format("Unknown operator \"{}\" for {}", n.s, KindName(v.kind)));
+      if (!IsNumericLike(v))
+        Fail(fmt::format("Unknown operator \"{}\" for {}", n.s, KindName(v.kind)));
       const double r = (n.s == "-" ? -1 : 1) * NumOf(v);
       return NumberResult(r, v.kind == Value::Kind::kFloat);
     }
-    case Node::Kind::kFilter: return ApplyFilter(Eval(*n.a, env), n, env);
+    case Node::Kind::kFilter:
+      return ApplyFilter(Eval(*n.a, env), n, env);
     case Node::Kind::kTest: {
       const bool r = RunTest(n.s, Eval(*n.a, env), nullptr);
       return Value::Bool(n.flag ? !r : r);
@@ -150,14 +165,21 @@ Value Interpreter::Eval(const Node& n, Env& env) {
       return Truthy(Eval(*n.b, env)) ? Eval(*n.a, env) : Value();
     case Node::Kind::kIf:
       return Value::Str(Block(Truthy(Eval(*n.a, env)) ? n.body : n.alt, env));
-    case Node::Kind::kFor: return For(n, env);
-    case Node::Kind::kSet: return Set(n, env);
-    case Node::Kind::kMacro: return Macro(n, env);
-    case Node::Kind::kBreak: throw BreakSignal{};
-    case Node::Kind::kContinue: throw ContinueSignal{};
-    case Node::Kind::kFilterBlock: return ApplyFilter(Value::Str(Block(n.body, env)), n, env);
+    case Node::Kind::kFor:
+      return For(n, env);
+    case Node::Kind::kSet:
+      return Set(n, env);
+    case Node::Kind::kMacro:
+      return Macro(n, env);
+    case Node::Kind::kBreak:
+      throw BreakSignal{};
+    case Node::Kind::kContinue:
+      throw ContinueSignal{};
+    case Node::Kind::kFilterBlock:
+      return ApplyFilter(Value::Str(Block(n.body, env)), n, env);
     case Node::Kind::kSlice:
-    case Node::Kind::kKwarg: Fail("unexpected slice or keyword argument");
+    case Node::Kind::kKwarg:
+      Fail("unexpected slice or keyword argument");
   }
   return Value();
 }
@@ -181,7 +203,8 @@ Value Interpreter::Binary(const Node& n, Env& env) {
     if (a == 0 && b < 0) Fail("0.0 cannot be raised to a negative power");
     const double res = std::pow(a, b);
     if (!std::isfinite(res)) Fail("Exponentiation result is not a finite real number");
-    return NumberResult(res, l.kind == Value::Kind::kFloat || r.kind == Value::Kind::kFloat || b < 0);
+    return NumberResult(res,
+                        l.kind == Value::Kind::kFloat || r.kind == Value::Kind::kFloat || b < 0);
   }
   if (l.is_number() && r.is_number()) {
     const double a = l.number(), b = r.number();
@@ -218,7 +241,8 @@ Value Interpreter::Binary(const Node& n, Env& env) {
     if (op == "in") return Value::Bool(has);
     if (op == "not in") return Value::Bool(!has);
   }
-  Fail(fmt::format("Unknown operator \"{}\" between {} and {}", op, KindName(l.kind), KindName(r.kind)));
+  Fail(fmt::format("Unknown operator \"{}\" between {} and {}", op, KindName(l.kind),
+                   KindName(r.kind)));
 }
 
 Value Interpreter::Member(const Node& n, Env& env) {
@@ -229,7 +253,8 @@ Value Interpreter::Member(const Node& n, Env& env) {
     const Value stop = s.b ? Eval(*s.b, env) : Value();
     const Value step = s.c ? Eval(*s.c, env) : Value();
     for (const Value* v : {&start, &stop, &step}) {
-      if (!v->is_undefined() && v->kind != Value::Kind::kInt) Fail("Slice indices must be integers");
+      if (!v->is_undefined() && v->kind != Value::Kind::kInt)
+        Fail("Slice indices must be integers");
     }
     if (object.is_array()) {
       Array out;
@@ -330,16 +355,19 @@ Value Interpreter::For(const Node& n, Env& env) {
     iterable = Value::MakeArray(std::move(keys));
   }
   if (!iterable.is_array()) {
-    Fail(fmt::format("Expected iterable or object type in for loop: got {}", KindName(iterable.kind)));
+    Fail(fmt::format("Expected iterable or object type in for loop: got {}",
+                     KindName(iterable.kind)));
   }
   auto bind = [&](Env& target, const Value& item) {
     if (n.a->kind == Node::Kind::kIdent) {
       target.Set(n.a->s, item);
       return;
     }
-    if (!item.is_array()) Fail(fmt::format("Cannot unpack non-iterable type: {}", KindName(item.kind)));
+    if (!item.is_array())
+      Fail(fmt::format("Cannot unpack non-iterable type: {}", KindName(item.kind)));
     if (item.arr->size() != n.a->list.size()) {
-      Fail(fmt::format("Too {} items to unpack", n.a->list.size() > item.arr->size() ? "few" : "many"));
+      Fail(fmt::format("Too {} items to unpack",
+                       n.a->list.size() > item.arr->size() ? "few" : "many"));
     }
     for (size_t k = 0; k < n.a->list.size(); ++k) {
       if (n.a->list[k]->kind != Node::Kind::kIdent) Fail("Cannot unpack to a non-name");
@@ -359,9 +387,12 @@ Value Interpreter::For(const Node& n, Env& env) {
   const int64_t count = static_cast<int64_t>(items.size());
   for (int64_t k = 0; k < count; ++k) {
     Object loop = {
-        {"index", Value::Int(k + 1)}, {"index0", Value::Int(k)},
-        {"revindex", Value::Int(count - k)}, {"revindex0", Value::Int(count - k - 1)},
-        {"first", Value::Bool(k == 0)}, {"last", Value::Bool(k == count - 1)},
+        {"index", Value::Int(k + 1)},
+        {"index0", Value::Int(k)},
+        {"revindex", Value::Int(count - k)},
+        {"revindex0", Value::Int(count - k - 1)},
+        {"first", Value::Bool(k == 0)},
+        {"last", Value::Bool(k == count - 1)},
         {"length", Value::Int(count)},
         {"previtem", k > 0 ? items[k - 1] : Value()},
         {"nextitem", k + 1 < count ? items[k + 1] : Value()},
@@ -387,9 +418,11 @@ Value Interpreter::Set(const Node& n, Env& env) {
   if (lhs.kind == Node::Kind::kIdent) {
     env.Set(lhs.s, rhs);
   } else if (lhs.kind == Node::Kind::kTuple) {
-    if (!rhs.is_array()) Fail(fmt::format("Cannot unpack non-iterable type in set: {}", KindName(rhs.kind)));
+    if (!rhs.is_array())
+      Fail(fmt::format("Cannot unpack non-iterable type in set: {}", KindName(rhs.kind)));
     if (rhs.arr->size() != lhs.list.size()) {
-      Fail(fmt::format("Too {} items to unpack in set", lhs.list.size() > rhs.arr->size() ? "few" : "many"));
+      Fail(fmt::format("Too {} items to unpack in set",
+                       lhs.list.size() > rhs.arr->size() ? "few" : "many"));
     }
     for (size_t k = 0; k < lhs.list.size(); ++k) {
       if (lhs.list[k]->kind != Node::Kind::kIdent) Fail("Cannot unpack to a non-name in set");
@@ -397,8 +430,10 @@ Value Interpreter::Set(const Node& n, Env& env) {
     }
   } else if (lhs.kind == Node::Kind::kMember) {
     const Value object = Eval(*lhs.a, env);
-    if (object.kind != Value::Kind::kNamespace) Fail("cannot assign attribute on non-namespace object");
-    if (lhs.flag || lhs.b->kind != Node::Kind::kIdent) Fail("Cannot assign to member with non-identifier property");
+    if (object.kind != Value::Kind::kNamespace)
+      Fail("cannot assign attribute on non-namespace object");
+    if (lhs.flag || lhs.b->kind != Node::Kind::kIdent)
+      Fail("Cannot assign to member with non-identifier property");
     Put(*object.obj, lhs.b->s, rhs);
   } else {
     Fail("Invalid left-hand side of set");
@@ -408,39 +443,44 @@ Value Interpreter::Set(const Node& n, Env& env) {
 
 Value Interpreter::Macro(const Node& n, Env& env) {
   const Node* node = &n;
-  env.Set(n.s, Value::MakeFunction([node](Interpreter& in, Array& args, Kwargs& kwargs, Env& caller) -> Value {
-    Env scope(&caller);
-    std::vector<std::pair<std::string, const Node*>> pending_defaults;
-    for (size_t k = 0; k < node->list.size(); ++k) {
-      const Node& p = *node->list[k];
-      const std::string& name = p.kind == Node::Kind::kIdent ? p.s : p.s;
-      Value v;
-      bool given = false;
-      if (k < args.size()) {
-        v = args[k];
-        given = true;
-      } else {
-        for (auto it = kwargs.begin(); it != kwargs.end(); ++it) {
-          if (it->first == name) {
-            v = it->second;
-            kwargs.erase(it);
-            given = true;
-            break;
-          }
-        }
-      }
-      if (!given && p.kind == Node::Kind::kKwarg) pending_defaults.emplace_back(name, p.a.get());
-      scope.Set(name, v);
-    }
-    if (!kwargs.empty()) {
-      Fail(fmt::format("macro '{}' takes no keyword argument '{}'", node->s, kwargs.front().first));
-    }
-    if (args.size() > node->list.size()) {
-      Fail(fmt::format("macro '{}' takes not more than {} argument(s)", node->s, node->list.size()));
-    }
-    for (const auto& [name, def] : pending_defaults) scope.Set(name, in.Eval(*def, scope));
-    return Value::Str(in.Block(node->body, scope));
-  }));
+  env.Set(n.s, Value::MakeFunction(
+                   [node](Interpreter& in, Array& args, Kwargs& kwargs, Env& caller) -> Value {
+                     Env scope(&caller);
+                     std::vector<std::pair<std::string, const Node*>> pending_defaults;
+                     for (size_t k = 0; k < node->list.size(); ++k) {
+                       const Node& p = *node->list[k];
+                       const std::string& name = p.kind == Node::Kind::kIdent ? p.s : p.s;
+                       Value v;
+                       bool given = false;
+                       if (k < args.size()) {
+                         v = args[k];
+                         given = true;
+                       } else {
+                         for (auto it = kwargs.begin(); it != kwargs.end(); ++it) {
+                           if (it->first == name) {
+                             v = it->second;
+                             kwargs.erase(it);
+                             given = true;
+                             break;
+                           }
+                         }
+                       }
+                       if (!given && p.kind == Node::Kind::kKwarg)
+                         pending_defaults.emplace_back(name, p.a.get());
+                       scope.Set(name, v);
+                     }
+                     if (!kwargs.empty()) {
+                       Fail(fmt::format("macro '{}' takes no keyword argument '{}'", node->s,
+                                        kwargs.front().first));
+                     }
+                     if (args.size() > node->list.size()) {
+                       Fail(fmt::format("macro '{}' takes not more than {} argument(s)", node->s,
+                                        node->list.size()));
+                     }
+                     for (const auto& [name, def] : pending_defaults)
+                       scope.Set(name, in.Eval(*def, scope));
+                     return Value::Str(in.Block(node->body, scope));
+                   }));
   return Value::None();
 }
 
@@ -467,9 +507,9 @@ std::vector<int64_t> SliceIndices(int64_t n, const Value& start_v, const Value& 
 }
 
 std::string Strftime(int64_t now_unix, std::string_view format) {
-  static constexpr const char* kMonths[] = {"January", "February", "March", "April", "May",
-                                            "June", "July", "August", "September", "October",
-                                            "November", "December"};
+  static constexpr const char* kMonths[] = {"January",   "February", "March",    "April",
+                                            "May",       "June",     "July",     "August",
+                                            "September", "October",  "November", "December"};
   const std::time_t t = now_unix >= 0 ? static_cast<std::time_t>(now_unix) : std::time(nullptr);
   std::tm tm{};
   localtime_r(&t, &tm);
@@ -481,15 +521,33 @@ std::string Strftime(int64_t now_unix, std::string_view format) {
     }
     const char c = format[++k];
     switch (c) {
-      case 'Y': out += fmt::format("{}", tm.tm_year + 1900); break;
-      case 'm': out += fmt::format("{:02d}", tm.tm_mon + 1); break;
-      case 'd': out += fmt::format("{:02d}", tm.tm_mday); break;
-      case 'b': out += std::string(kMonths[tm.tm_mon]).substr(0, 3); break;
-      case 'B': out += kMonths[tm.tm_mon]; break;
-      case 'H': out += fmt::format("{:02d}", tm.tm_hour); break;
-      case 'M': out += fmt::format("{:02d}", tm.tm_min); break;
-      case '%': out += '%'; break;
-      default: out += '%'; out += c;
+      case 'Y':
+        out += fmt::format("{}", tm.tm_year + 1900);
+        break;
+      case 'm':
+        out += fmt::format("{:02d}", tm.tm_mon + 1);
+        break;
+      case 'd':
+        out += fmt::format("{:02d}", tm.tm_mday);
+        break;
+      case 'b':
+        out += std::string(kMonths[tm.tm_mon]).substr(0, 3);
+        break;
+      case 'B':
+        out += kMonths[tm.tm_mon];
+        break;
+      case 'H':
+        out += fmt::format("{:02d}", tm.tm_hour);
+        break;
+      case 'M':
+        out += fmt::format("{:02d}", tm.tm_min);
+        break;
+      case '%':
+        out += '%';
+        break;
+      default:
+        out += '%';
+        out += c;
     }
   }
   return out;

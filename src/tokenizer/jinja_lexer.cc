@@ -107,8 +107,10 @@ class Lexer {
         uint32_t cp = 0;
         for (size_t k = 0; k < len; ++k) {
           const char h = At(pos_ + k);
-          const int d = IsDigitChar(h) ? h - '0' : (h >= 'a' && h <= 'f') ? h - 'a' + 10
-                                                 : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
+          const int d = IsDigitChar(h)           ? h - '0'
+                        : (h >= 'a' && h <= 'f') ? h - 'a' + 10
+                        : (h >= 'A' && h <= 'F') ? h - 'A' + 10
+                                                 : -1;
           if (d < 0) throw TemplateError{std::string("invalid escape sequence \\") + e};
           cp = cp * 16 + d;
         }
@@ -117,9 +119,15 @@ class Lexer {
         tok::AppendUtf8(cp >= 0xD800 && cp <= 0xDFFF ? 0xFFFD : cp, &out);
         continue;
       }
-      static constexpr std::array<std::pair<char, char>, 9> kEscapes = {{{'n', '\n'}, {'t', '\t'},
-          {'r', '\r'}, {'b', '\b'}, {'f', '\f'}, {'v', '\v'}, {'\'', '\''}, {'"', '"'},
-          {'\\', '\\'}}};
+      static constexpr std::array<std::pair<char, char>, 9> kEscapes = {{{'n', '\n'},
+                                                                         {'t', '\t'},
+                                                                         {'r', '\r'},
+                                                                         {'b', '\b'},
+                                                                         {'f', '\f'},
+                                                                         {'v', '\v'},
+                                                                         {'\'', '\''},
+                                                                         {'"', '"'},
+                                                                         {'\\', '\\'}}};
       bool found = false;
       for (const auto& [k, v] : kEscapes) {
         if (k == e) {
@@ -149,8 +157,8 @@ class Lexer {
           last == Tok::kComment) {
         const size_t begin = pos_;
         while (pos_ < src_.size() &&
-               !(src_[pos_] == '{' && (At(pos_ + 1) == '%' || At(pos_ + 1) == '{' ||
-                                       At(pos_ + 1) == '#'))) {
+               !(src_[pos_] == '{' &&
+                 (At(pos_ + 1) == '%' || At(pos_ + 1) == '{' || At(pos_ + 1) == '#'))) {
           Advance(1);
         }
         if (pos_ > begin) {
@@ -243,15 +251,20 @@ class Lexer {
 
   bool MatchOperator() {
     static constexpr std::array<std::pair<std::string_view, Tok>, 29> kTable = {{
-        {"{%", Tok::kOpenStatement}, {"%}", Tok::kCloseStatement}, {"{{", Tok::kOpenExpression},
-        {"}}", Tok::kCloseExpression}, {"(", Tok::kOpenParen}, {")", Tok::kCloseParen},
-        {"{", Tok::kOpenCurly}, {"}", Tok::kCloseCurly}, {"[", Tok::kOpenSquare},
-        {"]", Tok::kCloseSquare}, {",", Tok::kComma}, {".", Tok::kDot}, {":", Tok::kColon},
-        {"|", Tok::kPipe}, {"<=", Tok::kComparison}, {">=", Tok::kComparison},
-        {"==", Tok::kComparison}, {"!=", Tok::kComparison}, {"<", Tok::kComparison},
-        {">", Tok::kComparison}, {"+", Tok::kAdditive}, {"-", Tok::kAdditive},
-        {"~", Tok::kAdditive}, {"**", Tok::kPower}, {"*", Tok::kMultiplicative},
-        {"//", Tok::kMultiplicative}, {"/", Tok::kMultiplicative}, {"%", Tok::kMultiplicative},
+        {"{%", Tok::kOpenStatement},  {"%}", Tok::kCloseStatement},
+        {"{{", Tok::kOpenExpression}, {"}}", Tok::kCloseExpression},
+        {"(", Tok::kOpenParen},       {")", Tok::kCloseParen},
+        {"{", Tok::kOpenCurly},       {"}", Tok::kCloseCurly},
+        {"[", Tok::kOpenSquare},      {"]", Tok::kCloseSquare},
+        {",", Tok::kComma},           {".", Tok::kDot},
+        {":", Tok::kColon},           {"|", Tok::kPipe},
+        {"<=", Tok::kComparison},     {">=", Tok::kComparison},
+        {"==", Tok::kComparison},     {"!=", Tok::kComparison},
+        {"<", Tok::kComparison},      {">", Tok::kComparison},
+        {"+", Tok::kAdditive},        {"-", Tok::kAdditive},
+        {"~", Tok::kAdditive},        {"**", Tok::kPower},
+        {"*", Tok::kMultiplicative},  {"//", Tok::kMultiplicative},
+        {"/", Tok::kMultiplicative},  {"%", Tok::kMultiplicative},
         {"=", Tok::kEquals},
     }};
     for (const auto& [seq, type] : kTable) {

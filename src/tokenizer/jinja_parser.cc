@@ -85,14 +85,16 @@ class Parser {
         ++cur_;
         return n;
       }
-      case Tok::kOpenStatement: return Statement();
+      case Tok::kOpenStatement:
+        return Statement();
       case Tok::kOpenExpression: {
         ++cur_;
         auto e = Expression();
         Expect(Tok::kCloseExpression, "'}}'");
         return e;
       }
-      default: Fail("unexpected token '" + tk.value + "'");
+      default:
+        Fail("unexpected token '" + tk.value + "'");
     }
   }
 
@@ -508,7 +510,8 @@ class Parser {
         ++cur_;
         return n;
       }
-      default: Fail("unexpected token '" + tk.value + "'");
+      default:
+        Fail("unexpected token '" + tk.value + "'");
     }
   }
 

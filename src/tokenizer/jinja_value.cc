@@ -15,16 +15,26 @@ using tok::NextCodePoint;
 
 const char* KindName(Value::Kind kind) {
   switch (kind) {
-    case Value::Kind::kUndefined: return "UndefinedValue";
-    case Value::Kind::kNone: return "NullValue";
-    case Value::Kind::kBool: return "BooleanValue";
-    case Value::Kind::kInt: return "IntegerValue";
-    case Value::Kind::kFloat: return "FloatValue";
-    case Value::Kind::kString: return "StringValue";
-    case Value::Kind::kArray: return "ArrayValue";
-    case Value::Kind::kObject: return "ObjectValue";
-    case Value::Kind::kNamespace: return "NamespaceValue";
-    case Value::Kind::kFunction: return "FunctionValue";
+    case Value::Kind::kUndefined:
+      return "UndefinedValue";
+    case Value::Kind::kNone:
+      return "NullValue";
+    case Value::Kind::kBool:
+      return "BooleanValue";
+    case Value::Kind::kInt:
+      return "IntegerValue";
+    case Value::Kind::kFloat:
+      return "FloatValue";
+    case Value::Kind::kString:
+      return "StringValue";
+    case Value::Kind::kArray:
+      return "ArrayValue";
+    case Value::Kind::kObject:
+      return "ObjectValue";
+    case Value::Kind::kNamespace:
+      return "NamespaceValue";
+    case Value::Kind::kFunction:
+      return "FunctionValue";
   }
   return "?";
 }
@@ -49,15 +59,23 @@ void Put(Object& o, const std::string& key, Value v) {
 bool Truthy(const Value& v) {
   switch (v.kind) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return false;
-    case Value::Kind::kBool: return v.b;
-    case Value::Kind::kInt: return v.i != 0;
-    case Value::Kind::kFloat: return v.f != 0 && !std::isnan(v.f);
-    case Value::Kind::kString: return !v.s->empty();
-    case Value::Kind::kArray: return !v.arr->empty();
-    case Value::Kind::kObject: return !v.obj->empty();
+    case Value::Kind::kNone:
+      return false;
+    case Value::Kind::kBool:
+      return v.b;
+    case Value::Kind::kInt:
+      return v.i != 0;
+    case Value::Kind::kFloat:
+      return v.f != 0 && !std::isnan(v.f);
+    case Value::Kind::kString:
+      return !v.s->empty();
+    case Value::Kind::kArray:
+      return !v.arr->empty();
+    case Value::Kind::kObject:
+      return !v.obj->empty();
     case Value::Kind::kNamespace:
-    case Value::Kind::kFunction: return true;
+    case Value::Kind::kFunction:
+      return true;
   }
   return false;
 }
@@ -65,9 +83,12 @@ bool Truthy(const Value& v) {
 namespace {
 
 bool IsNumeric(const Value& v) {
-  return v.kind == Value::Kind::kInt || v.kind == Value::Kind::kFloat || v.kind == Value::Kind::kBool;
+  return v.kind == Value::Kind::kInt || v.kind == Value::Kind::kFloat ||
+         v.kind == Value::Kind::kBool;
 }
-double NumericOf(const Value& v) { return v.kind == Value::Kind::kBool ? (v.b ? 1 : 0) : v.number(); }
+double NumericOf(const Value& v) {
+  return v.kind == Value::Kind::kBool ? (v.b ? 1 : 0) : v.number();
+}
 
 }  // namespace
 
@@ -86,11 +107,15 @@ bool LooseEquals(const Value& a, const Value& b) {
   if (b.is_string() && IsNumeric(a)) return LooseEquals(b, a);
   if (a.kind != b.kind) return false;
   switch (a.kind) {
-    case Value::Kind::kArray: return a.arr == b.arr;
+    case Value::Kind::kArray:
+      return a.arr == b.arr;
     case Value::Kind::kObject:
-    case Value::Kind::kNamespace: return a.obj == b.obj;
-    case Value::Kind::kFunction: return a.fn == b.fn;
-    default: return false;
+    case Value::Kind::kNamespace:
+      return a.obj == b.obj;
+    case Value::Kind::kFunction:
+      return a.fn == b.fn;
+    default:
+      return false;
   }
 }
 
@@ -99,10 +124,14 @@ bool StrictEquals(const Value& a, const Value& b) {
   if (a.kind != b.kind) return false;
   switch (a.kind) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kBool: return a.b == b.b;
-    case Value::Kind::kString: return a.str() == b.str();
-    default: return LooseEquals(a, b);
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kBool:
+      return a.b == b.b;
+    case Value::Kind::kString:
+      return a.str() == b.str();
+    default:
+      return LooseEquals(a, b);
   }
 }
 
@@ -112,7 +141,8 @@ std::string JsNumber(double v) {
   if (v == 0) return "0";
   // Shortest round-trip digits, then JavaScript's choice between fixed and exponent form.
   char buf[64];
-  const auto res = std::to_chars(buf, buf + sizeof(buf), std::fabs(v), std::chars_format::scientific);
+  const auto res =
+      std::to_chars(buf, buf + sizeof(buf), std::fabs(v), std::chars_format::scientific);
   const std::string sci(buf, res.ptr);
   const size_t e = sci.find('e');
   std::string digits;
@@ -139,21 +169,28 @@ std::string JsNumber(double v) {
 
 std::string ToString(const Value& v) {
   switch (v.kind) {
-    case Value::Kind::kUndefined: return "undefined";
-    case Value::Kind::kNone: return "null";
-    case Value::Kind::kBool: return v.b ? "true" : "false";
-    case Value::Kind::kInt: return fmt::format("{}", v.i);
+    case Value::Kind::kUndefined:
+      return "undefined";
+    case Value::Kind::kNone:
+      return "null";
+    case Value::Kind::kBool:
+      return v.b ? "true" : "false";
+    case Value::Kind::kInt:
+      return fmt::format("{}", v.i);
     case Value::Kind::kFloat:
       if (v.f == 0 && std::signbit(v.f)) return "-0.0";
       if (std::isfinite(v.f) && v.f == std::floor(v.f) && std::fabs(v.f) < 1e21) {
         return fmt::format("{:.1f}", v.f);
       }
       return JsNumber(v.f);
-    case Value::Kind::kString: return v.str();
+    case Value::Kind::kString:
+      return v.str();
     case Value::Kind::kArray:
     case Value::Kind::kObject:
-    case Value::Kind::kNamespace: return ToJson(v, JsonOptions{}, false);
-    case Value::Kind::kFunction: return "function";
+    case Value::Kind::kNamespace:
+      return ToJson(v, JsonOptions{}, false);
+    case Value::Kind::kFunction:
+      return "function";
   }
   return "";
 }
@@ -167,14 +204,29 @@ void JsonString(std::string_view s, bool ensure_ascii, std::string* out) {
   for (size_t pos = 0; pos < s.size();) {
     const char32_t c = NextCodePoint(s, &pos);
     switch (c) {
-      case '"': *out += "\\\""; continue;
-      case '\\': *out += "\\\\"; continue;
-      case '\b': *out += "\\b"; continue;
-      case '\f': *out += "\\f"; continue;
-      case '\n': *out += "\\n"; continue;
-      case '\r': *out += "\\r"; continue;
-      case '\t': *out += "\\t"; continue;
-      default: break;
+      case '"':
+        *out += "\\\"";
+        continue;
+      case '\\':
+        *out += "\\\\";
+        continue;
+      case '\b':
+        *out += "\\b";
+        continue;
+      case '\f':
+        *out += "\\f";
+        continue;
+      case '\n':
+        *out += "\\n";
+        continue;
+      case '\r':
+        *out += "\\r";
+        continue;
+      case '\t':
+        *out += "\\t";
+        continue;
+      default:
+        break;
     }
     if (c < 0x20) {
       *out += fmt::format("\\u{:04x}", static_cast<uint32_t>(c));
@@ -195,14 +247,28 @@ void JsonString(std::string_view s, bool ensure_ascii, std::string* out) {
 void JsonValue(const Value& v, const JsonOptions& o, int depth, bool undefined_as_null,
                std::string* out) {
   switch (v.kind) {
-    case Value::Kind::kNone: *out += "null"; return;
-    case Value::Kind::kUndefined: *out += undefined_as_null ? "null" : "undefined"; return;
-    case Value::Kind::kBool: *out += v.b ? "true" : "false"; return;
-    case Value::Kind::kInt: *out += fmt::format("{}", v.i); return;
-    case Value::Kind::kFloat: *out += std::isfinite(v.f) ? JsNumber(v.f) : "null"; return;
-    case Value::Kind::kString: JsonString(v.str(), o.ensure_ascii, out); return;
-    case Value::Kind::kFunction: throw TemplateError{"Cannot convert to JSON: FunctionValue"};
-    default: break;
+    case Value::Kind::kNone:
+      *out += "null";
+      return;
+    case Value::Kind::kUndefined:
+      *out += undefined_as_null ? "null" : "undefined";
+      return;
+    case Value::Kind::kBool:
+      *out += v.b ? "true" : "false";
+      return;
+    case Value::Kind::kInt:
+      *out += fmt::format("{}", v.i);
+      return;
+    case Value::Kind::kFloat:
+      *out += std::isfinite(v.f) ? JsNumber(v.f) : "null";
+      return;
+    case Value::Kind::kString:
+      JsonString(v.str(), o.ensure_ascii, out);
+      return;
+    case Value::Kind::kFunction:
+      throw TemplateError{"Cannot convert to JSON: FunctionValue"};
+    default:
+      break;
   }
   const bool indent = o.indent > 0;
   const std::string item_sep = !o.item_separator.empty() ? o.item_separator : indent ? "," : ", ";
@@ -253,9 +319,12 @@ std::string ToJson(const Value& v, const JsonOptions& options, bool undefined_as
 
 Value FromJson(const nlohmann::ordered_json& j) {
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return Value::None();
-    case nlohmann::ordered_json::value_t::boolean: return Value::Bool(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer: return Value::Int(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::null:
+      return Value::None();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value::Bool(j.get<bool>());
+    case nlohmann::ordered_json::value_t::number_integer:
+      return Value::Int(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_unsigned:
       return Value::Int(static_cast<int64_t>(j.get<uint64_t>()));
     case nlohmann::ordered_json::value_t::number_float: {
@@ -265,7 +334,8 @@ Value FromJson(const nlohmann::ordered_json& j) {
       }
       return Value::Float(d);
     }
-    case nlohmann::ordered_json::value_t::string: return Value::Str(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value::Str(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       Array a;
       a.reserve(j.size());
@@ -278,7 +348,8 @@ Value FromJson(const nlohmann::ordered_json& j) {
       for (const auto& [k, e] : j.items()) o.emplace_back(k, FromJson(e));
       return Value::MakeObject(std::move(o));
     }
-    default: return Value();
+    default:
+      return Value();
   }
 }
 
@@ -290,8 +361,20 @@ int64_t Utf16Length(std::string_view s) {
 
 bool JsIsSpace(char32_t c) {
   switch (c) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0xA0: case 0x1680:
-    case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000: case 0xFEFF:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
+    case 0xFEFF:
       return true;
     default:
       return c >= 0x2000 && c <= 0x200A;

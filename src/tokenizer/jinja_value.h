@@ -3,11 +3,10 @@
 // JavaScript-style printing of numbers and booleans, Python-style JSON (", " and ": ").
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,8 +31,18 @@ using Kwargs = std::vector<std::pair<std::string, Value>>;
 using Function = std::function<Value(Interpreter&, Array& args, Kwargs& kwargs, Env& env)>;
 
 struct Value {
-  enum class Kind { kUndefined, kNone, kBool, kInt, kFloat, kString, kArray, kObject, kNamespace,
-                    kFunction };
+  enum class Kind {
+    kUndefined,
+    kNone,
+    kBool,
+    kInt,
+    kFloat,
+    kString,
+    kArray,
+    kObject,
+    kNamespace,
+    kFunction
+  };
   Kind kind = Kind::kUndefined;
   bool b = false;
   int64_t i = 0;
@@ -44,9 +53,21 @@ struct Value {
   std::shared_ptr<Function> fn;
 
   static Value None() { return Make(Kind::kNone); }
-  static Value Bool(bool v) { Value x = Make(Kind::kBool); x.b = v; return x; }
-  static Value Int(int64_t v) { Value x = Make(Kind::kInt); x.i = v; return x; }
-  static Value Float(double v) { Value x = Make(Kind::kFloat); x.f = v; return x; }
+  static Value Bool(bool v) {
+    Value x = Make(Kind::kBool);
+    x.b = v;
+    return x;
+  }
+  static Value Int(int64_t v) {
+    Value x = Make(Kind::kInt);
+    x.i = v;
+    return x;
+  }
+  static Value Float(double v) {
+    Value x = Make(Kind::kFloat);
+    x.f = v;
+    return x;
+  }
   static Value Str(std::string v) {
     Value x = Make(Kind::kString);
     x.s = std::make_shared<const std::string>(std::move(v));

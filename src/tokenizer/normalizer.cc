@@ -20,7 +20,8 @@ Result<std::string> GetString(const json& j, const char* key, const std::string&
 Result<std::string> GetPattern(const json& j, const std::string& field) {
   const auto it = j.find("pattern");
   if (it == j.end() || !it->is_object()) {
-    return Error("[tokenizer] {}.pattern: expected {{\"String\": ...}} or {{\"Regex\": ...}}", field);
+    return Error("[tokenizer] {}.pattern: expected {{\"String\": ...}} or {{\"Regex\": ...}}",
+                 field);
   }
   if (it->contains("String")) {
     MESHLM_ASSIGN_OR_RETURN(std::string s, GetString(*it, "String", field + ".pattern"));
@@ -147,7 +148,8 @@ Result<std::unique_ptr<Normalizer>> MakeNormalizer(const json& j, const std::str
     MESHLM_ASSIGN_OR_RETURN(auto re, Regex::Compile(pattern));
     n = std::make_unique<ReplaceNormalizer>(std::move(re), std::move(content));
   } else if (type == "Strip") {
-    n = std::make_unique<StripNormalizer>(j.value("strip_left", true), j.value("strip_right", true));
+    n = std::make_unique<StripNormalizer>(j.value("strip_left", true),
+                                          j.value("strip_right", true));
   } else if (type == "Sequence") {
     const auto it = j.find("normalizers");
     if (it == j.end() || !it->is_array()) {
@@ -155,8 +157,8 @@ Result<std::unique_ptr<Normalizer>> MakeNormalizer(const json& j, const std::str
     }
     std::vector<std::unique_ptr<Normalizer>> parts;
     for (size_t i = 0; i < it->size(); ++i) {
-      MESHLM_ASSIGN_OR_RETURN(auto p,
-                              MakeNormalizer((*it)[i], fmt::format("{}.normalizers[{}]", field, i)));
+      MESHLM_ASSIGN_OR_RETURN(
+          auto p, MakeNormalizer((*it)[i], fmt::format("{}.normalizers[{}]", field, i)));
       if (p) parts.push_back(std::move(p));
     }
     n = std::make_unique<SequenceNormalizer>(std::move(parts));

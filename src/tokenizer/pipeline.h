@@ -3,10 +3,9 @@
 // rejects unknown types and malformed fields with an error naming the field.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -53,7 +52,8 @@ class PostProcessor {
 
 /// Each factory accepts a JSON null (returns nullptr: the stage is absent).
 /// `field` names the JSON path for error messages.
-Result<std::unique_ptr<Normalizer>> MakeNormalizer(const nlohmann::json& j, const std::string& field);
+Result<std::unique_ptr<Normalizer>> MakeNormalizer(const nlohmann::json& j,
+                                                   const std::string& field);
 Result<std::unique_ptr<PreTokenizer>> MakePreTokenizer(const nlohmann::json& j,
                                                        const std::string& field);
 Result<std::unique_ptr<Decoder>> MakeDecoder(const nlohmann::json& j, const std::string& field);

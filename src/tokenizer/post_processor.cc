@@ -60,7 +60,8 @@ Result<std::unique_ptr<PostProcessor>> MakeTemplate(const json& j, const std::st
       return Error("[tokenizer] {}: special token '{}' has no ids in special_tokens", where, name);
     }
     for (const json& id : (*def)["ids"]) {
-      if (!id.is_number_integer()) return Error("[tokenizer] {}: ids of '{}' must be integers", where, name);
+      if (!id.is_number_integer())
+        return Error("[tokenizer] {}: ids of '{}' must be integers", where, name);
       (seen_sequence ? suffix : prefix).push_back(id.get<int32_t>());
     }
   }

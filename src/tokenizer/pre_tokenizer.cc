@@ -93,7 +93,8 @@ void SplitPieces(std::vector<Piece>* pieces, Behavior behavior, bool invert, Fin
     bool first = true;
     for (const Span& s : ApplyBehavior(Cover(p.text.size(), matches, invert), behavior)) {
       if (s.end == s.begin) continue;
-      out.push_back({p.text.substr(s.begin, s.end - s.begin), p.at_origin && first && s.begin == 0});
+      out.push_back(
+          {p.text.substr(s.begin, s.end - s.begin), p.at_origin && first && s.begin == 0});
       first = false;
     }
   }
@@ -157,7 +158,8 @@ class MetaspacePreTokenizer final : public PreTokenizer {
           out += c;
         }
       }
-      const bool want = prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && p.at_origin);
+      const bool want =
+          prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && p.at_origin);
       if (want && !out.starts_with(replacement_)) out.insert(0, replacement_);
       p.text = std::move(out);
     }

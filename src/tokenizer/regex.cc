@@ -83,17 +83,16 @@ Result<std::unique_ptr<Regex>> Regex::Compile(std::string_view pattern) {
   return re;
 }
 
-void Regex::FindAll(std::string_view text,
-                    std::vector<std::pair<size_t, size_t>>* matches) const {
+void Regex::FindAll(std::string_view text, std::vector<std::pair<size_t, size_t>>* matches) const {
   matches->clear();
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(impl_->code, nullptr);
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t start = 0;
   while (start <= text.size()) {
-    const int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), start, 0, md,
-                                                nullptr)
-                              : pcre2_match(impl_->code, subject, text.size(), start,
-                                            PCRE2_NO_UTF_CHECK, md, nullptr);
+    const int rc = impl_->jit
+                       ? pcre2_jit_match(impl_->code, subject, text.size(), start, 0, md, nullptr)
+                       : pcre2_match(impl_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK,
+                                     md, nullptr);
     if (rc < 0) break;  // no match, or a resource limit: the rest stays unsplit
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t b = ov[0], e = ov[1];

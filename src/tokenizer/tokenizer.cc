@@ -25,7 +25,8 @@ Result<std::vector<int32_t>> Tokenizer::Encode(std::string_view text, bool add_s
     if (s.token >= 0) {
       ids.push_back(added_[s.token].id);
     } else {
-      MESHLM_RETURN_IF_ERROR(EncodeSegment(text.substr(s.begin, s.end - s.begin), s.begin == 0, &ids));
+      MESHLM_RETURN_IF_ERROR(
+          EncodeSegment(text.substr(s.begin, s.end - s.begin), s.begin == 0, &ids));
     }
   }
   if (add_special && post_processor_) post_processor_->Process(&ids);

@@ -21,10 +21,12 @@ double Seconds(Clock::time_point since) {
 // Deterministic text with many distinct words, so that the per-word cache sees a
 // realistic mix of hits and misses.
 std::string MixedText(size_t bytes) {
-  static const char* kSyllables[] = {"ka", "ri", "to", "an", "mel", "str", "on", "ex", "pla",
-                                     "tion", "in", "ver", "sa", "lo", "que", "th", "er", "ing"};
-  static const char* kCjk[] = {"你", "好", "世", "界", "模", "型", "分", "布", "式", "の", "テ", "ス"};
-  static const char* kOther[] = {"привет", "мир", "🦙", "👨‍👩‍👧", "🇯🇵", "café", "naïve", "—", "…"};
+  static const char* kSyllables[] = {"ka",   "ri", "to",  "an", "mel", "str", "on", "ex", "pla",
+                                     "tion", "in", "ver", "sa", "lo",  "que", "th", "er", "ing"};
+  static const char* kCjk[] = {"你", "好", "世", "界", "模", "型",
+                               "分", "布", "式", "の", "テ", "ス"};
+  static const char* kOther[] = {"привет", "мир", "🦙", "👨‍👩‍👧", "🇯🇵", "café",
+                                 "naïve",  "—",   "…"};
   std::mt19937 rng(42);
   std::string out;
   out.reserve(bytes + 256);
@@ -42,8 +44,8 @@ std::string MixedText(size_t bytes) {
       }
       out += ". ";
     } else if (kind < 15) {  // a line of code
-      out += "\n    for (int i = 0; i < n_" + std::to_string(rng() % 100) + "; ++i) {\n\t\tx[i] += " +
-             std::to_string(rng() % 100000) + " * y[i];\n    }\n";
+      out += "\n    for (int i = 0; i < n_" + std::to_string(rng() % 100) +
+             "; ++i) {\n\t\tx[i] += " + std::to_string(rng() % 100000) + " * y[i];\n    }\n";
     } else if (kind < 16) {  // numbers
       out += std::to_string(rng()) + " " + std::to_string(rng() % 1000) + "." +
              std::to_string(rng() % 100) + " ";

@@ -3,11 +3,11 @@
 #include "tokenizer/tokenizer.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "base/mapped_file.h"
 
@@ -104,9 +104,10 @@ TEST_P(GoldenTest, StreamingEqualsWholeDecode) {
 
 INSTANTIATE_TEST_SUITE_P(Vocabularies, GoldenTest,
                          testing::Values("qwen3", "qwen2_5", "llama3", "llama3_1", "llama3_2",
-                                         "mistral_nemo", "llama2", "gemma3", "gpt2",
-                                         "deepseek_v3"),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                                         "mistral_nemo", "llama2", "gemma3", "gpt2", "deepseek_v3"),
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 TEST(TokenizerTest, SpecialTokensAndConfig) {
   const Tokenizer* t = Load("qwen3");

@@ -22,9 +22,15 @@ char32_t NextCodePoint(std::string_view s, size_t* pos) {
   const size_t n = Utf8SeqLen(p[0]);
   char32_t cp;
   switch (n) {
-    case 1: cp = p[0]; break;
-    case 2: cp = ((p[0] & 0x1F) << 6) | (p[1] & 0x3F); break;
-    case 3: cp = ((p[0] & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F); break;
+    case 1:
+      cp = p[0];
+      break;
+    case 2:
+      cp = ((p[0] & 0x1F) << 6) | (p[1] & 0x3F);
+      break;
+    case 3:
+      cp = ((p[0] & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F);
+      break;
     default:
       cp = ((p[0] & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
   }
@@ -142,15 +148,23 @@ Result<std::string> Normalize(std::string_view s, NormalForm form) {
   UErrorCode err = U_ZERO_ERROR;
   const icu::Normalizer2* norm = nullptr;
   switch (form) {
-    case NormalForm::kNfc: norm = icu::Normalizer2::getNFCInstance(err); break;
-    case NormalForm::kNfkc: norm = icu::Normalizer2::getNFKCInstance(err); break;
-    case NormalForm::kNfd: norm = icu::Normalizer2::getNFDInstance(err); break;
-    case NormalForm::kNfkd: norm = icu::Normalizer2::getNFKDInstance(err); break;
+    case NormalForm::kNfc:
+      norm = icu::Normalizer2::getNFCInstance(err);
+      break;
+    case NormalForm::kNfkc:
+      norm = icu::Normalizer2::getNFKCInstance(err);
+      break;
+    case NormalForm::kNfd:
+      norm = icu::Normalizer2::getNFDInstance(err);
+      break;
+    case NormalForm::kNfkd:
+      norm = icu::Normalizer2::getNFKDInstance(err);
+      break;
   }
   if (U_FAILURE(err)) return Error("[tokenizer] ICU normalizer unavailable: {}", u_errorName(err));
   // Most text is already normalized; the quick check avoids two conversions.
-  const icu::UnicodeString in = icu::UnicodeString::fromUTF8(
-      icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));
+  const icu::UnicodeString in =
+      icu::UnicodeString::fromUTF8(icu::StringPiece(s.data(), static_cast<int32_t>(s.size())));
   if (norm->isNormalized(in, err) && U_SUCCESS(err)) return std::string(s);
   err = U_ZERO_ERROR;
   const icu::UnicodeString out = norm->normalize(in, err);
@@ -169,8 +183,8 @@ struct ByteTables {
     to_byte.fill(-1);
     int next = 256;
     for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) ||
-                             (b >= 0xAE && b <= 0xFF);
+      const bool printable =
+          (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
       to_unicode[b] = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(next++);
       to_byte[to_unicode[b]] = static_cast<int16_t>(b);
     }
@@ -186,8 +200,6 @@ const ByteTables& Tables() {
 
 char32_t ByteToUnicode(uint8_t b) { return Tables().to_unicode[b]; }
 
-int UnicodeToByte(char32_t cp) {
-  return cp < Tables().to_byte.size() ? Tables().to_byte[cp] : -1;
-}
+int UnicodeToByte(char32_t cp) { return cp < Tables().to_byte.size() ? Tables().to_byte[cp] : -1; }
 
 }  // namespace meshlm::tok

@@ -1,9 +1,10 @@
 // Unit tests of the UTF-8 helpers, the regex wrapper and malformed tokenizer files.
+#include "tokenizer/unicode.h"
+
 #include <gtest/gtest.h>
 
 #include "tokenizer/regex.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/unicode.h"
 
 namespace meshlm::tok {
 namespace {
@@ -11,8 +12,15 @@ namespace {
 TEST(Utf8Test, LossyReplacesMaximalSubparts) {
   std::string out;
   // Rust's from_utf8_lossy: "\xF0\x9F\x98" (truncated 4-byte) is one U+FFFD; "\xFF" one.
-  AppendUtf8Lossy("a\xF0\x9F\x98" "b\xFF" "c\xED\xA0\x80", &out);
-  EXPECT_EQ(out, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD" "c\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  AppendUtf8Lossy(
+      "a\xF0\x9F\x98"
+      "b\xFF"
+      "c\xED\xA0\x80",
+      &out);
+  EXPECT_EQ(out,
+            "a\xEF\xBF\xBD"
+            "b\xEF\xBF\xBD"
+            "c\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
 TEST(Utf8Test, FindsInvalidAndIncomplete) {
@@ -48,15 +56,18 @@ TEST(RegexTest, UnicodeClassesAndLookahead) {
   (*re)->FindAll(text, &m);
   std::vector<std::string> parts;
   for (auto [b, e] : m) parts.push_back(text.substr(b, e - b));
-  EXPECT_EQ(parts, (std::vector<std::string>{"IT", "'S", " ", "héllo", " ", "123", "45", "  ",
-                                             " ", "x"}));
+  EXPECT_EQ(parts,
+            (std::vector<std::string>{"IT", "'S", " ", "héllo", " ", "123", "45", "  ", " ", "x"}));
 }
 
 TEST(RegexTest, NextLineIsWhitespaceAsInOniguruma) {
   auto re = Regex::Compile(R"(\s+|[^\s]+)");
   ASSERT_TRUE(re.ok());
   std::vector<std::pair<size_t, size_t>> m;
-  (*re)->FindAll("a\xC2\x85" "b", &m);
+  (*re)->FindAll(
+      "a\xC2\x85"
+      "b",
+      &m);
   EXPECT_EQ(m.size(), 3u);
 }
 
@@ -87,14 +98,17 @@ TEST(MalformedTest, ClearErrors) {
       {R"({"model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":[["a","z"]]}})", "'z'"},
       {R"({"model":{"type":"BPE","vocab":{"a":0}},"normalizer":{"type":"Magic"}})", "Magic"},
       {R"({"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Split",
-          "pattern":{"Regex":"(["},"behavior":"Isolated"}})", "does not compile"},
+          "pattern":{"Regex":"(["},"behavior":"Isolated"}})",
+       "does not compile"},
       {R"({"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Split",
-          "pattern":{"Regex":"a"},"behavior":"Sideways"}})", "Sideways"},
+          "pattern":{"Regex":"a"},"behavior":"Sideways"}})",
+       "Sideways"},
       {R"({"model":{"type":"BPE","vocab":{"a":0}},"decoder":{"type":"Sequence"}})", "decoders"},
       {R"({"model":{"type":"BPE","vocab":{"a":0}},"added_tokens":[{"content":"x"}]})",
        "added_tokens[0]"},
       {R"({"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"ByteLevel",
-          "use_regex":"yes"}})", "malformed field"},
+          "use_regex":"yes"}})",
+       "malformed field"},
       {R"({"model":{"type":"BPE","vocab":{"a":0},"unk_token":"<unk>"}})", "unk_token"},
   };
   for (const Case& c : cases) {
