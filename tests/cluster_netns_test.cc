@@ -85,10 +85,11 @@ class NetnsCluster {
                        "--ssh-arg=-oConnectTimeout=5", dir_);
   }
 
-  /// Runs `args` of launch_tool in the hub namespace.
-  Sh Launch(const std::string& args, int timeout_s = 90) const {
-    return Shell(fmt::format("cd {} && ip netns exec {} {}/tests/launch_tool {} </dev/null", dir_,
-                           Hub(), BuildDir(), args), timeout_s);
+  /// Runs `args` of launch_tool in the hub namespace with `input` on its stdin.
+  Sh Launch(const std::string& args, int timeout_s = 90, const std::string& input = "") const {
+    std::ofstream(dir_ + "/stdin") << input;
+    return Shell(fmt::format("cd {} && ip netns exec {} {}/tests/launch_tool {} <{}/stdin", dir_,
+                             Hub(), BuildDir(), args, dir_), timeout_s);
   }
 
   /// Bytes sent so far on interface `dev` of host `i`.
@@ -206,6 +207,13 @@ TEST(Netns, ThreeHostsTwoRailsOverSsh) {
   EXPECT_EQ(j["ranks"], 3);
   EXPECT_EQ(j["wrong_elements"], 0);
   EXPECT_GT(c.TxBytes(0, "r1p1") - before, 1 << 20) << "rail 1 between hosts 0 and 1 carried nothing";
+  // Over ssh too, output is tagged, stdin reaches every rank, the secret stays off argv.
+  Sh t = c.Launch(fmt::format("launch --hostfile {} {} -- sh -c 'read l; echo \"$MESHLM_RANK "
+                              "got $l ${{#MESHLM_SECRET}}\"'", hf, c.SshArgs()), 60, "hello\n");
+  EXPECT_EQ(t.code, 0) << t.out;
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_NE(t.out.find(fmt::format("[{0}] {0} got hello 64", r)), std::string::npos) << t.out;
+  }
 }
 
 TEST(Netns, CrossedRailsAreRefusedNamingTheCellsToSwap) {

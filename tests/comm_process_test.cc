@@ -115,7 +115,7 @@ TEST(Faults, MismatchedOpsFailWithinOneSecondNamingBothCalls) {
   EXPECT_NE(log2.find("all_sum(F32, 64 B) #1"), std::string::npos) << log2;
 }
 
-TEST(Faults, StrangersWrongWorldAndDuplicatesAreRefused) {
+TEST(Faults, StrangersAndWrongWorldSizesAreRefused) {
   ChildSet set;
   Job job{2};
   Child& r0 = set.Spawn({Worker(), "barrier"}, job.Env(0), Log("stranger", 0));
@@ -138,6 +138,26 @@ TEST(Faults, StrangersWrongWorldAndDuplicatesAreRefused) {
   EXPECT_EQ(r0.ExitCode(), 0) << log0;
   EXPECT_EQ(r1.ExitCode(), 0) << ReadFileOrEmpty(r1.log);
   EXPECT_NE(log0.find("does not hold this job's MESHLM_SECRET"), std::string::npos) << log0;
+}
+
+TEST(Faults, DuplicateRankIsRefusedAndTheJobGoesOn) {
+  ChildSet set;
+  Job job{3};
+  Child& r0 = set.Spawn({Worker(), "barrier"}, job.Env(0), Log("dup", 0));
+  Child& r1 = set.Spawn({Worker(), "barrier"}, job.Env(1), Log("dup", 1));
+  // Rank 0 admits rank 1 before the impostor connects.
+  for (int i = 0; i < 500 && ReadFileOrEmpty(Log("dup", 0)).empty(); ++i) usleep(2000);
+  usleep(300000);
+  Child& dup = set.Spawn({Worker(), "barrier"}, job.Env(1), Log("dup", 9));
+  ASSERT_TRUE(ChildSet::Wait(dup, 15));
+  EXPECT_EQ(dup.ExitCode(), 1);
+  EXPECT_NE(ReadFileOrEmpty(dup.log).find("rank 1 has already joined"), std::string::npos)
+      << ReadFileOrEmpty(dup.log);
+  Child& r2 = set.Spawn({Worker(), "barrier"}, job.Env(2), Log("dup", 2));
+  for (Child* c : {&r0, &r1, &r2}) {
+    ASSERT_TRUE(ChildSet::Wait(*c, 20));
+    EXPECT_EQ(c->ExitCode(), 0) << ReadFileOrEmpty(c->log);
+  }
 }
 
 // Sends `bytes` to 127.0.0.1:port and closes.

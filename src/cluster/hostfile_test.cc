@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <random>
 
 namespace meshlm::cluster {
 namespace {
@@ -59,6 +60,36 @@ TEST(Hostfile, ErrorsNameHostAndField) {
   EXPECT_EQ(ErrorOf(R"([{"ssh": "a", "links": [null, ["1.1.1.1", "2.2.2.2"]]}, {"ssh": "b", "links": ["1.1.1.2", null]}])"),
             "[hostfile] h.json: hosts[0].links[1] lists 2 rails but hosts[1].links[0] lists 1; "
             "rail r on each side must be the two ends of one link");
+}
+
+TEST(Hostfile, MutatedInputNeverCrashes) {
+  const std::string base = R"({"backend": "ring", "envs": ["A=1"], "hosts": [
+    {"ssh": "a", "ips": ["10.0.0.1"], "rdma": [null, ["x", "y"]], "links": [null, "10.1.0.1"]},
+    {"ssh": "b", "rdma": [["x", "y"], null], "links": ["10.1.0.2", null], "memory_gb": 8}]})";
+  std::mt19937 rng(1);
+  const char pieces[] = "[]{},:\"0null\\ ";
+  int parsed = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string s = base;
+    for (int k = 0; k < 1 + static_cast<int>(rng() % 4); ++k) {
+      const size_t at = rng() % s.size();
+      switch (rng() % 3) {
+        case 0: s.erase(at, 1 + rng() % 8); break;
+        case 1: s.insert(at, 1, pieces[rng() % (sizeof(pieces) - 1)]); break;
+        default: s[at] = pieces[rng() % (sizeof(pieces) - 1)]; break;
+      }
+    }
+    auto hf = Parse(s);
+    if (hf.ok()) {
+      ++parsed;
+      for (const HostEntry& h : hf->hosts) {
+        EXPECT_TRUE(h.rdma.empty() || h.rdma.size() == hf->hosts.size());
+      }
+    } else {
+      EXPECT_EQ(hf.status().message().rfind("[hostfile] h.json", 0), 0u) << hf.status().message();
+    }
+  }
+  EXPECT_GT(parsed, 0);
 }
 
 TEST(Hostfile, ShippedExamplesParse) {

@@ -1,6 +1,7 @@
 // Frame codec, desync messages, MESHLM_RAILS codec and HMAC against a known vector.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <random>
 
 #include "comm/auth.h"
@@ -66,6 +67,48 @@ TEST(Env, RailsRoundTripAndErrors) {
   EXPECT_FALSE(ParseRails("5=1.2.3.4", 3).ok());
   EXPECT_FALSE(ParseRails("1", 3).ok());
   EXPECT_FALSE(ParseRails("1=a,,b", 3).ok());
+}
+
+TEST(Env, ReadsMeshlmVariablesAndMlxFallbacks) {
+  const char* vars[] = {"MESHLM_RANK", "MESHLM_WORLD_SIZE", "MESHLM_COORDINATOR", "MESHLM_HOSTFILE",
+                        "MESHLM_SECRET", "MESHLM_RAILS", "MESHLM_OP_TIMEOUT", "MLX_RANK",
+                        "MLX_HOSTFILE", "MLX_JACCL_COORDINATOR", "MLX_IBV_DEVICES"};
+  for (const char* v : vars) unsetenv(v);
+  auto alone = TcpConfigFromEnv();
+  ASSERT_TRUE(alone.ok());
+  EXPECT_EQ(alone->world_size, 1);
+
+  const std::string hostfile = ::testing::TempDir() + "/mlx_hosts.json";
+  {
+    std::ofstream(hostfile) << R"([{"ssh": "a"}, {"ssh": "b"}, {"ssh": "c"}])";
+  }
+  setenv("MLX_RANK", "2", 1);
+  setenv("MLX_HOSTFILE", hostfile.c_str(), 1);
+  setenv("MLX_JACCL_COORDINATOR", "10.0.0.1:5000", 1);
+  auto mlx = TcpConfigFromEnv();
+  ASSERT_TRUE(mlx.ok()) << mlx.status().message();
+  EXPECT_EQ(mlx->rank, 2);
+  EXPECT_EQ(mlx->world_size, 3);
+  EXPECT_EQ(mlx->coordinator, "10.0.0.1:5000");
+
+  setenv("MESHLM_RANK", "1", 1);
+  setenv("MESHLM_WORLD_SIZE", "2", 1);
+  setenv("MESHLM_COORDINATOR", "127.0.0.1:6000", 1);
+  setenv("MESHLM_RAILS", "0=10.1.0.2,10.2.0.2", 1);
+  setenv("MESHLM_OP_TIMEOUT", "2.5", 1);
+  auto own = TcpConfigFromEnv();
+  ASSERT_TRUE(own.ok()) << own.status().message();
+  EXPECT_EQ(own->rank, 1);
+  EXPECT_EQ(own->world_size, 2);
+  EXPECT_EQ(own->coordinator, "127.0.0.1:6000");
+  EXPECT_EQ(own->rails[0].size(), 2u);
+  EXPECT_EQ(own->options.op_timeout_s, 2.5);
+
+  setenv("MESHLM_RANK", "5", 1);
+  auto bad = TcpConfigFromEnv();
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "[comm] MESHLM_RANK='5' is not an integer in 0..1");
+  for (const char* v : vars) unsetenv(v);
 }
 
 TEST(Socket, ParsesHostPort) {
