@@ -1,15 +1,10 @@
-// Builds a Tokenizer from a Hugging Face folder: tokenizer.json, tokenizer_config.json
-// and generation_config.json.
-#include <algorithm>
+// Reads a Hugging Face folder (tokenizer.json, tokenizer_config.json,
+// generation_config.json) into TokenizerParts.
 #include <nlohmann/json.hpp>
 
-#include "base/log.h"
 #include "base/mapped_file.h"
-#include "tokenizer/added_tokens.h"
-#include "tokenizer/bpe.h"
 #include "tokenizer/pipeline.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/unicode.h"
 
 namespace meshlm {
 
@@ -28,16 +23,13 @@ Result<json> ParseJson(std::string_view text, const std::string& source) {
   return j;
 }
 
-Result<std::unique_ptr<tok::BpeModel>> LoadBpe(const json& m) {
+Status ReadModel(const json& m, TokenizerParts* p) {
   const std::string type = m.value("type", "BPE");
-  if (type != "BPE") {
-    return Error("[tokenizer] model.type '{}' is not supported (only BPE)", type);
-  }
+  if (type != "BPE") return Error("[tokenizer] model.type '{}' is not supported (only BPE)", type);
   const auto vocab_it = m.find("vocab");
   if (vocab_it == m.end() || !vocab_it->is_object()) {
     return Error("[tokenizer] model.vocab: expected an object of token -> id");
   }
-  std::vector<std::string> vocab;
   for (const auto& [token, id_json] : vocab_it->items()) {
     if (!id_json.is_number_integer()) {
       return Error("[tokenizer] model.vocab['{}']: id must be an integer", token);
@@ -47,18 +39,17 @@ Result<std::unique_ptr<tok::BpeModel>> LoadBpe(const json& m) {
       return Error("[tokenizer] model.vocab['{}']: id {} out of range", token, id);
     }
     if (token.empty()) return Error("[tokenizer] model.vocab: empty token for id {}", id);
-    if (static_cast<size_t>(id) >= vocab.size()) vocab.resize(id + 1);
-    if (!vocab[id].empty()) {
-      return Error("[tokenizer] model.vocab: id {} given to both '{}' and '{}'", id, vocab[id],
+    if (static_cast<size_t>(id) >= p->vocab.size()) p->vocab.resize(id + 1);
+    if (!p->vocab[id].empty()) {
+      return Error("[tokenizer] model.vocab: id {} given to both '{}' and '{}'", id, p->vocab[id],
                    token);
     }
-    vocab[id] = token;
+    p->vocab[id] = token;
   }
-  std::vector<std::pair<std::string, std::string>> merges;
   const auto merges_it = m.find("merges");
   if (merges_it != m.end() && !merges_it->is_null()) {
     if (!merges_it->is_array()) return Error("[tokenizer] model.merges: expected an array");
-    merges.reserve(merges_it->size());
+    p->merges.reserve(merges_it->size());
     for (size_t i = 0; i < merges_it->size(); ++i) {
       const json& e = (*merges_it)[i];
       if (e.is_string()) {
@@ -69,15 +60,14 @@ Result<std::unique_ptr<tok::BpeModel>> LoadBpe(const json& m) {
           return Error("[tokenizer] model.merges[{}]: '{}' is not two tokens separated by a space",
                        i, s);
         }
-        merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
+        p->merges.emplace_back(s.substr(0, sp), s.substr(sp + 1));
       } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-        merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
+        p->merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
       } else {
         return Error("[tokenizer] model.merges[{}]: expected \"a b\" or [\"a\", \"b\"]", i);
       }
     }
   }
-  tok::BpeOptions o;
   auto opt_string = [&](const char* key) {
     const auto it = m.find(key);
     return it != m.end() && it->is_string() ? it->get<std::string>() : std::string();
@@ -86,19 +76,18 @@ Result<std::unique_ptr<tok::BpeModel>> LoadBpe(const json& m) {
     const auto it = m.find(key);
     return it != m.end() && it->is_boolean() && it->get<bool>();
   };
-  o.byte_fallback = opt_bool("byte_fallback");
-  o.ignore_merges = opt_bool("ignore_merges");
-  o.fuse_unk = opt_bool("fuse_unk");
-  o.unk_token = opt_string("unk_token");
-  o.continuing_subword_prefix = opt_string("continuing_subword_prefix");
-  o.end_of_word_suffix = opt_string("end_of_word_suffix");
-  return tok::BpeModel::Create(std::move(vocab), merges, std::move(o));
+  p->byte_fallback = opt_bool("byte_fallback");
+  p->ignore_merges = opt_bool("ignore_merges");
+  p->fuse_unk = opt_bool("fuse_unk");
+  p->unk_token = opt_string("unk_token");
+  p->continuing_subword_prefix = opt_string("continuing_subword_prefix");
+  p->end_of_word_suffix = opt_string("end_of_word_suffix");
+  return OkStatus();
 }
 
-Result<std::vector<tok::AddedToken>> LoadAddedTokens(const json& j) {
-  std::vector<tok::AddedToken> out;
+Status ReadAddedTokens(const json& j, TokenizerParts* p) {
   const auto it = j.find("added_tokens");
-  if (it == j.end() || it->is_null()) return out;
+  if (it == j.end() || it->is_null()) return OkStatus();
   if (!it->is_array()) return Error("[tokenizer] added_tokens: expected an array");
   for (size_t i = 0; i < it->size(); ++i) {
     const json& a = (*it)[i];
@@ -106,15 +95,11 @@ Result<std::vector<tok::AddedToken>> LoadAddedTokens(const json& j) {
     if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer()) {
       return Error("[tokenizer] {}: expected an object with an integer id", where);
     }
-    tok::AddedToken t;
+    TokenizerParts::AddedToken t;
     const int64_t id = a["id"].get<int64_t>();
     if (id < 0 || id > kMaxTokenId) return Error("[tokenizer] {}: id {} out of range", where, id);
     t.id = static_cast<int32_t>(id);
     MESHLM_ASSIGN_OR_RETURN(t.content, tok::GetString(a, "content", where));
-    if (t.content.empty()) return Error("[tokenizer] {}: empty content", where);
-    if (tok::FindInvalidUtf8(t.content) != std::string::npos) {
-      return Error("[tokenizer] {}: content is not valid UTF-8", where);
-    }
     auto flag = [&](const char* key) {
       const auto f = a.find(key);
       return f != a.end() && f->is_boolean() && f->get<bool>();
@@ -124,9 +109,9 @@ Result<std::vector<tok::AddedToken>> LoadAddedTokens(const json& j) {
     t.rstrip = flag("rstrip");
     t.single_word = flag("single_word");
     t.normalized = a.contains("normalized") ? flag("normalized") : !t.special;
-    out.push_back(std::move(t));
+    p->added_tokens.push_back(std::move(t));
   }
-  return out;
+  return OkStatus();
 }
 
 // A token field of tokenizer_config.json: "text", {"content": "text"} or null.
@@ -140,116 +125,53 @@ std::string ConfigToken(const json& config, const char* key) {
   return "";
 }
 
-}  // namespace
+Status ReadConfigs(const json& config, const json& generation, TokenizerParts* p) {
+  p->bos_token = ConfigToken(config, "bos_token");
+  p->eos_token = ConfigToken(config, "eos_token");
+  if (const auto g = generation.find("eos_token_id"); g != generation.end()) {
+    const json list = g->is_array() ? *g : json::array({*g});
+    for (const json& id : list) {
+      if (id.is_number_integer()) p->extra_stop_ids.push_back(id.get<int32_t>());
+    }
+  }
+  const auto ct = config.find("chat_template");
+  if (ct == config.end()) return OkStatus();
+  if (ct->is_string()) {
+    p->chat_template = ct->get<std::string>();
+  } else if (ct->is_array()) {
+    for (const json& e : *ct) {
+      if (!e.is_object() || !e.contains("name") || !e.contains("template") ||
+          !e["name"].is_string() || !e["template"].is_string()) {
+        return Error(
+            "[tokenizer] tokenizer_config.json chat_template: list entries need string 'name' "
+            "and 'template'");
+      }
+      p->named_chat_templates.emplace_back(e["name"].get<std::string>(),
+                                           e["template"].get<std::string>());
+      if (e["name"] == "default") p->chat_template = e["template"].get<std::string>();
+    }
+  }
+  return OkStatus();
+}
 
-class TokenizerLoader {
- public:
-  static Result<std::unique_ptr<Tokenizer>> Load(const json& j, const json& config,
-                                                 const json& generation);
-};
-
-Result<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const json& j, const json& config,
-                                                         const json& generation) {
-  std::unique_ptr<Tokenizer> t(new Tokenizer());
+Result<TokenizerParts> ReadParts(const json& j, const json& config, const json& generation) {
+  TokenizerParts p;
   const auto model_it = j.find("model");
   if (model_it == j.end() || !model_it->is_object()) {
     return Error("[tokenizer] 'model': missing or not an object");
   }
-  MESHLM_ASSIGN_OR_RETURN(t->model_, LoadBpe(*model_it));
+  MESHLM_RETURN_IF_ERROR(ReadModel(*model_it, &p));
+  MESHLM_RETURN_IF_ERROR(ReadAddedTokens(j, &p));
   auto field = [&](const char* key) { return j.contains(key) ? j[key] : json(); };
-  MESHLM_ASSIGN_OR_RETURN(t->normalizer_, tok::MakeNormalizer(field("normalizer"), "normalizer"));
-  MESHLM_ASSIGN_OR_RETURN(t->pre_tokenizer_,
-                          tok::MakePreTokenizer(field("pre_tokenizer"), "pre_tokenizer"));
-  MESHLM_ASSIGN_OR_RETURN(t->post_processor_,
-                          tok::MakePostProcessor(field("post_processor"), "post_processor"));
-  MESHLM_ASSIGN_OR_RETURN(t->decoder_, tok::MakeDecoder(field("decoder"), "decoder"));
-  MESHLM_ASSIGN_OR_RETURN(t->added_, LoadAddedTokens(j));
-  // Ids of added tokens are assigned as Hugging Face's library re-adds them on load: the
-  // model's id when the content is in its vocabulary, else the next free id. The ids in
-  // the file normally agree; when they do not, the library's choice is what a model was
-  // trained with, so it wins (with a warning, as there).
-  {
-    std::vector<tok::AddedToken> unique;
-    int64_t max_added = -1;
-    for (tok::AddedToken& a : t->added_) {
-      bool seen = false;
-      for (const tok::AddedToken& u : unique) seen = seen || u.content == a.content;
-      if (seen) continue;
-      const int32_t model_id = t->model_->TokenToId(a.content);
-      const int64_t vocab = static_cast<int64_t>(t->model_->vocab_size());
-      const int32_t id =
-          model_id >= 0 ? model_id : static_cast<int32_t>(std::max(vocab, max_added + 1));
-      if (id != a.id) {
-        MESHLM_LOG_WARN(
-            "[tokenizer] added token '{}' has id {} in the file but {} by the "
-            "loading rules; using {}",
-            a.content, a.id, id, id);
-      }
-      a.id = id;
-      max_added = std::max<int64_t>(max_added, id);
-      unique.push_back(std::move(a));
-    }
-    t->added_ = std::move(unique);
-  }
-
-  t->vocab_size_ = t->model_->vocab_size();
-  for (const tok::AddedToken& a : t->added_) {
-    t->vocab_size_ = std::max(t->vocab_size_, static_cast<size_t>(a.id) + 1);
-  }
-  t->added_index_.assign(t->vocab_size_, -1);
-  t->raw_matcher_ = std::make_unique<tok::AddedTokenMatcher>();
-  t->normalized_matcher_ = std::make_unique<tok::AddedTokenMatcher>();
-  for (size_t i = 0; i < t->added_.size(); ++i) {
-    const tok::AddedToken& a = t->added_[i];
-    if (t->added_index_[a.id] < 0) t->added_index_[a.id] = static_cast<int32_t>(i);
-    if (!a.normalized) {
-      t->raw_matcher_->Add(a.content, static_cast<int>(i));
-      continue;
-    }
-    // Normalized tokens are looked for in normalized text, so normalize them too.
-    std::string content = a.content;
-    if (t->normalizer_) {
-      MESHLM_RETURN_IF_ERROR(
-          t->normalizer_->Normalize(&content).With(fmt::format("[tokenizer] added_tokens[{}]", i)));
-    }
-    t->normalized_matcher_->Add(content, static_cast<int>(i));
-  }
-
-  // tokenizer_config.json: special tokens and the chat template.
-  t->bos_token_ = ConfigToken(config, "bos_token");
-  t->eos_token_ = ConfigToken(config, "eos_token");
-  if (!t->bos_token_.empty()) t->bos_id_ = t->TokenToId(t->bos_token_);
-  if (!t->eos_token_.empty()) t->eos_id_ = t->TokenToId(t->eos_token_);
-  if (t->eos_id_ >= 0) t->stop_ids_.push_back(t->eos_id_);
-  if (const auto g = generation.find("eos_token_id"); g != generation.end()) {
-    const json list = g->is_array() ? *g : json::array({*g});
-    for (const json& id : list) {
-      if (!id.is_number_integer()) continue;
-      const auto v = id.get<int32_t>();
-      if (v >= 0 && std::find(t->stop_ids_.begin(), t->stop_ids_.end(), v) == t->stop_ids_.end()) {
-        t->stop_ids_.push_back(v);
-      }
-    }
-  }
-  if (const auto ct = config.find("chat_template"); ct != config.end()) {
-    if (ct->is_string()) {
-      t->chat_template_ = ct->get<std::string>();
-    } else if (ct->is_array()) {
-      for (const json& e : *ct) {
-        if (!e.is_object() || !e.contains("name") || !e.contains("template") ||
-            !e["name"].is_string() || !e["template"].is_string()) {
-          return Error(
-              "[tokenizer] tokenizer_config.json chat_template: list entries need "
-              "string 'name' and 'template'");
-        }
-        t->named_templates_.emplace_back(e["name"].get<std::string>(),
-                                         e["template"].get<std::string>());
-        if (e["name"] == "default") t->chat_template_ = e["template"].get<std::string>();
-      }
-    }
-  }
-  return t;
+  p.normalizer = field("normalizer");
+  p.pre_tokenizer = field("pre_tokenizer");
+  p.post_processor = field("post_processor");
+  p.decoder = field("decoder");
+  MESHLM_RETURN_IF_ERROR(ReadConfigs(config, generation, &p));
+  return p;
 }
+
+}  // namespace
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::FromHfJson(std::string_view tokenizer_json,
                                                          std::string_view config_json,
@@ -265,7 +187,9 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::FromHfJson(std::string_view tokeni
                             ParseJson(generation_json, source + "/generation_config.json"));
   }
   try {
-    auto t = TokenizerLoader::Load(j, config, generation);
+    auto parts = ReadParts(j, config, generation);
+    if (!parts.ok()) return parts.status().With(source);
+    auto t = FromParts(std::move(parts).value());
     if (!t.ok()) return t.status().With(source);
     return t;
   } catch (const json::exception& e) {

@@ -83,10 +83,8 @@ const std::string& Tokenizer::IdToToken(int32_t id) const {
 }
 
 int32_t Tokenizer::TokenToId(std::string_view token) const {
-  for (const tok::AddedToken& a : added_) {
-    if (a.content == token) return a.id;
-  }
-  return model_->TokenToId(token);
+  const auto it = added_by_content_.find(std::string(token));
+  return it != added_by_content_.end() ? it->second : model_->TokenToId(token);
 }
 
 bool Tokenizer::IsSpecial(int32_t id) const {

@@ -9,9 +9,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -28,8 +31,36 @@ class AddedTokenMatcher;
 struct AddedToken;
 }  // namespace tok
 
+/// A BPE vocabulary and its pipeline, independent of the file it came from:
+/// tokenizer.json fills it today, GGUF metadata can fill it too.
+struct TokenizerParts {
+  std::vector<std::string> vocab;  // token of each id; dense (gaps hold "")
+  std::vector<std::pair<std::string, std::string>> merges;  // highest priority first
+  bool byte_fallback = false;  // unknown characters become <0xXX> tokens
+  bool ignore_merges = false;  // a word found whole in the vocabulary is one token
+  bool fuse_unk = false;
+  std::string unk_token;  // "" when unknown characters are dropped
+  std::string continuing_subword_prefix, end_of_word_suffix;
+  struct AddedToken {
+    int32_t id = -1;
+    std::string content;
+    bool special = true;
+    bool lstrip = false, rstrip = false, single_word = false;
+    bool normalized = false;  // matched in normalized text
+  };
+  std::vector<AddedToken> added_tokens;
+  /// Pipeline stages as tokenizer.json writes them (e.g. {"type": "NFC"}); null: none.
+  nlohmann::json normalizer, pre_tokenizer, post_processor, decoder;
+  std::string bos_token, eos_token;     // "" when none
+  std::vector<int32_t> extra_stop_ids;  // e.g. generation_config.json's eos_token_id
+  std::string chat_template;            // "" when none
+  std::vector<std::pair<std::string, std::string>> named_chat_templates;
+};
+
 class Tokenizer {
  public:
+  /// Builds a tokenizer from its parts. Errors name the part at fault.
+  static Result<std::unique_ptr<Tokenizer>> FromParts(TokenizerParts parts);
   /// Loads `dir`/tokenizer.json, plus tokenizer_config.json (chat template, bos/eos
   /// tokens) and generation_config.json (extra eos ids) when present. Errors name the
   /// file and the JSON field at fault.
@@ -88,6 +119,7 @@ class Tokenizer {
   std::unique_ptr<tok::Decoder> decoder_;
   std::vector<tok::AddedToken> added_;
   std::vector<int32_t> added_index_;  // per id: index into added_, or -1
+  std::unordered_map<std::string, int32_t> added_by_content_;
   std::unique_ptr<tok::AddedTokenMatcher> raw_matcher_, normalized_matcher_;
   size_t vocab_size_ = 0;
   int32_t bos_id_ = -1, eos_id_ = -1;
@@ -95,8 +127,6 @@ class Tokenizer {
   std::vector<int32_t> stop_ids_;
   std::string chat_template_;
   std::vector<std::pair<std::string, std::string>> named_templates_;
-
-  friend class TokenizerLoader;
 };
 
 /// Turns ids into text one at a time for streaming. Text is released only once it is

@@ -131,3 +131,33 @@ TEST(MalformedTest, MinimalTokenizerWorks) {
 
 }  // namespace
 }  // namespace meshlm::tok
+
+namespace meshlm {
+namespace {
+
+// A tokenizer from parts, as a GGUF loader would build one (no tokenizer.json).
+TEST(PartsTest, ByteLevelTokenizerFromParts) {
+  TokenizerParts p;
+  // Byte-level alphabet for "hello world": Ġ is the space.
+  p.vocab = {"h",  "e",    "l",     "o",  "Ġ",  "w",    "r",      "d",  "he",
+             "ll", "hell", "hello", "Ġw", "or", "Ġwor", "Ġworld", "ld", "<|end|>"};
+  p.merges = {{"h", "e"}, {"l", "l"},   {"he", "ll"}, {"hell", "o"}, {"Ġ", "w"},
+              {"o", "r"}, {"Ġw", "or"}, {"l", "d"},   {"Ġwor", "ld"}};
+  p.added_tokens.push_back({17, "<|end|>", true, false, false, false, false});
+  p.pre_tokenizer = nlohmann::json::parse(
+      R"({"type": "ByteLevel", "add_prefix_space": false, "use_regex": true})");
+  p.decoder = nlohmann::json::parse(R"({"type": "ByteLevel"})");
+  p.eos_token = "<|end|>";
+  auto t = Tokenizer::FromParts(std::move(p));
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  auto ids = (*t)->Encode("hello world<|end|>", false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(*ids, (std::vector<int32_t>{11, 15, 17}));
+  EXPECT_EQ((*t)->Decode(*ids), "hello world<|end|>");
+  EXPECT_EQ((*t)->Decode(*ids, /*skip_special=*/true), "hello world");
+  EXPECT_EQ((*t)->eos_id(), 17);
+  EXPECT_EQ((*t)->stop_ids(), (std::vector<int32_t>{17}));
+}
+
+}  // namespace
+}  // namespace meshlm
