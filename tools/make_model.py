@@ -63,6 +63,21 @@ SHAPES = {
         tie_word_embeddings=False, rope_scaling=None,
         bos_token_id=1, eos_token_id=2, gen_eos=2,
         sampling=dict(temperature=0.7, top_p=1.0, top_k=50)),
+    # Widths that are multiples of 256, the block of the GGUF K-quant types.
+    "small-llama": dict(
+        arch="LlamaForCausalLM", model_type="llama", hidden_size=256, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=64, intermediate_size=512,
+        vocab_size=512, rope_theta=500000.0, rms_norm_eps=1e-5, max_position_embeddings=256,
+        tie_word_embeddings=False, rope_scaling=LLAMA3_TINY_SCALING,
+        bos_token_id=1, eos_token_id=2, gen_eos=[2, 3],
+        sampling=dict(temperature=0.6, top_p=0.9, top_k=50)),
+    "small-qwen3": dict(
+        arch="Qwen3ForCausalLM", model_type="qwen3", hidden_size=256, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=64, intermediate_size=768,
+        vocab_size=512, rope_theta=1000000.0, rms_norm_eps=1e-6, max_position_embeddings=256,
+        tie_word_embeddings=True, rope_scaling=None,
+        bos_token_id=1, eos_token_id=2, gen_eos=[2, 1],
+        sampling=dict(temperature=0.6, top_p=0.95, top_k=20)),
     "qwen3-0.6b": dict(
         arch="Qwen3ForCausalLM", model_type="qwen3", hidden_size=1024, num_hidden_layers=28,
         num_attention_heads=16, num_key_value_heads=8, head_dim=128, intermediate_size=3072,

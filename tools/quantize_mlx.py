@@ -56,28 +56,40 @@ def main():
     out, deq = [], []
     counts = {"quantized": 0, "kept": 0}
     for name in sorted(w.where):
-        x = w.Get(name).astype(np.float32)
+        shape = w.Shape(name)
         module = name[: -len(".weight")] if name.endswith(".weight") else None
         bits, gs = overrides.get(module, (a.bits, a.group_size))
-        is_matrix = x.ndim == 2 and (name.endswith("_proj.weight") or
-                                     name in ("model.embed_tokens.weight", "lm_head.weight"))
-        if is_matrix and x.shape[1] % gs == 0:
-            packed, scales, biases, q = qf.QuantizeMlx(x, bits, gs)
-            s_enc, s_dt = qf.EncodeDtype(scales, sdt)
-            b_enc, _ = qf.EncodeDtype(biases, sdt)
-            out += [(name, packed, "U32"), (module + ".scales", s_enc, s_dt),
-                    (module + ".biases", b_enc, s_dt)]
-            # Dequantize with the scales as stored, in float32 as the loader computes.
-            s32 = qf.DecodeDtype(s_enc, sdt)
-            b32 = qf.DecodeDtype(b_enc, sdt)
-            n, k = x.shape
-            v = (s32[..., None] * q.reshape(n, k // gs, gs).astype(np.float32) + b32[..., None])
-            deq.append((name, v.reshape(n, k).astype(np.float32), "F32"))
+        is_matrix = len(shape) == 2 and (name.endswith("_proj.weight") or
+                                         name in ("model.embed_tokens.weight", "lm_head.weight"))
+        if is_matrix and shape[1] % gs == 0:
+            parts = {"packed": [], "s": [], "b": [], "deq": []}
+            step = max(1, (1 << 22) // shape[1])  # row chunks of ~4M weights
+            for r0 in range(0, shape[0], step):
+                x = w.Get(name, (r0, min(shape[0], r0 + step))).astype(np.float32)
+                packed, scales, biases, q = qf.QuantizeMlx(x, bits, gs)
+                s_enc, s_dt = qf.EncodeDtype(scales, sdt)
+                b_enc, _ = qf.EncodeDtype(biases, sdt)
+                parts["packed"].append(packed)
+                parts["s"].append(s_enc)
+                parts["b"].append(b_enc)
+                if a.dequant_out:
+                    # With the scales as stored, in float32 as the loader computes.
+                    s32, b32 = qf.DecodeDtype(s_enc, sdt), qf.DecodeDtype(b_enc, sdt)
+                    n, k = x.shape
+                    v = s32[..., None] * q.reshape(n, k // gs, gs).astype(np.float32) + b32[..., None]
+                    parts["deq"].append(v.reshape(n, k).astype(np.float32))
+            out += [(name, np.concatenate(parts["packed"]), "U32"),
+                    (module + ".scales", np.concatenate(parts["s"]), s_dt),
+                    (module + ".biases", np.concatenate(parts["b"]), s_dt)]
+            if a.dequant_out:
+                deq.append((name, np.concatenate(parts["deq"]), "F32"))
             counts["quantized"] += 1
         else:
+            x = w.Get(name).astype(np.float32)
             enc, dt = qf.EncodeDtype(x, src_dtype)
             out.append((name, enc, dt))
-            deq.append((name, qf.DecodeDtype(enc, src_dtype).astype(np.float32), "F32"))
+            if a.dequant_out:
+                deq.append((name, qf.DecodeDtype(enc, src_dtype).astype(np.float32), "F32"))
             counts["kept"] += 1
 
     os.makedirs(a.out, exist_ok=True)

@@ -226,22 +226,26 @@ def main():
             if name is None:
                 data = factors.tobytes()
             else:
-                x = w.Get(name).astype(np.float32)
-                x2 = x.reshape(-1, x.shape[-1]) if x.ndim == 2 else x.reshape(1, -1)
+                shape = w.Shape(name)
+                rows, cols = (shape[0], shape[1]) if len(shape) == 2 else (1, shape[0])
                 rows_bytes = []
-                deq = np.empty_like(x2)
-                step = max(1, (1 << 22) // x2.shape[1])
-                for r0 in range(0, x2.shape[0], step):
-                    b, d = qf.QuantizeGguf(x2[r0:r0 + step], t)
+                deq = np.empty((rows, cols), np.float32) if a.dequant_out else None
+                # Row chunks of ~4M weights keep memory small for the real shapes.
+                step = max(1, (1 << 22) // cols)
+                for r0 in range(0, rows, step):
+                    r1 = min(rows, r0 + step)
+                    x = (w.Get(name, (r0, r1)) if len(shape) == 2 else w.Get(name)[None, :])
+                    b, d = qf.QuantizeGguf(x.astype(np.float32), t)
                     rows_bytes.append(np.ascontiguousarray(b).reshape(b.shape[0], -1))
-                    deq[r0:r0 + step] = d
+                    if deq is not None:
+                        deq[r0:r1] = d
                 packed = np.concatenate(rows_bytes)
                 proj = name.split(".")[-2] if name.startswith("model.layers.") else ""
                 if arch == "llama" and proj in ("q_proj", "k_proj") and name.endswith("weight"):
                     packed = PermuteRows(packed, heads[proj[0]])
                 data = packed.tobytes()
                 if a.dequant_out:
-                    deq_tensors.append((name, deq.reshape(x.shape), "F32"))
+                    deq_tensors.append((name, deq.reshape(shape), "F32"))
             assert len(data) == nbytes, (g, len(data), nbytes)
             f.write(data)
             f.write(b"\0" * ((-len(data)) % ALIGN))

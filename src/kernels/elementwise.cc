@@ -40,6 +40,7 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include "base/check.h"
+#include "kernels/quant_matmul.h"
 
 namespace meshlm::kernels {
 
@@ -85,6 +86,10 @@ void AddInPlace(float* y, const float* x, size_t n) {
 void Softmax(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(SoftmaxTarget)(x, n); }
 
 void EmbeddingLookup(const Weight& table, const int32_t* ids, size_t T, float* out) {
+  if (table.quant) {
+    QuantEmbeddingLookup(ToQuantWeight(table), ids, T, out);
+    return;
+  }
   MESHLM_CHECK(
       table.dtype == DType::kF32 || table.dtype == DType::kF16 || table.dtype == DType::kBF16,
       "[embedding] dtype {} unsupported", DTypeName(table.dtype));

@@ -11,11 +11,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/thread_pool.h"
 #include "tensor/dtype.h"
+#include "tensor/quant.h"
 
 namespace meshlm::kernels {
 
@@ -27,10 +29,20 @@ struct Weight {
   size_t rows = 0;
   size_t cols = 0;
   size_t row_stride = 0;
+  /// Set for quantized weights (tensor/quant.h, kernels/quant_matmul.h): data holds GGUF
+  /// blocks or MLX packed words, row_stride counts weights (not bytes), dtype is unused.
+  /// MLX weights also have scales and biases: [rows, row_stride / group_size] of
+  /// scale_dtype.
+  std::optional<QuantType> quant;
+  const void* scales = nullptr;
+  const void* biases = nullptr;
+  DType scale_dtype = DType::kF16;
+  size_t group_size = 0;
 };
 
 /// y: [T, N] = x: [T, K] · w: [N, K]ᵀ (+ bias: [N], if not null).
-/// w.dtype is f32, f16 or bf16. Parallel over the thread pool. y must not alias x.
+/// w.dtype is f32, f16 or bf16, or w.quant is set. Parallel over the thread pool. y must
+/// not alias x.
 void MatMul(const float* x, size_t T, const Weight& w, const float* bias, float* y,
             ThreadPool& pool);
 
@@ -64,7 +76,7 @@ void AddInPlace(float* y, const float* x, size_t n);
 /// In-place softmax of x: [n].
 void Softmax(float* x, size_t n);
 
-/// out: [T, D] = rows ids[t] of table: [V, D] (f32/f16/bf16), converted to f32.
+/// out: [T, D] = rows ids[t] of table: [V, D] (f32/f16/bf16 or quantized), as f32.
 /// ids must be < V (checked by the caller).
 void EmbeddingLookup(const Weight& table, const int32_t* ids, size_t T, float* out);
 

@@ -2,6 +2,7 @@
 #include "base/check.h"
 #include "kernels/kernels.h"
 #include "kernels/matmul_internal.h"
+#include "kernels/quant_matmul.h"
 
 namespace meshlm::kernels {
 namespace {
@@ -16,6 +17,10 @@ void MatMul(const float* x, size_t T, const Weight& w, const float* bias, float*
             ThreadPool& pool) {
   MESHLM_CHECK(w.row_stride >= w.cols, "row_stride {} < cols {}", w.row_stride, w.cols);
   if (T == 0 || w.rows == 0) return;
+  if (w.quant) {
+    QuantMatMul(x, T, ToQuantWeight(w), bias, y, pool);
+    return;
+  }
   switch (w.dtype) {
     case DType::kF32:
       MatMulF32(x, T, w, bias, y, pool);

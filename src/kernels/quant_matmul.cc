@@ -27,7 +27,7 @@ bool UseVnni() {
 
 // A weight row unpacked for the portable kernel: integer quants v: [K] in the activation
 // order, a scale per 16 weights sc: [K/16] and a term per 32 weights mn: [K/32] that
-// multiplies Σ x of the block (the Q4_K min, the MLX bias).
+// multiplies the activation block sum (the Q4_K min, the MLX bias).
 struct RowInts {
   std::vector<int16_t> v;
   std::vector<float> sc;
@@ -145,20 +145,18 @@ void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a)
   const bool evens_first = t == QuantType::kMlx4;
   for (size_t i = 0; i < T * nb; ++i) {
     const float* xb = x + i * kActBlock;
-    float amax = 0, sum = 0;
-    for (size_t k = 0; k < kActBlock; ++k) {
-      amax = std::max(amax, std::fabs(xb[k]));
-      sum += xb[k];
-    }
-    // The same expressions as the x86 path, so both produce equal bytes.
+    float amax = 0;
+    for (size_t k = 0; k < kActBlock; ++k) amax = std::max(amax, std::fabs(xb[k]));
     const float inv = amax > 0 ? 127.0f / amax : 0.0f;
     a->d[i] = amax / 127.0f;
-    a->sum[i] = sum;
     int8_t* q = a->q.data() + i * kActBlock;
+    int32_t isum = 0;
     for (size_t k = 0; k < kActBlock; ++k) {
       const size_t pos = evens_first ? (k % 2) * 16 + k / 2 : k;
       q[pos] = static_cast<int8_t>(std::nearbyint(xb[k] * inv));
+      isum += q[pos];
     }
+    a->sum[i] = a->d[i] * static_cast<float>(isum);
     for (size_t l = 0; l < 8; ++l) {
       a->corr[i * 8 + l] = -offset * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
     }
@@ -213,6 +211,66 @@ void QuantEmbeddingLookup(const QuantWeight& table, const int32_t* ids, size_t T
   for (size_t t = 0; t < T; ++t) {
     DequantizeRow(table, static_cast<size_t>(ids[t]), out + t * table.cols);
   }
+}
+
+QuantWeight ToQuantWeight(const Weight& w) {
+  MESHLM_CHECK(w.quant.has_value(), "[quant_matmul] weight is not quantized");
+  QuantWeight q;
+  q.type = *w.quant;
+  q.data = static_cast<const uint8_t*>(w.data);
+  q.rows = w.rows;
+  q.cols = w.cols;
+  q.row_stride = QuantRowBytes(q.type, w.row_stride);
+  if (IsMlx(q.type)) {
+    q.scales = w.scales;
+    q.biases = w.biases;
+    q.scale_dtype = w.scale_dtype;
+    q.group_size = w.group_size;
+    q.scale_stride = w.row_stride / w.group_size;
+  }
+  return q;
+}
+
+namespace {
+Weight FromQuantWeight(const Weight& parent, const QuantWeight& q) {
+  Weight w = parent;
+  w.data = q.data;
+  w.rows = q.rows;
+  w.cols = q.cols;
+  w.scales = q.scales;
+  w.biases = q.biases;
+  return w;
+}
+}  // namespace
+
+Weight SliceWeightRows(const Weight& w, size_t begin, size_t n) {
+  MESHLM_CHECK(begin + n <= w.rows, "rows [{}, {}) beyond {}", begin, begin + n, w.rows);
+  if (w.quant) return FromQuantWeight(w, SliceRows(ToQuantWeight(w), begin, n));
+  Weight s = w;
+  s.data = static_cast<const uint8_t*>(w.data) + begin * w.row_stride * DTypeSize(w.dtype);
+  s.rows = n;
+  return s;
+}
+
+Result<Weight> SliceWeightCols(const Weight& w, size_t begin, size_t n) {
+  if (begin + n > w.cols) {
+    return Error("[quant_matmul] columns [{}, {}) beyond {}", begin, begin + n, w.cols);
+  }
+  if (w.quant) {
+    MESHLM_ASSIGN_OR_RETURN(QuantWeight q, SliceColumns(ToQuantWeight(w), begin, n));
+    return FromQuantWeight(w, q);
+  }
+  Weight s = w;
+  s.data = static_cast<const uint8_t*>(w.data) + begin * DTypeSize(w.dtype);
+  s.cols = n;
+  return s;
+}
+
+size_t WeightBytes(const Weight& w) {
+  if (!w.quant) return w.rows * w.cols * DTypeSize(w.dtype);
+  size_t bytes = w.rows * QuantRowBytes(*w.quant, w.cols);
+  if (IsMlx(*w.quant)) bytes += 2 * w.rows * (w.cols / w.group_size) * DTypeSize(w.scale_dtype);
+  return bytes;
 }
 
 std::vector<std::string> QuantPaths() {

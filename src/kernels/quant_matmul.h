@@ -17,7 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "base/thread_pool.h"
+#include "kernels/kernels.h"
 #include "tensor/quant.h"
 
 namespace meshlm::kernels {
@@ -30,6 +32,17 @@ void QuantMatMul(const float* x, size_t T, const QuantWeight& w, const float* bi
 
 /// out: [T, D] = rows ids[t] of table: [V, D], dequantized to f32. ids must be < V.
 void QuantEmbeddingLookup(const QuantWeight& table, const int32_t* ids, size_t T, float* out);
+
+/// The QuantWeight view of a quantized kernels::Weight (w.quant must be set).
+QuantWeight ToQuantWeight(const Weight& w);
+/// Rows [begin, begin + n) of any weight (dense or quantized): a view.
+Weight SliceWeightRows(const Weight& w, size_t begin, size_t n);
+/// Columns [begin, begin + n) of any weight: a view with the parent's row stride. For
+/// quantized weights the range must fall on block (GGUF) or group (MLX) boundaries; the
+/// error says which multiple would work.
+Result<Weight> SliceWeightCols(const Weight& w, size_t begin, size_t n);
+/// Bytes a matmul reads from w (blocks, or packed words plus scales and biases).
+size_t WeightBytes(const Weight& w);
 
 /// Implementations compiled in and supported by this CPU, best first ("avx512vnni",
 /// "portable").

@@ -12,8 +12,10 @@ namespace meshlm::kernels {
 constexpr size_t kActBlock = 32;
 
 /// x: [T, K] f32 quantized per block of 32 for one weight type.
-/// q: [T, K] int8, d: [T, K/32] scales, sum: [T, K/32] exact Σ x of each block (for the
-/// min/bias terms of Q4_K and MLX), corr: [T, K/32, 8] = -offset · Σ of each 4
+/// q: [T, K] int8, d: [T, K/32] scales, sum: [T, K/32] = d · Σ q of each block, for the
+/// min/bias terms of Q4_K and MLX (the sum of the rounded x, not of x: then the result is
+/// exactly Σ w · x̂, and rounding errors do not add up over the offset those terms
+/// remove), corr: [T, K/32, 8] = -offset · Σ of each 4
 /// consecutive q, where offset is the zero point of the weight type's unsigned quants
 /// (128 for Q8_0 read as x ^ 0x80, 8 for Q4_0, 32 for Q6_K, 0 otherwise). vpdpbusd
 /// starting from corr thus yields Σ (u - offset) · a exactly.

@@ -187,5 +187,56 @@ TEST(QuantEmbeddingLookup, RowsEqualDequantizedRows) {
   }
 }
 
+// kernels::MatMul and EmbeddingLookup route quantized Weights here, and slices of a
+// Weight (tensor-parallel shards) equal the same slices of the dequantized matrix.
+TEST(QuantMatMul, WeightRoutingAndSlices) {
+  std::mt19937 rng(std::random_device{}());
+  ThreadPool pool(2);
+  for (QuantType t : {QuantType::kQ4_K, QuantType::kMlx4}) {
+    const size_t N = 8, K = 512, gs = 64;
+    const QuantMatrix m = MakeMatrix(rng, t, N, K, gs, DType::kF16, 0);
+    Weight w;
+    w.data = m.bytes.data();
+    w.rows = N;
+    w.cols = K;
+    w.row_stride = K;
+    w.quant = t;
+    w.scales = m.w.scales;
+    w.biases = m.w.biases;
+    w.scale_dtype = m.w.scale_dtype;
+    w.group_size = gs;
+    std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
+    std::vector<float> x(2 * 256);
+    for (float& f : x) f = ud(rng);
+    // Rows 2..5, columns 256..511.
+    const Weight rows = SliceWeightRows(w, 2, 4);
+    auto part = SliceWeightCols(rows, 256, 256);
+    ASSERT_TRUE(part.ok()) << part.status().message();
+    EXPECT_EQ(WeightBytes(*part), 4 * QuantRowBytes(t, 256) +
+                                      (IsMlx(t) ? 2 * 4 * (256 / gs) * 2 : 0));
+    std::vector<float> y(2 * 4), ref(2 * 4);
+    MatMul(x.data(), 2, *part, nullptr, y.data(), pool);
+    for (size_t tt = 0; tt < 2; ++tt) {
+      for (size_t n = 0; n < 4; ++n) {
+        double acc = 0, bound = 0;
+        for (size_t k = 0; k < 256; ++k) {
+          const double wv = m.deq[(2 + n) * K + 256 + k];
+          acc += wv * x[tt * 256 + k];
+          bound += std::fabs(wv) * 1.0 / 254;  // |x| <= 1
+        }
+        EXPECT_NEAR(y[tt * 4 + n], acc, bound) << QuantTypeName(t);
+      }
+    }
+    std::vector<float> row(256);
+    const int32_t id = 3;
+    EmbeddingLookup(*part, &id, 1, row.data());
+    for (size_t k = 0; k < 256; ++k) ASSERT_EQ(row[k], m.deq[5 * K + 256 + k]);
+    auto bad = SliceWeightCols(w, 32, 256);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("multiples of"), std::string::npos)
+        << bad.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace meshlm::kernels

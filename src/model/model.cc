@@ -6,13 +6,22 @@
 
 #include "base/check.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_matmul.h"
 
 namespace meshlm::model {
 
 Result<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOptions& options) {
   std::unique_ptr<Model> m(new Model());
-  MESHLM_ASSIGN_OR_RETURN(m->config_, LoadModelConfig(dir));
-  MESHLM_ASSIGN_OR_RETURN(m->generation_, LoadGenerationDefaults(dir, m->config_));
+  if (dir.ends_with(".gguf")) {
+    MESHLM_ASSIGN_OR_RETURN(GgufModel g, LoadGgufModel(dir));
+    m->config_ = g.config;
+    m->generation_.eos_token_ids = g.config.eos_token_ids;
+    m->store_ = TensorStore::FromTensors(dir, std::move(g.tensors));
+    m->gguf_ = std::make_unique<GgufModel>(std::move(g));
+  } else {
+    MESHLM_ASSIGN_OR_RETURN(m->config_, LoadModelConfig(dir));
+    MESHLM_ASSIGN_OR_RETURN(m->generation_, LoadGenerationDefaults(dir, m->config_));
+  }
   const size_t model_ctx = static_cast<size_t>(m->config_.max_position_embeddings);
   if (options.max_context > model_ctx) {
     return Error("[model] context {} exceeds the model's max_position_embeddings {} ({})",
@@ -29,15 +38,22 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOpt
   m->num_heads_kv_ = c.num_heads_kv / tp;
   m->ffn_ = c.intermediate_size / tp;
   m->vocab_range_ = SplitEven(c.vocab_size, tp, m->shard_.tp_rank);
-  MESHLM_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
+  if (!m->store_) {
+    MESHLM_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
+  }
   MESHLM_ASSIGN_OR_RETURN(m->w_, LoadWeights(c, *m->store_, m->shard_));
   m->inv_freq_ = RopeInvFreq(c);
+  if (m->gguf_) {  // Llama 3 scaling, stored as divisors in GGUF files
+    for (size_t i = 0; i < m->gguf_->rope_freq_factors.size(); ++i) {
+      m->inv_freq_[i] /= m->gguf_->rope_freq_factors[i];
+    }
+  }
   return m;
 }
 
 size_t Model::weight_bytes() const {
-  auto bytes = [](const kernels::Weight& w) { return w.rows * w.cols * DTypeSize(w.dtype); };
-  size_t total = bytes(w_.lm_head) + w_.embed.cols * DTypeSize(w_.embed.dtype);
+  auto bytes = [](const kernels::Weight& w) { return kernels::WeightBytes(w); };
+  size_t total = bytes(w_.lm_head) + bytes(kernels::SliceWeightRows(w_.embed, 0, 1));
   for (const auto& l : w_.layers) {
     total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.w_gate) +
              bytes(l.w_up) + bytes(l.w_down);

@@ -14,6 +14,7 @@
 
 #include "base/thread_pool.h"
 #include "model/config.h"
+#include "model/gguf_model.h"
 #include "model/kv_cache.h"
 #include "model/safetensors.h"
 #include "model/shard.h"
@@ -40,6 +41,7 @@ struct SeqStep {
 
 class Model {
  public:
+  /// `dir` is a Hugging Face folder (safetensors, possibly MLX-quantized) or a .gguf file.
   static Result<std::unique_ptr<Model>> Load(const std::string& dir, const LoadOptions& options);
 
   const ModelConfig& config() const { return config_; }
@@ -85,6 +87,7 @@ class Model {
   size_t num_heads_ = 0, num_heads_kv_ = 0, ffn_ = 0;  // this shard's share
   GenerationDefaults generation_;
   std::unique_ptr<TensorStore> store_;
+  std::unique_ptr<GgufModel> gguf_;  // keeps a GGUF file's map alive
   ModelWeights w_;
   std::vector<float> inv_freq_;
   size_t max_context_ = 0;

@@ -156,6 +156,14 @@ Result<std::unique_ptr<TensorStore>> TensorStore::Open(const std::string& dir) {
   return store;
 }
 
+std::unique_ptr<TensorStore> TensorStore::FromTensors(std::string dir,
+                                                      std::map<std::string, TensorInfo> tensors) {
+  std::unique_ptr<TensorStore> s(new TensorStore());
+  s->dir_ = std::move(dir);
+  s->tensors_ = std::move(tensors);
+  return s;
+}
+
 const TensorInfo* TensorStore::Find(const std::string& name) const {
   auto it = tensors_.find(name);
   return it == tensors_.end() ? nullptr : &it->second;

@@ -55,6 +55,10 @@ class TensorStore {
  public:
   /// Opens DIR/model.safetensors, or the shards named by DIR/model.safetensors.index.json.
   static Result<std::unique_ptr<TensorStore>> Open(const std::string& dir);
+  /// A store over tensors whose bytes someone else keeps alive (a GGUF file); `dir`
+  /// names it in errors.
+  static std::unique_ptr<TensorStore> FromTensors(std::string dir,
+                                                  std::map<std::string, TensorInfo> tensors);
   /// Null when absent.
   const TensorInfo* Find(const std::string& name) const;
   /// An error naming the tensor and folder when absent.

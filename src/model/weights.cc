@@ -4,6 +4,9 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "kernels/quant_matmul.h"
+#include "model/mlx_quant.h"
+
 namespace meshlm::model {
 namespace {
 
@@ -14,7 +17,8 @@ Result<const TensorInfo*> GetChecked(const TensorStore& store, const std::string
     return Error("[model] tensor '{}' in '{}' has shape [{}] but config.json implies [{}]", name,
                  t->file, fmt::join(t->shape, ", "), fmt::join(shape, ", "));
   }
-  if (t->dtype != DType::kF32 && t->dtype != DType::kF16 && t->dtype != DType::kBF16) {
+  if (!t->quant && t->dtype != DType::kF32 && t->dtype != DType::kF16 &&
+      t->dtype != DType::kBF16) {
     return Error("[model] tensor '{}' in '{}' has dtype {}; supported: F32, F16, BF16", name,
                  t->file, DTypeName(t->dtype));
   }
@@ -23,9 +27,13 @@ Result<const TensorInfo*> GetChecked(const TensorStore& store, const std::string
 
 Result<kernels::Weight> GetMatrix(const TensorStore& store, const std::string& name, int64_t rows,
                                   int64_t cols) {
+  MESHLM_ASSIGN_OR_RETURN(const TensorInfo* packed, store.Get(name));
+  if (packed->dtype == DType::kU32) return GetMlxMatrix(store, *packed, rows, cols);
   MESHLM_ASSIGN_OR_RETURN(const TensorInfo* t, GetChecked(store, name, {rows, cols}));
-  return kernels::Weight{t->data, t->dtype, static_cast<size_t>(rows), static_cast<size_t>(cols),
-                         static_cast<size_t>(cols)};
+  kernels::Weight w{t->data, t->dtype, static_cast<size_t>(rows), static_cast<size_t>(cols),
+                    static_cast<size_t>(cols)};
+  w.quant = t->quant;  // GGUF blocks
+  return w;
 }
 
 // Small vectors (norms, biases) are converted to f32 once at load; `part` selects a slice.
@@ -40,17 +48,16 @@ Result<std::vector<float>> GetVector(const TensorStore& store, const std::string
 }
 
 // Rows [r.begin, r.end) of w: a contiguous block.
-kernels::Weight Rows(kernels::Weight w, Range r) {
-  w.data = static_cast<const uint8_t*>(w.data) + r.begin * w.row_stride * DTypeSize(w.dtype);
-  w.rows = r.size();
-  return w;
+kernels::Weight Rows(const kernels::Weight& w, Range r) {
+  return kernels::SliceWeightRows(w, r.begin, r.size());
 }
 
-// Columns [c.begin, c.end) of w: rows keep the full stride.
-kernels::Weight Cols(kernels::Weight w, Range c) {
-  w.data = static_cast<const uint8_t*>(w.data) + c.begin * DTypeSize(w.dtype);
-  w.cols = c.size();
-  return w;
+// Columns [c.begin, c.end) of w: rows keep the full stride. Quantized weights split only
+// on block or group boundaries.
+Result<kernels::Weight> Cols(const kernels::Weight& w, Range c, const std::string& name) {
+  auto s = kernels::SliceWeightCols(w, c.begin, c.size());
+  if (!s.ok()) return s.status().With(fmt::format("[model] tensor '{}'", name));
+  return s;
 }
 
 }  // namespace
@@ -80,7 +87,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     lw.wq = Rows(lw.wq, q_part);
     lw.wk = Rows(lw.wk, kv_part);
     lw.wv = Rows(lw.wv, kv_part);
-    lw.wo = Cols(lw.wo, q_part);
+    MESHLM_ASSIGN_OR_RETURN(lw.wo, Cols(lw.wo, q_part, p + "self_attn.o_proj.weight"));
     if (c.attention_bias) {
       MESHLM_ASSIGN_OR_RETURN(lw.bq, GetVector(store, p + "self_attn.q_proj.bias", q_dim, q_part));
       MESHLM_ASSIGN_OR_RETURN(lw.bk, GetVector(store, p + "self_attn.k_proj.bias", kv_dim, kv_part));
@@ -95,7 +102,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     MESHLM_ASSIGN_OR_RETURN(lw.w_down, GetMatrix(store, p + "mlp.down_proj.weight", D, F));
     lw.w_gate = Rows(lw.w_gate, f_part);
     lw.w_up = Rows(lw.w_up, f_part);
-    lw.w_down = Cols(lw.w_down, f_part);
+    MESHLM_ASSIGN_OR_RETURN(lw.w_down, Cols(lw.w_down, f_part, p + "mlp.down_proj.weight"));
   }
   MESHLM_ASSIGN_OR_RETURN(w.final_norm, GetVector(store, "model.norm.weight", D));
   if (store.Find("lm_head.weight") != nullptr) {

@@ -13,6 +13,7 @@ size_t DTypeSize(DType t) {
     case DType::kI32: return 4;
     case DType::kI64: return 8;
     case DType::kU8: return 1;
+    case DType::kU32: return 4;
   }
   MESHLM_CHECK(false, "bad dtype");
   return 0;
@@ -26,6 +27,7 @@ std::string_view DTypeName(DType t) {
     case DType::kI32: return "I32";
     case DType::kI64: return "I64";
     case DType::kU8: return "U8";
+    case DType::kU32: return "U32";
   }
   return "?";
 }
@@ -37,6 +39,7 @@ std::optional<DType> DTypeFromSafetensors(std::string_view s) {
   if (s == "I32") return DType::kI32;
   if (s == "I64") return DType::kI64;
   if (s == "U8") return DType::kU8;
+  if (s == "U32") return DType::kU32;
   return std::nullopt;
 }
 

@@ -9,12 +9,14 @@
 
 namespace meshlm {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8 };
+// New values go last: the numbers travel in messages between ranks.
+// kU32 holds MLX's packed quantized weights.
+enum class DType : uint8_t { kF32, kF16, kBF16, kI32, kI64, kU8, kU32 };
 
 /// Bytes per element.
 size_t DTypeSize(DType t);
 std::string_view DTypeName(DType t);
-/// Parses a safetensors dtype string ("F32", "F16", "BF16", "I32", "I64", "U8").
+/// Parses a safetensors dtype string ("F32", "F16", "BF16", "I32", "I64", "U8", "U32").
 std::optional<DType> DTypeFromSafetensors(std::string_view s);
 
 inline float BF16ToF32(uint16_t h) {

@@ -53,7 +53,7 @@ inline __m256i Nibbles16(const uint8_t* p) {
 
 // Each decoder reads one weight row in steps of a super-block (kSub blocks of 32), and
 // gives per block: the unsigned quants, the per-lane weight scale and the term that
-// multiplies Σ x of the block.
+// multiplies the activation block sum.
 struct DecQ8_0 {
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = false;

@@ -1,0 +1,149 @@
+// quant_bench: quantized MatMul at the shapes of one Qwen3-0.6B / Llama-3.2-1B layer, per
+// weight type and implementation, decode (T=1) and prefill (T=128), on 1 and 2 threads.
+//
+// Prints weight GB/s (decode is bound by memory bandwidth: compare with bench/stream) and
+// GMAC/s (prefill is bound by arithmetic). Weights are cycled through copies larger than
+// the L3 cache so that decode reads from DRAM as a real forward pass does.
+// Usage: quant_bench [qwen3|llama] [type ...]   (types: Q8_0 Q4_0 Q4_K Q6_K MLX4 MLX8)
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "kernels/quant_matmul.h"
+
+namespace meshlm::kernels {
+namespace {
+
+struct Shape {
+  size_t N, K;
+};
+
+struct Matrix {
+  std::vector<uint8_t> bytes;
+  std::vector<uint16_t> scales, biases;
+  QuantWeight w;
+};
+
+Matrix Make(QuantType t, Shape s, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  Matrix m;
+  m.w.type = t;
+  m.w.rows = s.N;
+  m.w.cols = s.K;
+  m.w.row_stride = QuantRowBytes(t, s.K);
+  m.bytes.resize(s.N * m.w.row_stride);
+  std::vector<float> row(s.K);
+  const size_t gs = 64;
+  if (IsMlx(t)) {
+    m.scales.resize(s.N * s.K / gs);
+    m.biases.resize(s.N * s.K / gs);
+  }
+  std::vector<float> sc(s.K / gs), bi(s.K / gs);
+  for (size_t r = 0; r < s.N; ++r) {
+    for (float& f : row) f = nd(rng);
+    if (IsMlx(t)) {
+      QuantizeRowMlx(MlxBits(t), gs, row.data(), s.K,
+                     reinterpret_cast<uint32_t*>(m.bytes.data() + r * m.w.row_stride), sc.data(),
+                     bi.data());
+      for (size_t g = 0; g < s.K / gs; ++g) {
+        m.scales[r * s.K / gs + g] = F32ToBF16(sc[g]);
+        m.biases[r * s.K / gs + g] = F32ToBF16(bi[g]);
+      }
+    } else {
+      QuantizeRowGguf(t, row.data(), s.K, m.bytes.data() + r * m.w.row_stride);
+    }
+  }
+  m.w.data = m.bytes.data();
+  if (IsMlx(t)) {
+    m.w.scales = m.scales.data();
+    m.w.biases = m.biases.data();
+    m.w.scale_dtype = DType::kBF16;
+    m.w.group_size = gs;
+    m.w.scale_stride = s.K / gs;
+  }
+  return m;
+}
+
+size_t Bytes(const QuantWeight& w) {
+  size_t b = w.rows * w.row_stride;
+  if (IsMlx(w.type)) b += 2 * w.rows * w.scale_stride * 2;
+  return b;
+}
+
+void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
+  std::mt19937 rng(1);
+  // Enough copies of the layer to exceed a 32 MiB L3.
+  std::vector<Matrix> mats;
+  size_t total = 0;
+  while (total < (size_t{256} << 20)) {
+    for (Shape s : layer) {
+      mats.push_back(Make(t, s, rng));
+      total += Bytes(mats.back().w);
+    }
+  }
+  size_t max_k = 0, max_n = 0, macs = 0;
+  for (Shape s : layer) {
+    max_k = std::max(max_k, s.K);
+    max_n = std::max(max_n, s.N);
+  }
+  std::vector<float> x(128 * max_k), y(128 * max_n);
+  std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
+  for (float& f : x) f = ud(rng);
+  for (const std::string& path : QuantPaths()) {
+    SetQuantPath(path);
+    for (size_t threads : {1, 2}) {
+      ThreadPool pool(threads);
+      for (size_t T : {1, 128}) {
+        const auto start = std::chrono::steady_clock::now();
+        size_t bytes = 0;
+        macs = 0;
+        int reps = 0;
+        double secs = 0;
+        do {
+          for (const Matrix& m : mats) {
+            QuantMatMul(x.data(), T, m.w, nullptr, y.data(), pool);
+            bytes += Bytes(m.w);
+            macs += T * m.w.rows * m.w.cols;
+          }
+          ++reps;
+          secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        } while (secs < (T == 1 ? 1.0 : 3.0));
+        std::printf("%-6s %-5s %-10s threads %zu T=%-3zu  %7.1f GB/s  %7.1f GMAC/s\n", model,
+                    std::string(QuantTypeName(t)).c_str(), path.c_str(), threads, T,
+                    bytes / secs / 1e9, macs / secs / 1e9);
+        std::fflush(stdout);
+      }
+    }
+  }
+  SetQuantPath("");
+}
+
+}  // namespace
+}  // namespace meshlm::kernels
+
+int main(int argc, char** argv) {
+  using meshlm::QuantType;
+  using meshlm::kernels::Shape;
+  std::string model = argc > 1 ? argv[1] : "qwen3";
+  // One layer's matmuls: q, k, v, o, gate, up, down as [N, K].
+  const std::vector<Shape> qwen3 = {{2048, 1024}, {1024, 1024}, {1024, 1024}, {1024, 2048},
+                                    {3072, 1024}, {3072, 1024}, {1024, 3072}};
+  const std::vector<Shape> llama = {{2048, 2048}, {512, 2048}, {512, 2048}, {2048, 2048},
+                                    {8192, 2048}, {8192, 2048}, {2048, 8192}};
+  std::vector<QuantType> types;
+  for (int i = 2; i < argc; ++i) {
+    for (QuantType t : {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
+                        QuantType::kMlx4, QuantType::kMlx8}) {
+      if (argv[i] == meshlm::QuantTypeName(t)) types.push_back(t);
+    }
+  }
+  if (types.empty()) types = {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kMlx4};
+  for (QuantType t : types) {
+    meshlm::kernels::Run(t, model == "llama" ? llama : qwen3, model.c_str());
+  }
+  return 0;
+}

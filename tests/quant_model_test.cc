@@ -1,0 +1,158 @@
+// End-to-end tests of quantized models: GGUF files and MLX-quantized folders give the
+// logits of the numpy reference run on the values they hold; broken files give errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "kernels/quant_matmul.h"
+#include "model/model.h"
+
+namespace meshlm {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Dir() {
+  const char* b = std::getenv("MESHLM_BUILD_DIR");
+  return std::string(b ? b : ".") + "/quantmodels";
+}
+
+std::vector<float> ReadF32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  EXPECT_TRUE(in.good()) << path;
+  const size_t n = static_cast<size_t>(in.tellg()) / 4;
+  std::vector<float> v(n);
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(v.data()), n * 4);
+  return v;
+}
+
+std::vector<int32_t> ReadTokens(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<int32_t> ids;
+  std::string item;
+  while (std::getline(in, item, ',')) ids.push_back(std::stoi(item));
+  return ids;
+}
+
+// max |a - b| / max |b|.
+double RelErr(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
+    scale = std::max(scale, std::fabs(double(b[i])));
+  }
+  return diff / std::max(scale, 1e-30);
+}
+
+struct Case {
+  std::string name;   // file or folder under Dir(), and the prefix of its reference files
+  bool four_bit;      // weights coarse enough that the unquantized logits differ clearly
+};
+
+class QuantModelTest : public ::testing::TestWithParam<Case> {};
+
+// The int8 rounding of activations costs up to ~0.5% per matmul; 2 layers and the LM head
+// stayed within 1.3% of the largest logit on every case here.
+constexpr double kTolerance = 3e-2;
+
+TEST_P(QuantModelTest, LogitsMatchReferenceOnStoredValues) {
+  const Case& c = GetParam();
+  const std::string base = Dir() + "/" + c.name;
+  const std::string path = fs::exists(base + ".gguf") ? base + ".gguf" : base;
+  auto loaded = model::Model::Load(path, {});
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  model::Model& m = **loaded;
+  const auto ids = ReadTokens(base + ".tokens.txt");
+  const auto ref = ReadF32(base + ".ref_logits.bin");
+  const auto orig = ReadF32(base + ".orig_logits.bin");
+  const size_t V = m.config().vocab_size;
+  ASSERT_EQ(ref.size(), ids.size() * V);
+  for (const std::string& qpath : kernels::QuantPaths()) {
+    ASSERT_TRUE(kernels::SetQuantPath(qpath));
+    for (size_t threads : {1, 2}) {
+      SCOPED_TRACE(::testing::Message() << c.name << " path " << qpath << " threads " << threads);
+      ThreadPool pool(threads);
+      // Prefill of every token, then the same tokens decoded one at a time.
+      auto cache = m.NewCache();
+      model::SeqStep step{cache.get(), ids.data(), ids.size(), true};
+      ASSERT_TRUE(m.Validate({&step, 1}).ok());
+      std::vector<float> logits(ids.size() * V);
+      m.Forward({&step, 1}, logits.data(), pool);
+      const double err = RelErr(logits, ref);
+      EXPECT_LT(err, kTolerance);
+      auto cache2 = m.NewCache();
+      std::vector<float> last(V);
+      for (size_t i = 0; i < ids.size(); ++i) {
+        model::SeqStep one{cache2.get(), ids.data() + i, 1, false};
+        m.Forward({&one, 1}, last.data(), pool);
+      }
+      const std::vector<float> ref_last(ref.end() - V, ref.end());
+      EXPECT_LT(RelErr(last, ref_last), kTolerance);
+      if (c.four_bit) {
+        // The check can tell the stored values from the unquantized ones.
+        EXPECT_GT(RelErr(logits, orig), 2 * err) << "error against the unquantized model";
+      }
+      if (qpath == kernels::QuantPaths().front() && threads == 1) {
+        std::printf("%-22s max error %.4f of the largest logit (unquantized model: %.4f)\n",
+                    c.name.c_str(), err, RelErr(logits, orig));
+      }
+    }
+  }
+  kernels::SetQuantPath("");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Formats, QuantModelTest,
+    ::testing::Values(Case{"tiny-llama-q8_0", false}, Case{"tiny-qwen2-q4_0", true},
+                      Case{"tiny-qwen3-f16", false}, Case{"tiny-mistral-bf16", false},
+                      Case{"small-llama-q4_k_m", true}, Case{"small-qwen3-q6_k", false},
+                      Case{"small-qwen3-q4_0", true}, Case{"tiny-qwen3-mlx4", true},
+                      Case{"tiny-llama-mlx8", false}, Case{"small-qwen3-mlx4", true},
+                      Case{"small-llama-mlx8", false}),
+    [](const auto& info) {
+      std::string n = info.param.name;
+      for (char& ch : n) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+      return n;
+    });
+
+TEST(QuantModelErrors, TruncatedGgufNamesTheTensor) {
+  const std::string src = Dir() + "/tiny-llama-q8_0.gguf";
+  const std::string dst = ::testing::TempDir() + "/truncated.gguf";
+  fs::copy_file(src, dst, fs::copy_options::overwrite_existing);
+  fs::resize_file(dst, fs::file_size(src) / 2);
+  auto m = model::Model::Load(dst, {});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("beyond the end of the file"), std::string::npos)
+      << m.status().message();
+  EXPECT_NE(m.status().message().find("truncated.gguf"), std::string::npos);
+}
+
+TEST(QuantModelErrors, MlxScalesThatDoNotMatchTheirWeights) {
+  auto m = model::Model::Load(Dir() + "/bad-scales-mlx4", {});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("model.layers.1.mlp.up_proj.scales"), std::string::npos)
+      << m.status().message();
+  EXPECT_NE(m.status().message().find("does not match"), std::string::npos)
+      << m.status().message();
+}
+
+TEST(QuantModelErrors, ShardSplitOffBlockBoundaries) {
+  // tiny-qwen3-mlx4 has group size 32 and F = 160 columns in down_proj: tp = 2 would cut
+  // at 80, inside a group. (down_proj is quantized there: 160 is a multiple of 32.)
+  model::LoadOptions opt;
+  opt.shard.tp_size = 2;
+  opt.shard.tp_rank = 1;
+  auto m = model::Model::Load(Dir() + "/tiny-qwen3-mlx4", opt);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("mlp.down_proj.weight"), std::string::npos)
+      << m.status().message();
+  EXPECT_NE(m.status().message().find("multiples of 32"), std::string::npos)
+      << m.status().message();
+}
+
+}  // namespace
+}  // namespace meshlm
