@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <random>
+#include <thread>
+
 #include "tokenizer/regex.h"
 #include "tokenizer/tokenizer.h"
 
@@ -157,6 +161,82 @@ TEST(PartsTest, ByteLevelTokenizerFromParts) {
   EXPECT_EQ((*t)->Decode(*ids, /*skip_special=*/true), "hello world");
   EXPECT_EQ((*t)->eos_id(), 17);
   EXPECT_EQ((*t)->stop_ids(), (std::vector<int32_t>{17}));
+}
+
+}  // namespace
+}  // namespace meshlm
+
+namespace meshlm {
+namespace {
+
+// A small tokenizer.json that uses every supported stage, as the seed of the fuzz test.
+constexpr const char* kFuzzSeed = R"json({
+  "added_tokens": [{"id": 9, "content": "<x>", "special": true, "lstrip": true, "rstrip": false,
+                    "single_word": false, "normalized": false}],
+  "normalizer": {"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Prepend",
+      "prepend": "▁"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
+      {"type": "Strip", "strip_left": false, "strip_right": true}]},
+  "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Digits",
+      "individual_digits": true}, {"type": "Split", "pattern": {"Regex": "\\p{L}+|\\s+(?!\\S)"},
+      "behavior": "Isolated", "invert": false}, {"type": "Metaspace", "replacement": "▁",
+      "prepend_scheme": "first", "split": true}]},
+  "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<x>"}},
+      {"Sequence": {"id": "A"}}], "special_tokens": {"<x>": {"id": "<x>", "ids": [9]}}},
+  "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"},
+      "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip",
+      "content": " ", "start": 1, "stop": 0}]},
+  "model": {"type": "BPE", "byte_fallback": true, "fuse_unk": true, "unk_token": "<unk>",
+      "vocab": {"<unk>": 0, "a": 1, "b": 2, "ab": 3, "▁": 4, "▁ab": 5, "<0x41>": 6, "1": 7,
+                "c": 8, "<x>": 9},
+      "merges": ["a b", ["▁", "ab"]]}
+})json";
+
+TEST(LoaderFuzzTest, MutatedFilesNeverCrash) {
+  auto seed = Tokenizer::FromHfJson(kFuzzSeed, "", "", "seed");
+  ASSERT_TRUE(seed.ok()) << seed.status().message();
+  auto ids = (*seed)->Encode("ab <x>  A1 ab", true);
+  ASSERT_TRUE(ids.ok()) << ids.status().message();
+  EXPECT_EQ(ids->front(), 9);
+  std::mt19937 rng(99);
+  const std::string base = kFuzzSeed;
+  int loaded = 0;
+  for (int iter = 0; iter < 2000; ++iter) {
+    std::string s = base;
+    for (int e = 0; e < 1 + static_cast<int>(rng() % 3); ++e) {
+      const size_t pos = rng() % s.size();
+      switch (rng() % 3) {
+        case 0: s.erase(pos, 1 + rng() % 6); break;
+        case 1: s.insert(pos, 1, "{}[]\",:0-9aé\\"[rng() % 15]); break;
+        default: s[pos] = static_cast<char>(rng() % 256);
+      }
+    }
+    auto t = Tokenizer::FromHfJson(s, "", "", "fuzz");
+    if (!t.ok()) continue;
+    ++loaded;
+    auto r = (*t)->Encode("ab <x>  A1 ab c\xC3\xA9", true);
+    if (r.ok()) (*t)->Decode(*r);
+  }
+  EXPECT_GT(loaded, 0);
+}
+
+TEST(TokenizerThreadsTest, ConcurrentEncodeGivesTheSameIds) {
+  auto t = Tokenizer::FromHfJson(kFuzzSeed, "", "", "seed");
+  ASSERT_TRUE(t.ok());
+  const std::string text = "ab ab 123 abc <x> A ab";
+  const auto expected = (*t)->Encode(text, false);
+  ASSERT_TRUE(expected.ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int k = 0; k < 4; ++k) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 500; ++i) {
+        auto ids = (*t)->Encode(text + std::string(i % 7, 'a'), false);
+        if (i % 7 == 0 && (!ids.ok() || *ids != expected.value())) ++mismatches;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 }  // namespace
