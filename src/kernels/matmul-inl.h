@@ -55,7 +55,13 @@ HWY_INLINE hn::Vec<DF> LoadRow(DF df, const hwy::bfloat16_t* p) {
 template <class DF>
 HWY_INLINE hn::Vec<DF> LoadRow(DF df, const hwy::float16_t* p) {
   const hn::Rebind<hwy::float16_t, DF> dh;
-  return hn::PromoteTo(df, hn::LoadU(dh, p));
+  auto v = hn::LoadU(dh, p);
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL || HWY_TARGET == HWY_AVX2
+  // Keeps the load out of vcvtph2ps: with a memory operand it streamed weights 25% slower
+  // on Zen 4 (18 vs 24 GB/s in decode).
+  __asm__("" : "+v"(v.raw));
+#endif
+  return hn::PromoteTo(df, v);
 }
 
 HWY_INLINE float ToF32(float v) { return v; }
