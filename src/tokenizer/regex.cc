@@ -4,6 +4,8 @@
 
 #include <pcre2.h>
 
+#include "base/log.h"
+
 namespace meshlm::tok {
 
 struct Regex::Impl {
@@ -89,11 +91,20 @@ void Regex::FindAll(std::string_view text, std::vector<std::pair<size_t, size_t>
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t start = 0;
   while (start <= text.size()) {
-    const int rc = impl_->jit
-                       ? pcre2_jit_match(impl_->code, subject, text.size(), start, 0, md, nullptr)
-                       : pcre2_match(impl_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK,
-                                     md, nullptr);
-    if (rc < 0) break;  // no match, or a resource limit: the rest stays unsplit
+    int rc = impl_->jit ? pcre2_jit_match(impl_->code, subject, text.size(), start, 0, md, nullptr)
+                        : PCRE2_ERROR_JIT_STACKLIMIT;
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
+      // Out of JIT stack (or no JIT): the interpreter keeps its backtracking on the heap.
+      rc = pcre2_match(impl_->code, subject, text.size(), start, PCRE2_NO_UTF_CHECK, md, nullptr);
+    }
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc < 0) {
+      MESHLM_LOG_WARN(
+          "[tokenizer] split regex failed with PCRE2 error {} at byte {} of {}; the rest of "
+          "this piece stays unsplit",
+          rc, start, text.size());
+      break;
+    }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t b = ov[0], e = ov[1];
     if (e > b) {

@@ -151,6 +151,18 @@ TEST(TokenizerTest, StreamHoldsBackSplitCharacters) {
   EXPECT_EQ(pieces[pieces.size() - 2], "🦙");
 }
 
+TEST(TokenizerTest, LongRunsOfByteLevelTextRoundTrip) {
+  const Tokenizer* t = Load("qwen3");
+  ASSERT_NE(t, nullptr);
+  for (const std::string& text :
+       {std::string(300000, ' ') + "x", std::string(300000, '7'), std::string(300000, 'a'),
+        std::string(100000, '!') + std::string(100000, '\n') + " y"}) {
+    auto ids = t->Encode(text, false);
+    ASSERT_TRUE(ids.ok());
+    EXPECT_EQ(t->Decode(*ids), text);
+  }
+}
+
 TEST(TokenizerTest, LongRunsAreNotQuadratic) {
   const Tokenizer* t = Load("gemma3");  // no pre-tokenizer split: one long word
   ASSERT_NE(t, nullptr);
