@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 std::string ModelsDir() {
   const char* b = std::getenv("MESHLM_BUILD_DIR");
-  return std::string(b ? b : ".") + "/testmodels";
+  return std::string(b ? b : MESHLM_TEST_BUILD_DIR) + "/testmodels";
 }
 
 std::vector<float> ReadF32(const std::string& path) {
@@ -172,9 +172,9 @@ TEST(Model, ShardedFolderGivesIdenticalLogits) {
 }
 
 TEST(Model, SeededGenerationIsDeterministic) {
-  auto m = Load(ModelsDir() + "/tiny-llama-bf16");
-  ASSERT_NE(m, nullptr);
   ThreadPool pool(2);
+  auto ex = engine::Executor::CreateLocal(Load(ModelsDir() + "/tiny-llama-bf16"), pool);
+  ASSERT_TRUE(ex.ok()) << ex.status().message();
   auto run = [&](uint64_t seed) {
     engine::GenerateOptions opt;
     opt.max_new_tokens = 20;
@@ -184,7 +184,7 @@ TEST(Model, SeededGenerationIsDeterministic) {
     opt.sampling.seed = seed;
     std::vector<int32_t> out;
     const std::vector<int32_t> prompt = {1, 2, 3};
-    auto st = engine::Generate(*m, pool, prompt, opt, [&](int32_t t) {
+    auto st = engine::Generate(**ex, prompt, opt, [&](int32_t t) {
       out.push_back(t);
       return true;
     });
@@ -302,15 +302,15 @@ TEST_F(BrokenModelTest, ContextBeyondTheModel) {
 }
 
 TEST(Model, PromptBeyondContextIsAnError) {
-  auto m = Load(ModelsDir() + "/tiny-llama-f32", 8);
-  ASSERT_NE(m, nullptr);
   ThreadPool pool(1);
+  auto ex = engine::Executor::CreateLocal(Load(ModelsDir() + "/tiny-llama-f32", 8), pool);
+  ASSERT_TRUE(ex.ok());
   std::vector<int32_t> prompt(9, 1);
-  auto st = engine::Generate(*m, pool, prompt, {}, [](int32_t) { return true; });
+  auto st = engine::Generate(**ex, prompt, {}, [](int32_t) { return true; });
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.status().message().find("context of 8"), std::string::npos);
   std::vector<int32_t> bad = {1, 100000};
-  st = engine::Generate(*m, pool, bad, {}, [](int32_t) { return true; });
+  st = engine::Generate(**ex, bad, {}, [](int32_t) { return true; });
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.status().message().find("token id 100000"), std::string::npos);
 }

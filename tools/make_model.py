@@ -275,11 +275,19 @@ def main():
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--std", type=float, default=0.02,
                     help="standard deviation of linear/embedding weights and biases")
+    ap.add_argument("--layers", type=int, default=0, help="override the shape's layer count")
+    ap.add_argument("--kv-heads", type=int, default=0, help="override the shape's KV heads")
     a = ap.parse_args()
     if a.shards < 1:
         raise SystemExit("[make_model] --shards must be >= 1")
 
-    s = SHAPES[a.shape]
+    s = dict(SHAPES[a.shape])
+    if a.layers:
+        s["num_hidden_layers"] = a.layers
+    if a.kv_heads:
+        if s["num_attention_heads"] % a.kv_heads:
+            raise SystemExit("[make_model] --kv-heads must divide the attention heads")
+        s["num_key_value_heads"] = a.kv_heads
     os.makedirs(a.out, exist_ok=True)
     # Remove weight files of an earlier run so a folder never mixes layouts.
     for fn in os.listdir(a.out):

@@ -25,5 +25,15 @@ done
 rm -rf "$out/tiny-qwen3-f32-sharded"
 "$py" "$here/make_model.py" --shape tiny-qwen3 --dtype f32 --seed 1 --std 0.1 --shards 3 \
   --out "$out/tiny-qwen3-f32-sharded"
+# Deeper models with KV heads divisible by 4, for tensor- and pipeline-parallel tests
+# (tp up to 4, pp up to 3), with reference logits.
+for shape in tiny-llama tiny-qwen3; do
+  dir="$out/$shape-deep-f32"
+  rm -rf "$dir"
+  "$py" "$here/make_model.py" --shape "$shape" --dtype f32 --seed 2 --std 0.1 --layers 5 \
+    --kv-heads 4 --out "$dir"
+  "$py" "$here/reference.py" --model "$dir" --tokens "$tokens" --out "$dir/ref_logits.bin"
+  echo "$tokens" > "$dir/ref_tokens.txt"
+done
 echo "$stamp_src" > "$out/.stamp"
 echo "test models written to $out"

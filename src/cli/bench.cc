@@ -1,9 +1,10 @@
-// meshlm bench: prompt and generation speed of one process on a model folder.
+// meshlm bench: prompt and generation speed, on one process or under `meshlm launch`.
 #include <fmt/format.h>
 
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/job.h"
 #include "engine/generate.h"
 #include "kernels/kernels.h"
 
@@ -11,62 +12,59 @@ namespace meshlm::cli {
 namespace {
 
 struct BenchFlags {
-  std::string model;
+  JobFlags job;
   size_t prompt_tokens = 128;
   size_t gen_tokens = 64;
-  size_t threads = 0;
   size_t repeats = 1;
-  size_t ctx = 0;
   bool json = false;
 };
 
 int RunBenchCommand(const BenchFlags& f) {
-  model::LoadOptions load;
-  load.max_context = f.ctx ? f.ctx : f.prompt_tokens + f.gen_tokens;
-  auto model = model::Model::Load(f.model, load);
-  if (!model.ok()) {
-    fmt::print(stderr, "meshlm bench: {}\n", model.status().message());
+  auto job = StartJob(f.job, f.prompt_tokens + f.gen_tokens);
+  if (!job.ok()) {
+    fmt::print(stderr, "meshlm bench: {}\n", job.status().message());
     return 1;
   }
-  ThreadPool pool(f.threads);
-  auto r = engine::RunBench(**model, pool, f.prompt_tokens, f.gen_tokens, f.repeats);
-  if (!r.ok()) {
-    fmt::print(stderr, "meshlm bench: {}\n", r.status().message());
-    return 1;
-  }
-  const double gbps = (*model)->weight_bytes() * r->gen_tps() / 1e9;
-  if (f.json) {
-    fmt::print("{{\"prompt_tokens\": {}, \"gen_tokens\": {}, \"prompt_tokens_per_sec\": {:.3f}, "
-               "\"tokens_per_sec\": {:.3f}, \"seconds\": {:.3f}, \"peak_rss_bytes\": {}, "
-               "\"threads\": {}, \"target\": \"{}\", \"weight_gb_per_sec\": {:.2f}}}\n",
-               r->prompt_tokens, r->gen_tokens, r->prompt_tps(), r->gen_tps(), r->seconds,
-               r->peak_rss_bytes, pool.num_threads(), kernels::CurrentTarget(), gbps);
-  } else {
-    fmt::print("model           {}\n", f.model);
-    fmt::print("threads         {} ({})\n", pool.num_threads(), kernels::CurrentTarget());
-    fmt::print("prompt_tokens   {}\n", r->prompt_tokens);
-    fmt::print("gen_tokens      {}\n", r->gen_tokens);
-    fmt::print("prompt tok/s    {:.2f}\n", r->prompt_tps());
-    fmt::print("gen tok/s       {:.2f}  ({:.1f} GB/s of weights)\n", r->gen_tps(), gbps);
-    fmt::print("seconds         {:.3f}\n", r->seconds);
-    fmt::print("peak RSS        {:.1f} MiB\n", r->peak_rss_bytes / 1048576.0);
-  }
-  return 0;
+  return RunJob(*job, "bench", [&]() -> Status {
+    MESHLM_ASSIGN_OR_RETURN(auto r, engine::RunBench(*job->executor, f.prompt_tokens,
+                                                     f.gen_tokens, f.repeats));
+    const size_t world = job->world->size(), threads = job->pool->num_threads();
+    const double gbps = job->executor->model().weight_bytes() * world * r.gen_tps() / 1e9;
+    if (f.json) {
+      fmt::print("{{\"prompt_tokens\": {}, \"gen_tokens\": {}, \"prompt_tokens_per_sec\": {:.3f}, "
+                 "\"tokens_per_sec\": {:.3f}, \"seconds\": {:.3f}, \"comm_ms_per_token\": {:.3f}, "
+                 "\"compute_ms_per_token\": {:.3f}, \"peak_rss_bytes\": {}, \"ranks\": {}, "
+                 "\"threads\": {}, \"target\": \"{}\"}}\n",
+                 r.prompt_tokens, r.gen_tokens, r.prompt_tps(), r.gen_tps(), r.seconds,
+                 r.comm_seconds_per_token * 1e3, r.compute_seconds_per_token * 1e3,
+                 r.peak_rss_bytes, world, threads, kernels::CurrentTarget());
+    } else {
+      fmt::print("model            {}\n", f.job.model);
+      fmt::print("ranks x threads  {} x {} ({})\n", world, threads, kernels::CurrentTarget());
+      fmt::print("prompt_tokens    {}\n", r.prompt_tokens);
+      fmt::print("gen_tokens       {}\n", r.gen_tokens);
+      fmt::print("prompt tok/s     {:.2f}\n", r.prompt_tps());
+      fmt::print("tokens_per_sec   {:.2f}  (~{:.1f} GB/s of weights)\n", r.gen_tps(), gbps);
+      fmt::print("seconds          {:.3f}\n", r.seconds);
+      fmt::print("per token        {:.3f} ms compute, {:.3f} ms communication\n",
+                 r.compute_seconds_per_token * 1e3, r.comm_seconds_per_token * 1e3);
+      fmt::print("peak RSS         {:.1f} MiB (rank 0)\n", r.peak_rss_bytes / 1048576.0);
+    }
+    return OkStatus();
+  });
 }
 
 }  // namespace
 
 void AddBenchCommand(CLI::App& app, int* exit_code) {
-  auto flags = std::make_shared<BenchFlags>();
+  auto f = std::make_shared<BenchFlags>();
   CLI::App* cmd = app.add_subcommand("bench", "Measure prompt and generation speed");
-  cmd->add_option("--model", flags->model, "Model folder (Hugging Face layout)")->required();
-  cmd->add_option("--prompt-tokens", flags->prompt_tokens, "Prompt length");
-  cmd->add_option("--gen-tokens", flags->gen_tokens, "Tokens to generate");
-  cmd->add_option("--threads", flags->threads, "Worker threads (0 = one per core)");
-  cmd->add_option("--repeats", flags->repeats, "Runs; the median is reported");
-  cmd->add_option("--ctx", flags->ctx, "Context limit (default: prompt + generated tokens)");
-  cmd->add_flag("--json", flags->json, "Print one JSON object");
-  cmd->callback([flags, exit_code] { *exit_code = RunBenchCommand(*flags); });
+  AddJobFlags(cmd, &f->job);
+  cmd->add_option("--prompt-tokens", f->prompt_tokens, "Prompt length");
+  cmd->add_option("--gen-tokens", f->gen_tokens, "Tokens to generate");
+  cmd->add_option("--repeats", f->repeats, "Runs; the median is reported");
+  cmd->add_flag("--json", f->json, "Print one JSON object");
+  cmd->callback([f, exit_code] { *exit_code = RunBenchCommand(*f); });
 }
 
 }  // namespace meshlm::cli

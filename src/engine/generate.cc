@@ -1,4 +1,4 @@
-// Generation loop and benchmark.
+// Generation loop and benchmark on top of the Executor.
 #include "engine/generate.h"
 
 #include <sys/resource.h>
@@ -9,81 +9,93 @@
 #include "base/clock.h"
 
 namespace meshlm::engine {
+namespace {
+constexpr uint64_t kSeqId = 1;
+}  // namespace
 
-Result<GenerateStats> Generate(model::Model& model, ThreadPool& pool,
-                               std::span<const int32_t> prompt, const GenerateOptions& options,
+Result<GenerateStats> Generate(Executor& ex, std::span<const int32_t> prompt,
+                               const GenerateOptions& options,
                                const std::function<bool(int32_t)>& on_token) {
   if (prompt.empty()) return Error("[generate] the prompt is empty");
   MESHLM_RETURN_IF_ERROR(options.sampling.Validate());
-  const size_t V = model.config().vocab_size;
-  auto cache = model.NewCache();
-  if (prompt.size() >= cache->capacity()) {
+  const size_t ctx = ex.model().max_context();
+  if (prompt.size() >= ctx) {
     return Error("[generate] prompt of {} tokens does not fit the context of {}", prompt.size(),
-                 cache->capacity());
+                 ctx);
   }
-  std::vector<int32_t> history(prompt.begin(), prompt.end());
-  std::vector<float> logits(V);
-  Sampler sampler(options.sampling);
   GenerateStats stats;
   stats.prompt_tokens = prompt.size();
-
-  model::SeqStep step{cache.get(), prompt.data(), prompt.size(), false};
-  MESHLM_RETURN_IF_ERROR(model.Validate({&step, 1}));
+  SeqWork w;
+  w.id = kSeqId;
+  w.start = true;
+  w.params = options.sampling;
+  w.tokens.assign(prompt.begin(), prompt.end());
   double t0 = NowSeconds();
-  model.Forward({&step, 1}, logits.data(), pool);
+  MESHLM_ASSIGN_OR_RETURN(std::vector<int32_t> out, ex.Step({w}));
   stats.prefill_seconds = NowSeconds() - t0;
-
+  size_t length = prompt.size();
   t0 = NowSeconds();
-  while (stats.gen_tokens < options.max_new_tokens) {
-    const int32_t token = sampler.Sample(logits, history);
-    history.push_back(token);
+  for (;;) {
+    const int32_t token = out[0];
     ++stats.gen_tokens;
     const bool eos = !options.ignore_eos && std::find(options.eos_ids.begin(),
                                                       options.eos_ids.end(), token) !=
                                                 options.eos_ids.end();
-    if (!on_token(token) || eos) {
-      stats.stopped_by_eos = eos;
+    stats.stopped_by_eos = eos;
+    const bool more = on_token(token) && !eos && stats.gen_tokens < options.max_new_tokens &&
+                      length < ctx;
+    SeqWork next;
+    next.id = kSeqId;
+    if (!more) {
+      next.release = true;
+      MESHLM_RETURN_IF_ERROR(ex.Step({next}).status());
       break;
     }
-    if (stats.gen_tokens == options.max_new_tokens || cache->length() + 1 > cache->capacity()) {
-      break;
-    }
-    step = model::SeqStep{cache.get(), &history.back(), 1, false};
-    model.Forward({&step, 1}, logits.data(), pool);
+    next.tokens = {token};
+    ++length;
+    MESHLM_ASSIGN_OR_RETURN(out, ex.Step({next}));
     ++stats.decode_steps;
   }
   stats.decode_seconds = NowSeconds() - t0;
   return stats;
 }
 
-Result<BenchResult> RunBench(model::Model& model, ThreadPool& pool, size_t prompt_tokens,
-                             size_t gen_tokens, size_t repeats) {
-  const size_t V = model.config().vocab_size;
+Result<BenchResult> RunBench(Executor& ex, size_t prompt_tokens, size_t gen_tokens,
+                             size_t repeats) {
+  const size_t V = ex.model().config().vocab_size;
   if (prompt_tokens == 0) return Error("[bench] --prompt-tokens must be at least 1");
-  if (prompt_tokens + gen_tokens > model.max_context()) {
+  if (prompt_tokens + gen_tokens > ex.model().max_context()) {
     return Error("[bench] {} prompt + {} generated tokens exceed the context of {}", prompt_tokens,
-                 gen_tokens, model.max_context());
+                 gen_tokens, ex.model().max_context());
   }
   std::mt19937 rng(7);
   std::vector<int32_t> prompt(prompt_tokens);
   for (auto& t : prompt) t = static_cast<int32_t>(rng() % V);
-  std::vector<float> logits(V);
-  std::vector<double> prefill, decode;
+  std::vector<double> prefill, decode, comm, compute;
   const double start = NowSeconds();
   for (size_t r = 0; r < std::max<size_t>(repeats, 1); ++r) {
-    auto cache = model.NewCache();
-    model::SeqStep step{cache.get(), prompt.data(), prompt.size(), false};
+    SeqWork w;
+    w.id = kSeqId;
+    w.start = true;
+    w.tokens = prompt;
     double t0 = NowSeconds();
-    model.Forward({&step, 1}, logits.data(), pool);
+    MESHLM_ASSIGN_OR_RETURN(std::vector<int32_t> out, ex.Step({w}));
     prefill.push_back(NowSeconds() - t0);
+    ex.ResetTimes();
     t0 = NowSeconds();
     for (size_t i = 0; i < gen_tokens; ++i) {
-      const int32_t token =
-          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      step = model::SeqStep{cache.get(), &token, 1, false};
-      model.Forward({&step, 1}, logits.data(), pool);
+      SeqWork next;
+      next.id = kSeqId;
+      next.tokens = {out[0]};
+      MESHLM_ASSIGN_OR_RETURN(out, ex.Step({next}));
     }
     decode.push_back(NowSeconds() - t0);
+    comm.push_back(ex.times().comm_seconds / std::max<size_t>(gen_tokens, 1));
+    compute.push_back(ex.times().compute_seconds / std::max<size_t>(gen_tokens, 1));
+    SeqWork done;
+    done.id = kSeqId;
+    done.release = true;
+    MESHLM_RETURN_IF_ERROR(ex.Step({done}).status());
   }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -94,6 +106,8 @@ Result<BenchResult> RunBench(model::Model& model, ThreadPool& pool, size_t promp
   r.gen_tokens = gen_tokens;
   r.prefill_seconds = median(prefill);
   r.decode_seconds = median(decode);
+  r.comm_seconds_per_token = median(comm);
+  r.compute_seconds_per_token = median(compute);
   r.seconds = NowSeconds() - start;
   r.peak_rss_bytes = PeakRssBytes();
   return r;

@@ -1,4 +1,5 @@
-// Single-sequence generation loop and the single-process benchmark.
+// Generation of one sequence and the end-to-end benchmark, driven from rank 0 through
+// an Executor (one process or a whole job).
 #pragma once
 
 #include <cstdint>
@@ -7,9 +8,8 @@
 #include <vector>
 
 #include "base/status.h"
-#include "base/thread_pool.h"
+#include "engine/executor.h"
 #include "engine/sampler.h"
-#include "model/model.h"
 
 namespace meshlm::engine {
 
@@ -29,11 +29,11 @@ struct GenerateStats {
   bool stopped_by_eos = false;
 };
 
-/// Runs the prompt, then samples up to max_new_tokens tokens, calling on_token for each
-/// (return false to stop early). Errors: empty prompt, bad ids, context exceeded, bad
-/// sampling parameters.
-Result<GenerateStats> Generate(model::Model& model, ThreadPool& pool,
-                               std::span<const int32_t> prompt, const GenerateOptions& options,
+/// Rank 0: runs the prompt, then samples up to max_new_tokens tokens, calling on_token
+/// for each (return false to stop early). Errors: empty prompt, bad ids, context
+/// exceeded, bad sampling parameters, a failed peer.
+Result<GenerateStats> Generate(Executor& executor, std::span<const int32_t> prompt,
+                               const GenerateOptions& options,
                                const std::function<bool(int32_t)>& on_token);
 
 struct BenchResult {
@@ -42,15 +42,17 @@ struct BenchResult {
   double prefill_seconds = 0;
   double decode_seconds = 0;
   double seconds = 0;
+  double comm_seconds_per_token = 0;     // during decode
+  double compute_seconds_per_token = 0;  // during decode
   size_t peak_rss_bytes = 0;
   double prompt_tps() const { return prefill_seconds > 0 ? prompt_tokens / prefill_seconds : 0; }
   double gen_tps() const { return decode_seconds > 0 ? gen_tokens / decode_seconds : 0; }
 };
 
-/// Prefills `prompt_tokens` pseudo-random tokens, then runs `gen_tokens` greedy decode
-/// steps (ignoring EOS); `repeats` runs, keeping the median of each phase's speed.
-Result<BenchResult> RunBench(model::Model& model, ThreadPool& pool, size_t prompt_tokens,
-                             size_t gen_tokens, size_t repeats);
+/// Rank 0: prefills `prompt_tokens` pseudo-random tokens, then runs `gen_tokens` greedy
+/// decode steps (ignoring EOS); `repeats` runs, keeping the median of each phase.
+Result<BenchResult> RunBench(Executor& executor, size_t prompt_tokens, size_t gen_tokens,
+                             size_t repeats);
 
 /// The process's peak resident set size so far.
 size_t PeakRssBytes();

@@ -1,0 +1,42 @@
+// Job: what `generate` and `bench` share — join the job the environment describes (or
+// run alone), plan the shards, load this rank's shard, and build the Executor.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "base/thread_pool.h"
+#include "comm/group.h"
+#include "engine/executor.h"
+
+namespace meshlm::cli {
+
+struct JobFlags {
+  std::string model;
+  size_t threads = 0;
+  size_t ctx = 0;
+  size_t tp = 0;
+  size_t pp = 0;
+  std::string layers;  // "10,18"
+};
+
+/// Adds --model, --threads, --ctx, --tp, --pp, --layers to a subcommand.
+void AddJobFlags(CLI::App* cmd, JobFlags* flags);
+
+struct Job {
+  std::unique_ptr<comm::Group> world;
+  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<engine::Executor> executor;
+};
+
+/// Joins, plans (before reading weights) and loads. `default_ctx` applies when --ctx
+/// is not given (0 = the model's).
+Result<Job> StartJob(const JobFlags& flags, size_t default_ctx);
+
+/// Rank 0 runs `drive` and then stops the workers; other ranks serve steps. Returns the
+/// process exit code; errors are printed with `what` and the rank.
+int RunJob(Job& job, const char* what, const std::function<Status()>& drive);
+
+}  // namespace meshlm::cli

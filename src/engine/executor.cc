@@ -1,0 +1,281 @@
+// Executor: step broadcast, micro-batched pipeline, tensor-parallel sampling.
+#include "engine/executor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "base/clock.h"
+
+namespace meshlm::engine {
+
+struct Executor::Sequence {
+  std::unique_ptr<model::KvCache> cache;
+  std::unique_ptr<Sampler> sampler;
+  SamplingParams params;
+  std::vector<int32_t> history;  // every token fed so far: the repetition-penalty window
+  const SeqWork* work = nullptr;  // this step's work, while a step runs
+};
+
+Executor::Executor(comm::Group& world, ThreadPool& pool) : world_(world), pool_(pool) {}
+Executor::~Executor() = default;
+
+Result<std::unique_ptr<Executor>> Executor::Create(comm::Group& world,
+                                                   std::unique_ptr<model::Model> model,
+                                                   const parallel::Plan& plan, ThreadPool& pool) {
+  if (plan.ranks.size() != static_cast<size_t>(world.size())) {
+    return Error("[executor] the plan has {} ranks but the job has {}", plan.ranks.size(),
+                 world.size());
+  }
+  std::unique_ptr<Executor> e(new Executor(world, pool));
+  e->tp_ = plan.tp;
+  e->pp_ = plan.pp;
+  e->stage_ = plan.stage_of(world.rank());
+  e->tp_rank_ = plan.tp_rank_of(world.rank());
+  e->model_ = std::move(model);
+  if (e->tp_ > 1) {
+    MESHLM_ASSIGN_OR_RETURN(e->tp_group_, world.Split(static_cast<int>(e->stage_),
+                                                      static_cast<int>(e->tp_rank_)));
+    Executor* self = e.get();
+    e->model_->all_sum = [self](float* data, size_t n) {
+      const double t0 = NowSeconds();
+      return self->Timed(self->tp_group_->AllReduce(data, n, DType::kF32, comm::ReduceOp::kSum),
+                         t0);
+    };
+  }
+  return e;
+}
+
+Result<std::unique_ptr<Executor>> Executor::CreateLocal(std::unique_ptr<model::Model> model,
+                                                        ThreadPool& pool) {
+  auto world = comm::MakeSingletonGroup();
+  parallel::PlanRequest req;
+  MESHLM_ASSIGN_OR_RETURN(parallel::Plan plan, parallel::MakePlan(model->config(), req));
+  MESHLM_ASSIGN_OR_RETURN(auto e, Create(*world, std::move(model), plan, pool));
+  e->owned_world_ = std::move(world);
+  return e;
+}
+
+Status Executor::Timed(const Status& s, double since) {
+  times_.comm_seconds += NowSeconds() - since;
+  return s;
+}
+
+Status Executor::Validate(const std::vector<SeqWork>& work) const {
+  const auto& c = model_->config();
+  std::map<uint64_t, bool> seen;
+  for (const SeqWork& w : work) {
+    if (!seen.emplace(w.id, true).second) return Error("[executor] sequence {} appears twice", w.id);
+    const auto it = seqs_.find(w.id);
+    if (w.start && it != seqs_.end()) return Error("[executor] sequence {} already exists", w.id);
+    if (!w.start && it == seqs_.end()) return Error("[executor] sequence {} does not exist", w.id);
+    if (w.start) MESHLM_RETURN_IF_ERROR(w.params.Validate());
+    const size_t used = w.start ? 0 : it->second->cache->length();
+    if (used + w.tokens.size() > model_->max_context()) {
+      return Error("[executor] sequence {}: {} tokens exceed the context of {}", w.id,
+                   used + w.tokens.size(), model_->max_context());
+    }
+    for (int32_t t : w.tokens) {
+      if (t < 0 || t >= c.vocab_size) {
+        return Error("[executor] token id {} out of range [0, {})", t, c.vocab_size);
+      }
+    }
+  }
+  return OkStatus();
+}
+
+Result<std::vector<int32_t>> Executor::Step(std::vector<SeqWork> work,
+                                            std::vector<float>* logits) {
+  MESHLM_RETURN_IF_ERROR(Validate(work));
+  StepMessage msg;
+  msg.seqs = std::move(work);
+  msg.return_logits = logits != nullptr;
+  if (world_.size() > 1) {
+    const std::string bytes = EncodeStep(msg);
+    uint64_t n = bytes.size();
+    const double t0 = NowSeconds();
+    MESHLM_RETURN_IF_ERROR(Timed(world_.Broadcast(&n, sizeof(n), 0), t0));
+    MESHLM_RETURN_IF_ERROR(
+        Timed(world_.Broadcast(const_cast<char*>(bytes.data()), bytes.size(), 0), t0));
+  }
+  MESHLM_ASSIGN_OR_RETURN(std::vector<int32_t> tokens, Execute(msg));
+  if (logits) *logits = step_logits_;
+  return tokens;
+}
+
+Status Executor::Shutdown() {
+  if (world_.size() == 1) return OkStatus();
+  StepMessage msg;
+  msg.kind = StepKind::kShutdown;
+  const std::string bytes = EncodeStep(msg);
+  uint64_t n = bytes.size();
+  MESHLM_RETURN_IF_ERROR(world_.Broadcast(&n, sizeof(n), 0));
+  return world_.Broadcast(const_cast<char*>(bytes.data()), bytes.size(), 0);
+}
+
+Status Executor::RunWorker() {
+  // Step messages come from rank 0, which is authenticated; they are still checked.
+  constexpr uint64_t kMaxStepBytes = 256ull << 20;
+  std::vector<uint8_t> buf;
+  for (;;) {
+    uint64_t n = 0;
+    MESHLM_RETURN_IF_ERROR(world_.Broadcast(&n, sizeof(n), 0));
+    if (n > kMaxStepBytes) return Error("[executor] step message of {} bytes refused", n);
+    buf.resize(n);
+    MESHLM_RETURN_IF_ERROR(world_.Broadcast(buf.data(), n, 0));
+    MESHLM_ASSIGN_OR_RETURN(StepMessage msg, DecodeStep(buf.data(), n));
+    if (msg.kind == StepKind::kShutdown) return OkStatus();
+    MESHLM_RETURN_IF_ERROR(Validate(msg.seqs));
+    auto done = Execute(msg);
+    if (!done.ok()) return done.status();
+  }
+}
+
+Result<std::vector<int32_t>> Executor::Execute(const StepMessage& msg) {
+  const double step_start = NowSeconds();
+  const double comm_before = times_.comm_seconds;
+  std::vector<Sequence*> active;
+  for (const SeqWork& w : msg.seqs) {
+    if (w.start) {
+      auto s = std::make_unique<Sequence>();
+      s->cache = model_->NewCache();
+      s->params = w.params;
+      s->sampler = std::make_unique<Sampler>(w.params);
+      seqs_[w.id] = std::move(s);
+    }
+    Sequence* s = seqs_.at(w.id).get();
+    s->work = &w;
+    if (!w.tokens.empty()) {
+      s->history.insert(s->history.end(), w.tokens.begin(), w.tokens.end());
+      active.push_back(s);
+    }
+  }
+  std::vector<int32_t> tokens(active.size(), -1);
+  const size_t V = model_->config().vocab_size;
+  const bool full_rows = msg.return_logits;
+  step_logits_.assign(full_rows ? active.size() * V : 0, 0.0f);
+  // One micro-batch per stage (when there are enough sequences) keeps every stage busy.
+  const size_t m = std::min(pp_, active.size());
+  for (size_t j = 0; j < m; ++j) {
+    const model::Range r = model::SplitEven(active.size(), m, j);
+    std::vector<Sequence*> part(active.begin() + r.begin, active.begin() + r.end);
+    std::vector<int32_t> part_tokens;
+    MESHLM_RETURN_IF_ERROR(RunMicroBatch(part, full_rows, &part_tokens,
+                                         full_rows ? &step_logits_[r.begin * V] : nullptr));
+    if (!part_tokens.empty()) std::copy(part_tokens.begin(), part_tokens.end(), tokens.begin() + r.begin);
+  }
+  if (pp_ > 1 && !active.empty()) {
+    // The last stage's first member returns the tokens (and rows) to rank 0.
+    const int last_lead = static_cast<int>((pp_ - 1) * tp_);
+    const double t0 = NowSeconds();
+    if (world_.rank() == last_lead) {
+      MESHLM_RETURN_IF_ERROR(Timed(world_.Send(tokens.data(), tokens.size() * 4, 0), t0));
+      if (full_rows) {
+        MESHLM_RETURN_IF_ERROR(
+            Timed(world_.Send(step_logits_.data(), step_logits_.size() * 4, 0), t0));
+      }
+    } else if (world_.rank() == 0) {
+      MESHLM_RETURN_IF_ERROR(Timed(world_.Recv(tokens.data(), tokens.size() * 4, last_lead), t0));
+      if (full_rows) {
+        MESHLM_RETURN_IF_ERROR(
+            Timed(world_.Recv(step_logits_.data(), step_logits_.size() * 4, last_lead), t0));
+      }
+    }
+  }
+  for (const SeqWork& w : msg.seqs) {
+    if (w.release) seqs_.erase(w.id);
+    else seqs_.at(w.id)->work = nullptr;
+  }
+  times_.compute_seconds += (NowSeconds() - step_start) - (times_.comm_seconds - comm_before);
+  return tokens;
+}
+
+Status Executor::RunMicroBatch(const std::vector<Sequence*>& seqs, bool full_rows,
+                               std::vector<int32_t>* tokens, float* rows_out) {
+  const size_t D = model_->config().hidden_size;
+  std::vector<model::SeqStep> steps;
+  size_t T = 0;
+  for (Sequence* s : seqs) {
+    steps.push_back({s->cache.get(), s->work->tokens.data(), s->work->tokens.size(), false});
+    T += s->work->tokens.size();
+  }
+  const bool first = model_->shard().first_stage, last = model_->shard().last_stage;
+  const int rank = world_.rank(), tp = static_cast<int>(tp_);
+  if (hidden_.size() < T * D) hidden_.resize(T * D);
+  if (!first) {
+    const double t0 = NowSeconds();
+    MESHLM_RETURN_IF_ERROR(Timed(world_.Recv(hidden_.data(), T * D * 4, rank - tp), t0));
+  }
+  const size_t vloc = model_->vocab_range().size();
+  if (last && logits_.size() < seqs.size() * vloc) logits_.resize(seqs.size() * vloc);
+  float* out = last ? logits_.data() : hidden_.data();
+  MESHLM_RETURN_IF_ERROR(model_->Forward(steps, hidden_.data(), out, pool_));
+  if (!last) {
+    const double t0 = NowSeconds();
+    return Timed(world_.Send(hidden_.data(), T * D * 4, rank + tp), t0);
+  }
+  return SampleRows(seqs, logits_.data(), full_rows, tokens, rows_out);
+}
+
+Status Executor::SampleRows(const std::vector<Sequence*>& seqs, float* logits, bool full_rows,
+                            std::vector<int32_t>* tokens, float* rows_out) {
+  const size_t n = seqs.size(), V = model_->config().vocab_size;
+  const model::Range mine = model_->vocab_range();
+  const size_t vloc = mine.size();
+  tokens->assign(n, -1);
+  bool greedy = !full_rows;
+  for (Sequence* s : seqs) {
+    greedy = greedy && s->params.temperature == 0.0f && s->params.repetition_penalty == 1.0f;
+  }
+  if (greedy) {
+    // Each shard's best (logit, id) per row; only these cross the network.
+    struct Best {
+      float value;
+      int32_t id;
+    };
+    std::vector<Best> best(n);
+    for (size_t i = 0; i < n; ++i) {
+      const float* row = logits + i * vloc;
+      const size_t k = std::max_element(row, row + vloc) - row;
+      best[i] = {row[k], static_cast<int32_t>(mine.begin + k)};
+    }
+    if (tp_ > 1) {
+      std::vector<Best> all(n * tp_);
+      const double t0 = NowSeconds();
+      MESHLM_RETURN_IF_ERROR(Timed(tp_group_->AllGather(best.data(), n * sizeof(Best), all.data()), t0));
+      for (size_t i = 0; i < n; ++i) {
+        for (size_t r = 1; r < tp_; ++r) {  // shards ascend in id: ties keep the lowest id
+          if (all[r * n + i].value > best[i].value) best[i] = all[r * n + i];
+        }
+      }
+    }
+    for (size_t i = 0; i < n; ++i) (*tokens)[i] = best[i].id;
+    return OkStatus();
+  }
+  // Sampling needs whole rows: gather the vocabulary slices (padded to equal size).
+  float* rows = logits;
+  if (tp_ > 1) {
+    const size_t vpad = (V + tp_ - 1) / tp_;
+    std::vector<float> padded(n * vpad, -std::numeric_limits<float>::infinity());
+    for (size_t i = 0; i < n; ++i) std::memcpy(&padded[i * vpad], logits + i * vloc, vloc * 4);
+    std::vector<float> all(tp_ * n * vpad);
+    const double t0 = NowSeconds();
+    MESHLM_RETURN_IF_ERROR(Timed(tp_group_->AllGather(padded.data(), padded.size() * 4, all.data()), t0));
+    if (gathered_.size() < n * V) gathered_.resize(n * V);
+    for (size_t r = 0; r < tp_; ++r) {
+      const model::Range vr = model::SplitEven(V, tp_, r);
+      for (size_t i = 0; i < n; ++i) {
+        std::memcpy(&gathered_[i * V + vr.begin], &all[(r * n + i) * vpad], vr.size() * 4);
+      }
+    }
+    rows = gathered_.data();
+  }
+  if (rows_out) std::memcpy(rows_out, rows, n * V * sizeof(float));
+  for (size_t i = 0; i < n; ++i) {
+    (*tokens)[i] = seqs[i]->sampler->Sample({rows + i * V, V}, seqs[i]->history);
+  }
+  return OkStatus();
+}
+
+}  // namespace meshlm::engine

@@ -1,0 +1,79 @@
+// Executor: runs engine steps on every rank of a job. Rank 0 decides each step and
+// broadcasts it; every rank runs its shard (tensor-parallel all-sums inside a stage,
+// activations passed stage to stage); the last stage samples and returns the tokens to
+// rank 0. A job of one process is the same code with a group of one.
+//
+// Goals: rank 0 alone reads user input; workers only decode step messages. Several
+// sequences in one step are split into micro-batches, one per stage, so the pipeline's
+// stages work at the same time. Non-goals: scheduling (which sequences run) — the caller
+// decides.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "comm/group.h"
+#include "engine/sampler.h"
+#include "engine/step_codec.h"
+#include "model/model.h"
+#include "parallel/plan.h"
+
+namespace meshlm::engine {
+
+struct StepTimes {
+  double compute_seconds = 0;
+  double comm_seconds = 0;
+};
+
+class Executor {
+ public:
+  /// `world` is the whole job (it must outlive the executor); `model` this rank's shard
+  /// as plan.ranks[world.rank()] says.
+  static Result<std::unique_ptr<Executor>> Create(comm::Group& world,
+                                                  std::unique_ptr<model::Model> model,
+                                                  const parallel::Plan& plan, ThreadPool& pool);
+  /// A job of one process holding the whole model.
+  static Result<std::unique_ptr<Executor>> CreateLocal(std::unique_ptr<model::Model> model,
+                                                       ThreadPool& pool);
+  ~Executor();
+
+  bool is_driver() const { return world_.rank() == 0; }
+  const model::Model& model() const { return *model_; }
+  const StepTimes& times() const { return times_; }
+  void ResetTimes() { times_ = {}; }
+
+  /// Rank 0 only: checks the work against the model (ids in range, contexts), runs it on
+  /// every rank, and returns one sampled token per sequence that fed tokens, in order.
+  /// With `logits`, also returns those rows' full logits: [sequences, V].
+  Result<std::vector<int32_t>> Step(std::vector<SeqWork> work,
+                                    std::vector<float>* logits = nullptr);
+  /// Rank 0 only: ends every worker's RunWorker loop.
+  Status Shutdown();
+  /// Ranks other than 0: runs steps until Shutdown (OK) or an error (a failed peer).
+  Status RunWorker();
+
+ private:
+  struct Sequence;
+  Executor(comm::Group& world, ThreadPool& pool);
+  Status Validate(const std::vector<SeqWork>& work) const;
+  Result<std::vector<int32_t>> Execute(const StepMessage& msg);
+  Status RunMicroBatch(const std::vector<Sequence*>& seqs, bool full_rows,
+                       std::vector<int32_t>* tokens, float* rows_out);
+  Status SampleRows(const std::vector<Sequence*>& seqs, float* logits, bool full_rows,
+                    std::vector<int32_t>* tokens, float* rows_out);
+  Status Timed(const Status& s, double since);
+
+  std::unique_ptr<comm::Group> owned_world_;  // CreateLocal's group of one
+  comm::Group& world_;
+  ThreadPool& pool_;
+  std::unique_ptr<model::Model> model_;
+  std::unique_ptr<comm::Group> tp_group_;  // this rank's stage
+  size_t tp_ = 1, pp_ = 1, stage_ = 0, tp_rank_ = 0;
+  std::map<uint64_t, std::unique_ptr<Sequence>> seqs_;
+  StepTimes times_;
+  std::vector<float> hidden_, logits_, gathered_, step_logits_;
+};
+
+}  // namespace meshlm::engine
