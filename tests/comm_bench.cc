@@ -106,11 +106,12 @@ int main(int argc, char** argv) {
     }
     if (me == 1) {
       const Stats r = Summarize(raw), c = Summarize(coll), w = Summarize(swap);
-      std::printf("%zu B: raw TCP ping-pong RTT min %.1f median %.1f p99 %.1f us | raw exchange "
-                  "min %.1f median %.1f | all_sum min %.1f median %.1f p99 %.1f us | all_sum / "
-                  "RTT median %.2f\n",
-                  bytes, r.min, r.median, r.p99, w.min, w.median, c.min, c.median, c.p99,
-                  c.median / r.median);
+      std::printf(
+          "%zu B: raw TCP ping-pong RTT min %.1f median %.1f p99 %.1f us | raw exchange "
+          "min %.1f median %.1f | all_sum min %.1f median %.1f p99 %.1f us | all_sum / "
+          "RTT median %.2f\n",
+          bytes, r.min, r.median, r.p99, w.min, w.median, c.min, c.median, c.p99,
+          c.median / r.median);
     }
   }
   close(fd);

@@ -21,11 +21,13 @@ int main(int argc, char** argv) {
     if (s.back() == 'M') bytes <<= 20;
     std::vector<float> x(bytes / 4, 1.0f), y(bytes / 4);
     const int rounds = bytes >= (64u << 20) ? 5 : 20;
-    MPI_Allreduce(x.data(), y.data(), static_cast<int>(x.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(x.data(), y.data(), static_cast<int>(x.size()), MPI_FLOAT, MPI_SUM,
+                  MPI_COMM_WORLD);
     MPI_Barrier(MPI_COMM_WORLD);
     const double t0 = MPI_Wtime();
     for (int i = 0; i < rounds; ++i) {
-      MPI_Allreduce(x.data(), y.data(), static_cast<int>(x.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+      MPI_Allreduce(x.data(), y.data(), static_cast<int>(x.size()), MPI_FLOAT, MPI_SUM,
+                    MPI_COMM_WORLD);
     }
     double t = (MPI_Wtime() - t0) / rounds, tmax = 0;
     MPI_Reduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);

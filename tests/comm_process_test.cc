@@ -1,7 +1,7 @@
 // Multi-process TCP tests on localhost: every op with 2, 3 and 4 ranks, and the faults a
 // cluster meets (a killed rank, a stopped rank, mismatched ops, strangers, garbage).
-#include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 
 #include <regex>
 
@@ -18,10 +18,10 @@ struct Job {
   int port = FreePort();
   std::string secret = "0123456789abcdef";
   std::vector<std::string> Env(int rank, const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> env = {
-        "MESHLM_RANK=" + std::to_string(rank), "MESHLM_WORLD_SIZE=" + std::to_string(n),
-        fmt::format("MESHLM_COORDINATOR=127.0.0.1:{}", port), "MESHLM_SECRET=" + secret,
-        "MESHLM_CONNECT_TIMEOUT=20"};
+    std::vector<std::string> env = {"MESHLM_RANK=" + std::to_string(rank),
+                                    "MESHLM_WORLD_SIZE=" + std::to_string(n),
+                                    fmt::format("MESHLM_COORDINATOR=127.0.0.1:{}", port),
+                                    "MESHLM_SECRET=" + secret, "MESHLM_CONNECT_TIMEOUT=20"};
     env.insert(env.end(), extra.begin(), extra.end());
     return env;
   }
@@ -33,8 +33,7 @@ std::string Log(const std::string& test, int rank) {
 
 // Spawns n ranks of `scenario`; rank r gets extra env from `extra(r)`.
 std::vector<Child*> SpawnJob(ChildSet& set, const Job& job, const std::string& scenario,
-                             const std::string& name,
-                             const std::vector<std::string>& extra = {}) {
+                             const std::string& name, const std::vector<std::string>& extra = {}) {
   std::vector<Child*> out;
   for (int r = 0; r < job.n; ++r) {
     out.push_back(&set.Spawn({Worker(), scenario}, job.Env(r, extra), Log(name, r)));
@@ -126,8 +125,8 @@ TEST(Faults, StrangersAndWrongWorldSizesAreRefused) {
   EXPECT_EQ(stranger.ExitCode(), 1);
   EXPECT_NE(ReadFileOrEmpty(stranger.log).find("MESHLM_SECRET"), std::string::npos)
       << ReadFileOrEmpty(stranger.log);
-  Child& big = set.Spawn({Worker(), "barrier"}, job.Env(1, {"MESHLM_WORLD_SIZE=3"}),
-                         Log("stranger", 8));
+  Child& big =
+      set.Spawn({Worker(), "barrier"}, job.Env(1, {"MESHLM_WORLD_SIZE=3"}), Log("stranger", 8));
   ASSERT_TRUE(ChildSet::Wait(big, 15));
   EXPECT_NE(ReadFileOrEmpty(big.log).find("believes the world has 3"), std::string::npos)
       << ReadFileOrEmpty(big.log);
@@ -170,8 +169,8 @@ void SendGarbage(int port, const std::string& bytes) {
 TEST(Faults, GarbageToCoordinatorAndMeshPortIsRejected) {
   ChildSet set;
   Job job{2};
-  Child& r0 = set.Spawn({Worker(), "barrier"}, job.Env(0, {"MESHLM_LOG_LEVEL=debug"}),
-                        Log("garbage", 0));
+  Child& r0 =
+      set.Spawn({Worker(), "barrier"}, job.Env(0, {"MESHLM_LOG_LEVEL=debug"}), Log("garbage", 0));
   // Rank 0 logs its mesh port before it starts the coordinator.
   int mesh_port = 0;
   for (int i = 0; i < 400 && mesh_port == 0; ++i) {

@@ -38,14 +38,15 @@ Status Fail(const std::string& what) { return Status::Error("[worker] " + what);
 Status AllOps(Group& g) {
   const int n = g.size(), me = g.rank();
   MESHLM_RETURN_IF_ERROR(g.Barrier());
-  for (size_t count : {size_t{0}, size_t{1}, size_t{7}, size_t{1000}, size_t{65537},
-                       size_t{(1 << 20) + 3}}) {
+  for (size_t count :
+       {size_t{0}, size_t{1}, size_t{7}, size_t{1000}, size_t{65537}, size_t{(1 << 20) + 3}}) {
     std::vector<float> x(count);
     for (size_t i = 0; i < count; ++i) x[i] = static_cast<float>((me + 1) * ((i % 13) + 1));
     MESHLM_RETURN_IF_ERROR(g.AllSum(std::span<float>(x)));
     for (size_t i = 0; i < count; ++i) {
       const float want = static_cast<float>(n * (n + 1) / 2 * ((i % 13) + 1));
-      if (x[i] != want) return Fail(fmt::format("all_sum count {} [{}] = {}, want {}", count, i, x[i], want));
+      if (x[i] != want)
+        return Fail(fmt::format("all_sum count {} [{}] = {}, want {}", count, i, x[i], want));
     }
     std::vector<int64_t> m(count);
     for (size_t i = 0; i < count; ++i) m[i] = static_cast<int64_t>((i + me) % n);
@@ -64,7 +65,8 @@ Status AllOps(Group& g) {
     MESHLM_RETURN_IF_ERROR(g.AllGather(in.data(), count, out.data()));
     for (int r = 0; r < n; ++r) {
       for (size_t i = 0; i < count; ++i) {
-        if (out[r * count + i] != static_cast<uint8_t>(r * 7 + i)) return Fail(fmt::format("all_gather {} {}", r, i));
+        if (out[r * count + i] != static_cast<uint8_t>(r * 7 + i))
+          return Fail(fmt::format("all_gather {} {}", r, i));
       }
     }
     for (int root = 0; root < n; ++root) {

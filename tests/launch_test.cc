@@ -1,9 +1,8 @@
 // `meshlm launch` and `meshlm commtest` on localhost: tagged output, stdin broadcast, exit
 // codes, teardown without orphans, the secret kept off command lines, a real commtest.
-#include <gtest/gtest.h>
-
 #include <dirent.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -23,7 +22,7 @@ struct ToolRun {
 
 // Runs the tool with `args` (stdin from `input`), output to a log; bounded by `timeout_s`.
 ToolRun RunTool(const std::string& name, const std::vector<std::string>& args,
-            const std::string& input = "", double timeout_s = 30) {
+                const std::string& input = "", double timeout_s = 30) {
   const std::string in_path = fmt::format("{}/tests/launch_{}.in", BuildDir(), name);
   {
     std::ofstream f(in_path);
@@ -55,13 +54,15 @@ std::vector<int> ProcessesWith(const std::string& needle) {
 }
 
 TEST(Launch, TagsOutputAndBroadcastsStdin) {
-  ToolRun r = RunTool("tags", {"launch", "-n", "3", "--env", "EXTRA=yes", "--", "sh", "-c",
-                           "echo \"hello $MESHLM_RANK/$MESHLM_WORLD_SIZE $EXTRA\"; "
-                           "while read l; do echo \"got $l\"; done"},
-                  "alpha\nbeta\n");
+  ToolRun r = RunTool("tags",
+                      {"launch", "-n", "3", "--env", "EXTRA=yes", "--", "sh", "-c",
+                       "echo \"hello $MESHLM_RANK/$MESHLM_WORLD_SIZE $EXTRA\"; "
+                       "while read l; do echo \"got $l\"; done"},
+                      "alpha\nbeta\n");
   EXPECT_EQ(r.code, 0) << r.out;
   for (int rank = 0; rank < 3; ++rank) {
-    EXPECT_NE(r.out.find(fmt::format("[{}] hello {}/3 yes", rank, rank)), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(fmt::format("[{}] hello {}/3 yes", rank, rank)), std::string::npos)
+        << r.out;
     EXPECT_NE(r.out.find(fmt::format("[{}] got alpha", rank)), std::string::npos) << r.out;
     EXPECT_NE(r.out.find(fmt::format("[{}] got beta", rank)), std::string::npos) << r.out;
   }
@@ -71,8 +72,9 @@ TEST(Launch, FirstFailureSetsExitCodeAndStopsEveryRankWithoutOrphans) {
   const std::string marker = fmt::format("meshlm-orphan-check-{}", getpid());
   // Every rank leaves a grandchild behind; rank 1 fails after a moment.
   ToolRun r = RunTool("fail", {"launch", "-n", "3", "--", "sh", "-c",
-                           "sleep 300 " + std::string("&& echo ") + marker + " & "
-                           "if [ $MESHLM_RANK = 1 ]; then sleep 0.3; exit 7; fi; wait"});
+                               "sleep 300 " + std::string("&& echo ") + marker +
+                                   " & "
+                                   "if [ $MESHLM_RANK = 1 ]; then sleep 0.3; exit 7; fi; wait"});
   EXPECT_EQ(r.code, 7) << r.out;
   EXPECT_LT(r.seconds, 10) << r.out;
   EXPECT_NE(r.out.find("rank 1 failed with exit code 7"), std::string::npos) << r.out;
@@ -82,16 +84,17 @@ TEST(Launch, FirstFailureSetsExitCodeAndStopsEveryRankWithoutOrphans) {
 
 TEST(Launch, KilledRankIsReportedAsSignal) {
   ToolRun r = RunTool("killed", {"launch", "-n", "2", "--", "sh", "-c",
-                             "if [ $MESHLM_RANK = 0 ]; then kill -9 $$; fi; sleep 300"});
+                                 "if [ $MESHLM_RANK = 0 ]; then kill -9 $$; fi; sleep 300"});
   EXPECT_EQ(r.code, 128 + 9) << r.out;
   EXPECT_LT(r.seconds, 10);
 }
 
 TEST(Launch, SecretIsInTheEnvironmentButOnNoCommandLine) {
-  ToolRun r = RunTool("secret", {"launch", "-n", "2", "--", "sh", "-c",
-                             "s=$MESHLM_SECRET; [ ${#s} -eq 64 ] || exit 3; "
-                             "if echo \"$s\" | grep -l -a -F -f - /proc/[0-9]*/cmdline 2>/dev/null; then "
-                             "echo LEAKED; exit 4; fi; echo clean"});
+  ToolRun r = RunTool("secret",
+                      {"launch", "-n", "2", "--", "sh", "-c",
+                       "s=$MESHLM_SECRET; [ ${#s} -eq 64 ] || exit 3; "
+                       "if echo \"$s\" | grep -l -a -F -f - /proc/[0-9]*/cmdline 2>/dev/null; then "
+                       "echo LEAKED; exit 4; fi; echo clean"});
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("[0] clean"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[1] clean"), std::string::npos) << r.out;
@@ -111,8 +114,9 @@ class Commtest : public ::testing::TestWithParam<int> {};
 TEST_P(Commtest, AllPhasesPassWithJson) {
   const int n = GetParam();
   ToolRun r = RunTool(fmt::format("commtest{}", n),
-                  {"commtest", "-n", std::to_string(n), "--max-bytes", "2M", "--rounds", "2",
-                   "--latency-iters", "50", "--json"}, "", 60);
+                      {"commtest", "-n", std::to_string(n), "--max-bytes", "2M", "--rounds", "2",
+                       "--latency-iters", "50", "--json"},
+                      "", 60);
   ASSERT_EQ(r.code, 0) << r.out;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.out, m, std::regex("\\[0\\] (\\{.*\\})"))) << r.out;

@@ -1,11 +1,12 @@
 // meshlm commtest: barrier, correctness, latency and bandwidth of the collectives.
+#include "cluster/commtest.h"
+
 #include <unistd.h>
 
 #include <climits>
 #include <cstdio>
 
 #include "cli/commands.h"
-#include "cluster/commtest.h"
 
 namespace meshlm::cli {
 
@@ -20,10 +21,14 @@ bool ParseBytes(const std::string& s, size_t* out) {
   const unsigned long long v = std::strtoull(s.c_str(), &end, 10);
   const std::string unit(end);
   size_t mult = 1;
-  if (unit == "K" || unit == "k" || unit == "KiB") mult = size_t{1} << 10;
-  else if (unit == "M" || unit == "MiB") mult = size_t{1} << 20;
-  else if (unit == "G" || unit == "GiB") mult = size_t{1} << 30;
-  else if (!unit.empty()) return false;
+  if (unit == "K" || unit == "k" || unit == "KiB")
+    mult = size_t{1} << 10;
+  else if (unit == "M" || unit == "MiB")
+    mult = size_t{1} << 20;
+  else if (unit == "G" || unit == "GiB")
+    mult = size_t{1} << 30;
+  else if (!unit.empty())
+    return false;
   *out = static_cast<size_t>(v) * mult;
   return end != s.c_str();
 }
@@ -53,13 +58,15 @@ void AddCommtestCommand(CLI::App& app, int* exit_code) {
   sub->add_flag("--json", o->json, "print one JSON object (rank 0)");
   sub->callback([o, launch, max_bytes, sizes, exit_code] {
     if (!ParseBytes(*max_bytes, &o->max_bytes)) {
-      std::fprintf(stderr, "[commtest] --max-bytes '%s' is not a size like 64M\n", max_bytes->c_str());
+      std::fprintf(stderr, "[commtest] --max-bytes '%s' is not a size like 64M\n",
+                   max_bytes->c_str());
       *exit_code = 2;
       return;
     }
-    std::vector<std::string> self = {SelfPath(), "commtest", "--rounds", std::to_string(o->rounds),
+    std::vector<std::string> self = {SelfPath(),        "commtest",
+                                     "--rounds",        std::to_string(o->rounds),
                                      "--latency-iters", std::to_string(o->latency_iters),
-                                     "--max-bytes", *max_bytes};
+                                     "--max-bytes",     *max_bytes};
     for (const std::string& s : *sizes) {
       size_t b = 0;
       if (!ParseBytes(s, &b)) {

@@ -8,8 +8,7 @@ namespace meshlm::cli {
 
 /// Adds the launch flags shared by `launch` and `commtest` to `sub`.
 void AddLaunchFlags(CLI::App* sub, cluster::LaunchOptions* o) {
-  sub->add_option("-n,--processes", o->processes,
-                  "local ranks; with --hosts, ranks per host");
+  sub->add_option("-n,--processes", o->processes, "local ranks; with --hosts, ranks per host");
   sub->add_option("--hosts", o->hosts, "comma-separated hosts, one rank each (ssh unless local)")
       ->delimiter(',');
   sub->add_option("--hostfile", o->hostfile, "MLX JSON hostfile");

@@ -18,10 +18,10 @@ using Json = nlohmann::json;
 
 std::vector<size_t> CheckSizes(size_t max_bytes) {
   std::vector<size_t> out;
-  for (size_t b : {size_t{0}, size_t{1}, size_t{3}, size_t{4}, size_t{7}, size_t{100},
-                   size_t{1000}, size_t{4099}, size_t{65540}, size_t{262147}, size_t{1} << 20,
-                   (size_t{1} << 20) + 12, (size_t{16} << 20) + 4, size_t{64} << 20,
-                   size_t{256} << 20}) {
+  for (size_t b :
+       {size_t{0}, size_t{1}, size_t{3}, size_t{4}, size_t{7}, size_t{100}, size_t{1000},
+        size_t{4099}, size_t{65540}, size_t{262147}, size_t{1} << 20, (size_t{1} << 20) + 12,
+        (size_t{16} << 20) + 4, size_t{64} << 20, size_t{256} << 20}) {
     if (b <= max_bytes) out.push_back(b);
   }
   return out;
@@ -51,7 +51,8 @@ struct Checker {
       std::vector<uint8_t> x(bytes);
       for (size_t i = 0; i < bytes; ++i) x[i] = static_cast<uint8_t>((me + 1) * (i % 7));
       if (!Ok(g.AllSum(std::span<uint8_t>(x)))) return -1;
-      for (size_t i = 0; i < bytes; ++i) wrong += x[i] != static_cast<uint8_t>(n * (n + 1) / 2 * (i % 7));
+      for (size_t i = 0; i < bytes; ++i)
+        wrong += x[i] != static_cast<uint8_t>(n * (n + 1) / 2 * (i % 7));
     }
     return wrong;
   }
@@ -64,7 +65,8 @@ struct Checker {
     if (!Ok(g.AllGather(in.data(), per, out.data()))) return -1;
     int64_t wrong = 0;
     for (int r = 0; r < n; ++r) {
-      for (size_t i = 0; i < per; ++i) wrong += out[r * per + i] != static_cast<uint8_t>(r * 37 + i);
+      for (size_t i = 0; i < per; ++i)
+        wrong += out[r * per + i] != static_cast<uint8_t>(r * 37 + i);
     }
     return wrong;
   }
@@ -94,7 +96,8 @@ struct Checker {
         } else {
           std::fill(buf.begin(), buf.end(), 0);
           if (!Ok(g.Recv(buf.data(), bytes, a))) return -1;
-          for (size_t i = 0; i < bytes; ++i) wrong += buf[i] != static_cast<uint8_t>(a * 5 + b * 3 + i);
+          for (size_t i = 0; i < bytes; ++i)
+            wrong += buf[i] != static_cast<uint8_t>(a * 5 + b * 3 + i);
         }
       }
     }
@@ -180,8 +183,11 @@ int RunCommtest(comm::Group& g, const CommtestOptions& o) {
       auto cell = [](int64_t x) { return x == 0 ? std::string("ok") : fmt::format("{} wrong", x); };
       say(fmt::format("  {:>11}  {:>9}  {:>10}  {:>9}  {:>9}\n", b, cell(w[0]), cell(w[1]),
                       cell(w[2]), cell(w[3])));
-      rows.push_back({{"bytes", b}, {"all_sum_wrong", w[0]}, {"all_gather_wrong", w[1]},
-                      {"broadcast_wrong", w[2]}, {"send_recv_wrong", w[3]}});
+      rows.push_back({{"bytes", b},
+                      {"all_sum_wrong", w[0]},
+                      {"all_gather_wrong", w[1]},
+                      {"broadcast_wrong", w[2]},
+                      {"send_recv_wrong", w[3]}});
       total_wrong += w[0] + w[1] + w[2] + w[3];
     }
     report["correctness"] = rows;
@@ -193,11 +199,15 @@ int RunCommtest(comm::Group& g, const CommtestOptions& o) {
     for (size_t count : {size_t{1}, size_t{2048}}) {
       auto l = MeasureLatency(g, count, o.latency_iters);
       if (!l.ok()) return fail(l.status().message());
-      lat.push_back({{"bytes", count * 4}, {"min_us", l->min_us}, {"median_us", l->median_us},
-                     {"p99_us", l->p99_us}, {"iters", o.latency_iters}});
-      say(fmt::format("phase 2: latency of a {}-element all_sum ({} B): min {:.1f} us, median "
-                      "{:.1f} us, p99 {:.1f} us ({} iters)\n", count, count * 4, l->min_us,
-                      l->median_us, l->p99_us, o.latency_iters));
+      lat.push_back({{"bytes", count * 4},
+                     {"min_us", l->min_us},
+                     {"median_us", l->median_us},
+                     {"p99_us", l->p99_us},
+                     {"iters", o.latency_iters}});
+      say(
+          fmt::format("phase 2: latency of a {}-element all_sum ({} B): min {:.1f} us, median "
+                      "{:.1f} us, p99 {:.1f} us ({} iters)\n",
+                      count, count * 4, l->min_us, l->median_us, l->p99_us, o.latency_iters));
     }
     report["latency"] = lat;
   }
@@ -213,12 +223,14 @@ int RunCommtest(comm::Group& g, const CommtestOptions& o) {
     for (size_t b : sizes) {
       b -= b % 4;
       if (b == 0) continue;
-      const int rounds = std::max(2, std::min<int>(o.rounds, static_cast<int>((size_t{1} << 30) / b)));
+      const int rounds =
+          std::max(2, std::min<int>(o.rounds, static_cast<int>((size_t{1} << 30) / b)));
       auto t = MeasureAllSum(g, b, rounds);
       if (!t.ok()) return fail(t.status().message());
       const double alg = b / *t / 1e9, bus = alg * 2.0 * (n - 1) / n;
       say(fmt::format("  {:>11}  {:>10.1f}  {:>10.3f}  {:>10.3f}\n", b, *t * 1e6, alg, bus));
-      rows.push_back({{"bytes", b}, {"time_us", *t * 1e6}, {"algbw_gbps", alg}, {"busbw_gbps", bus}});
+      rows.push_back(
+          {{"bytes", b}, {"time_us", *t * 1e6}, {"algbw_gbps", alg}, {"busbw_gbps", bus}});
     }
     report["bandwidth"] = rows;
   }

@@ -2,9 +2,8 @@
 #include "cluster/hostfile.h"
 
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace meshlm::cluster {
 namespace {
@@ -39,7 +38,8 @@ Result<std::vector<std::string>> GetCell(const Json& j, const std::string& where
 
 Result<std::vector<std::vector<std::string>>> GetRow(const Json& j, size_t self, size_t n,
                                                      const std::string& where) {
-  if (!j.is_array()) return Error("{}: expected a list of {} cells, found {}", where, n, TypeName(j));
+  if (!j.is_array())
+    return Error("{}: expected a list of {} cells, found {}", where, n, TypeName(j));
   if (j.size() != n) {
     return Error("{}: has {} cells but the hostfile has {} hosts; one cell per host", where,
                  j.size(), n);
@@ -101,12 +101,14 @@ Result<Hostfile> ParseHostfile(std::string_view text, const std::string& src) {
       const Json& e = j["envs"];
       if (e.is_object()) {
         for (auto it = e.begin(); it != e.end(); ++it) {
-          const std::string v = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+          const std::string v =
+              it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
           hf.envs.emplace_back(it.key(), v);
         }
       } else if (e.is_array()) {
         for (size_t k = 0; k < e.size(); ++k) {
-          MESHLM_ASSIGN_OR_RETURN(std::string kv, GetString(e[k], fmt::format("{}: envs[{}]", src, k)));
+          MESHLM_ASSIGN_OR_RETURN(std::string kv,
+                                  GetString(e[k], fmt::format("{}: envs[{}]", src, k)));
           const size_t eq = kv.find('=');
           if (eq == std::string::npos || eq == 0) {
             return Error("{}: envs[{}] '{}' is not KEY=VALUE", src, k, kv);
@@ -132,9 +134,10 @@ Result<Hostfile> ParseHostfile(std::string_view text, const std::string& src) {
       const auto& b = hf.hosts[k].links;
       const size_t na = a.empty() ? 0 : a[k].size(), nb = b.empty() ? 0 : b[i].size();
       if (na != nb) {
-        return Error("{}: hosts[{}].links[{}] lists {} rails but hosts[{}].links[{}] lists {}; "
-                     "rail r on each side must be the two ends of one link", src, i, k, na, k, i,
-                     nb);
+        return Error(
+            "{}: hosts[{}].links[{}] lists {} rails but hosts[{}].links[{}] lists {}; "
+            "rail r on each side must be the two ends of one link",
+            src, i, k, na, k, i, nb);
       }
     }
   }

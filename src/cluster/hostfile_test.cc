@@ -46,20 +46,27 @@ TEST(Hostfile, ReadsObjectFormWithEnvsAndMeshlmFields) {
 }
 
 TEST(Hostfile, ErrorsNameHostAndField) {
-  EXPECT_EQ(ErrorOf(R"([{"ssh": "a", "rdma": [null, "x", null]}, {"ssh": "b"}, {"ssh": "c", "rdma": [null, null, "y"]}])"),
-            "[hostfile] h.json: hosts[2].rdma[2]: the diagonal must be null");
+  EXPECT_EQ(
+      ErrorOf(
+          R"([{"ssh": "a", "rdma": [null, "x", null]}, {"ssh": "b"}, {"ssh": "c", "rdma": [null, null, "y"]}])"),
+      "[hostfile] h.json: hosts[2].rdma[2]: the diagonal must be null");
   EXPECT_EQ(ErrorOf(R"([{"ssh": "a", "rdma": [null]}, {"ssh": "b"}])"),
-            "[hostfile] h.json: hosts[0].rdma: has 1 cells but the hostfile has 2 hosts; one cell per host");
+            "[hostfile] h.json: hosts[0].rdma: has 1 cells but the hostfile has 2 hosts; one cell "
+            "per host");
   EXPECT_EQ(ErrorOf(R"([{"ssh": "a", "rdma": [null, 5]}, {"ssh": "b"}])"),
-            "[hostfile] h.json: hosts[0].rdma[1]: expected null, a string or a list of strings, found number");
-  EXPECT_EQ(ErrorOf(R"([{"ips": "x"}, {"rdma": null}])"), "[hostfile] h.json: hosts[1]: needs \"ssh\" or \"ips\"");
+            "[hostfile] h.json: hosts[0].rdma[1]: expected null, a string or a list of strings, "
+            "found number");
+  EXPECT_EQ(ErrorOf(R"([{"ips": "x"}, {"rdma": null}])"),
+            "[hostfile] h.json: hosts[1]: needs \"ssh\" or \"ips\"");
   EXPECT_EQ(ErrorOf("[1,"), "[hostfile] h.json: not valid JSON");
   EXPECT_EQ(ErrorOf("[]"), "[hostfile] h.json: the host list is empty");
   EXPECT_EQ(ErrorOf(R"({"hosts": [{"ssh": "a"}], "envs": ["NOPE"]})"),
             "[hostfile] h.json: envs[0] 'NOPE' is not KEY=VALUE");
-  EXPECT_EQ(ErrorOf(R"([{"ssh": "a", "links": [null, ["1.1.1.1", "2.2.2.2"]]}, {"ssh": "b", "links": ["1.1.1.2", null]}])"),
-            "[hostfile] h.json: hosts[0].links[1] lists 2 rails but hosts[1].links[0] lists 1; "
-            "rail r on each side must be the two ends of one link");
+  EXPECT_EQ(
+      ErrorOf(
+          R"([{"ssh": "a", "links": [null, ["1.1.1.1", "2.2.2.2"]]}, {"ssh": "b", "links": ["1.1.1.2", null]}])"),
+      "[hostfile] h.json: hosts[0].links[1] lists 2 rails but hosts[1].links[0] lists 1; "
+      "rail r on each side must be the two ends of one link");
 }
 
 TEST(Hostfile, MutatedInputNeverCrashes) {
@@ -74,9 +81,15 @@ TEST(Hostfile, MutatedInputNeverCrashes) {
     for (int k = 0; k < 1 + static_cast<int>(rng() % 4); ++k) {
       const size_t at = rng() % s.size();
       switch (rng() % 3) {
-        case 0: s.erase(at, 1 + rng() % 8); break;
-        case 1: s.insert(at, 1, pieces[rng() % (sizeof(pieces) - 1)]); break;
-        default: s[at] = pieces[rng() % (sizeof(pieces) - 1)]; break;
+        case 0:
+          s.erase(at, 1 + rng() % 8);
+          break;
+        case 1:
+          s.insert(at, 1, pieces[rng() % (sizeof(pieces) - 1)]);
+          break;
+        default:
+          s[at] = pieces[rng() % (sizeof(pieces) - 1)];
+          break;
       }
     }
     auto hf = Parse(s);
@@ -95,7 +108,8 @@ TEST(Hostfile, MutatedInputNeverCrashes) {
 TEST(Hostfile, ShippedExamplesParse) {
   // The source tree from the environment, else from this file's path.
   const char* env = std::getenv("MESHLM_SOURCE_DIR");
-  std::string src = env ? env : std::string(__FILE__).substr(0, std::string(__FILE__).rfind("/src/"));
+  std::string src =
+      env ? env : std::string(__FILE__).substr(0, std::string(__FILE__).rfind("/src/"));
   for (const char* f : {"/hostfiles/hosts-2node.json", "/hostfiles/hosts.json.example"}) {
     auto hf = LoadHostfile(src + f);
     EXPECT_TRUE(hf.ok()) << f << ": " << hf.status().message();

@@ -100,13 +100,15 @@ Result<std::vector<RankPlan>> PlanRanks(const LaunchOptions& o, const Hostfile* 
 
 // The remote side: read the secret from stdin (so it never appears in ps), announce the
 // pid so the launcher can stop the rank, then become the rank.
-std::string RemoteCommand(const std::vector<std::string>& env, const std::vector<std::string>& cmd) {
+std::string RemoteCommand(const std::vector<std::string>& env,
+                          const std::vector<std::string>& cmd) {
   std::error_code ec;
   const std::string cwd = std::filesystem::current_path(ec).string();
   std::string s = "cd " + ShellQuote(cwd) + " && exec env";
   for (const std::string& kv : env) s += " " + ShellQuote(kv);
-  s += " sh -c " + ShellQuote("IFS= read -r MESHLM_SECRET || exit 97; export MESHLM_SECRET; "
-                              "echo \"meshlm-launch-pid $$\" >&2; exec \"$@\"");
+  s += " sh -c " + ShellQuote(
+                       "IFS= read -r MESHLM_SECRET || exit 97; export MESHLM_SECRET; "
+                       "echo \"meshlm-launch-pid $$\" >&2; exec \"$@\"");
   s += " meshlm-rank";
   for (const std::string& a : cmd) s += " " + ShellQuote(a);
   return s;
@@ -163,8 +165,10 @@ class Supervisor {
         kill_at = NowSeconds() + o_.grace_s;
       }
       Reap(&kill_at);
-      const bool all_exited = std::all_of(procs_.begin(), procs_.end(), [](const Proc& p) { return p.exited; });
-      const bool drained = std::all_of(procs_.begin(), procs_.end(), [](const Proc& p) { return p.out < 0 && p.err < 0; });
+      const bool all_exited =
+          std::all_of(procs_.begin(), procs_.end(), [](const Proc& p) { return p.exited; });
+      const bool drained = std::all_of(procs_.begin(), procs_.end(),
+                                       [](const Proc& p) { return p.out < 0 && p.err < 0; });
       if (all_exited && drained) break;
       if (all_exited) {
         if (give_up_at == 0) give_up_at = NowSeconds() + 1.0;  // a grandchild holds a pipe
@@ -248,7 +252,8 @@ class Supervisor {
       for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
       execvp(args[0], args.data());
-      const std::string msg = fmt::format("[launch] cannot run '{}': {}\n", argv[0], std::strerror(errno));
+      const std::string msg =
+          fmt::format("[launch] cannot run '{}': {}\n", argv[0], std::strerror(errno));
       (void)!write(2, msg.data(), msg.size());
       _exit(127);
     }
@@ -334,9 +339,10 @@ class Supervisor {
         continue;
       }
       if (!p.plan.host.empty() && p.remote_pid > 0) {
-        const std::string cmd = fmt::format("kill -{} -- -{} 2>/dev/null || kill -{} {} 2>/dev/null",
-                                            sig == SIGKILL ? "KILL" : "TERM", p.remote_pid,
-                                            sig == SIGKILL ? "KILL" : "TERM", p.remote_pid);
+        const std::string cmd =
+            fmt::format("kill -{} -- -{} 2>/dev/null || kill -{} {} 2>/dev/null",
+                        sig == SIGKILL ? "KILL" : "TERM", p.remote_pid,
+                        sig == SIGKILL ? "KILL" : "TERM", p.remote_pid);
         std::vector<std::string> argv = {"ssh", "-o", "BatchMode=yes", "-T"};
         argv.insert(argv.end(), o_.ssh_args.begin(), o_.ssh_args.end());
         argv.push_back(p.plan.host);
@@ -385,14 +391,17 @@ class Supervisor {
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
-    if (c == '\'') out += "'\\''";
-    else out += c;
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
   }
   return out + "'";
 }
 
 Result<int> Launch(const LaunchOptions& o) {
-  if (o.command.empty()) return Error("[launch] no command given; usage: meshlm launch -n 2 -- CMD");
+  if (o.command.empty())
+    return Error("[launch] no command given; usage: meshlm launch -n 2 -- CMD");
   Hostfile hf;
   const bool has_hostfile = !o.hostfile.empty();
   if (has_hostfile) {
@@ -403,11 +412,14 @@ Result<int> Launch(const LaunchOptions& o) {
 
   // Coordinator: rank 0's address as the other ranks see it.
   std::string coord_host = "127.0.0.1";
-  const bool any_remote = std::any_of(plans.begin(), plans.end(), [](const RankPlan& p) { return !p.host.empty(); });
+  const bool any_remote =
+      std::any_of(plans.begin(), plans.end(), [](const RankPlan& p) { return !p.host.empty(); });
   if (any_remote) coord_host = has_hostfile ? hf.Address(0) : plans[0].label;
   if (IsLocalHost(coord_host) && any_remote) {
-    return Error("[launch] rank 0 runs on this host, which remote ranks cannot reach as '{}'; "
-                 "list this host by an address the others can reach", coord_host);
+    return Error(
+        "[launch] rank 0 runs on this host, which remote ranks cannot reach as '{}'; "
+        "list this host by an address the others can reach",
+        coord_host);
   }
   int port = o.port;
   if (port == 0) {
@@ -440,9 +452,10 @@ Result<int> Launch(const LaunchOptions& o) {
   for (int r = 0; r < n; ++r) procs[r].plan = plans[r];
 
   g_signal = 0;
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = OnSignal;
-  struct sigaction old_int{}, old_term{};
+  struct sigaction old_int {
+  }, old_term{};
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
   signal(SIGPIPE, SIG_IGN);

@@ -27,7 +27,9 @@ Nonce RandomNonce() {
   return n;
 }
 
-std::string Bytes(const uint8_t* p, size_t n) { return std::string(reinterpret_cast<const char*>(p), n); }
+std::string Bytes(const uint8_t* p, size_t n) {
+  return std::string(reinterpret_cast<const char*>(p), n);
+}
 
 std::string Proof(const char* side, Purpose purpose, const Nonce& a, const Nonce& b) {
   std::string s = side;
@@ -54,8 +56,10 @@ Status DecodeHello(const std::array<uint8_t, kHelloBytes>& in, Purpose purpose, 
   uint32_t version = 0;
   for (int i = 0; i < 4; ++i) version |= static_cast<uint32_t>(in[8 + i]) << (8 * i);
   if (version != kProtocolVersion) {
-    return Error("[tcp] {} speaks protocol version {}, this rank speaks {}; run the same meshlm "
-                 "build on every host", who, version, kProtocolVersion);
+    return Error(
+        "[tcp] {} speaks protocol version {}, this rank speaks {}; run the same meshlm "
+        "build on every host",
+        who, version, kProtocolVersion);
   }
   if (in[12] != static_cast<uint8_t>(purpose)) {
     return Error("[tcp] {} connected for purpose {}, this port serves purpose {}", who, in[12],

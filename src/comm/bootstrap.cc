@@ -53,7 +53,8 @@ class Reader {
   Result<uint32_t> U32(uint32_t max, const char* field) {
     if (s_.size() - off_ < 4) return Error("[tcp] {}: truncated at {}", what_, field);
     uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(s_[off_ + i])) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      v |= static_cast<uint32_t>(static_cast<uint8_t>(s_[off_ + i])) << (8 * i);
     off_ += 4;
     if (v > max) return Error("[tcp] {}: {} = {} exceeds {}", what_, field, v, max);
     return v;
@@ -171,8 +172,8 @@ Result<std::vector<Member>> RunCoordinator(const TcpConfig& cfg, int port, Membe
     members[*rank] = std::move(*m);
     fds[*rank] = std::move(*fd);
     ++joined;
-    MESHLM_LOG_DEBUG("[tcp] coordinator: rank {} ({}) joined from {}", *rank,
-                     members[*rank].host, members[*rank].ip);
+    MESHLM_LOG_DEBUG("[tcp] coordinator: rank {} ({}) joined from {}", *rank, members[*rank].host,
+                     members[*rank].ip);
   }
   Writer w;
   w.str() = "T";
@@ -218,9 +219,10 @@ const std::vector<std::string>& RailRow(const Member& m, int peer) {
 Result<size_t> RailCount(const std::vector<Member>& ms, int i, int j) {
   const size_t a = RailRow(ms[i], j).size(), b = RailRow(ms[j], i).size();
   if (a == b) return std::max<size_t>(a, 1);
-  return Error("[tcp] rank {} ({}) lists {} rails toward rank {} but rank {} ({}) lists {} toward "
-               "rank {}; hosts[{}].links[{}] and hosts[{}].links[{}] must have the same length",
-               i, ms[i].host, a, j, j, ms[j].host, b, i, i, j, j, i);
+  return Error(
+      "[tcp] rank {} ({}) lists {} rails toward rank {} but rank {} ({}) lists {} toward "
+      "rank {}; hosts[{}].links[{}] and hosts[{}].links[{}] must have the same length",
+      i, ms[i].host, a, j, j, ms[j].host, b, i, i, j, j, i);
 }
 
 // Connects rail `k` from this rank to lower rank `i` and checks the wiring.
@@ -230,8 +232,8 @@ Result<Fd> ConnectRail(const TcpConfig& cfg, const std::vector<Member>& ms, int 
   const auto& theirs = RailRow(ms[i], me);
   const auto& mine = RailRow(ms[me], i);
   const std::string target = theirs.empty() ? ms[i].ip : theirs[k];
-  const std::string who = fmt::format("rank {} ({}) rail {} at {}:{}", i, ms[i].host, k, target,
-                                      ms[i].port);
+  const std::string who =
+      fmt::format("rank {} ({}) rail {} at {}:{}", i, ms[i].host, k, target, ms[i].port);
   MESHLM_ASSIGN_OR_RETURN(Fd fd, ConnectTcp(target, ms[i].port, deadline, who));
   MESHLM_RETURN_IF_ERROR(ClientHandshake(fd.get(), cfg.secret, Purpose::kMesh, deadline, who));
   // The route the kernel chose shows which local address, hence which link, reaches the
@@ -242,13 +244,14 @@ Result<Fd> ConnectRail(const TcpConfig& cfg, const std::vector<Member>& ms, int 
     auto it = std::find(mine.begin(), mine.end(), src);
     if (src != mine[k] && it != mine.end()) {
       const size_t m = static_cast<size_t>(it - mine.begin());
-      wiring = Error("[tcp] rails between rank {} ({}) and rank {} ({}) are crossed: rank {}'s "
-                     "rail {} address {} is reached from rank {}'s rail {} address {} (not its "
-                     "rail {} address {}); rail k must name the two ends of one link on both "
-                     "hosts: swap hosts[{}].links[{}][{}] and hosts[{}].links[{}][{}] (or the "
-                     "same two cells of hosts[{}].links[{}])",
-                     me, ms[me].host, i, ms[i].host, i, k, target, me, m, src, k, mine[k], me, i,
-                     k, me, i, m, i, me);
+      wiring = Error(
+          "[tcp] rails between rank {} ({}) and rank {} ({}) are crossed: rank {}'s "
+          "rail {} address {} is reached from rank {}'s rail {} address {} (not its "
+          "rail {} address {}); rail k must name the two ends of one link on both "
+          "hosts: swap hosts[{}].links[{}][{}] and hosts[{}].links[{}][{}] (or the "
+          "same two cells of hosts[{}].links[{}])",
+          me, ms[me].host, i, ms[i].host, i, k, target, me, m, src, k, mine[k], me, i, k, me, i, m,
+          i, me);
     }
   }
   uint8_t intro[16];
@@ -306,14 +309,17 @@ Result<std::vector<std::vector<TcpConn>>> FormMesh(const TcpConfig& cfg, const F
     const uint32_t j = v[0], k = v[1];
     if (v[2] != static_cast<uint32_t>(n) || j <= static_cast<uint32_t>(me) ||
         j >= static_cast<uint32_t>(n) || k >= conns[j].size() || conns[j][k].fd.valid()) {
-      MESHLM_LOG_ERROR("[tcp] rank {} rejected {}: claims rank {} rail {} of a world of {} "
-                       "(expected a rank in {}..{}, a new rail, world {})",
-                       me, who, j, k, v[2], me + 1, n - 1, n);
+      MESHLM_LOG_ERROR(
+          "[tcp] rank {} rejected {}: claims rank {} rail {} of a world of {} "
+          "(expected a rank in {}..{}, a new rail, world {})",
+          me, who, j, k, v[2], me + 1, n - 1, n);
       continue;
     }
     if (v[3] != 0) {
-      return Error("[tcp] rank {} ({}): rank {} ({}) found the rails between us crossed; see its "
-                   "error", me, ms[me].host, j, ms[j].host);
+      return Error(
+          "[tcp] rank {} ({}): rank {} ({}) found the rails between us crossed; see its "
+          "error",
+          me, ms[me].host, j, ms[j].host);
     }
     conns[j][k].fd = std::move(fd);
     ++accepted;
@@ -336,8 +342,8 @@ Result<std::unique_ptr<Group>> ConnectTcpGroup(const TcpConfig& cfg) {
   Member self;
   self.host = cfg.host.empty() ? HostName() : cfg.host;
   if (!cfg.rails.empty() && static_cast<int>(cfg.rails.size()) != cfg.world_size) {
-    return Error("[tcp] rank {}: {} rail rows given for a world of {}", cfg.rank,
-                 cfg.rails.size(), cfg.world_size);
+    return Error("[tcp] rank {}: {} rail rows given for a world of {}", cfg.rank, cfg.rails.size(),
+                 cfg.world_size);
   }
   self.rails.resize(cfg.rails.size());
   for (size_t j = 0; j < cfg.rails.size(); ++j) {
@@ -348,7 +354,8 @@ Result<std::unique_ptr<Group>> ConnectTcpGroup(const TcpConfig& cfg) {
     for (size_t k = 0; k < cfg.rails[j].size(); ++k) {
       auto a = AddressOfCell(cfg.rails[j][k]);
       if (!a.ok()) {
-        return a.status().With(fmt::format("[tcp] rank {}: rail {} toward rank {}", cfg.rank, k, j));
+        return a.status().With(
+            fmt::format("[tcp] rank {}: rail {} toward rank {}", cfg.rank, k, j));
       }
       self.rails[j].push_back(*a);
     }
@@ -366,8 +373,8 @@ Result<std::unique_ptr<Group>> ConnectTcpGroup(const TcpConfig& cfg) {
   MESHLM_ASSIGN_OR_RETURN(auto conns, FormMesh(cfg, lfd, members, deadline));
   std::vector<std::string> hosts;
   for (const Member& m : members) hosts.push_back(m.host);
-  auto transport = std::make_shared<TcpTransport>(cfg.rank, std::move(hosts), std::move(conns),
-                                                  cfg.options);
+  auto transport =
+      std::make_shared<TcpTransport>(cfg.rank, std::move(hosts), std::move(conns), cfg.options);
   std::vector<int> all(cfg.world_size);
   for (int r = 0; r < cfg.world_size; ++r) all[r] = r;
   return MakeCollectiveGroup(std::move(transport), std::move(all), 0);

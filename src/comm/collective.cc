@@ -70,16 +70,16 @@ class CollectiveGroup final : public Group {
     for (int s = 0; s < n - 1; ++s) {
       const int send_block = (me_ - s + n) % n;
       const int recv_block = (me_ - s - 1 + 2 * n) % n;
-      MESHLM_RETURN_IF_ERROR(RingStep(h, o + send_block * bytes, o + recv_block * bytes, bytes,
-                                      bytes, nullptr));
+      MESHLM_RETURN_IF_ERROR(
+          RingStep(h, o + send_block * bytes, o + recv_block * bytes, bytes, bytes, nullptr));
     }
     return OkStatus();
   }
 
   Status Broadcast(void* data, size_t bytes, int root) override {
     if (root < 0 || root >= size()) {
-      return Error("[comm] {}: broadcast root {} is outside the group of {}", PeerName(me_),
-                   root, size());
+      return Error("[comm] {}: broadcast root {} is outside the group of {}", PeerName(me_), root,
+                   size());
     }
     FrameHeader h = Header(OpKind::kBroadcast, bytes);
     h.root = root;
@@ -101,8 +101,7 @@ class CollectiveGroup final : public Group {
       return Error("[comm] {}: send to rank {} is invalid in a group of {}", PeerName(me_), dst,
                    size());
     }
-    FrameHeader h{.kind = OpKind::kSend, .group = id_, .seq = send_seq_[dst]++,
-                  .op_bytes = bytes};
+    FrameHeader h{.kind = OpKind::kSend, .group = id_, .seq = send_seq_[dst]++, .op_bytes = bytes};
     OutMessage m{members_[dst], data, bytes};
     return t_->Exchange(h, {&m, 1}, {});
   }
@@ -112,8 +111,7 @@ class CollectiveGroup final : public Group {
       return Error("[comm] {}: recv from rank {} is invalid in a group of {}", PeerName(me_), src,
                    size());
     }
-    FrameHeader h{.kind = OpKind::kSend, .group = id_, .seq = recv_seq_[src]++,
-                  .op_bytes = bytes};
+    FrameHeader h{.kind = OpKind::kSend, .group = id_, .seq = recv_seq_[src]++, .op_bytes = bytes};
     InMessage m{members_[src], data, bytes};
     return t_->Exchange(h, {}, {&m, 1});
   }
@@ -161,8 +159,7 @@ class CollectiveGroup final : public Group {
 
   // Every rank receives every contribution and reduces them in rank order 0..n-1, so all
   // ranks compute identical bytes.
-  Status OneShotReduce(const FrameHeader& h, void* data, size_t count, DType dtype,
-                       ReduceOp op) {
+  Status OneShotReduce(const FrameHeader& h, void* data, size_t count, DType dtype, ReduceOp op) {
     const int n = size();
     const size_t bytes = count * DTypeSize(dtype);
     if (scratch_.size() < bytes * n) scratch_.resize(bytes * n);
@@ -183,8 +180,7 @@ class CollectiveGroup final : public Group {
 
   // Ring reduce-scatter then ring all-gather over n segments. Each segment is reduced
   // along the ring in one fixed order and then copied, so all ranks hold the same bytes.
-  Status RingReduce(const FrameHeader& h, uint8_t* data, size_t count, DType dtype,
-                    ReduceOp op) {
+  Status RingReduce(const FrameHeader& h, uint8_t* data, size_t count, DType dtype, ReduceOp op) {
     const int n = size();
     const size_t es = DTypeSize(dtype);
     auto seg = [&](int i) { return Segment(count, n, (i % n + n) % n); };

@@ -25,7 +25,8 @@ std::vector<Status> RunAll(LoopbackWorld& w, const std::function<Status(Group&)>
 }
 
 void ExpectAllOk(const std::vector<Status>& s) {
-  for (size_t r = 0; r < s.size(); ++r) EXPECT_TRUE(s[r].ok()) << "rank " << r << ": " << s[r].message();
+  for (size_t r = 0; r < s.size(); ++r)
+    EXPECT_TRUE(s[r].ok()) << "rank " << r << ": " << s[r].message();
 }
 
 // Small thresholds so that tiny inputs exercise the ring, chunking and the one-shot path.
@@ -38,27 +39,52 @@ GroupOptions TinyOptions() {
 }
 
 // Integers in [-8, 8] are exact in every dtype and any summation order.
-float Value(int rank, size_t i) { return static_cast<float>(static_cast<int>((rank * 7 + i * 3) % 17) - 8); }
+float Value(int rank, size_t i) {
+  return static_cast<float>(static_cast<int>((rank * 7 + i * 3) % 17) - 8);
+}
 
 void Store(DType t, void* p, size_t i, float v) {
   switch (t) {
-    case DType::kF32: static_cast<float*>(p)[i] = v; break;
-    case DType::kF16: static_cast<uint16_t*>(p)[i] = F32ToF16(v); break;
-    case DType::kBF16: static_cast<uint16_t*>(p)[i] = F32ToBF16(v); break;
-    case DType::kI32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); break;
-    case DType::kI64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v); break;
-    case DType::kU8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v + 8); break;
+    case DType::kF32:
+      static_cast<float*>(p)[i] = v;
+      break;
+    case DType::kF16:
+      static_cast<uint16_t*>(p)[i] = F32ToF16(v);
+      break;
+    case DType::kBF16:
+      static_cast<uint16_t*>(p)[i] = F32ToBF16(v);
+      break;
+    case DType::kI32:
+      static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v);
+      break;
+    case DType::kI64:
+      static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v);
+      break;
+    case DType::kU8:
+      static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v + 8);
+      break;
+    case DType::kU32:
+      static_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(v + 8);
+      break;
   }
 }
 
 double Load(DType t, const void* p, size_t i) {
   switch (t) {
-    case DType::kF32: return static_cast<const float*>(p)[i];
-    case DType::kF16: return F16ToF32(static_cast<const uint16_t*>(p)[i]);
-    case DType::kBF16: return BF16ToF32(static_cast<const uint16_t*>(p)[i]);
-    case DType::kI32: return static_cast<const int32_t*>(p)[i];
-    case DType::kI64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
-    case DType::kU8: return static_cast<const uint8_t*>(p)[i];
+    case DType::kF32:
+      return static_cast<const float*>(p)[i];
+    case DType::kF16:
+      return F16ToF32(static_cast<const uint16_t*>(p)[i]);
+    case DType::kBF16:
+      return BF16ToF32(static_cast<const uint16_t*>(p)[i]);
+    case DType::kI32:
+      return static_cast<const int32_t*>(p)[i];
+    case DType::kI64:
+      return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case DType::kU8:
+      return static_cast<const uint8_t*>(p)[i];
+    case DType::kU32:
+      return static_cast<const uint32_t*>(p)[i];
   }
   return 0;
 }
@@ -83,9 +109,12 @@ TEST_P(AllReduceTest, ExactForEverySizeAndBothAlgorithms) {
       for (int r = 0; r < n; ++r) {
         Store(dtype, tmp.data(), 0, Value(r, i));
         const double v = Load(dtype, tmp.data(), 0);
-        if (op == ReduceOp::kSum) want += v;
-        else if (r == 0) want = v;
-        else want = op == ReduceOp::kMax ? std::max(want, v) : std::min(want, v);
+        if (op == ReduceOp::kSum)
+          want += v;
+        else if (r == 0)
+          want = v;
+        else
+          want = op == ReduceOp::kMax ? std::max(want, v) : std::min(want, v);
       }
       if (dtype == DType::kU8 && op == ReduceOp::kSum) want = static_cast<uint8_t>(want);
       for (int r = 0; r < n; ++r) {
@@ -100,7 +129,7 @@ INSTANTIATE_TEST_SUITE_P(
     Loopback, AllReduceTest,
     ::testing::Combine(::testing::Values(1, 2, 3, 4),
                        ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kI32,
-                                         DType::kI64, DType::kU8),
+                                         DType::kI64, DType::kU8, DType::kU32),
                        ::testing::Values(ReduceOp::kSum, ReduceOp::kMax, ReduceOp::kMin)));
 
 TEST(Collectives, FloatSumsAreBitwiseIdenticalOnAllRanks) {
@@ -129,7 +158,8 @@ TEST(Collectives, AllGatherBroadcastSendRecvBarrier) {
         MESHLM_RETURN_IF_ERROR(g.AllGather(in.data(), bytes, out.data()));
         for (int r = 0; r < n; ++r) {
           for (size_t i = 0; i < bytes; ++i) {
-            if (out[r * bytes + i] != static_cast<uint8_t>(r * 31 + i)) return Error("gather {} {}", r, i);
+            if (out[r * bytes + i] != static_cast<uint8_t>(r * 31 + i))
+              return Error("gather {} {}", r, i);
           }
         }
         for (int root = 0; root < n; ++root) {

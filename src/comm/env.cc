@@ -3,9 +3,8 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "base/log.h"
 
@@ -83,8 +82,8 @@ Result<std::vector<std::vector<std::string>>> ParseRails(const std::string& s, i
     if (item.empty()) continue;
     const size_t eq = item.find('=');
     if (eq == std::string::npos) return Error("[comm] MESHLM_RAILS item '{}' lacks '='", item);
-    MESHLM_ASSIGN_OR_RETURN(long peer, ParseInt(item.substr(0, eq), "MESHLM_RAILS peer", 0,
-                                                world_size - 1));
+    MESHLM_ASSIGN_OR_RETURN(long peer,
+                            ParseInt(item.substr(0, eq), "MESHLM_RAILS peer", 0, world_size - 1));
     std::stringstream as(item.substr(eq + 1));
     std::string a;
     while (std::getline(as, a, ',')) {
@@ -110,8 +109,10 @@ Result<TcpConfig> TcpConfigFromEnv() {
   } else if (!Env("MLX_IBV_DEVICES").empty()) {
     MESHLM_ASSIGN_OR_RETURN(cfg.world_size, CountHosts(Env("MLX_IBV_DEVICES")));
   } else {
-    return Error("[comm] {} is set but neither MESHLM_WORLD_SIZE nor a hostfile "
-                 "(MESHLM_HOSTFILE, MLX_HOSTFILE) says how many ranks there are", rank_var);
+    return Error(
+        "[comm] {} is set but neither MESHLM_WORLD_SIZE nor a hostfile "
+        "(MESHLM_HOSTFILE, MLX_HOSTFILE) says how many ranks there are",
+        rank_var);
   }
   MESHLM_ASSIGN_OR_RETURN(long r, ParseInt(rank, rank_var, 0, cfg.world_size - 1));
   cfg.rank = static_cast<int>(r);
@@ -122,9 +123,10 @@ Result<TcpConfig> TcpConfigFromEnv() {
   }
   cfg.secret = Env("MESHLM_SECRET");
   if (cfg.secret.empty() && cfg.world_size > 1) {
-    MESHLM_LOG_WARN("[comm] rank {}: MESHLM_SECRET is not set; any process that can reach the "
-                    "coordinator can join. Start jobs with `meshlm launch`, which sets one.",
-                    cfg.rank);
+    MESHLM_LOG_WARN(
+        "[comm] rank {}: MESHLM_SECRET is not set; any process that can reach the "
+        "coordinator can join. Start jobs with `meshlm launch`, which sets one.",
+        cfg.rank);
   }
   const std::string rails = Env("MESHLM_RAILS");
   if (!rails.empty()) {
@@ -138,9 +140,10 @@ Result<TcpConfig> TcpConfigFromEnv() {
                             ParseSeconds(t, "MESHLM_CONNECT_TIMEOUT"));
   }
   // Algorithm thresholds, for tuning and benchmarks.
-  const std::pair<const char*, size_t*> sizes[] = {{"MESHLM_SMALL_BYTES", &cfg.options.small_bytes},
-                                                   {"MESHLM_CHUNK_BYTES", &cfg.options.chunk_bytes},
-                                                   {"MESHLM_STRIPE_BYTES", &cfg.options.stripe_bytes}};
+  const std::pair<const char*, size_t*> sizes[] = {
+      {"MESHLM_SMALL_BYTES", &cfg.options.small_bytes},
+      {"MESHLM_CHUNK_BYTES", &cfg.options.chunk_bytes},
+      {"MESHLM_STRIPE_BYTES", &cfg.options.stripe_bytes}};
   for (const auto& [name, field] : sizes) {
     if (std::string v = Env(name); !v.empty()) {
       MESHLM_ASSIGN_OR_RETURN(long b, ParseInt(v, name, name == sizes[1].first ? 64 : 0, 1l << 40));

@@ -1,4 +1,6 @@
 // Frame codec, desync messages, MESHLM_RAILS codec and HMAC against a known vector.
+#include "comm/frame.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -6,15 +8,20 @@
 
 #include "comm/auth.h"
 #include "comm/env.h"
-#include "comm/frame.h"
 #include "comm/socket.h"
 
 namespace meshlm::comm {
 namespace {
 
 TEST(Frame, RoundTrips) {
-  FrameHeader h{.kind = OpKind::kBroadcast, .dtype = 2, .reduce = 1, .group = 0xabcdef,
-                .root = 3, .seq = 1ull << 40, .op_bytes = 123456789, .msg_bytes = 42};
+  FrameHeader h{.kind = OpKind::kBroadcast,
+                .dtype = 2,
+                .reduce = 1,
+                .group = 0xabcdef,
+                .root = 3,
+                .seq = 1ull << 40,
+                .op_bytes = 123456789,
+                .msg_bytes = 42};
   const FrameBytes b = EncodeFrame(h);
   auto g = DecodeFrame(b.data(), "peer");
   ASSERT_TRUE(g.ok()) << g.status().message();
@@ -36,7 +43,9 @@ TEST(Frame, RejectsGarbageWithoutCrashing) {
       std::copy(ok.begin(), ok.begin() + 5, b.begin());
     }
     auto g = DecodeFrame(b.data(), "rank 1 (x)");
-    if (!g.ok()) EXPECT_NE(g.status().message().find("rank 1 (x)"), std::string::npos);
+    if (!g.ok()) {
+      EXPECT_NE(g.status().message().find("rank 1 (x)"), std::string::npos);
+    }
   }
   FrameBytes bad = EncodeFrame(FrameHeader{});
   bad[4] = 9;
@@ -70,18 +79,17 @@ TEST(Env, RailsRoundTripAndErrors) {
 }
 
 TEST(Env, ReadsMeshlmVariablesAndMlxFallbacks) {
-  const char* vars[] = {"MESHLM_RANK", "MESHLM_WORLD_SIZE", "MESHLM_COORDINATOR", "MESHLM_HOSTFILE",
-                        "MESHLM_SECRET", "MESHLM_RAILS", "MESHLM_OP_TIMEOUT", "MLX_RANK",
-                        "MLX_HOSTFILE", "MLX_JACCL_COORDINATOR", "MLX_IBV_DEVICES"};
+  const char* vars[] = {"MESHLM_RANK",           "MESHLM_WORLD_SIZE", "MESHLM_COORDINATOR",
+                        "MESHLM_HOSTFILE",       "MESHLM_SECRET",     "MESHLM_RAILS",
+                        "MESHLM_OP_TIMEOUT",     "MLX_RANK",          "MLX_HOSTFILE",
+                        "MLX_JACCL_COORDINATOR", "MLX_IBV_DEVICES"};
   for (const char* v : vars) unsetenv(v);
   auto alone = TcpConfigFromEnv();
   ASSERT_TRUE(alone.ok());
   EXPECT_EQ(alone->world_size, 1);
 
   const std::string hostfile = ::testing::TempDir() + "/mlx_hosts.json";
-  {
-    std::ofstream(hostfile) << R"([{"ssh": "a"}, {"ssh": "b"}, {"ssh": "c"}])";
-  }
+  { std::ofstream(hostfile) << R"([{"ssh": "a"}, {"ssh": "b"}, {"ssh": "c"}])"; }
   setenv("MLX_RANK", "2", 1);
   setenv("MLX_HOSTFILE", hostfile.c_str(), 1);
   setenv("MLX_JACCL_COORDINATOR", "10.0.0.1:5000", 1);

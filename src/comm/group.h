@@ -26,13 +26,20 @@ enum class ReduceOp : uint8_t { kSum = 0, kMax = 1, kMin = 2 };
 /// Maps a C++ element type to its DType (float, int32_t, int64_t, uint8_t).
 template <typename T>
 constexpr DType DTypeOf() {
-  if constexpr (std::is_same_v<T, float>) return DType::kF32;
-  else if constexpr (std::is_same_v<T, int32_t>) return DType::kI32;
-  else if constexpr (std::is_same_v<T, int64_t>) return DType::kI64;
-  else if constexpr (std::is_same_v<T, uint8_t>) return DType::kU8;
-  else static_assert(sizeof(T) == 0, "use AllReduce with an explicit DType for halves");
+  if constexpr (std::is_same_v<T, float>)
+    return DType::kF32;
+  else if constexpr (std::is_same_v<T, int32_t>)
+    return DType::kI32;
+  else if constexpr (std::is_same_v<T, int64_t>)
+    return DType::kI64;
+  else if constexpr (std::is_same_v<T, uint8_t>)
+    return DType::kU8;
+  else
+    static_assert(sizeof(T) == 0, "use AllReduce with an explicit DType for halves");
 }
 
+/// Not thread-safe: use a group (and its sub-groups, which share its connections) from one
+/// thread at a time.
 class Group {
  public:
   virtual ~Group() = default;

@@ -35,7 +35,8 @@ namespace {
 
 class LoopbackTransport final : public Transport {
  public:
-  LoopbackTransport(std::shared_ptr<LoopbackHub> hub, int rank) : hub_(std::move(hub)), rank_(rank) {}
+  LoopbackTransport(std::shared_ptr<LoopbackHub> hub, int rank)
+      : hub_(std::move(hub)), rank_(rank) {}
 
   int rank() const override { return rank_; }
   int size() const override { return hub_->n_; }
@@ -66,8 +67,8 @@ class LoopbackTransport final : public Transport {
       for (;;) {
         if (!box.empty()) break;
         if (hub_->abort_rank >= 0 && hub_->abort_rank != rank_) {
-          return Fail(Error("[loopback] {} failed: {}", PeerName(hub_->abort_rank),
-                            hub_->abort_message));
+          return Fail(
+              Error("[loopback] {} failed: {}", PeerName(hub_->abort_rank), hub_->abort_message));
         }
         if (hub_->dead_[m.peer]) {
           return Fail(Error("[loopback] {} died while {} waited in {}", PeerName(m.peer),

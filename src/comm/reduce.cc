@@ -34,9 +34,15 @@ void Dispatch(void* dst, const void* src, size_t n, ReduceOp op) {
   T* d = static_cast<T*>(dst);
   const T* s = static_cast<const T*>(src);
   switch (op) {
-    case ReduceOp::kSum: Loop<T, ReduceOp::kSum>(d, s, n); return;
-    case ReduceOp::kMax: Loop<T, ReduceOp::kMax>(d, s, n); return;
-    case ReduceOp::kMin: Loop<T, ReduceOp::kMin>(d, s, n); return;
+    case ReduceOp::kSum:
+      Loop<T, ReduceOp::kSum>(d, s, n);
+      return;
+    case ReduceOp::kMax:
+      Loop<T, ReduceOp::kMax>(d, s, n);
+      return;
+    case ReduceOp::kMin:
+      Loop<T, ReduceOp::kMin>(d, s, n);
+      return;
   }
 }
 
@@ -62,12 +68,27 @@ void HalfReduce(void* dst, const void* src, size_t n, ReduceOp op) {
 
 void ReduceInto(void* dst, const void* src, size_t count, DType dtype, ReduceOp op) {
   switch (dtype) {
-    case DType::kF32: Dispatch<float>(dst, src, count, op); return;
-    case DType::kI32: Dispatch<int32_t>(dst, src, count, op); return;
-    case DType::kI64: Dispatch<int64_t>(dst, src, count, op); return;
-    case DType::kU8: Dispatch<uint8_t>(dst, src, count, op); return;
-    case DType::kF16: HalfReduce<F16ToF32, F32ToF16>(dst, src, count, op); return;
-    case DType::kBF16: HalfReduce<BF16ToF32, F32ToBF16>(dst, src, count, op); return;
+    case DType::kF32:
+      Dispatch<float>(dst, src, count, op);
+      return;
+    case DType::kI32:
+      Dispatch<int32_t>(dst, src, count, op);
+      return;
+    case DType::kI64:
+      Dispatch<int64_t>(dst, src, count, op);
+      return;
+    case DType::kU8:
+      Dispatch<uint8_t>(dst, src, count, op);
+      return;
+    case DType::kU32:
+      Dispatch<uint32_t>(dst, src, count, op);
+      return;
+    case DType::kF16:
+      HalfReduce<F16ToF32, F32ToF16>(dst, src, count, op);
+      return;
+    case DType::kBF16:
+      HalfReduce<BF16ToF32, F32ToBF16>(dst, src, count, op);
+      return;
   }
   MESHLM_CHECK(false, "bad dtype {}", static_cast<int>(dtype));
 }

@@ -48,8 +48,7 @@ Result<sockaddr_in> MakeAddr(const std::string& ip, int port) {
 }
 
 // Waits until `fd` reports `events`; fails at the deadline.
-Status WaitFor(int fd, short events, double deadline, const std::string& who,
-               const char* doing) {
+Status WaitFor(int fd, short events, double deadline, const std::string& who, const char* doing) {
   for (;;) {
     pollfd p{fd, events, 0};
     const int ms = PollMs(deadline);
@@ -280,11 +279,11 @@ Status WriteMessage(int fd, const std::string& body, double deadline, const std:
   return WriteAll(fd, body.data(), body.size(), deadline, who);
 }
 
-Result<std::string> ReadMessage(int fd, size_t max_bytes, double deadline,
-                                const std::string& who) {
+Result<std::string> ReadMessage(int fd, size_t max_bytes, double deadline, const std::string& who) {
   uint8_t len[4];
   MESHLM_RETURN_IF_ERROR(ReadAll(fd, len, 4, deadline, who));
-  const uint32_t n = len[0] | (len[1] << 8) | (len[2] << 16) | (static_cast<uint32_t>(len[3]) << 24);
+  const uint32_t n =
+      len[0] | (len[1] << 8) | (len[2] << 16) | (static_cast<uint32_t>(len[3]) << 24);
   if (n > max_bytes) {
     return Error("[tcp] {} announced a {} B message; at most {} B allowed", who, n, max_bytes);
   }

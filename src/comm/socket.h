@@ -67,7 +67,6 @@ Status ReadAll(int fd, void* data, size_t n, double deadline, const std::string&
 /// Length-prefixed (u32 little endian) message helpers for bootstrap; reads refuse
 /// lengths above `max_bytes` before allocating.
 Status WriteMessage(int fd, const std::string& body, double deadline, const std::string& who);
-Result<std::string> ReadMessage(int fd, size_t max_bytes, double deadline,
-                                const std::string& who);
+Result<std::string> ReadMessage(int fd, size_t max_bytes, double deadline, const std::string& who);
 
 }  // namespace meshlm::comm

@@ -3,11 +3,11 @@
 #include "comm/tcp_transport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
-#include <fcntl.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -117,6 +117,14 @@ Status TcpTransport::Fail(Status st) {
   for (auto& rails : conns_) {
     for (TcpConn& c : rails) {
       if (c.eof) continue;
+      // An abort frame behind a half-sent frame would arrive as garbage: just hang up.
+      const bool mid_frame =
+          std::any_of(send_tasks_.begin(), send_tasks_.end(),
+                      [&](const SendTask& t) { return t.c == &c && t.done > 0 && !t.finished(); });
+      if (mid_frame) {
+        shutdown(c.fd.get(), SHUT_WR);
+        continue;
+      }
       iovec iov[2] = {{const_cast<uint8_t*>(h.data()), h.size()}, {msg.data(), msg.size()}};
       msghdr m{};
       m.msg_iov = iov;
@@ -148,9 +156,10 @@ Status TcpTransport::ProgressSend(SendTask& t) {
     } else if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
       return OkStatus();
     } else {
-      return Error("[tcp] {}: lost {} while sending {} ({}); that process died or its host is "
-                   "unreachable", PeerName(rank_), PeerName(t.c->peer), DescribeCall(t.info),
-                   std::strerror(errno));
+      return Error(
+          "[tcp] {}: lost {} while sending {} ({}); that process died or its host is "
+          "unreachable",
+          PeerName(rank_), PeerName(t.c->peer), DescribeCall(t.info), std::strerror(errno));
     }
   }
   return OkStatus();
@@ -189,16 +198,19 @@ Status TcpTransport::ProgressRecv(RecvTask& t) {
       k = recvmsg(c.fd.get(), &m, MSG_DONTWAIT);
       if (k < 0 && (errno == EAGAIN || errno == EINTR)) return OkStatus();
       if (k < 0) {
-        return Error("[tcp] {}: lost {} while waiting in {} ({}); that process died or its host "
-                     "is unreachable", PeerName(rank_), PeerName(c.peer), DescribeCall(t.want),
-                     std::strerror(errno));
+        return Error(
+            "[tcp] {}: lost {} while waiting in {} ({}); that process died or its host "
+            "is unreachable",
+            PeerName(rank_), PeerName(c.peer), DescribeCall(t.want), std::strerror(errno));
       }
     }
     if (k == 0) {
       c.eof = true;
-      return Error("[tcp] {}: {} closed its connection while this rank waited in {} ({} of {} B "
-                   "received); that process exited or died", PeerName(rank_), PeerName(c.peer),
-                   DescribeCall(t.want), t.done, kFrameHeaderBytes + t.len);
+      return Error(
+          "[tcp] {}: {} closed its connection while this rank waited in {} ({} of {} B "
+          "received); that process exited or died",
+          PeerName(rank_), PeerName(c.peer), DescribeCall(t.want), t.done,
+          kFrameHeaderBytes + t.len);
     }
     t.done += static_cast<size_t>(k);
     if (!t.checked && t.done >= kFrameHeaderBytes) {
@@ -244,17 +256,20 @@ Status TcpTransport::BlockingRecv(RecvTask& t, bool* timed_out) {
   }
   if (k == 0) {
     t.c->eof = true;
-    return Error("[tcp] {}: {} closed its connection while this rank waited in {} ({} of {} B "
-                 "received); that process exited or died", PeerName(rank_), PeerName(t.c->peer),
-                 DescribeCall(t.want), t.done, kFrameHeaderBytes + t.len);
+    return Error(
+        "[tcp] {}: {} closed its connection while this rank waited in {} ({} of {} B "
+        "received); that process exited or died",
+        PeerName(rank_), PeerName(t.c->peer), DescribeCall(t.want), t.done,
+        kFrameHeaderBytes + t.len);
   }
   if (errno == EAGAIN || errno == EINTR) {
     *timed_out = true;  // slice over: the poll loop takes it from here
     return OkStatus();
   }
-  return Error("[tcp] {}: lost {} while waiting in {} ({}); that process died or its host is "
-               "unreachable", PeerName(rank_), PeerName(t.c->peer), DescribeCall(t.want),
-               std::strerror(errno));
+  return Error(
+      "[tcp] {}: lost {} while waiting in {} ({}); that process died or its host is "
+      "unreachable",
+      PeerName(rank_), PeerName(t.c->peer), DescribeCall(t.want), std::strerror(errno));
 }
 
 Status TcpTransport::ReadAbortMessage(RecvTask& t, const FrameHeader& h) {
@@ -302,7 +317,7 @@ Status TcpTransport::PeerHungUp(TcpConn& c) {
     }
     if (k < 0 && errno == EINTR) continue;
     if (k < 0 && errno == EAGAIN) return OkStatus();  // not at the end yet; poll again
-    break;  // EOF or reset
+    break;                                            // EOF or reset
   }
   c.eof = true;
   // Walk the frames left behind to find the last one.
@@ -314,7 +329,8 @@ Status TcpTransport::PeerHungUp(TcpConn& c) {
       complete = false;
       break;
     }
-    auto h = DecodeFrame(reinterpret_cast<const uint8_t*>(c.pending.data() + off), PeerName(c.peer));
+    auto h =
+        DecodeFrame(reinterpret_cast<const uint8_t*>(c.pending.data() + off), PeerName(c.peer));
     if (!h.ok()) return h.status();
     if (h->msg_bytes > c.pending.size() - off - kFrameHeaderBytes) {
       complete = false;
@@ -328,8 +344,10 @@ Status TcpTransport::PeerHungUp(TcpConn& c) {
     off += kFrameHeaderBytes + h->msg_bytes;
   }
   if (complete && last.kind == OpKind::kClose) return OkStatus();
-  return Error("[tcp] {}: {} closed its connection without saying goodbye; that process exited "
-               "early or died", PeerName(rank_), PeerName(c.peer));
+  return Error(
+      "[tcp] {}: {} closed its connection without saying goodbye; that process exited "
+      "early or died",
+      PeerName(rank_), PeerName(c.peer));
 }
 
 Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessage> sends,
@@ -435,14 +453,19 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
     if (rc == 0) {
       std::string waiting;
       for (const RecvTask& t : rt) {
-        if (!t.finished()) waiting += fmt::format("{}{} ({} of {} B received)", waiting.empty() ? "" : ", ", PeerName(t.c->peer), t.done, kFrameHeaderBytes + t.len);
+        if (!t.finished())
+          waiting += fmt::format("{}{} ({} of {} B received)", waiting.empty() ? "" : ", ",
+                                 PeerName(t.c->peer), t.done, kFrameHeaderBytes + t.len);
       }
       for (const SendTask& t : st) {
-        if (!t.finished()) waiting += fmt::format("{}{} (not reading; {} of {} B sent)", waiting.empty() ? "" : ", ", PeerName(t.c->peer), t.done, kFrameHeaderBytes + t.len);
+        if (!t.finished())
+          waiting += fmt::format("{}{} (not reading; {} of {} B sent)", waiting.empty() ? "" : ", ",
+                                 PeerName(t.c->peer), t.done, kFrameHeaderBytes + t.len);
       }
-      return Fail(Error("[tcp] {}: {} timed out after {:.1f} s waiting for {}; is that process "
-                        "stopped, overloaded, or in a different op?", PeerName(rank_),
-                        DescribeCall(base), options_.op_timeout_s, waiting));
+      return Fail(
+          Error("[tcp] {}: {} timed out after {:.1f} s waiting for {}; is that process "
+                "stopped, overloaded, or in a different op?",
+                PeerName(rank_), DescribeCall(base), options_.op_timeout_s, waiting));
     }
     for (size_t i = 0; i < pfds.size(); ++i) {
       const short re = pfds[i].revents;
