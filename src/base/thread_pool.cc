@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "base/check.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define MESHLM_PAUSE() _mm_pause()
@@ -12,9 +14,11 @@
 
 namespace meshlm {
 namespace {
-// About 50 µs of spinning on x86 before sleeping: long enough to catch the next kernel
-// of a decode step, short enough that an idle server does not burn a core.
-constexpr int kSpinIterations = 20000;
+// About 50 µs of spinning before sleeping: long enough to catch the next kernel of a
+// decode step, short enough that an idle or oversubscribed machine is not robbed.
+constexpr int kSpinIterations = 2000;
+constexpr int kTaskBits = 20;
+constexpr uint64_t kTaskMask = (uint64_t{1} << kTaskBits) - 1;
 }  // namespace
 
 ThreadPool::ThreadPool(size_t num_threads) {
@@ -29,11 +33,17 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::Work(size_t thread) {
+void ThreadPool::Work(size_t thread, uint64_t epoch) {
+  uint64_t v = counter_.load(std::memory_order_acquire);
   for (;;) {
-    const size_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= num_tasks_) break;
-    (*fn_)(task, thread);
+    if ((v >> (2 * kTaskBits)) != epoch) return;
+    const uint64_t next = v & kTaskMask, total = (v >> kTaskBits) & kTaskMask;
+    if (next >= total) return;
+    if (counter_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) {
+      (*fn_)(static_cast<size_t>(next), thread);
+      done_.fetch_add(1, std::memory_order_release);
+      v = counter_.load(std::memory_order_acquire);
+    }
   }
 }
 
@@ -51,8 +61,7 @@ void ThreadPool::WorkerLoop(size_t thread) {
     }
     seen = e;
     if (stop_.load()) return;
-    Work(thread);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    Work(thread, counter_.load(std::memory_order_acquire) >> (2 * kTaskBits));
   }
 }
 
@@ -62,15 +71,23 @@ void ThreadPool::Run(size_t num_tasks, const std::function<void(size_t, size_t)>
     for (size_t i = 0; i < num_tasks; ++i) fn(i, 0);
     return;
   }
+  MESHLM_CHECK(num_tasks <= kTaskMask, "{} tasks", num_tasks);
   fn_ = &fn;
-  num_tasks_ = num_tasks;
-  next_task_.store(0, std::memory_order_relaxed);
-  pending_.store(workers_.size(), std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  last_epoch_ = (last_epoch_ + 1) & ((uint64_t{1} << 24) - 1);
+  counter_.store(last_epoch_ << (2 * kTaskBits) | uint64_t{num_tasks} << kTaskBits,
+                 std::memory_order_release);
   epoch_.fetch_add(1, std::memory_order_release);
   epoch_.notify_all();
-  Work(0);
-  while (pending_.load(std::memory_order_acquire) != 0) MESHLM_PAUSE();
-  fn_ = nullptr;
+  Work(0, last_epoch_);
+  // Every task is claimed; wait for the ones workers are still running.
+  for (int i = 0; done_.load(std::memory_order_acquire) != num_tasks; ++i) {
+    if (i < kSpinIterations) {
+      MESHLM_PAUSE();
+    } else {
+      std::this_thread::yield();
+    }
+  }
 }
 
 void ThreadPool::ParallelFor(size_t n, size_t align,

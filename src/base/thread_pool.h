@@ -1,8 +1,10 @@
 // ThreadPool: one persistent set of worker threads shared by every kernel.
 //
 // Goals: low dispatch latency for the hundreds of small parallel loops a decode step
-// runs (workers spin briefly on an epoch counter before sleeping with atomic wait), and
-// no allocation per dispatch. Non-goals: nested parallelism, work stealing.
+// runs (workers spin briefly on an epoch counter before sleeping with atomic wait), no
+// allocation per dispatch, and no waiting for a worker that has not woken up: tasks are
+// claimed from one counter, so the caller finishes a loop alone when the machine is busy
+// and a worker is slow to be scheduled. Non-goals: nested parallelism, work stealing.
 #pragma once
 
 #include <atomic>
@@ -37,14 +39,16 @@ class ThreadPool {
 
  private:
   void WorkerLoop(size_t thread);
-  void Work(size_t thread);
+  void Work(size_t thread, uint64_t epoch);
 
   std::vector<std::thread> workers_;
   const std::function<void(size_t, size_t)>* fn_ = nullptr;
-  size_t num_tasks_ = 0;
-  std::atomic<size_t> next_task_{0};
-  std::atomic<size_t> pending_{0};  // workers still inside the current epoch
-  std::atomic<uint32_t> epoch_{0};
+  // Packs epoch (24 bits) | number of tasks (20) | next task to claim (20), so a claim
+  // can never mix one loop's counter with another loop's task count.
+  std::atomic<uint64_t> counter_{0};
+  std::atomic<size_t> done_{0};  // tasks of the current loop finished
+  std::atomic<uint32_t> epoch_{0};  // what sleeping workers wait on
+  uint64_t last_epoch_ = 0;
   std::atomic<bool> stop_{false};
 };
 

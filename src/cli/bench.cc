@@ -1,5 +1,6 @@
 // meshlm bench: prompt and generation speed, on one process or under `meshlm launch`.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <memory>
 
@@ -25,19 +26,24 @@ int RunBenchCommand(const BenchFlags& f) {
     fmt::print(stderr, "meshlm bench: {}\n", job.status().message());
     return 1;
   }
-  return RunJob(*job, "bench", [&]() -> Status {
-    MESHLM_ASSIGN_OR_RETURN(auto r, engine::RunBench(*job->executor, f.prompt_tokens,
-                                                     f.gen_tokens, f.repeats));
+  engine::BenchResult r;
+  const int code = RunJob(*job, "bench", [&]() -> Status {
+    MESHLM_ASSIGN_OR_RETURN(r, engine::RunBench(*job->executor, f.prompt_tokens, f.gen_tokens,
+                                                f.repeats));
+    return OkStatus();
+  });
+  if (code != 0 || job->world->rank() != 0) return code;
+  {
     const size_t world = job->world->size(), threads = job->pool->num_threads();
     const double gbps = job->executor->model().weight_bytes() * world * r.gen_tps() / 1e9;
     if (f.json) {
       fmt::print("{{\"prompt_tokens\": {}, \"gen_tokens\": {}, \"prompt_tokens_per_sec\": {:.3f}, "
                  "\"tokens_per_sec\": {:.3f}, \"seconds\": {:.3f}, \"comm_ms_per_token\": {:.3f}, "
-                 "\"compute_ms_per_token\": {:.3f}, \"peak_rss_bytes\": {}, \"ranks\": {}, "
+                 "\"compute_ms_per_token\": {:.3f}, \"peak_rss_bytes\": [{}], \"ranks\": {}, "
                  "\"threads\": {}, \"target\": \"{}\"}}\n",
                  r.prompt_tokens, r.gen_tokens, r.prompt_tps(), r.gen_tps(), r.seconds,
                  r.comm_seconds_per_token * 1e3, r.compute_seconds_per_token * 1e3,
-                 r.peak_rss_bytes, world, threads, kernels::CurrentTarget());
+                 fmt::join(job->peak_rss, ", "), world, threads, kernels::CurrentTarget());
     } else {
       fmt::print("model            {}\n", f.job.model);
       fmt::print("ranks x threads  {} x {} ({})\n", world, threads, kernels::CurrentTarget());
@@ -48,10 +54,12 @@ int RunBenchCommand(const BenchFlags& f) {
       fmt::print("seconds          {:.3f}\n", r.seconds);
       fmt::print("per token        {:.3f} ms compute, {:.3f} ms communication\n",
                  r.compute_seconds_per_token * 1e3, r.comm_seconds_per_token * 1e3);
-      fmt::print("peak RSS         {:.1f} MiB (rank 0)\n", r.peak_rss_bytes / 1048576.0);
+      for (size_t i = 0; i < job->peak_rss.size(); ++i) {
+        fmt::print("peak RSS rank {}  {:.1f} MiB\n", i, job->peak_rss[i] / 1048576.0);
+      }
     }
-    return OkStatus();
-  });
+  }
+  return 0;
 }
 
 }  // namespace

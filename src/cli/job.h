@@ -29,14 +29,17 @@ struct Job {
   std::unique_ptr<comm::Group> world;
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<engine::Executor> executor;
+  /// Every rank's peak resident set size, filled on rank 0 by RunJob at the end.
+  std::vector<size_t> peak_rss;
 };
 
 /// Joins, plans (before reading weights) and loads. `default_ctx` applies when --ctx
 /// is not given (0 = the model's).
 Result<Job> StartJob(const JobFlags& flags, size_t default_ctx);
 
-/// Rank 0 runs `drive` and then stops the workers; other ranks serve steps. Returns the
-/// process exit code; errors are printed with `what` and the rank.
+/// Rank 0 runs `drive` and then stops the workers; other ranks serve steps. At the end
+/// every rank's peak RSS is gathered to rank 0. Returns the process exit code; errors
+/// are printed with `what` and the rank.
 int RunJob(Job& job, const char* what, const std::function<Status()>& drive);
 
 }  // namespace meshlm::cli
