@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <regex>
 
 #include "comm/socket.h"
@@ -70,6 +71,23 @@ TEST_P(AllOps, EveryOpIsExact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Localhost, AllOps, ::testing::Values(2, 3, 4));
+
+TEST(Localhost, JobWrittenForMlxRingStartsUnchanged) {
+  ChildSet set;
+  const int port = FreePort();
+  const std::string hostfile = BuildDir() + "/tests/comm_mlx_ring_hosts.json";
+  std::ofstream(hostfile) << fmt::format(R"([["127.0.0.1:{}"], ["127.0.0.1:{}"]])", port, port + 1);
+  std::vector<Child*> kids;
+  for (int r = 0; r < 2; ++r) {
+    kids.push_back(&set.Spawn({Worker(), "ops"},
+                              {"MLX_RANK=" + std::to_string(r), "MLX_HOSTFILE=" + hostfile},
+                              Log("mlx", r)));
+  }
+  for (Child* c : kids) {
+    ASSERT_TRUE(ChildSet::Wait(*c, 60));
+    EXPECT_EQ(c->ExitCode(), 0) << ReadFileOrEmpty(c->log);
+  }
+}
 
 TEST(Faults, KilledRankFailsEverySurvivorWithinTwoSeconds) {
   ChildSet set;

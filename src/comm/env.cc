@@ -45,20 +45,35 @@ Result<double> ParseSeconds(const std::string& s, const std::string& name) {
   return v;
 }
 
-// Number of ranks in a hostfile (MLX list form or {"hosts": [...]}) or an MLX devices
-// matrix; the full parser with field checks lives in the cluster layer.
-Result<int> CountHosts(const std::string& path) {
+// Ranks in a hostfile (MLX list form or {"hosts": [...]}) or an MLX devices matrix, and
+// for MLX ring hostfiles (a list of lists of "ip:port") rank 0's first address. The full
+// parser with field checks lives in the cluster layer.
+struct HostfileFacts {
+  int ranks = 0;
+  std::string first_address;
+};
+
+Result<HostfileFacts> ReadHostfileFacts(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Error("[comm] cannot open hostfile '{}'", path);
   std::stringstream ss;
   ss << in.rdbuf();
   nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Error("[comm] hostfile '{}' is not valid JSON", path);
+  HostfileFacts f;
   if (j.is_object() && j.contains("hosts") && j["hosts"].is_array()) {
-    return static_cast<int>(j["hosts"].size());
+    f.ranks = static_cast<int>(j["hosts"].size());
+    return f;
   }
-  if (j.is_array()) return static_cast<int>(j.size());
-  return Error("[comm] hostfile '{}': expected a list of hosts or an object with \"hosts\"", path);
+  if (!j.is_array()) {
+    return Error("[comm] hostfile '{}': expected a list of hosts or an object with \"hosts\"",
+                 path);
+  }
+  f.ranks = static_cast<int>(j.size());
+  if (!j.empty() && j[0].is_array() && !j[0].empty() && j[0][0].is_string()) {
+    f.first_address = j[0][0].get<std::string>();
+  }
+  return f;
 }
 
 }  // namespace
@@ -101,13 +116,17 @@ Result<TcpConfig> TcpConfigFromEnv() {
   if (rank.empty()) return cfg;  // alone
   const std::string hostfile = FirstEnv({"MESHLM_HOSTFILE", "MLX_HOSTFILE"}, nullptr);
   const std::string world = Env("MESHLM_WORLD_SIZE");
+  std::string ring_address;  // rank 0's "ip:port" in an MLX ring hostfile
   if (!world.empty()) {
     MESHLM_ASSIGN_OR_RETURN(long w, ParseInt(world, "MESHLM_WORLD_SIZE", 1, 4096));
     cfg.world_size = static_cast<int>(w);
   } else if (!hostfile.empty()) {
-    MESHLM_ASSIGN_OR_RETURN(cfg.world_size, CountHosts(hostfile));
+    MESHLM_ASSIGN_OR_RETURN(HostfileFacts f, ReadHostfileFacts(hostfile));
+    cfg.world_size = f.ranks;
+    ring_address = f.first_address;
   } else if (!Env("MLX_IBV_DEVICES").empty()) {
-    MESHLM_ASSIGN_OR_RETURN(cfg.world_size, CountHosts(Env("MLX_IBV_DEVICES")));
+    MESHLM_ASSIGN_OR_RETURN(HostfileFacts f, ReadHostfileFacts(Env("MLX_IBV_DEVICES")));
+    cfg.world_size = f.ranks;
   } else {
     return Error(
         "[comm] {} is set but neither MESHLM_WORLD_SIZE nor a hostfile "
@@ -117,6 +136,7 @@ Result<TcpConfig> TcpConfigFromEnv() {
   MESHLM_ASSIGN_OR_RETURN(long r, ParseInt(rank, rank_var, 0, cfg.world_size - 1));
   cfg.rank = static_cast<int>(r);
   cfg.coordinator = FirstEnv({"MESHLM_COORDINATOR", "MLX_JACCL_COORDINATOR"}, nullptr);
+  if (cfg.coordinator.empty()) cfg.coordinator = ring_address;
   if (cfg.coordinator.empty() && cfg.world_size > 1) {
     return Error("[comm] rank {} of {}: set MESHLM_COORDINATOR=host:port (rank 0's address)",
                  cfg.rank, cfg.world_size);

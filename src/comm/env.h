@@ -2,7 +2,8 @@
 //
 //   MESHLM_RANK            this process's rank               (fallback MLX_RANK)
 //   MESHLM_WORLD_SIZE      number of ranks                   (fallback: hosts in the hostfile)
-//   MESHLM_COORDINATOR     host:port of rank 0's coordinator (fallback MLX_JACCL_COORDINATOR)
+//   MESHLM_COORDINATOR     host:port of rank 0's coordinator (fallback MLX_JACCL_COORDINATOR,
+//                          then rank 0's first "ip:port" in an MLX ring hostfile)
 //   MESHLM_BACKEND         tcp (default); mpi and verbs when built
 //   MESHLM_HOSTFILE        hostfile path                     (fallback MLX_HOSTFILE)
 //   MESHLM_SECRET          job secret for the HMAC handshake

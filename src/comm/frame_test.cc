@@ -99,6 +99,17 @@ TEST(Env, ReadsMeshlmVariablesAndMlxFallbacks) {
   EXPECT_EQ(mlx->world_size, 3);
   EXPECT_EQ(mlx->coordinator, "10.0.0.1:5000");
 
+  // An MLX ring hostfile: rank 0's first address doubles as the coordinator.
+  unsetenv("MLX_JACCL_COORDINATOR");
+  { std::ofstream(hostfile) << R"([["10.0.0.1:5000", "10.0.1.1:5000"], ["10.0.0.2:5000"]])"; }
+  auto ring = TcpConfigFromEnv();
+  ASSERT_FALSE(ring.ok());  // MLX_RANK=2 is out of range for two ranks
+  setenv("MLX_RANK", "1", 1);
+  ring = TcpConfigFromEnv();
+  ASSERT_TRUE(ring.ok()) << ring.status().message();
+  EXPECT_EQ(ring->world_size, 2);
+  EXPECT_EQ(ring->coordinator, "10.0.0.1:5000");
+
   setenv("MESHLM_RANK", "1", 1);
   setenv("MESHLM_WORLD_SIZE", "2", 1);
   setenv("MESHLM_COORDINATOR", "127.0.0.1:6000", 1);
