@@ -3,6 +3,10 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include "kernels/quant_matmul.h"
 #include "model/mlx_quant.h"
@@ -60,6 +64,28 @@ Result<kernels::Weight> Cols(const kernels::Weight& w, Range c, const std::strin
   return s;
 }
 
+// A column slice of a plain (f32/f16/bf16) matrix, copied into memory the shard owns.
+// A column slice touches every page of its rows, so left as a view it would fault in the
+// whole matrix; the copy is made once and the source pages are dropped from the map
+// (madvise), so a shard's resident memory is its share of the weights. Quantized slices
+// stay views.
+kernels::Weight Compact(const kernels::Weight& w, std::vector<std::vector<uint8_t>>* owned) {
+  if (w.quant || w.cols == w.row_stride || w.rows == 0) return w;
+  const size_t es = DTypeSize(w.dtype), row = w.cols * es, stride = w.row_stride * es;
+  owned->emplace_back(w.rows * row);
+  uint8_t* dst = owned->back().data();
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  for (size_t r = 0; r < w.rows; ++r) std::memcpy(dst + r * row, src + r * stride, row);
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(src) & ~(page - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(src + (w.rows - 1) * stride + row);
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  kernels::Weight out = w;
+  out.data = dst;
+  out.row_stride = w.cols;
+  return out;
+}
+
 }  // namespace
 
 Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
@@ -88,6 +114,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     lw.wk = Rows(lw.wk, kv_part);
     lw.wv = Rows(lw.wv, kv_part);
     MESHLM_ASSIGN_OR_RETURN(lw.wo, Cols(lw.wo, q_part, p + "self_attn.o_proj.weight"));
+    lw.wo = Compact(lw.wo, &w.owned);
     if (c.attention_bias) {
       MESHLM_ASSIGN_OR_RETURN(lw.bq, GetVector(store, p + "self_attn.q_proj.bias", q_dim, q_part));
       MESHLM_ASSIGN_OR_RETURN(lw.bk, GetVector(store, p + "self_attn.k_proj.bias", kv_dim, kv_part));
@@ -103,6 +130,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     lw.w_gate = Rows(lw.w_gate, f_part);
     lw.w_up = Rows(lw.w_up, f_part);
     MESHLM_ASSIGN_OR_RETURN(lw.w_down, Cols(lw.w_down, f_part, p + "mlp.down_proj.weight"));
+    lw.w_down = Compact(lw.w_down, &w.owned);
   }
   MESHLM_ASSIGN_OR_RETURN(w.final_norm, GetVector(store, "model.norm.weight", D));
   if (store.Find("lm_head.weight") != nullptr) {

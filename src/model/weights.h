@@ -32,6 +32,8 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;  // this shard's layers only
   std::vector<float> final_norm;  // [D]
   kernels::Weight lm_head;  // [V, D]; the embedding table when tied
+  /// Copies of column slices (tensor-parallel shards of o_proj and down_proj).
+  std::vector<std::vector<uint8_t>> owned;
 };
 
 /// Finds and checks every tensor the config calls for, and takes this shard's slices of

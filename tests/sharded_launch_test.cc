@@ -1,0 +1,108 @@
+// Sharded generation with real processes under `meshlm launch`: the same greedy tokens
+// as one process for tp, pp and tp x pp, and less memory per rank as ranks are added.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace meshlm {
+namespace {
+
+std::string BuildDir() {
+  const char* b = std::getenv("MESHLM_BUILD_DIR");
+  return b ? b : MESHLM_TEST_BUILD_DIR;
+}
+std::string Meshlm() { return BuildDir() + "/src/cli/meshlm"; }
+
+// Runs a shell command (bounded by `timeout`) and returns its stdout and exit code.
+std::pair<std::string, int> RunCommand(const std::string& cmd, int seconds = 120) {
+  const std::string full = "timeout -k 5 " + std::to_string(seconds) + " " + cmd + " 2>/dev/null";
+  FILE* p = popen(full.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  return {out, WEXITSTATUS(status)};
+}
+
+// The rank-0 line of a launched run ("[0] 1,2,3") or the plain output of one process.
+std::string TokensLine(const std::string& out) {
+  std::string line;
+  size_t start = 0;
+  while (start < out.size()) {
+    size_t end = out.find('\n', start);
+    if (end == std::string::npos) end = out.size();
+    std::string l = out.substr(start, end - start);
+    if (l.rfind("[0] ", 0) == 0) l = l.substr(4);
+    if (!l.empty() && std::isdigit(static_cast<unsigned char>(l[0]))) line = l;
+    start = end + 1;
+  }
+  return line;
+}
+
+TEST(ShardedLaunch, GreedyTokensMatchOneProcess) {
+  const std::string model = BuildDir() + "/testmodels/tiny-llama-deep-f32";
+  const std::string args = " generate --model " + model +
+                           " --ids 3,17,42,5,99 --max-tokens 16 --temperature 0 --threads 1";
+  const auto [single, code] = RunCommand(Meshlm() + args);
+  ASSERT_EQ(code, 0);
+  const std::string expect = TokensLine(single);
+  ASSERT_FALSE(expect.empty()) << single;
+  struct Case {
+    int n;
+    std::string flags;
+  };
+  for (const Case& c : {Case{2, "--tp 2"}, Case{2, "--pp 2"}, Case{3, "--pp 3 --layers 1,3,1"},
+                        Case{4, "--tp 2 --pp 2"}}) {
+    const auto [out, rc] = RunCommand(Meshlm() + " launch -n " + std::to_string(c.n) + " -- " +
+                               Meshlm() + args + " " + c.flags);
+    EXPECT_EQ(rc, 0) << c.flags << "\n" << out;
+    EXPECT_EQ(TokensLine(out), expect) << c.flags << "\n" << out;
+  }
+}
+
+TEST(ShardedLaunch, TpThatDoesNotDivideIsRefusedWithTheValidValues) {
+  const std::string model = BuildDir() + "/testmodels/tiny-llama-deep-f32";
+  const std::string cmd = Meshlm() + " launch -n 3 -- " + Meshlm() + " generate --model " +
+                          model + " --ids 1,2 --threads 1 2>&1";
+  FILE* p = popen(("timeout -k 5 60 " + cmd).c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = pclose(p);
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_NE(out.find("not divisible by tp=3; valid tp: 1, 2, 4"), std::string::npos) << out;
+}
+
+// Peak RSS per rank at tp=2 on the qwen3-0.6b shape is at most 0.6 of one process's:
+// each rank touches only its slices of the mmap'd weights.
+TEST(ShardedLaunch, MemoryPerRankFallsWithTp) {
+  const std::string model = BuildDir() + "/testmodels/qwen3-0.6b";
+  if (!std::filesystem::exists(model + "/config.json")) {
+    const auto [out, rc] = RunCommand("/usr/bin/python3 " + std::string(MESHLM_TEST_SOURCE_DIR) +
+                               "/tools/make_model.py --shape qwen3-0.6b --out " + model, 300);
+    ASSERT_EQ(rc, 0) << out;
+  }
+  const std::string bench =
+      " bench --model " + model + " --prompt-tokens 8 --gen-tokens 2 --threads 1 --json";
+  const auto [one, rc1] = RunCommand(Meshlm() + bench, 300);
+  ASSERT_EQ(rc1, 0) << one;
+  const auto [two, rc2] = RunCommand(Meshlm() + " launch -n 2 -- " + Meshlm() + bench + " --tp 2", 300);
+  ASSERT_EQ(rc2, 0) << two;
+  const auto j1 = nlohmann::json::parse(one.substr(one.find('{')));
+  const auto j2 = nlohmann::json::parse(two.substr(two.find('{')));
+  const double single = j1["peak_rss_bytes"][0].get<double>();
+  ASSERT_EQ(j2["peak_rss_bytes"].size(), 2u);
+  for (const auto& r : j2["peak_rss_bytes"]) {
+    EXPECT_LE(r.get<double>(), 0.6 * single) << "one process: " << single;
+  }
+}
+
+}  // namespace
+}  // namespace meshlm
