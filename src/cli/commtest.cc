@@ -52,9 +52,12 @@ void AddCommtestCommand(CLI::App& app, int* exit_code) {
   sub->add_option("--rounds", o->rounds, "timed iterations per bandwidth size");
   sub->add_option("--latency-iters", o->latency_iters, "timed 1-element all_sums");
   sub->add_option("--max-bytes", *max_bytes, "largest size, e.g. 64M (default 256M)");
-  sub->add_option("--sizes", *sizes, "bandwidth sizes, e.g. 1M,16M")->delimiter(',');
+  sub->add_option("--sizes", *sizes, "bandwidth sizes, e.g. 1M,16M")
+      ->delimiter(',')
+      ->allow_extra_args(false);
   sub->add_option("--phases", o->phases, "phases to run, e.g. 0,1 (default 0,1,2,3)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   sub->add_flag("--json", o->json, "print one JSON object (rank 0)");
   sub->callback([o, launch, max_bytes, sizes, exit_code] {
     if (!ParseBytes(*max_bytes, &o->max_bytes)) {

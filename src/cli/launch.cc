@@ -10,12 +10,16 @@ namespace meshlm::cli {
 void AddLaunchFlags(CLI::App* sub, cluster::LaunchOptions* o) {
   sub->add_option("-n,--processes", o->processes, "local ranks; with --hosts, ranks per host");
   sub->add_option("--hosts", o->hosts, "comma-separated hosts, one rank each (ssh unless local)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->allow_extra_args(false);
   sub->add_option("--hostfile", o->hostfile, "MLX JSON hostfile");
   sub->add_option("--backend", o->backend, "collective backend (tcp)");
-  sub->add_option("--env", o->env, "KEY=VALUE for every rank (repeatable)");
+  sub->add_option("--env", o->env, "KEY=VALUE for every rank (repeatable)")
+      ->allow_extra_args(false);
   sub->add_option("--port", o->port, "coordinator port on rank 0's host (default: pick one)");
-  sub->add_option("--ssh-arg", o->ssh_args, "extra argument for ssh (repeatable)");
+  sub->add_option("--ssh-arg", o->ssh_args,
+                  "extra argument for ssh, as --ssh-arg=-p2222 (repeatable)")
+      ->allow_extra_args(false);
   sub->add_flag("--verbose", o->verbose, "show what runs where");
 }
 
