@@ -225,14 +225,17 @@ TEST(Netns, ThreeHostsTwoRailsOverSsh) {
   EXPECT_GT(c.TxBytes(0, "r1p1") - before, 1 << 20)
       << "rail 1 between hosts 0 and 1 carried nothing";
   // Over ssh too, output is tagged, stdin reaches every rank, the secret stays off argv.
+  // (All namespaces share one process table, so the grep covers ssh, sshd and the launcher.)
   Sh t = c.Launch(fmt::format("launch --hostfile {} {} -- sh -c 'read l; echo \"$MESHLM_RANK "
-                              "got $l ${{#MESHLM_SECRET}}\"'",
+                              "got $l ${{#MESHLM_SECRET}}\"; echo \"$MESHLM_SECRET\" | grep -l -a "
+                              "-F -f - /proc/[0-9]*/cmdline 2>/dev/null && echo LEAKED; true'",
                               hf, c.SshArgs()),
                   60, "hello\n");
   EXPECT_EQ(t.code, 0) << t.out;
   for (int r = 0; r < 3; ++r) {
     EXPECT_NE(t.out.find(fmt::format("[{0}] {0} got hello 64", r)), std::string::npos) << t.out;
   }
+  EXPECT_EQ(t.out.find("LEAKED"), std::string::npos) << t.out;
 }
 
 TEST(Netns, CrossedRailsAreRefusedNamingTheCellsToSwap) {
