@@ -127,6 +127,8 @@ const kSnippets = [
   "{{ 'a' if b else 'c' }}{{ 'x' if false }}|{{ not b }}|{{ b and 'yes' }}|{{ none or 'fallback' }}",
   "{{ (messages|selectattr('role', 'equalto', 'user')|list)[0].content }}|{{ messages|selectattr('missing', 'undefined')|list|length }}",
   "{{ undefined_var.attr }}|{{ 5|float }}|{{ [1, [2, 3]]|tojson }}|{{ 'a\tb' }}",
+  "a {% generation %}b{% endgeneration %} c|x  {%- generation -%}  y  {% endgeneration -%}\n z",
+  "{% for m in messages %}\n  {% generation %}\n{{ m.role }}\n  {%- endgeneration %}\n{% endfor %}",
   "{{ 'unterminated",
   "{% for %}",
   "{{ 1 + }}",

@@ -10,6 +10,52 @@ namespace meshlm::jinja {
 
 namespace {
 
+// Length of the whitespace code point at s[k], or 0.
+size_t SpaceLen(std::string_view s, size_t k) {
+  if (k >= s.size()) return 0;
+  size_t p = k;
+  return JsIsSpace(tok::NextCodePoint(s, &p)) ? p - k : 0;
+}
+
+// Drops transformers' "{% generation %}" and "{% endgeneration %}" markers, honouring
+// "-" on either side for the whitespace around them, as the reference does.
+std::string RemoveGenerationTags(const std::string& s) {
+  if (s.find("generation") == std::string::npos) return s;
+  std::string out;
+  size_t copied = 0;  // s[0, copied) is in out
+  for (size_t open = s.find("{%"); open != std::string::npos; open = s.find("{%", open + 2)) {
+    size_t k = open + 2;
+    const bool strip_before = k < s.size() && s[k] == '-';
+    if (strip_before) ++k;
+    while (size_t n = SpaceLen(s, k)) k += n;
+    if (s.compare(k, 3, "end") == 0) k += 3;
+    if (s.compare(k, 10, "generation") != 0) continue;
+    k += 10;
+    while (size_t n = SpaceLen(s, k)) k += n;
+    const bool strip_after = k < s.size() && s[k] == '-';
+    if (strip_after) ++k;
+    if (s.compare(k, 2, "%}") != 0) continue;
+    k += 2;
+    // Whitespace before the tag (not reaching into what was already copied).
+    size_t ws_begin = open;
+    while (ws_begin > copied) {
+      size_t b = ws_begin - 1;
+      while (b > copied && (static_cast<uint8_t>(s[b]) & 0xC0) == 0x80) --b;
+      if (SpaceLen(s, b) != ws_begin - b) break;
+      ws_begin = b;
+    }
+    size_t ws_end = k;
+    while (size_t n = SpaceLen(s, ws_end)) ws_end += n;
+    out.append(s, copied, ws_begin - copied);
+    if (!strip_before) out.append(s, ws_begin, open - ws_begin);
+    if (!strip_after) out.append(s, k, ws_end - k);
+    copied = ws_end;
+    open = ws_end - 2;  // the next search starts at ws_end
+  }
+  out.append(s, copied, std::string::npos);
+  return out;
+}
+
 // lstrip_blocks, trim_blocks and the removal of one final newline, as the reference
 // applies them to the source before lexing.
 std::string Preprocess(std::string_view src) {
@@ -42,7 +88,7 @@ std::string Preprocess(std::string_view src) {
       ++k;
     }
   }
-  return b;
+  return RemoveGenerationTags(b);
 }
 
 bool IsDigitChar(char c) { return c >= '0' && c <= '9'; }
