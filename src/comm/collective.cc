@@ -11,6 +11,9 @@
 namespace meshlm::comm {
 namespace {
 
+// Longer than any job runs; keeps deadline arithmetic finite.
+double ClampTimeout(double s) { return s > 0 && s < 1e9 ? s : 1e9; }
+
 // [begin, end) in elements of segment `i` when `count` elements are cut into `n` parts
 // whose sizes differ by at most one element.
 std::pair<size_t, size_t> Segment(size_t count, int n, int i) {
@@ -24,12 +27,15 @@ class CollectiveGroup final : public Group {
     auto it = std::find(members_.begin(), members_.end(), t_->rank());
     MESHLM_CHECK(it != members_.end(), "this rank is not a member");
     me_ = static_cast<int>(it - members_.begin());
+    timeout_s_ = t_->options().op_timeout_s;
     send_seq_.assign(members_.size(), 0);
     recv_seq_.assign(members_.size(), 0);
   }
 
   int rank() const override { return me_; }
   int size() const override { return static_cast<int>(members_.size()); }
+  void SetOpTimeout(double seconds) override { timeout_s_ = ClampTimeout(seconds); }
+  double op_timeout() const override { return timeout_s_; }
   std::string PeerName(int r) const override {
     if (r < 0 || r >= size()) return fmt::format("rank {} (out of range)", r);
     if (id_ == 0) return t_->PeerName(members_[r]);
@@ -63,7 +69,7 @@ class CollectiveGroup final : public Group {
         sends.push_back({members_[r], o + me_ * bytes, bytes});
         recvs.push_back({members_[r], o + r * bytes, bytes});
       }
-      return t_->Exchange(h, sends, recvs);
+      return t_->Exchange(h, sends, recvs, timeout_s_);
     }
     // Ring: at step s, pass block (me - s) to the right and take block (me - s - 1) from
     // the left, in chunks.
@@ -93,7 +99,7 @@ class CollectiveGroup final : public Group {
     } else {
       recvs.push_back({members_[root], data, bytes});
     }
-    return t_->Exchange(h, sends, recvs);
+    return t_->Exchange(h, sends, recvs, timeout_s_);
   }
 
   Status Send(const void* data, size_t bytes, int dst) override {
@@ -103,7 +109,7 @@ class CollectiveGroup final : public Group {
     }
     FrameHeader h{.kind = OpKind::kSend, .group = id_, .seq = send_seq_[dst]++, .op_bytes = bytes};
     OutMessage m{members_[dst], data, bytes};
-    return t_->Exchange(h, {&m, 1}, {});
+    return t_->Exchange(h, {&m, 1}, {}, timeout_s_);
   }
 
   Status Recv(void* data, size_t bytes, int src) override {
@@ -113,7 +119,7 @@ class CollectiveGroup final : public Group {
     }
     FrameHeader h{.kind = OpKind::kSend, .group = id_, .seq = recv_seq_[src]++, .op_bytes = bytes};
     InMessage m{members_[src], data, bytes};
-    return t_->Exchange(h, {}, {&m, 1});
+    return t_->Exchange(h, {}, {&m, 1}, timeout_s_);
   }
 
   Status Barrier() override {
@@ -126,7 +132,15 @@ class CollectiveGroup final : public Group {
       sends.push_back({members_[r], nullptr, 0});
       recvs.push_back({members_[r], nullptr, 0});
     }
-    return t_->Exchange(h, sends, recvs);
+    return t_->Exchange(h, sends, recvs, timeout_s_);
+  }
+
+  Status WaitForMessage(int src) override {
+    if (src < 0 || src >= size() || src == me_) {
+      return Error("[comm] {}: wait for rank {} is invalid in a group of {}", PeerName(me_), src,
+                   size());
+    }
+    return t_->WaitReadable(members_[src]);
   }
 
   Result<std::unique_ptr<Group>> Split(int color, int key) override {
@@ -172,7 +186,7 @@ class CollectiveGroup final : public Group {
       sends.push_back({members_[r], data, bytes});
       recvs.push_back({members_[r], all + r * bytes, bytes});
     }
-    MESHLM_RETURN_IF_ERROR(t_->Exchange(h, sends, recvs));
+    MESHLM_RETURN_IF_ERROR(t_->Exchange(h, sends, recvs, timeout_s_));
     std::memcpy(data, all, bytes);
     for (int r = 1; r < n; ++r) ReduceInto(data, all + r * bytes, count, dtype, op);
     return OkStatus();
@@ -228,7 +242,7 @@ class CollectiveGroup final : public Group {
         recvs.push_back({left, reduce ? scratch_.data() : recv + off, got});
       }
       if (sends.empty() && recvs.empty()) break;
-      MESHLM_RETURN_IF_ERROR(t_->Exchange(h, sends, recvs));
+      MESHLM_RETURN_IF_ERROR(t_->Exchange(h, sends, recvs, timeout_s_));
       if (reduce != nullptr && got > 0) {
         ReduceInto(reduce->into + off, scratch_.data(), got / DTypeSize(reduce->dtype),
                    reduce->dtype, reduce->op);
@@ -251,6 +265,7 @@ class CollectiveGroup final : public Group {
   uint32_t id_;
   int me_ = 0;
   uint64_t seq_ = 0;
+  double timeout_s_ = 30;
   uint64_t splits_ = 0;
   std::vector<uint64_t> send_seq_, recv_seq_;
   std::vector<uint8_t> scratch_;
@@ -262,6 +277,8 @@ class SingletonGroup final : public Group {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string PeerName(int r) const override { return fmt::format("rank {} (local)", r); }
+  void SetOpTimeout(double seconds) override { timeout_s_ = ClampTimeout(seconds); }
+  double op_timeout() const override { return timeout_s_; }
   Status AllReduce(void*, size_t, DType, ReduceOp) override { return OkStatus(); }
   Status AllGather(const void* in, size_t bytes, void* out) override {
     if (bytes > 0) std::memmove(out, in, bytes);
@@ -282,6 +299,9 @@ class SingletonGroup final : public Group {
     if (color < 0) return std::unique_ptr<Group>();
     return MakeSingletonGroup();
   }
+
+ private:
+  double timeout_s_ = 30;
 };
 
 }  // namespace

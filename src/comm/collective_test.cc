@@ -1,6 +1,7 @@
 // Collective algorithms on the in-process loopback group: every op, dtype and group size,
 // exact results, determinism, desync detection, dead members and deadlines.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <functional>
 #include <random>
@@ -265,6 +266,33 @@ TEST(Collectives, SilentMemberFailsAtTheDeadline) {
   });
   ASSERT_FALSE(st[0].ok());
   EXPECT_NE(st[0].message().find("timed out"), std::string::npos) << st[0].message();
+}
+
+TEST(Collectives, PerGroupTimeoutLetsAnIdleWorkerWait) {
+  GroupOptions o = TinyOptions();
+  o.op_timeout_s = 0.2;
+  LoopbackWorld w = MakeLoopbackWorld(2, o);
+  w.groups[1]->SetOpTimeout(0);  // no deadline: waits for the next request as long as it takes
+  EXPECT_GE(w.groups[1]->op_timeout(), 1e8);
+  auto st = RunAll(w, [&](Group& g) -> Status {
+    int32_t request = 7;
+    if (g.rank() == 0) usleep(500000);  // longer than the default deadline
+    return g.Broadcast(&request, sizeof(request), 0);
+  });
+  ExpectAllOk(st);
+  // A member that dies still ends the wait at once.
+  const double t0 = NowSeconds();
+  auto st2 = RunAll(w, [&](Group& g) -> Status {
+    if (g.rank() == 0) {
+      usleep(100000);
+      w.Kill(0);
+      return OkStatus();
+    }
+    int32_t request = 0;
+    return g.Broadcast(&request, sizeof(request), 0);
+  });
+  EXPECT_FALSE(st2[1].ok());
+  EXPECT_LT(NowSeconds() - t0, 2.0);
 }
 
 TEST(Reduce, HalfSumRoundsToNearestEven) {

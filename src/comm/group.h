@@ -48,6 +48,11 @@ class Group {
   virtual int size() const = 0;
   /// "rank 2 (host-b)": how errors and logs name a member of this group.
   virtual std::string PeerName(int rank) const = 0;
+  /// Seconds each later op of this group may take before it fails (default from
+  /// GroupOptions::op_timeout_s). Zero or infinity: no deadline, for a worker that waits
+  /// for the next request; a dead peer still fails the op at once.
+  virtual void SetOpTimeout(double seconds) = 0;
+  virtual double op_timeout() const = 0;
 
   /// Element-wise reduction of `count` elements of `dtype` at `data`, in place.
   /// Halves (f16, bf16) are reduced in f32 and rounded. Deterministic.
@@ -64,6 +69,10 @@ class Group {
   /// color returns a null group. The sub-group shares this group's connections and may
   /// not outlive it.
   virtual Result<std::unique_ptr<Group>> Split(int color, int key) = 0;
+  /// Not collective, no deadline: blocks until member `src` has started sending this rank
+  /// its next message, or returns at once when the link to `src` is closed or broken (the
+  /// op that follows then fails naming it). For a rank idling until `src` has work.
+  virtual Status WaitForMessage(int /*src*/) { return OkStatus(); }
 
   template <typename T>
   Status AllSum(std::span<T> data) {

@@ -44,7 +44,7 @@ class LoopbackTransport final : public Transport {
   const GroupOptions& options() const override { return hub_->options_; }
 
   Status Exchange(const FrameHeader& base, std::span<const OutMessage> sends,
-                  std::span<const InMessage> recvs) override {
+                  std::span<const InMessage> recvs, double timeout_s) override {
     std::unique_lock lock(hub_->mu);
     if (hub_->dead_[rank_]) return Error("[loopback] rank {} is dead", rank_);
     if (!broken_.ok()) return broken_;
@@ -58,8 +58,8 @@ class LoopbackTransport final : public Transport {
       hub_->boxes_[m.peer * hub_->n_ + rank_].push_back(std::move(msg));
     }
     hub_->cv.notify_all();
-    const auto deadline = std::chrono::steady_clock::now() +
-                          std::chrono::duration<double>(hub_->options_.op_timeout_s);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
     for (const InMessage& m : recvs) {
       auto& box = hub_->boxes_[rank_ * hub_->n_ + m.peer];
       FrameHeader want = base;
@@ -76,8 +76,7 @@ class LoopbackTransport final : public Transport {
         }
         if (hub_->cv.wait_until(lock, deadline) == std::cv_status::timeout && box.empty()) {
           return Fail(Error("[loopback] {}: {} timed out after {:.1f} s waiting for {}",
-                            PeerName(rank_), DescribeCall(want), hub_->options_.op_timeout_s,
-                            PeerName(m.peer)));
+                            PeerName(rank_), DescribeCall(want), timeout_s, PeerName(m.peer)));
         }
       }
       LoopbackMessage msg = std::move(box.front());

@@ -351,7 +351,7 @@ Status TcpTransport::PeerHungUp(TcpConn& c) {
 }
 
 Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessage> sends,
-                              std::span<const InMessage> recvs) {
+                              std::span<const InMessage> recvs, double timeout_s) {
   if (!broken_.ok()) {
     return Error("[tcp] {}: the group is broken by an earlier error: {}", PeerName(rank_),
                  broken_.message());
@@ -387,7 +387,7 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
     }
   }
   const double start = NowSeconds();
-  const double deadline = start + options_.op_timeout_s;
+  const double deadline = start + timeout_s;
   const double spin_until = start + options_.spin_us * 1e-6;
   bool fast = true;
   std::vector<pollfd>& pfds = pfds_;
@@ -465,7 +465,7 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
       return Fail(
           Error("[tcp] {}: {} timed out after {:.1f} s waiting for {}; is that process "
                 "stopped, overloaded, or in a different op?",
-                PeerName(rank_), DescribeCall(base), options_.op_timeout_s, waiting));
+                PeerName(rank_), DescribeCall(base), timeout_s, waiting));
     }
     for (size_t i = 0; i < pfds.size(); ++i) {
       const short re = pfds[i].revents;
@@ -479,6 +479,26 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
       }
     }
   }
+}
+
+Status TcpTransport::WaitReadable(int peer) {
+  if (!broken_.ok()) return broken_;
+  if (peer < 0 || peer >= size() || peer == rank_) {
+    return Error("[tcp] {}: cannot wait for rank {}", PeerName(rank_), peer);
+  }
+  std::vector<pollfd> pfds;
+  for (TcpConn& c : conns_[peer]) {
+    if (c.eof || c.pending_off < c.pending.size()) return OkStatus();
+    pfds.push_back({c.fd.get(), POLLIN, 0});
+  }
+  // Readable, hung up or in error all end the wait: the next op reads or reports it.
+  while (::poll(pfds.data(), pfds.size(), -1) < 0) {
+    if (errno != EINTR) {
+      return Error("[tcp] {}: poll while waiting for {}: {}", PeerName(rank_), PeerName(peer),
+                   std::strerror(errno));
+    }
+  }
+  return OkStatus();
 }
 
 }  // namespace meshlm::comm

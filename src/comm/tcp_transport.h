@@ -36,7 +36,8 @@ class TcpTransport final : public Transport {
   std::string PeerName(int r) const override;
   const GroupOptions& options() const override { return options_; }
   Status Exchange(const FrameHeader& base, std::span<const OutMessage> sends,
-                  std::span<const InMessage> recvs) override;
+                  std::span<const InMessage> recvs, double timeout_s) override;
+  Status WaitReadable(int peer) override;
 
  private:
   struct SendTask;

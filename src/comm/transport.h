@@ -40,11 +40,14 @@ class Transport {
   virtual const GroupOptions& options() const = 0;
   /// Sends and receives all messages concurrently. Each message travels with `base`
   /// (msg_bytes set per message); a received header must match what this rank expects.
-  /// At most one send and one receive per peer. Fails at the op deadline, at once when a
+  /// At most one send and one receive per peer. Fails after `timeout_s`, at once when a
   /// peer died, aborted or desynchronized; after a failure the transport is broken and
   /// peers are told why.
   virtual Status Exchange(const FrameHeader& base, std::span<const OutMessage> sends,
-                          std::span<const InMessage> recvs) = 0;
+                          std::span<const InMessage> recvs, double timeout_s) = 0;
+  /// No deadline: returns when global rank `peer` has bytes for this rank or its link
+  /// closed or broke. Backends that cannot wait return at once.
+  virtual Status WaitReadable(int /*peer*/) { return OkStatus(); }
 };
 
 /// Implements Group on a Transport for the members `members` (global ranks; this rank is
