@@ -129,6 +129,8 @@ const kSnippets = [
   "{{ undefined_var.attr }}|{{ 5|float }}|{{ [1, [2, 3]]|tojson }}|{{ 'a\tb' }}",
   "a {% generation %}b{% endgeneration %} c|x  {%- generation -%}  y  {% endgeneration -%}\n z",
   "{% for m in messages %}\n  {% generation %}\n{{ m.role }}\n  {%- endgeneration %}\n{% endfor %}",
+  "{% for i in [1, 2, 3] %}{{ i }}{% if i == 2 %}{% break %}{% endif %}{% endfor %}|{% macro f() %}{% break %}{% endmacro %}{% for i in [1, 2] %}{{ i }}{{ f() }}{% endfor %}",
+  "a{% break %}b",
   "{{ 'unterminated",
   "{% for %}",
   "{{ 1 + }}",

@@ -33,7 +33,7 @@ Result<std::string> ChatTemplate::Render(const nlohmann::ordered_json& messages,
   globals.Set("eos_token", jinja::Value::Str(options.eos_token));
   if (!options.tools.is_null()) globals.Set("tools", jinja::FromJson(options.tools));
   try {
-    return interp.Block(program_, globals);
+    return interp.Render(program_, globals);
   } catch (const jinja::TemplateError& e) {
     if (e.raised) {
       return Error("[chat_template] the template refused the conversation: {}", e.message);

@@ -177,6 +177,9 @@ TEST(ChatTemplateTest, RuntimeErrorsAreErrors) {
   EXPECT_NE(Render("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}").find("too deeply"),
             std::string::npos);
   EXPECT_NE(Render("{% for i in range(100000000) %}{% endfor %}").find("range"), std::string::npos);
+  EXPECT_NE(Render("a{% break %}b").find("outside a loop"), std::string::npos);
+  EXPECT_NE(Render("{% macro f() %}{% continue %}{% endmacro %}{{ f() }}").find("outside a loop"),
+            std::string::npos);
 }
 
 // Random mutations of real templates must give an error or an output, never a crash or
@@ -191,10 +194,47 @@ TEST(ChatTemplateFuzzTest, MutatedTemplatesNeverCrash) {
   const json messages =
       json::parse(R"([{"role":"system","content":"s"},{"role":"user","content":"u"},
       {"role":"assistant","content":"a"},{"role":"user","content":"v"}])");
-  static const char* kPieces[] = {"{%", "%}",  "{{",     "}}",    "{#",  "#}", "(",       ")",
-                                  "[",  "]",   "'",      "\"",    "|",   ".",  ",",       "-",
-                                  "if", "for", "endfor", "endif", "set", "~",  "\\",      "not",
-                                  "in", "is",  ":",      "=",     "**",  "0",  "\xC3\xA9"};
+  static const char* kPieces[] = {"{%",
+                                  "%}",
+                                  "{{",
+                                  "}}",
+                                  "{#",
+                                  "#}",
+                                  "(",
+                                  ")",
+                                  "[",
+                                  "]",
+                                  "'",
+                                  "\"",
+                                  "|",
+                                  ".",
+                                  ",",
+                                  "-",
+                                  "if",
+                                  "for",
+                                  "endfor",
+                                  "endif",
+                                  "set",
+                                  "~",
+                                  "\\",
+                                  "not",
+                                  "in",
+                                  "is",
+                                  ":",
+                                  "=",
+                                  "**",
+                                  "0",
+                                  "\xC3\xA9",
+                                  "{% break %}",
+                                  "{% continue %}",
+                                  "{% macro m(a) %}",
+                                  "{% endmacro %}",
+                                  "m(1)",
+                                  "namespace(",
+                                  "loop.",
+                                  "|tojson",
+                                  "[::-1]",
+                                  "{% generation %}"};
   std::mt19937 rng(1234);
   int rendered = 0;
   for (int iter = 0; iter < 3000; ++iter) {

@@ -95,6 +95,16 @@ void Interpreter::AddGlobals(Env& env) {
           }));
 }
 
+std::string Interpreter::Render(const NodeList& program, Env& env) {
+  try {
+    return Block(program, env);
+  } catch (const BreakSignal&) {
+    Fail("'break' outside a loop");
+  } catch (const ContinueSignal&) {
+    Fail("'continue' outside a loop");
+  }
+}
+
 std::string Interpreter::Block(const NodeList& body, Env& env) {
   std::string out;
   for (const NodePtr& stmt : body) {
@@ -340,10 +350,14 @@ Value Interpreter::Call(const Node& n, Env& env) {
   if (fn.kind != Value::Kind::kFunction) {
     Fail(fmt::format("Cannot call something that is not a function: got {}", KindName(fn.kind)));
   }
-  if (++call_depth_ > kMaxCallDepth) Fail("calls nest too deeply (recursive macro?)");
-  Value r = (*fn.fn)(*this, args, kwargs, env);
-  --call_depth_;
-  return r;
+  struct DepthGuard {
+    explicit DepthGuard(int* d) : d_(d) {
+      if (++*d_ > kMaxCallDepth) Fail("calls nest too deeply (recursive macro?)");
+    }
+    ~DepthGuard() { --*d_; }
+    int* d_;
+  } guard(&call_depth_);
+  return (*fn.fn)(*this, args, kwargs, env);
 }
 
 Value Interpreter::For(const Node& n, Env& env) {

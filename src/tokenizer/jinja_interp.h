@@ -36,6 +36,8 @@ class Interpreter {
 
   /// Installs the globals (namespace, range, raise_exception, strftime_now, true...).
   void AddGlobals(Env& env);
+  /// Renders a whole template (throws TemplateError, also for a stray break/continue).
+  std::string Render(const NodeList& program, Env& env);
   /// Renders statements to text (throws TemplateError).
   std::string Block(const NodeList& body, Env& env);
   Value Eval(const Node& n, Env& env);

@@ -205,9 +205,14 @@ TEST(LoaderFuzzTest, MutatedFilesNeverCrash) {
     for (int e = 0; e < 1 + static_cast<int>(rng() % 3); ++e) {
       const size_t pos = rng() % s.size();
       switch (rng() % 3) {
-        case 0: s.erase(pos, 1 + rng() % 6); break;
-        case 1: s.insert(pos, 1, "{}[]\",:0-9aé\\"[rng() % 15]); break;
-        default: s[pos] = static_cast<char>(rng() % 256);
+        case 0:
+          s.erase(pos, 1 + rng() % 6);
+          break;
+        case 1:
+          s.insert(pos, 1, "{}[]\",:0-9aé\\"[rng() % 15]);
+          break;
+        default:
+          s[pos] = static_cast<char>(rng() % 256);
       }
     }
     auto t = Tokenizer::FromHfJson(s, "", "", "fuzz");
