@@ -34,6 +34,9 @@ Result<std::string> ChatTemplate::Render(const nlohmann::ordered_json& messages,
   if (!options.tools.is_null()) globals.Set("tools", jinja::FromJson(options.tools));
   try {
     return interp.Render(program_, globals);
+  } catch (const std::exception& e) {
+    // Not expected (the interpreter reports its errors as TemplateError); keep it an error.
+    return Error("[chat_template] rendering failed: {}", e.what());
   } catch (const jinja::TemplateError& e) {
     if (e.raised) {
       return Error("[chat_template] the template refused the conversation: {}", e.message);
