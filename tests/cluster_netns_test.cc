@@ -268,6 +268,24 @@ TEST(Netns, RemoteFailureStopsEveryRemoteRank) {
   EXPECT_EQ(Shell("pgrep -f -- '^" + marker + "$'").code, 1) << "remote ranks left running";
 }
 
+TEST(Netns, PulledCableFailsBothRanksWithinSeconds) {
+  if (!CanRun()) GTEST_SKIP() << "needs root, ip netns and sshd";
+  NetnsCluster c(2, false);
+  ASSERT_TRUE(c.ok()) << c.error();
+  const std::string hf = c.WriteHostfile("hosts.json", false, 1);
+  // Latency rounds for a long time; the only link between the ranks goes down after 3 s.
+  Shell(fmt::format("(sleep 3; ip -n {} link set r0p0 down) >/dev/null 2>&1 &", c.Ns(1)));
+  const double t0 = NowSeconds();
+  Sh r = c.Launch(
+      fmt::format("commtest --hostfile {} {} --phases 2 --latency-iters 2000000", hf, c.SshArgs()),
+      60);
+  const double took = NowSeconds() - t0;
+  std::printf("job ended %.1f s after start (cable pulled at 3 s):\n%s", took, r.out.c_str());
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_LT(took, 3 + 5) << r.out;  // cable pulled at 3 s; detection and teardown take the rest
+  EXPECT_NE(r.out.find("rank 1 (10.99.0.2)"), std::string::npos) << r.out;
+}
+
 TEST(Netns, TwoRailsCarryNearlyTwiceOneRail) {
   if (!CanRun()) GTEST_SKIP() << "needs root, ip netns and sshd";
   NetnsCluster c(2, false);
