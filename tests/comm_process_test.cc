@@ -132,6 +132,31 @@ TEST(Faults, MismatchedOpsFailWithinOneSecondNamingBothCalls) {
   EXPECT_NE(log2.find("all_sum(F32, 64 B) #1"), std::string::npos) << log2;
 }
 
+TEST(Faults, RanksWaitingForEachOtherFailWithinOneSecond) {
+  for (const char* scenario : {"recvrecv", "roots"}) {
+    ChildSet set;
+    Job job{2};
+    auto kids = SpawnJob(set, job, scenario, scenario);
+    for (int r = 0; r < job.n; ++r) {
+      ASSERT_TRUE(ChildSet::Wait(*kids[r], 20)) << scenario << " rank " << r;
+      const std::string log = ReadFileOrEmpty(kids[r]->log);
+      EXPECT_EQ(kids[r]->ExitCode(), 1) << log;
+      EXPECT_LT(Elapsed(log), 1.0) << log;
+      EXPECT_NE(log.find("wait for each other"), std::string::npos) << log;
+    }
+  }
+}
+
+TEST(Faults, LatePartnersAreNotMistakenForADesync) {
+  ChildSet set;
+  Job job{3};
+  auto kids = SpawnJob(set, job, "slow", "slow");
+  for (int r = 0; r < job.n; ++r) {
+    ASSERT_TRUE(ChildSet::Wait(*kids[r], 30)) << "rank " << r;
+    EXPECT_EQ(kids[r]->ExitCode(), 0) << ReadFileOrEmpty(kids[r]->log);
+  }
+}
+
 TEST(Faults, StrangersAndWrongWorldSizesAreRefused) {
   ChildSet set;
   Job job{2};

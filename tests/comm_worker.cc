@@ -140,6 +140,30 @@ int main(int argc, char** argv) {
       st = g.rank() == victim ? g.AllGather(x.data(), 64, out.data())
                               : g.AllSum(std::span<float>(x));
     }
+  } else if (scenario == "recvrecv" || scenario == "roots") {
+    // Two ranks that wait for each other: both receive, or each names the other as root.
+    st = g.Barrier();
+    t0 = meshlm::NowSeconds();
+    std::vector<uint8_t> buf(64);
+    const int other = 1 - g.rank();
+    if (st.ok()) {
+      st = scenario == "recvrecv" ? g.Recv(buf.data(), buf.size(), other)
+                                  : g.Broadcast(buf.data(), buf.size(), other);
+    }
+  } else if (scenario == "slow") {
+    // Legitimately late partners must not be mistaken for a desync.
+    for (int i = 0; i < 3 && st.ok(); ++i) {
+      std::vector<float> x(1000, 1.0f);
+      if (g.rank() == i % g.size()) usleep(900000);
+      st = g.AllSum(std::span<float>(x));
+      std::vector<uint8_t> b(100);
+      if (st.ok() && g.rank() == 0) usleep(700000);
+      if (st.ok())
+        st = g.rank() == 0   ? g.Send(b.data(), b.size(), 1)
+             : g.rank() == 1 ? g.Recv(b.data(), b.size(), 0)
+                             : st;
+      if (st.ok()) st = g.Broadcast(b.data(), b.size(), i % g.size());
+    }
   } else {
     st = Fail("unknown scenario " + scenario);
   }

@@ -65,7 +65,7 @@ Result<FrameHeader> DecodeFrame(const uint8_t* bytes, const std::string& from) {
   }
   FrameHeader h;
   const uint8_t kind = Get<uint8_t>(p);
-  if (kind < 1 || kind > 7) return Error("[comm] {} sent unknown op kind {}", from, kind);
+  if (kind < 1 || kind > 8) return Error("[comm] {} sent unknown op kind {}", from, kind);
   h.kind = static_cast<OpKind>(kind);
   h.dtype = Get<uint8_t>(p);
   h.reduce = Get<uint8_t>(p);
@@ -96,6 +96,8 @@ std::string DescribeCall(const FrameHeader& h) {
       return fmt::format("barrier() #{}", h.seq);
     case OpKind::kAbort:
       return "abort";
+    case OpKind::kWaiting:
+      return "waiting";
     case OpKind::kClose:
       return "close";
   }

@@ -24,8 +24,9 @@ enum class OpKind : uint8_t {
   kBroadcast = 3,
   kSend = 4,
   kBarrier = 5,
-  kAbort = 6,  // payload: the failing rank's error message
-  kClose = 7,  // orderly goodbye; no payload
+  kAbort = 6,    // payload: the failing rank's error message
+  kClose = 7,    // orderly goodbye; no payload
+  kWaiting = 8,  // payload: the 40-byte header the sender has long been waiting for
 };
 
 inline constexpr uint32_t kFrameMagic = 0x4c48534d;  // "MSHL"

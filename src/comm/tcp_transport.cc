@@ -25,6 +25,10 @@ namespace {
 // other peers again; it bounds how late a dead bystander is noticed.
 constexpr double kBlockingSlice = 0.1;
 
+// An op still waiting after this long tells the peers it waits for what it expects, so
+// that two ranks waiting for each other (a desync) fail well within a second.
+constexpr double kNoticeAfter = 0.4;
+
 // A peer that hung up may have left at most this much unread data behind.
 constexpr size_t kMaxPendingBytes = 64 << 20;
 
@@ -60,6 +64,7 @@ struct TcpTransport::RecvTask {
 TcpTransport::TcpTransport(int rank, std::vector<std::string> hosts,
                            std::vector<std::vector<TcpConn>> conns, GroupOptions options)
     : rank_(rank), hosts_(std::move(hosts)), conns_(std::move(conns)), options_(options) {
+  sent_.resize(hosts_.size());
   // Every call passes MSG_DONTWAIT except the single-receive fast path, which blocks in
   // recvmsg for at most kBlockingSlice and then falls back to the poll loop.
   const timeval slice{0, static_cast<suseconds_t>(kBlockingSlice * 1e6)};
@@ -213,16 +218,7 @@ Status TcpTransport::ProgressRecv(RecvTask& t) {
           kFrameHeaderBytes + t.len);
     }
     t.done += static_cast<size_t>(k);
-    if (!t.checked && t.done >= kFrameHeaderBytes) {
-      MESHLM_ASSIGN_OR_RETURN(FrameHeader got, DecodeFrame(t.header.data(), PeerName(c.peer)));
-      if (got.kind == OpKind::kAbort) return ReadAbortMessage(t, got);
-      if (got.kind == OpKind::kClose) {
-        return Error("[tcp] {}: {} left the group while this rank waited in {}", PeerName(rank_),
-                     PeerName(c.peer), DescribeCall(t.want));
-      }
-      MESHLM_RETURN_IF_ERROR(CheckFrame(t.want, got, PeerName(rank_), PeerName(c.peer), "tcp"));
-      t.checked = true;
-    }
+    if (!t.checked && t.done >= kFrameHeaderBytes) MESHLM_RETURN_IF_ERROR(OnHeader(t));
   }
   return OkStatus();
 }
@@ -242,16 +238,7 @@ Status TcpTransport::BlockingRecv(RecvTask& t, bool* timed_out) {
   const ssize_t k = recvmsg(t.c->fd.get(), &m, MSG_WAITALL);
   if (k > 0) {
     t.done += static_cast<size_t>(k);
-    if (!t.checked && t.done >= kFrameHeaderBytes) {
-      MESHLM_ASSIGN_OR_RETURN(FrameHeader got, DecodeFrame(t.header.data(), PeerName(t.c->peer)));
-      if (got.kind == OpKind::kAbort) return ReadAbortMessage(t, got);
-      if (got.kind == OpKind::kClose) {
-        return Error("[tcp] {}: {} left the group while this rank waited in {}", PeerName(rank_),
-                     PeerName(t.c->peer), DescribeCall(t.want));
-      }
-      MESHLM_RETURN_IF_ERROR(CheckFrame(t.want, got, PeerName(rank_), PeerName(t.c->peer), "tcp"));
-      t.checked = true;
-    }
+    if (!t.checked && t.done >= kFrameHeaderBytes) return OnHeader(t);
     return OkStatus();
   }
   if (k == 0) {
@@ -270,6 +257,61 @@ Status TcpTransport::BlockingRecv(RecvTask& t, bool* timed_out) {
       "[tcp] {}: lost {} while waiting in {} ({}); that process died or its host is "
       "unreachable",
       PeerName(rank_), PeerName(t.c->peer), DescribeCall(t.want), std::strerror(errno));
+}
+
+// A complete header arrived for task t: abort, goodbye, a waiting notice, or the frame.
+Status TcpTransport::OnHeader(RecvTask& t) {
+  TcpConn& c = *t.c;
+  MESHLM_ASSIGN_OR_RETURN(FrameHeader got, DecodeFrame(t.header.data(), PeerName(c.peer)));
+  if (got.kind == OpKind::kAbort) return ReadAbortMessage(t, got);
+  if (got.kind == OpKind::kClose) {
+    return Error("[tcp] {}: {} left the group while this rank waited in {}", PeerName(rank_),
+                 PeerName(c.peer), DescribeCall(t.want));
+  }
+  if (got.kind == OpKind::kWaiting) return OnWaiting(t, got);
+  MESHLM_RETURN_IF_ERROR(CheckFrame(t.want, got, PeerName(rank_), PeerName(c.peer), "tcp"));
+  t.checked = true;
+  return OkStatus();
+}
+
+// The peer says it has waited a while for a frame from this rank. This rank is itself
+// waiting for the peer (it is reading this socket for task t), so unless it already sent
+// that frame, or is sending it now, the two ranks wait for each other: a desync.
+Status TcpTransport::OnWaiting(RecvTask& t, const FrameHeader& h) {
+  TcpConn& c = *t.c;
+  if (h.msg_bytes != kFrameHeaderBytes) {
+    return Error("[tcp] {} sent a waiting notice of {} B, expected {}", PeerName(c.peer),
+                 h.msg_bytes, kFrameHeaderBytes);
+  }
+  // The notice's payload, then whatever the same read brought of the next frame.
+  std::string after(reinterpret_cast<const char*>(t.data), t.done - kFrameHeaderBytes);
+  while (after.size() < kFrameHeaderBytes) {
+    char b[kFrameHeaderBytes];
+    const size_t need = kFrameHeaderBytes - after.size();
+    if (c.pending_off < c.pending.size()) {
+      const size_t m = std::min(need, c.pending.size() - c.pending_off);
+      after.append(c.pending, c.pending_off, m);
+      c.pending_off += m;
+      continue;
+    }
+    MESHLM_RETURN_IF_ERROR(ReadAll(c.fd.get(), b, need, NowSeconds() + 1.0, PeerName(c.peer)));
+    after.append(b, need);
+  }
+  MESHLM_ASSIGN_OR_RETURN(
+      FrameHeader want,
+      DecodeFrame(reinterpret_cast<const uint8_t*>(after.data()), PeerName(c.peer)));
+  // Bytes of the next frame go back in front of the pending input.
+  c.pending = after.substr(kFrameHeaderBytes) + c.pending.substr(c.pending_off);
+  c.pending_off = 0;
+  t.done = 0;
+  const bool p2p = want.kind == OpKind::kSend;
+  auto it = sent_[c.peer].find({want.group, p2p});
+  if (it != sent_[c.peer].end() && it->second > want.seq) return OkStatus();  // sent already
+  return Error(
+      "[tcp] ranks wait for each other: {} waits in {} for {}, which waits in {} for a "
+      "frame from {} that it never sent; every rank must call the same ops in the same "
+      "order with the same sizes and roots",
+      PeerName(rank_), DescribeCall(t.want), PeerName(c.peer), DescribeCall(want), PeerName(rank_));
 }
 
 Status TcpTransport::ReadAbortMessage(RecvTask& t, const FrameHeader& h) {
@@ -350,6 +392,35 @@ Status TcpTransport::PeerHungUp(TcpConn& c) {
       PeerName(rank_), PeerName(c.peer));
 }
 
+void TcpTransport::SendWaitingNotices() {
+  std::vector<int> told;
+  for (const RecvTask& t : recv_tasks_) {
+    const int peer = t.c->peer;
+    if (t.finished() || std::find(told.begin(), told.end(), peer) != told.end()) continue;
+    TcpConn& c = conns_[peer][0];
+    if (c.eof) continue;
+    // Never between the bytes of a frame this op is sending on the same socket.
+    const bool mid_frame =
+        std::any_of(send_tasks_.begin(), send_tasks_.end(),
+                    [&](const SendTask& s) { return s.c == &c && s.done > 0 && !s.finished(); });
+    if (mid_frame) continue;
+    told.push_back(peer);
+    uint8_t notice[2 * kFrameHeaderBytes];
+    const FrameBytes head =
+        EncodeFrame(FrameHeader{.kind = OpKind::kWaiting, .msg_bytes = kFrameHeaderBytes});
+    const FrameBytes want = EncodeFrame(t.want);
+    std::memcpy(notice, head.data(), kFrameHeaderBytes);
+    std::memcpy(notice + kFrameHeaderBytes, want.data(), kFrameHeaderBytes);
+    // 80 bytes fit in any socket buffer that is not full; a full one means the peer is
+    // not reading, and then the notice would not be read either.
+    const ssize_t k = send(c.fd.get(), notice, sizeof(notice), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (k > 0 && static_cast<size_t>(k) < sizeof(notice)) {
+      (void)WriteAll(c.fd.get(), notice + k, sizeof(notice) - k, NowSeconds() + 1.0,
+                     PeerName(peer));
+    }
+  }
+}
+
 Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessage> sends,
                               std::span<const InMessage> recvs, double timeout_s) {
   if (!broken_.ok()) {
@@ -367,6 +438,8 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
   };
   for (const OutMessage& m : sends) {
     MESHLM_CHECK(m.peer >= 0 && m.peer < size() && m.peer != rank_, "bad peer {}", m.peer);
+    uint64_t& next = sent_[m.peer][{base.group, base.kind == OpKind::kSend}];
+    next = std::max(next, base.seq + 1);
     const size_t r = slices(m.peer, m.bytes);
     for (size_t k = 0; k < r; ++k) {
       const size_t b = m.bytes * k / r, e = m.bytes * (k + 1) / r;
@@ -390,6 +463,7 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
   const double deadline = start + timeout_s;
   const double spin_until = start + options_.spin_us * 1e-6;
   bool fast = true;
+  bool noticed = false;
   std::vector<pollfd>& pfds = pfds_;
   std::vector<TcpConn*>& pconns = pconns_;
   for (;;) {
@@ -447,9 +521,15 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
         pconns.push_back(&c);
       }
     }
-    const int ms = PollMs(deadline);
+    const double wake = noticed || rt.empty() ? deadline : std::min(deadline, start + kNoticeAfter);
+    const int ms = PollMs(wake);
     const int rc = ms > 0 ? poll(pfds.data(), pfds.size(), ms) : 0;
     if (rc < 0 && errno != EINTR) return Fail(Error("[tcp] poll: {}", std::strerror(errno)));
+    if (rc == 0 && !noticed && NowSeconds() < deadline) {
+      SendWaitingNotices();
+      noticed = true;
+      continue;
+    }
     if (rc == 0) {
       std::string waiting;
       for (const RecvTask& t : rt) {

@@ -3,7 +3,9 @@
 
 #include <poll.h>
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "comm/socket.h"
@@ -46,6 +48,9 @@ class TcpTransport final : public Transport {
   Status ProgressRecv(RecvTask& t);
   Status BlockingRecv(RecvTask& t, bool* timed_out);
   Status ReadAbortMessage(RecvTask& t, const FrameHeader& h);
+  Status OnHeader(RecvTask& t);
+  Status OnWaiting(RecvTask& t, const FrameHeader& h);
+  void SendWaitingNotices();
   Status PeerHungUp(TcpConn& c);
   Status Fail(Status st);
 
@@ -59,6 +64,9 @@ class TcpTransport final : public Transport {
   std::vector<std::vector<TcpConn>> conns_;
   GroupOptions options_;
   Status broken_;
+  /// sent_[peer][(group, point-to-point)]: one past the highest sequence number sent to
+  /// peer, to tell a stale waiting notice from a real one.
+  std::vector<std::map<std::pair<uint32_t, bool>, uint64_t>> sent_;
 };
 
 }  // namespace meshlm::comm
