@@ -106,3 +106,21 @@ TEST(ShardedLaunch, MemoryPerRankFallsWithTp) {
 
 }  // namespace
 }  // namespace meshlm
+
+namespace meshlm {
+namespace {
+
+TEST(PlanCommand, PrintsSlicesAndRefusesWhatDoesNotFit) {
+  const std::string model = BuildDir() + "/testmodels/tiny-qwen3-deep-f32";
+  auto [out, rc] = RunCommand(Meshlm() + " plan --model " + model + " -n 4 --tp 2 --pp 2 --ctx 64");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("tp=2 pp=2"), std::string::npos) << out;
+  EXPECT_NE(out.find("150-299"), std::string::npos) << out;  // rank 3's vocabulary slice
+  std::tie(out, rc) = RunCommand(Meshlm() + " plan --model " + model + " -n 2 --memory 0,0");
+  EXPECT_NE(rc, 0) << out;
+  std::tie(out, rc) = RunCommand(Meshlm() + " plan --model " + model + " -n 2 --pp 6");
+  EXPECT_NE(rc, 0) << out;
+}
+
+}  // namespace
+}  // namespace meshlm

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   meshlm::cli::AddGenerateCommand(app, &exit_code);
   meshlm::cli::AddBenchCommand(app, &exit_code);
+  meshlm::cli::AddPlanCommand(app, &exit_code);
   meshlm::cli::AddLaunchCommand(app, &exit_code);
   meshlm::cli::AddCommtestCommand(app, &exit_code);
   meshlm::cli::AddTokenizeCommand(app, &exit_code);

@@ -1,0 +1,100 @@
+// meshlm plan: the shard plan and memory per rank for a model on a cluster, without
+// loading any weight.
+#include <fmt/format.h>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cluster/hostfile.h"
+#include "model/config.h"
+#include "parallel/plan.h"
+
+namespace meshlm::cli {
+namespace {
+
+struct PlanFlags {
+  std::string model;
+  std::string hostfile;
+  size_t n = 0;
+  size_t tp = 0;
+  size_t pp = 0;
+  size_t ctx = 0;
+  std::string layers;
+  std::string memory_gib;  // per rank, "16,16,8"
+};
+
+// This host's MemAvailable in bytes, or 0 when /proc/meminfo cannot be read.
+size_t MemAvailable() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  size_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
+}
+
+Status RunPlan(const PlanFlags& f) {
+  MESHLM_ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfig(f.model));
+  parallel::PlanRequest req;
+  std::string memory_note;
+  if (!f.hostfile.empty()) {
+    MESHLM_ASSIGN_OR_RETURN(cluster::Hostfile hosts, cluster::LoadHostfile(f.hostfile));
+    req.world_size = hosts.hosts.size();
+  } else {
+    req.world_size = f.n;
+  }
+  if (req.world_size == 0) return Error("[plan] give --hostfile or -n");
+  req.tp = f.tp;
+  req.pp = f.pp;
+  req.context = f.ctx;
+  if (!f.layers.empty()) {
+    MESHLM_ASSIGN_OR_RETURN(req.layers, parallel::ParseSizeList(f.layers, "--layers"));
+  }
+  if (!f.memory_gib.empty()) {
+    MESHLM_ASSIGN_OR_RETURN(auto gib, parallel::ParseSizeList(f.memory_gib, "--memory"));
+    for (size_t g : gib) req.memory.push_back(g << 30);
+    memory_note = "memory per rank as given by --memory";
+  } else if (f.hostfile.empty()) {
+    // Local ranks share this host's available memory.
+    const size_t avail = MemAvailable();
+    if (avail > 0) req.memory.assign(req.world_size, avail / req.world_size);
+    memory_note = fmt::format("memory per rank: this host's available {:.1f} GiB / {} ranks",
+                              avail / 1073741824.0, req.world_size);
+  } else {
+    memory_note = "memory not checked (give --memory GiB per rank)";
+  }
+  // Weight bytes per element as stored; quantized folders are estimated as bf16.
+  req.weight_bytes_per_element = 2;
+  MESHLM_ASSIGN_OR_RETURN(parallel::Plan plan, parallel::MakePlan(config, req));
+  fmt::print("{}", parallel::FormatPlan(config, plan));
+  fmt::print("{}\n", memory_note);
+  return OkStatus();
+}
+
+}  // namespace
+
+void AddPlanCommand(CLI::App& app, int* exit_code) {
+  auto f = std::make_shared<PlanFlags>();
+  CLI::App* cmd = app.add_subcommand("plan", "Show how a model splits over ranks, without loading it");
+  cmd->add_option("--model", f->model, "Model folder")->required();
+  cmd->add_option("--hostfile", f->hostfile, "MLX JSON hostfile: one rank per host");
+  cmd->add_option("-n", f->n, "Local ranks");
+  cmd->add_option("--tp", f->tp, "Tensor-parallel ranks per stage");
+  cmd->add_option("--pp", f->pp, "Pipeline stages");
+  cmd->add_option("--ctx", f->ctx, "Context to budget the KV cache for (default: the model's)");
+  cmd->add_option("--layers", f->layers, "Layers per stage, e.g. 10,18");
+  cmd->add_option("--memory", f->memory_gib, "GiB available per rank, e.g. 64,64,32");
+  cmd->callback([f, exit_code] {
+    const Status s = RunPlan(*f);
+    if (!s.ok()) {
+      fmt::print(stderr, "meshlm plan: {}\n", s.message());
+      *exit_code = 1;
+    }
+  });
+}
+
+}  // namespace meshlm::cli
