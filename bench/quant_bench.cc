@@ -4,7 +4,10 @@
 // Prints weight GB/s (decode is bound by memory bandwidth: compare with bench/stream) and
 // GMAC/s (prefill is bound by arithmetic). Weights are cycled through copies larger than
 // the L3 cache so that decode reads from DRAM as a real forward pass does.
-// Usage: quant_bench [qwen3|llama] [type ...]   (types: Q8_0 Q4_0 Q4_K Q6_K MLX4 MLX8)
+// Usage: quant_bench [qwen3|llama] [type ...] [--path=NAME] [--threads=N] [--T=N]
+//        (types: Q8_0 Q4_0 Q4_K Q6_K MLX4 MLX8; paths as kernels::QuantPaths())
+#include <time.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -68,11 +71,21 @@ Matrix Make(QuantType t, Shape s, std::mt19937& rng) {
   return m;
 }
 
+double CpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 size_t Bytes(const QuantWeight& w) {
   size_t b = w.rows * w.row_stride;
   if (IsMlx(w.type)) b += 2 * w.rows * w.scale_stride * 2;
   return b;
 }
+
+// Optional filters from the command line ("" / 0 = all).
+std::string g_path;
+size_t g_threads = 0, g_T = 0;
 
 void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
   std::mt19937 rng(1);
@@ -94,11 +107,15 @@ void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
   std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
   for (float& f : x) f = ud(rng);
   for (const std::string& path : QuantPaths()) {
+    if (!g_path.empty() && path != g_path) continue;
     SetQuantPath(path);
     for (size_t threads : {1, 2}) {
+      if (g_threads && threads != g_threads) continue;
       ThreadPool pool(threads);
       for (size_t T : {1, 128}) {
+        if (g_T && T != g_T) continue;
         const auto start = std::chrono::steady_clock::now();
+        const double cpu0 = CpuSeconds();
         size_t bytes = 0;
         macs = 0;
         int reps = 0;
@@ -112,9 +129,13 @@ void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
           ++reps;
           secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         } while (secs < (T == 1 ? 1.0 : 3.0));
-        std::printf("%-6s %-5s %-10s threads %zu T=%-3zu  %7.1f GB/s  %7.1f GMAC/s\n", model,
+        // Per CPU-second figures: what one core gives when this process is not the only
+        // one on the machine (wall time then includes waiting for a core).
+        const double cpu = (CpuSeconds() - cpu0) / threads;
+        std::printf("%-6s %-5s %-10s threads %zu T=%-3zu  %7.1f GB/s  %7.1f GMAC/s   per CPU "
+                    "time: %7.1f GB/s %7.1f GMAC/s\n", model,
                     std::string(QuantTypeName(t)).c_str(), path.c_str(), threads, T,
-                    bytes / secs / 1e9, macs / secs / 1e9);
+                    bytes / secs / 1e9, macs / secs / 1e9, bytes / cpu / 1e9, macs / cpu / 1e9);
         std::fflush(stdout);
       }
     }
@@ -136,6 +157,10 @@ int main(int argc, char** argv) {
                                     {8192, 2048}, {8192, 2048}, {2048, 8192}};
   std::vector<QuantType> types;
   for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--path=", 0) == 0) meshlm::kernels::g_path = a.substr(7);
+    if (a.rfind("--threads=", 0) == 0) meshlm::kernels::g_threads = std::stoul(a.substr(10));
+    if (a.rfind("--T=", 0) == 0) meshlm::kernels::g_T = std::stoul(a.substr(4));
     for (QuantType t : {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
                         QuantType::kMlx4, QuantType::kMlx8}) {
       if (argv[i] == meshlm::QuantTypeName(t)) types.push_back(t);

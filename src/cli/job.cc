@@ -11,6 +11,7 @@
 
 #include "comm/env.h"
 #include "engine/generate.h"
+#include "model/gguf_model.h"
 #include "model/model.h"
 #include "parallel/plan.h"
 
@@ -48,7 +49,7 @@ Result<size_t> DefaultThreads(comm::Group& world) {
 Result<Job> StartJob(const JobFlags& f, size_t default_ctx) {
   Job job;
   MESHLM_ASSIGN_OR_RETURN(job.world, comm::JoinFromEnv());
-  MESHLM_ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfig(f.model));
+  MESHLM_ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfigOfPath(f.model));
   parallel::PlanRequest req;
   req.world_size = job.world->size();
   req.tp = f.tp;

@@ -185,19 +185,35 @@ Result<GgufTokenizer> ReadGgufTokenizer(const GgufFile& f) {
   return t;
 }
 
+namespace {
+Status ConfigAndTokenizer(const GgufFile& f, ModelConfig* c, GgufTokenizer* tok) {
+  MESHLM_ASSIGN_OR_RETURN(std::string arch, f.GetString("general.architecture"));
+  MESHLM_RETURN_IF_ERROR(ReadConfig(f, arch, c));
+  MESHLM_ASSIGN_OR_RETURN(*tok, ReadGgufTokenizer(f));
+  if (tok->bos_id >= 0) c->bos_token_ids = {static_cast<int32_t>(tok->bos_id)};
+  if (tok->eos_id >= 0) c->eos_token_ids = {static_cast<int32_t>(tok->eos_id)};
+  if (tok->eot_id >= 0 && tok->eot_id != tok->eos_id) {
+    c->eos_token_ids.push_back(static_cast<int32_t>(tok->eot_id));
+  }
+  return OkStatus();
+}
+}  // namespace
+
+Result<ModelConfig> LoadModelConfigOfPath(const std::string& path) {
+  if (!path.ends_with(".gguf")) return LoadModelConfig(path);
+  MESHLM_ASSIGN_OR_RETURN(auto f, GgufFile::Open(path));
+  ModelConfig c;
+  GgufTokenizer tok;
+  MESHLM_RETURN_IF_ERROR(ConfigAndTokenizer(*f, &c, &tok));
+  return c;
+}
+
 Result<GgufModel> LoadGgufModel(const std::string& path) {
   GgufModel m;
   MESHLM_ASSIGN_OR_RETURN(m.file, GgufFile::Open(path));
   const GgufFile& f = *m.file;
-  MESHLM_ASSIGN_OR_RETURN(std::string arch, f.GetString("general.architecture"));
-  MESHLM_RETURN_IF_ERROR(ReadConfig(f, arch, &m.config));
-  MESHLM_ASSIGN_OR_RETURN(m.tokenizer, ReadGgufTokenizer(f));
-  ModelConfig& c = m.config;
-  if (m.tokenizer.bos_id >= 0) c.bos_token_ids = {static_cast<int32_t>(m.tokenizer.bos_id)};
-  if (m.tokenizer.eos_id >= 0) c.eos_token_ids = {static_cast<int32_t>(m.tokenizer.eos_id)};
-  if (m.tokenizer.eot_id >= 0 && m.tokenizer.eot_id != m.tokenizer.eos_id) {
-    c.eos_token_ids.push_back(static_cast<int32_t>(m.tokenizer.eot_id));
-  }
+  MESHLM_RETURN_IF_ERROR(ConfigAndTokenizer(f, &m.config, &m.tokenizer));
+  const ModelConfig& c = m.config;
   if (const GgufTensor* rf = f.FindTensor("rope_freqs.weight")) {
     if (rf->dtype != DType::kF32 || rf->dims.size() != 1 ||
         rf->dims[0] != static_cast<uint64_t>(c.head_dim / 2)) {

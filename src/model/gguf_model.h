@@ -51,6 +51,10 @@ struct GgufModel {
 /// tensor at fault.
 Result<GgufModel> LoadGgufModel(const std::string& path);
 
+/// The config of a model path: DIR/config.json, or the metadata of a .gguf file (without
+/// loading its tensors).
+Result<ModelConfig> LoadModelConfigOfPath(const std::string& path);
+
 /// The Hugging Face name of a GGUF tensor name ("blk.3.ffn_up.weight" →
 /// "model.layers.3.mlp.up_proj.weight"); empty when the name is not one we use.
 std::string GgufToHfName(const std::string& gguf_name);

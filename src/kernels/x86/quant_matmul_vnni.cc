@@ -33,6 +33,8 @@ bool QuantVnniSupported() {
 
 namespace {
 
+#define MESHLM_ALWAYS_INLINE inline __attribute__((always_inline))
+
 constexpr size_t kTileN = 4;
 constexpr size_t kMaxTileT = 4;
 
@@ -149,9 +151,20 @@ struct DecMlx {
   float scale, bias;
   void Prepare(const QuantWeight& w, size_t n, size_t b) {
     p = w.data + n * w.row_stride + b * 4 * kBits;
-    const size_t g = n * w.scale_stride + b * 32 / w.group_size;
-    scale = LoadScale(w.scales, w.scale_dtype, g);
-    bias = LoadScale(w.biases, w.scale_dtype, g);
+    // Group sizes are 32, 64 or 128: blocks per group is a power of two.
+    const size_t g = n * w.scale_stride + (b >> (w.group_size == 32 ? 0 : w.group_size == 64 ? 1 : 2));
+    scale = Load(w.scales, w.scale_dtype, g);
+    bias = Load(w.biases, w.scale_dtype, g);
+  }
+  static float Load(const void* p, DType t, size_t i) {
+    if (t == DType::kBF16) {
+      uint32_t bits = static_cast<uint32_t>(static_cast<const uint16_t*>(p)[i]) << 16;
+      float f;
+      std::memcpy(&f, &bits, 4);
+      return f;
+    }
+    if (t == DType::kF16) return _cvtsh_ss(static_cast<const uint16_t*>(p)[i]);
+    return static_cast<const float*>(p)[i];
   }
   __m256i Quants(size_t) const {
     // 4-bit: even elements in the low nibbles; the activations are stored evens first.
@@ -169,47 +182,78 @@ inline float HorizontalSum(__m256 v) {
 }
 
 // y[(t0 + t) * ldy + n0 + r] for r < NR, t < TR: rows n0.. of w against tokens t0.. of a.
+// One 32-weight block j of the prepared super-block (block b of the row) for NR rows and
+// TR tokens, accumulated into acc / macc.
+template <class Dec, size_t NR, size_t TR>
+MESHLM_ALWAYS_INLINE void Block(const Dec* dec, size_t j, size_t b, const QuantActs& a, size_t t0,
+                           __m256 (&acc)[NR][TR], float (&macc)[NR][TR]) {
+  const size_t K = a.K, nb = a.nb;
+  __m256i wq[NR];
+  __m256 ws[NR];
+  for (size_t r = 0; r < NR; ++r) {
+    wq[r] = dec[r].Quants(j);
+    ws[r] = dec[r].Scale(j);
+  }
+  for (size_t t = 0; t < TR; ++t) {
+    const size_t tb = (t0 + t) * nb + b;
+    const __m256i aq =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + (t0 + t) * K + 32 * b));
+    const __m256i corr =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.corr.data() + 8 * tb));
+    const __m256 da = _mm256_set1_ps(a.d[tb]);
+    for (size_t r = 0; r < NR; ++r) {
+      const __m256i dot = _mm256_dpbusd_epi32(corr, wq[r], aq);
+      acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(ws[r], da), acc[r][t]);
+      if constexpr (Dec::kHasMin) macc[r][t] += dec[r].Min(j) * a.sum[tb];
+    }
+  }
+}
+
+// y[(t0 + t) * ldy + n0 + r] for r < NR, t < TR: rows n0.. of w against tokens t0.. of a.
+// Small tiles alternate two sets of accumulators between blocks, so that consecutive
+// blocks do not wait on one FMA chain (4 cycles each), which capped decode at 8 MACs per
+// cycle.
 template <class Dec, size_t NR, size_t TR>
 void Tile(const QuantWeight& w, size_t n0, const QuantActs& a, size_t t0, float* y,
           size_t ldy) {
-  const size_t K = a.K, nb = a.nb;
-  __m256 acc[NR][TR];
+  constexpr bool kTwo = NR * TR <= 8;
+  const size_t nb = a.nb;
+  __m256 acc0[NR][TR], acc1[NR][TR];
   float macc[NR][TR];
   for (size_t r = 0; r < NR; ++r) {
     for (size_t t = 0; t < TR; ++t) {
-      acc[r][t] = _mm256_setzero_ps();
+      acc0[r][t] = acc1[r][t] = _mm256_setzero_ps();
       macc[r][t] = 0;
     }
   }
+  auto& acc_odd = kTwo ? acc1 : acc0;
   Dec dec[NR];
-  for (size_t s = 0; s < nb / Dec::kSub; ++s) {
-    for (size_t r = 0; r < NR; ++r) dec[r].Prepare(w, n0 + r, s);
-    for (size_t j = 0; j < Dec::kSub; ++j) {
-      const size_t b = s * Dec::kSub + j;
-      __m256i wq[NR];
-      __m256 ws[NR];
-      for (size_t r = 0; r < NR; ++r) {
-        wq[r] = dec[r].Quants(j);
-        ws[r] = dec[r].Scale(j);
-      }
-      for (size_t t = 0; t < TR; ++t) {
-        const size_t tb = (t0 + t) * nb + b;
-        const __m256i aq =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.q.data() + (t0 + t) * K + 32 * b));
-        const __m256i corr =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.corr.data() + 8 * tb));
-        const __m256 da = _mm256_set1_ps(a.d[tb]);
-        for (size_t r = 0; r < NR; ++r) {
-          const __m256i dot = _mm256_dpbusd_epi32(corr, wq[r], aq);
-          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(ws[r], da), acc[r][t]);
-          if constexpr (Dec::kHasMin) macc[r][t] += dec[r].Min(j) * a.sum[tb];
-        }
+  if constexpr (Dec::kSub == 1) {
+    size_t s = 0;
+    for (; s + 2 <= nb; s += 2) {
+      for (size_t r = 0; r < NR; ++r) dec[r].Prepare(w, n0 + r, s);
+      Block<Dec, NR, TR>(dec, 0, s, a, t0, acc0, macc);
+      for (size_t r = 0; r < NR; ++r) dec[r].Prepare(w, n0 + r, s + 1);
+      Block<Dec, NR, TR>(dec, 0, s + 1, a, t0, acc_odd, macc);
+    }
+    if (s < nb) {
+      for (size_t r = 0; r < NR; ++r) dec[r].Prepare(w, n0 + r, s);
+      Block<Dec, NR, TR>(dec, 0, s, a, t0, acc0, macc);
+    }
+  } else {
+    static_assert(Dec::kSub % 2 == 0);
+    for (size_t s = 0; s < nb / Dec::kSub; ++s) {
+      for (size_t r = 0; r < NR; ++r) dec[r].Prepare(w, n0 + r, s);
+      for (size_t j = 0; j < Dec::kSub; j += 2) {
+        Block<Dec, NR, TR>(dec, j, s * Dec::kSub + j, a, t0, acc0, macc);
+        Block<Dec, NR, TR>(dec, j + 1, s * Dec::kSub + j + 1, a, t0, acc_odd, macc);
       }
     }
   }
   for (size_t r = 0; r < NR; ++r) {
     for (size_t t = 0; t < TR; ++t) {
-      y[(t0 + t) * ldy + n0 + r] = HorizontalSum(acc[r][t]) + macc[r][t];
+      const __m256 sum = kTwo ? _mm256_add_ps(acc0[r][t], acc1[r][t]) : acc0[r][t];
+      y[(t0 + t) * ldy + n0 + r] = HorizontalSum(sum) + macc[r][t];
     }
   }
 }
@@ -230,7 +274,12 @@ template <class Dec>
 void DotRows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
              size_t ldy) {
   size_t n = n0;
-  for (; n + kTileN <= n1; n += kTileN) Rows<Dec, kTileN>(w, n, a, y, ldy);
+  // Decode reads each weight once: one row at a time keeps a single sequential stream,
+  // which the hardware prefetchers follow at full speed; several interleaved short rows
+  // ran at a fraction of it. Prefill reuses each unpacked weight vector for 4 tokens.
+  if (a.T >= kMaxTileT) {
+    for (; n + kTileN <= n1; n += kTileN) Rows<Dec, kTileN>(w, n, a, y, ldy);
+  }
   for (; n < n1; ++n) Rows<Dec, 1>(w, n, a, y, ldy);
 }
 
