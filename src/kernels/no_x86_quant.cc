@@ -7,6 +7,10 @@ namespace meshlm::kernels::x86 {
 
 bool QuantVnniSupported() { return false; }
 
+void QuantizeActsVnni(const float*, size_t, size_t, QuantType, QuantActs*) {
+  MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");
+}
+
 void QuantDotRowsVnni(const QuantWeight&, size_t, size_t, const QuantActs&, float*, size_t) {
   MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");
 }

@@ -131,7 +131,7 @@ int ActOffset(QuantType t) {
   }
 }
 
-void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a) {
+void ResizeActs(size_t T, size_t K, QuantActs* a) {
   MESHLM_CHECK(K % kActBlock == 0, "K {} not a multiple of {}", K, kActBlock);
   const size_t nb = K / kActBlock;
   a->T = T;
@@ -141,6 +141,11 @@ void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a)
   a->d.resize(T * nb);
   a->sum.resize(T * nb);
   a->corr.resize(T * nb * 8);
+}
+
+void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a) {
+  ResizeActs(T, K, a);
+  const size_t nb = a->nb;
   const int offset = ActOffset(t);
   const bool evens_first = t == QuantType::kMlx4;
   for (size_t i = 0; i < T * nb; ++i) {
@@ -192,8 +197,12 @@ void QuantMatMul(const float* x, size_t T, const QuantWeight& w, const float* bi
   // would be each worker's own.
   thread_local QuantActs scratch;
   const QuantActs& acts = scratch;
-  QuantizeActs(x, T, w.cols, w.type, &scratch);
   const bool vnni = UseVnni();
+  if (vnni) {
+    x86::QuantizeActsVnni(x, T, w.cols, w.type, &scratch);
+  } else {
+    QuantizeActs(x, T, w.cols, w.type, &scratch);
+  }
   const size_t N = w.rows;
   pool.ParallelFor(N, 4, [&](size_t begin, size_t end, size_t) {
     if (vnni) {

@@ -34,6 +34,8 @@ int ActOffset(QuantType t);
 
 /// Fills a for x: [T, K], for weights of type t. Portable and x86 produce equal bytes.
 void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a);
+/// Sets a's sizes for x: [T, K].
+void ResizeActs(size_t T, size_t K, QuantActs* a);
 
 /// y[t * ldy + n] = Σ_k a[t, k] · w[n, k] for n in [n0, n1), t < a.T (no bias).
 void QuantDotRowsPortable(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,
@@ -42,6 +44,8 @@ void QuantDotRowsPortable(const QuantWeight& w, size_t n0, size_t n1, const Quan
 namespace x86 {
 /// Whether the CPU has AVX512F/BW/VL, AVX512-VNNI and F16C.
 bool QuantVnniSupported();
+/// As QuantizeActs, with AVX-512; call only if QuantVnniSupported().
+void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, QuantActs* a);
 /// As QuantDotRowsPortable; call only if QuantVnniSupported().
 void QuantDotRowsVnni(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,
                       float* y, size_t ldy);

@@ -9,6 +9,7 @@
 
 #include "base/thread_pool.h"
 #include "kernels/kernels.h"
+#include "kernels/quant_matmul_internal.h"
 
 namespace meshlm::kernels {
 namespace {
@@ -161,6 +162,30 @@ TEST(QuantMatMul, EveryPathAndTypeMatchesDequantizedReference) {
       }
     }
     SetQuantPath("");
+  }
+}
+
+// The x86 activation quantizer must give the bytes of the portable one, so that both
+// paths compute the same integer dot products.
+TEST(QuantMatMul, ActivationQuantizersAgreeExactly) {
+  if (!x86::QuantVnniSupported()) GTEST_SKIP() << "no AVX512-VNNI";
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_real_distribution<float> ud(-3.0f, 3.0f);
+  for (QuantType t : {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
+                      QuantType::kMlx4, QuantType::kMlx8}) {
+    const size_t T = 3, K = 256;
+    std::vector<float> x(T * K);
+    for (float& f : x) f = ud(rng);
+    // Ties: values exactly between two steps of a block whose max is 127.
+    for (size_t k = 0; k < 32; ++k) x[k] = (k == 0) ? 127.0f : static_cast<float>(k) + 0.5f;
+    for (size_t k = 32; k < 64; ++k) x[k] = 0.0f;  // an all-zero block
+    QuantActs a, b;
+    QuantizeActs(x.data(), T, K, t, &a);
+    x86::QuantizeActsVnni(x.data(), T, K, t, &b);
+    EXPECT_EQ(a.q, b.q) << QuantTypeName(t);
+    EXPECT_EQ(a.d, b.d) << QuantTypeName(t);
+    EXPECT_EQ(a.sum, b.sum) << QuantTypeName(t);
+    EXPECT_EQ(a.corr, b.corr) << QuantTypeName(t);
   }
 }
 

@@ -285,6 +285,40 @@ void DotRows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, flo
 
 }  // namespace
 
+void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, QuantActs* a) {
+  ResizeActs(T, K, a);
+  const int offset = ActOffset(t);
+  // Positions of the 16 even and 16 odd elements of a block (MLX 4-bit order).
+  const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+  for (size_t i = 0; i < T * a->nb; ++i) {
+    const float* xb = x + i * kActBlock;
+    __m512 lo = _mm512_loadu_ps(xb), hi = _mm512_loadu_ps(xb + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+    // The same expressions as QuantizeActs, so both produce equal bytes.
+    const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+    a->d[i] = amax / 127.0f;
+    if (t == QuantType::kMlx4) {
+      const __m512 e = _mm512_permutex2var_ps(lo, evens, hi);
+      const __m512 o = _mm512_permutex2var_ps(lo, odds, hi);
+      lo = e;
+      hi = o;
+    }
+    // Round to nearest even (the MXCSR default), as std::nearbyint.
+    const __m512i qlo = _mm512_cvtps_epi32(_mm512_mul_ps(lo, _mm512_set1_ps(inv)));
+    const __m512i qhi = _mm512_cvtps_epi32(_mm512_mul_ps(hi, _mm512_set1_ps(inv)));
+    int8_t* q = a->q.data() + i * kActBlock;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(qlo));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(qhi));
+    a->sum[i] = a->d[i] * static_cast<float>(_mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi)));
+    // Sums of each 4 consecutive q: vpdpbusd of ones with q.
+    const __m256i q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    const __m256i s4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(a->corr.data() + 8 * i),
+                        _mm256_mullo_epi32(s4, _mm256_set1_epi32(-offset)));
+  }
+}
+
 void QuantDotRowsVnni(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,
                       float* y, size_t ldy) {
   switch (w.type) {
