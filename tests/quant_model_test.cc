@@ -119,6 +119,30 @@ INSTANTIATE_TEST_SUITE_P(
       return n;
     });
 
+TEST(QuantModel, GgufTokenizerMetadataAndConfig) {
+  auto m = model::Model::Load(Dir() + "/tiny-llama-q8_0.gguf", {});
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  const model::GgufTokenizer* tok = (*m)->gguf_tokenizer();
+  ASSERT_NE(tok, nullptr);
+  EXPECT_EQ(tok->model, "gpt2");
+  EXPECT_EQ(tok->tokens.size(), static_cast<size_t>((*m)->config().vocab_size));
+  EXPECT_EQ(tok->bos_id, 1);
+  EXPECT_FALSE(tok->chat_template.empty());
+  const model::ModelConfig& c = (*m)->config();
+  EXPECT_EQ(c.arch, model::Arch::kLlama);
+  EXPECT_EQ(c.num_heads_kv, 2);
+  EXPECT_EQ(c.eos_token_ids, std::vector<int32_t>{2});
+  EXPECT_FALSE(c.tie_word_embeddings);
+  auto folder = model::Model::Load(Dir() + "/tiny-qwen3-mlx4", {});
+  ASSERT_TRUE(folder.ok());
+  EXPECT_EQ((*folder)->gguf_tokenizer(), nullptr);
+  auto cfg = model::LoadModelConfigOfPath(Dir() + "/small-qwen3-q6_k.gguf");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  EXPECT_EQ(cfg->hidden_size, 256);
+  EXPECT_TRUE(cfg->qk_norm);
+  EXPECT_TRUE(cfg->tie_word_embeddings);
+}
+
 TEST(QuantModelErrors, TruncatedGgufNamesTheTensor) {
   const std::string src = Dir() + "/tiny-llama-q8_0.gguf";
   const std::string dst = ::testing::TempDir() + "/truncated.gguf";

@@ -49,6 +49,8 @@ class Model {
   /// The LM-head rows (vocabulary ids) whose logits this shard computes.
   Range vocab_range() const { return vocab_range_; }
   const GenerationDefaults& generation_defaults() const { return generation_; }
+  /// The tokenizer metadata of a model loaded from a .gguf file; null for a folder.
+  const GgufTokenizer* gguf_tokenizer() const { return gguf_ ? &gguf_->tokenizer : nullptr; }
   size_t max_context() const { return max_context_; }
   /// Bytes of weights read per decoded token (every matrix once, plus the embedding row).
   size_t weight_bytes() const;
