@@ -56,7 +56,7 @@ Result<std::vector<size_t>> ParseSizeList(const std::string& text, const char* f
 Result<Plan> MakePlan(const model::ModelConfig& c, const PlanRequest& req) {
   const size_t world = req.world_size;
   if (world == 0) return Error("[plan] world size must be at least 1");
-  const size_t pp = req.pp ? req.pp : (req.tp ? world / req.tp : 1);
+  const size_t pp = req.pp ? req.pp : (req.tp ? std::max<size_t>(1, world / req.tp) : 1);
   const size_t tp = req.tp ? req.tp : world / pp;
   if (tp * pp != world) {
     return Error("[plan] tp={} x pp={} = {} ranks, but the job has {}", tp, pp, tp * pp, world);

@@ -1,0 +1,68 @@
+// The meshlm binary on bad input: a clear message naming what is wrong, a non-zero exit,
+// never a crash.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace meshlm {
+namespace {
+
+std::string BuildDir() {
+  const char* b = std::getenv("MESHLM_BUILD_DIR");
+  return b ? b : MESHLM_TEST_BUILD_DIR;
+}
+
+// Runs meshlm with `args`; returns its combined output and exit status (128+n on a signal).
+std::pair<std::string, int> Meshlm(const std::string& args) {
+  const std::string cmd =
+      "timeout -k 5 60 " + BuildDir() + "/src/cli/meshlm " + args + " 2>&1; echo \"@$?\"";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  pclose(p);
+  const size_t at = out.rfind('@');
+  return {out.substr(0, at), std::atoi(out.c_str() + at + 1)};
+}
+
+TEST(Cli, BadInputGivesAClearErrorAndExitOne) {
+  const std::string tiny = BuildDir() + "/testmodels/tiny-llama-f32";
+  struct Case {
+    std::string args;
+    std::string expect;
+  };
+  const Case cases[] = {
+      {"generate --model /nonexistent/dir --ids 1", "/nonexistent/dir/config.json' not found"},
+      {"generate --model " + tiny + " --ids 1,x", "'x' is not a number"},
+      {"generate --model " + tiny + " --ids 1,99999", "token id 99999 out of range"},
+      {"generate --model " + tiny + " --ids 1 --ctx 100000", "exceeds the model's"},
+      {"generate --model " + tiny + " --prompt hello", "no tokenizer.json"},
+      {"generate --model " + tiny + " --ids 1 --top-p 0", "top_p 0 must be in (0, 1]"},
+      {"bench --model " + tiny + " --prompt-tokens 300 --gen-tokens 10", "exceeds the model's"},
+      {"generate --model " + tiny + " --tp 3 --ids 1", "tp=3 x pp=1 = 3 ranks, but the job has 1"},
+  };
+  for (const Case& c : cases) {
+    const auto [out, code] = Meshlm(c.args);
+    EXPECT_EQ(code, 1) << c.args << "\n" << out;
+    EXPECT_NE(out.find(c.expect), std::string::npos) << c.args << "\n" << out;
+  }
+}
+
+TEST(Cli, GeneratesOnTheTinyModel) {
+  const auto [out, code] = Meshlm("generate --model " + BuildDir() +
+                                  "/testmodels/tiny-llama-f32 --ids 1,2,3 --max-tokens 5 "
+                                  "--temperature 0 --ignore-eos");
+  EXPECT_EQ(code, 0) << out;
+  // Five comma-separated ids on one line.
+  EXPECT_NE(out.find_first_of("0123456789"), std::string::npos) << out;
+  size_t commas = 0;
+  for (char ch : out.substr(0, out.find('\n'))) commas += ch == ',';
+  EXPECT_EQ(commas, 4u) << out;
+}
+
+}  // namespace
+}  // namespace meshlm
