@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libpcre2-dev libicu-dev
   python3-numpy iproute2 procps
   openssh-server openssh-client openmpi-bin libopenmpi-dev
+  libcpp-httplib-dev curl
 )
 
 missing=()

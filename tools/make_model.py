@@ -277,6 +277,8 @@ def main():
                     help="standard deviation of linear/embedding weights and biases")
     ap.add_argument("--layers", type=int, default=0, help="override the shape's layer count")
     ap.add_argument("--kv-heads", type=int, default=0, help="override the shape's KV heads")
+    ap.add_argument("--vocab", type=int, default=0,
+                    help="override the shape's vocabulary size (to pair it with a real tokenizer)")
     a = ap.parse_args()
     if a.shards < 1:
         raise SystemExit("[make_model] --shards must be >= 1")
@@ -284,6 +286,8 @@ def main():
     s = dict(SHAPES[a.shape])
     if a.layers:
         s["num_hidden_layers"] = a.layers
+    if a.vocab:
+        s["vocab_size"] = a.vocab
     if a.kv_heads:
         if s["num_attention_heads"] % a.kv_heads:
             raise SystemExit("[make_model] --kv-heads must divide the attention heads")

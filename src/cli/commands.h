@@ -15,5 +15,7 @@ void AddPlanCommand(CLI::App& app, int* exit_code);
 void AddLaunchCommand(CLI::App& app, int* exit_code);
 void AddCommtestCommand(CLI::App& app, int* exit_code);
 void AddTokenizeCommand(CLI::App& app, int* exit_code);
+void AddServeCommand(CLI::App& app, int* exit_code);
+void AddStopCommand(CLI::App& app, int* exit_code);
 
 }  // namespace meshlm::cli

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   meshlm::cli::AddLaunchCommand(app, &exit_code);
   meshlm::cli::AddCommtestCommand(app, &exit_code);
   meshlm::cli::AddTokenizeCommand(app, &exit_code);
+  meshlm::cli::AddServeCommand(app, &exit_code);
+  meshlm::cli::AddStopCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -120,6 +120,9 @@ Status Executor::RunWorker() {
   std::vector<uint8_t> buf;
   for (;;) {
     uint64_t n = 0;
+    // An idle server sends nothing: wait without a deadline for rank 0's next step (a
+    // closed connection to rank 0 still ends the wait at once).
+    MESHLM_RETURN_IF_ERROR(world_.WaitForMessage(0));
     MESHLM_RETURN_IF_ERROR(world_.Broadcast(&n, sizeof(n), 0));
     if (n > kMaxStepBytes) return Error("[executor] step message of {} bytes refused", n);
     buf.resize(n);

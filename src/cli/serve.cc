@@ -1,0 +1,152 @@
+// meshlm serve / meshlm stop: the OpenAI-compatible server on a cluster of ranks.
+#include "server/serve.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/job.h"
+#include "cluster/launcher.h"
+#include "server/daemon.h"
+
+namespace meshlm::cli {
+namespace {
+
+struct ServeFlags {
+  JobFlags job;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;
+  size_t max_concurrent = 16;
+  size_t max_queue = 64;
+  int processes = 0;
+  std::string hostfile;
+  bool detach = false;
+  double ready_timeout = 600;
+};
+
+bool InsideJob() { return std::getenv("MESHLM_RANK") || std::getenv("MLX_RANK"); }
+
+std::string SelfExe() {
+  char buf[PATH_MAX] = {};
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  return n > 0 ? std::string(buf, n) : "meshlm";
+}
+
+// Every rank runs `meshlm serve` with the same model flags; the key travels in the
+// environment, never on a command line.
+std::vector<std::string> RankCommand(const ServeFlags& f) {
+  std::vector<std::string> c = {SelfExe(),          "serve",
+                                "--model",          f.job.model,
+                                "--host",           f.host,
+                                "--port",           std::to_string(f.port),
+                                "--max-concurrent", std::to_string(f.max_concurrent),
+                                "--max-queue",      std::to_string(f.max_queue)};
+  auto add = [&](const char* flag, size_t v) {
+    if (v) c.insert(c.end(), {flag, std::to_string(v)});
+  };
+  add("--threads", f.job.threads);
+  add("--ctx", f.job.ctx);
+  add("--tp", f.job.tp);
+  add("--pp", f.job.pp);
+  if (!f.job.layers.empty()) c.insert(c.end(), {"--layers", f.job.layers});
+  return c;
+}
+
+int ServeInJob(const ServeFlags& f) {
+  auto job = StartJob(f.job, 0);
+  if (!job.ok()) {
+    fmt::print(stderr, "meshlm serve: {}\n", job.status().message());
+    return 1;
+  }
+  if (job->world->rank() != 0) {
+    // Rank 0 stops the workers when it is told to stop; a worker whose rank 0 vanished
+    // stops on its own (its connection closes).
+    ::signal(SIGTERM, SIG_IGN);
+    ::signal(SIGINT, SIG_IGN);
+  }
+  return RunJob(*job, "serve", [&]() -> Status {
+    server::ServeConfig config;
+    config.model_dir = f.job.model;
+    config.http.host = f.host;
+    config.http.port = f.port;
+    config.http.api_key = f.api_key;
+    if (const char* k = std::getenv("MESHLM_API_KEY"); config.http.api_key.empty() && k) {
+      config.http.api_key = k;
+    }
+    config.http.model_name = server::ModelNameOf(f.job.model);
+    config.http.ranks = job->world->size();
+    config.max_running = f.max_concurrent;
+    config.max_queued = f.max_queue;
+    return server::RunServer(*job->executor, config);
+  });
+}
+
+int RunServe(const ServeFlags& f) {
+  const bool launch = !InsideJob() && (f.processes > 1 || !f.hostfile.empty());
+  if (f.detach && !InsideJob()) {
+    int code = 0;
+    auto child = server::Detach(f.host, f.port, f.ready_timeout, &code);
+    if (!child.ok()) {
+      fmt::print(stderr, "{}\n", child.status().message());
+      return 2;
+    }
+    if (!*child) return code;
+  }
+  if (!launch) return ServeInJob(f);
+  cluster::LaunchOptions o;
+  o.processes = f.processes;
+  o.hostfile = f.hostfile;
+  o.command = RankCommand(f);
+  if (!f.api_key.empty()) o.env.push_back("MESHLM_API_KEY=" + f.api_key);
+  auto code = cluster::Launch(o);
+  if (!code.ok()) {
+    fmt::print(stderr, "meshlm serve: {}\n", code.status().message());
+    return 2;
+  }
+  return *code;
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, int* exit_code) {
+  auto f = std::make_shared<ServeFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Serve the model over an OpenAI-compatible HTTP API (rank 0 answers)");
+  AddJobFlags(cmd, &f->job);
+  cmd->add_option("--host", f->host, "Address to listen on (default 127.0.0.1)");
+  cmd->add_option("--port", f->port, "Port to listen on (default 8080)");
+  cmd->add_option("--api-key", f->api_key,
+                  "Require 'Authorization: Bearer KEY' (also from MESHLM_API_KEY)");
+  cmd->add_option("--max-concurrent", f->max_concurrent, "Sequences generated together");
+  cmd->add_option("--max-queue", f->max_queue, "Waiting requests beyond which answer 429");
+  cmd->add_option("-n,--processes", f->processes, "Start N local ranks");
+  cmd->add_option("--hostfile", f->hostfile, "Start one rank per host of this hostfile");
+  cmd->add_flag("--detach", f->detach, "Run in the background; `meshlm stop` stops it");
+  cmd->add_option("--ready-timeout", f->ready_timeout, "Seconds --detach waits for readiness");
+  cmd->callback([f, exit_code] { *exit_code = RunServe(*f); });
+}
+
+void AddStopCommand(CLI::App& app, int* exit_code) {
+  auto port = std::make_shared<int>(0);
+  CLI::App* cmd = app.add_subcommand("stop", "Stop servers started with `meshlm serve --detach`");
+  cmd->add_option("--port", *port, "Only the server on this port (default: all of yours)");
+  cmd->callback([port, exit_code] {
+    auto stopped = server::StopServers(*port, 15.0);
+    if (!stopped.ok()) {
+      fmt::print(stderr, "meshlm stop: {}\n", stopped.status().message());
+      *exit_code = 1;
+      return;
+    }
+    if (stopped->empty()) fmt::print("meshlm stop: no detached server is running\n");
+    for (const auto& s : *stopped) fmt::print("meshlm stop: stopped the server on {}\n", s);
+    *exit_code = 0;
+  });
+}
+
+}  // namespace meshlm::cli

@@ -1,0 +1,303 @@
+// HttpServer: routes, API key, SSE streaming and error answers.
+#include "server/http_server.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <random>
+
+#include "base/clock.h"
+
+namespace meshlm::server {
+namespace {
+
+constexpr int kPollMs = 50;
+// A streaming client idle this long gets an SSE comment, which also reveals a closed
+// connection while a long prompt is still being processed.
+constexpr double kKeepAliveSeconds = 1.0;
+
+void SendError(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(ErrorBody(e), "application/json");
+}
+
+std::string NewId(const char* prefix) {
+  static std::atomic<uint64_t> counter{0};
+  static const uint64_t salt = std::random_device{}();
+  return fmt::format("{}{:016x}{:04x}", prefix, salt, counter++ & 0xffff);
+}
+
+int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Streaming state shared by the content provider's calls.
+struct StreamState {
+  std::shared_ptr<Channel> channel;
+  ResponseMeta meta;
+  bool include_usage = false;
+  bool sent_role = false;
+  bool finished = false;
+  double last_write = 0;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  ServerOptions options;
+  Scheduler& scheduler;
+  Metrics& metrics;
+  PromptContext prompt;
+  httplib::Server http;
+
+  Impl(ServerOptions o, Scheduler& s, Metrics& m, PromptContext p)
+      : options(std::move(o)), scheduler(s), metrics(m), prompt(p) {}
+
+  bool Authorized(const httplib::Request& req, httplib::Response& res) {
+    if (options.api_key.empty()) return true;
+    std::string given = req.get_header_value("Authorization");
+    const std::string bearer = "Bearer ";
+    if (given.compare(0, bearer.size(), bearer) == 0)
+      given = given.substr(bearer.size());
+    else
+      given.clear();
+    if (!given.empty() && ConstantTimeEquals(given, options.api_key)) return true;
+    ApiError e;
+    e.status = 401;
+    e.type = "invalid_request_error";
+    e.code = "invalid_api_key";
+    e.message =
+        given.empty() ? "missing API key: send 'Authorization: Bearer <key>'" : "incorrect API key";
+    SendError(res, e);
+    return false;
+  }
+
+  void Models(httplib::Response& res) {
+    nlohmann::json model = {
+        {"id", options.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "meshlm"}};
+    nlohmann::json j = {{"object", "list"}, {"data", nlohmann::json::array({model})}};
+    res.set_content(j.dump(), "application/json");
+  }
+
+  void Health(httplib::Response& res) {
+    const bool ready = !scheduler.broken();
+    nlohmann::json j = {{"status", ready ? "ok" : "error"},
+                        {"ready", ready},
+                        {"ranks", options.ranks},
+                        {"model", options.model_name}};
+    if (!ready) j["error"] = scheduler.broken_reason();
+    res.status = ready ? 200 : 503;
+    res.set_content(j.dump(), "application/json");
+  }
+
+  void Generate(const httplib::Request& req, httplib::Response& res, bool chat) {
+    ++metrics.requests_total;
+    ApiRequest api;
+    ApiError err;
+    auto fail = [&](const ApiError& e) {
+      ++metrics.requests_failed;
+      SendError(res, e);
+    };
+    if (!ParseRequest(req.body, chat, prompt, &api, &err)) return fail(err);
+    if (!api.model.empty() && api.model != options.model_name) {
+      err.status = 404;
+      err.code = "model_not_found";
+      err.param = "model";
+      err.message = fmt::format("the model '{}' does not exist; this server serves '{}'", api.model,
+                                options.model_name);
+      return fail(err);
+    }
+    if (Status s = scheduler.Check(api.gen); !s.ok()) {
+      err.message = s.message();
+      err.code = api.gen.prompt.size() >= scheduler.max_context() ? "context_length_exceeded"
+                                                                  : "invalid_value";
+      return fail(err);
+    }
+    Scheduler::SubmitError why;
+    std::shared_ptr<Channel> channel = scheduler.Submit(api.gen, &why);
+    if (!channel) {
+      if (why == Scheduler::SubmitError::kQueueFull) {
+        ++metrics.requests_rejected;
+        err.status = 429;
+        err.type = "rate_limit_error";
+        err.code = "rate_limit_exceeded";
+        err.message = "the server is at capacity: retry later";
+      } else {
+        err.status = 503;
+        err.type = "server_error";
+        err.code = "unavailable";
+        err.message = why == Scheduler::SubmitError::kBroken
+                          ? "the cluster failed: " + scheduler.broken_reason()
+                          : "the server is shutting down";
+      }
+      return fail(err);
+    }
+    ResponseMeta meta{NewId(chat ? "chatcmpl-" : "cmpl-"), options.model_name, UnixNow(), chat};
+    if (api.stream) return Stream(res, channel, meta, api.include_usage);
+    std::string text;
+    for (;;) {
+      Event e;
+      if (!channel->Pop(&e, 1000)) continue;
+      if (e.kind == Event::Kind::kText) {
+        text += e.text;
+      } else if (e.kind == Event::Kind::kDone) {
+        res.set_content(
+            FullResponse(meta, text, e.finish_reason, e.prompt_tokens, e.completion_tokens),
+            "application/json");
+        return;
+      } else {
+        err.status = 503;
+        err.type = "server_error";
+        err.code = "cluster_error";
+        err.message = e.text;
+        return SendError(res, err);  // the scheduler counted the failure
+      }
+    }
+  }
+
+  void Stream(httplib::Response& res, std::shared_ptr<Channel> channel, ResponseMeta meta,
+              bool include_usage) {
+    auto st = std::make_shared<StreamState>();
+    st->channel = std::move(channel);
+    st->meta = std::move(meta);
+    st->include_usage = include_usage;
+    st->last_write = NowSeconds();
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [st](size_t, httplib::DataSink& sink) {
+          auto send = [&](const std::string& payload) {
+            st->last_write = NowSeconds();
+            const std::string frame = "data: " + payload + "\n\n";
+            return sink.write(frame.data(), frame.size());
+          };
+          auto gone = [&] {
+            st->channel->Cancel();
+            return false;
+          };
+          if (st->finished) {
+            sink.done();
+            return true;
+          }
+          if (st->meta.chat && !st->sent_role) {
+            st->sent_role = true;
+            if (!send(StreamChunk(st->meta, "", true, ""))) return gone();
+          }
+          Event e;
+          if (!st->channel->Pop(&e, kPollMs)) {
+            if (NowSeconds() - st->last_write > kKeepAliveSeconds) {
+              st->last_write = NowSeconds();
+              if (!sink.write(": keep-alive\n\n", 14)) return gone();
+            }
+            return true;
+          }
+          if (e.kind == Event::Kind::kText) {
+            if (!send(StreamChunk(st->meta, e.text, false, ""))) return gone();
+            return true;
+          }
+          st->finished = true;
+          if (e.kind == Event::Kind::kError) {
+            ApiError err;
+            err.status = 503;
+            err.type = "server_error";
+            err.code = "cluster_error";
+            err.message = e.text;
+            send(ErrorBody(err));
+            sink.done();
+            return true;
+          }
+          bool ok = send(StreamChunk(st->meta, "", false, e.finish_reason));
+          if (ok && st->include_usage) {
+            ok = send(UsageChunk(st->meta, e.prompt_tokens, e.completion_tokens));
+          }
+          if (ok) ok = send("[DONE]");
+          if (!ok) return gone();
+          sink.done();
+          return true;
+        },
+        [st](bool success) {
+          if (!success || !st->finished) st->channel->Cancel();
+        });
+  }
+
+  void Routes() {
+    http.new_task_queue = [n = options.http_threads] { return new httplib::ThreadPool(n); };
+    http.set_keep_alive_max_count(1000);
+    // Stop waits for idle keep-alive connections to time out: keep that short, so a
+    // stopping server (and the launcher's grace period) is not held up.
+    http.set_keep_alive_timeout(1);
+    http.Get("/health", [this](const httplib::Request&, httplib::Response& res) { Health(res); });
+    http.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+      if (!Authorized(req, res)) return;
+      res.set_content(metrics.Render(), "text/plain; version=0.0.4");
+    });
+    http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+      if (Authorized(req, res)) Models(res);
+    });
+    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      if (Authorized(req, res)) Generate(req, res, true);
+    });
+    http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      if (Authorized(req, res)) Generate(req, res, false);
+    });
+    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      ApiError e;
+      e.status = res.status;
+      e.code = res.status == 404 ? "not_found" : "";
+      e.message = res.status == 404 ? fmt::format("no route {} {}", req.method, req.path)
+                                    : fmt::format("HTTP {}", res.status);
+      SendError(res, e);
+    });
+    http.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+          ApiError e;
+          e.status = 500;
+          e.type = "server_error";
+          try {
+            std::rethrow_exception(ep);
+          } catch (const std::exception& ex) {
+            e.message = ex.what();
+          } catch (...) {
+            e.message = "unknown error";
+          }
+          SendError(res, e);
+        });
+  }
+};
+
+HttpServer::HttpServer(ServerOptions options, Scheduler& scheduler, Metrics& metrics,
+                       PromptContext prompt)
+    : impl_(std::make_unique<Impl>(std::move(options), scheduler, metrics, prompt)) {
+  impl_->Routes();
+}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Bind() {
+  const auto& o = impl_->options;
+  if (o.port == 0) {
+    bound_port_ = impl_->http.bind_to_any_port(o.host);
+    if (bound_port_ <= 0) return Error("[server] cannot listen on {} (any port)", o.host);
+    return OkStatus();
+  }
+  if (!impl_->http.bind_to_port(o.host, o.port)) {
+    return Error(
+        "[server] cannot listen on {}:{}: the port is taken or the address is not "
+        "this host's; pick another with --port/--host",
+        o.host, o.port);
+  }
+  bound_port_ = o.port;
+  return OkStatus();
+}
+
+void HttpServer::Serve() { impl_->http.listen_after_bind(); }
+
+void HttpServer::Stop() { impl_->http.stop(); }
+
+}  // namespace meshlm::server

@@ -1,0 +1,50 @@
+// HttpServer: the OpenAI-compatible HTTP API on rank 0 (cpp-httplib), in front of the
+// Scheduler.
+//
+// Endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions (both with
+// SSE streaming), GET /health, GET /metrics. Every error is OpenAI-shaped JSON.
+// Goals: a bad request never reaches the workers; an API key guards everything but
+// /health; a client that goes away has its sequence dropped. Non-goals: TLS (put a proxy
+// in front), the web UI.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "server/metrics.h"
+#include "server/openai.h"
+#include "server/scheduler.h"
+
+namespace meshlm::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_key;     // empty: no key needed
+  std::string model_name;  // what /v1/models lists and requests may name
+  int ranks = 1;
+  size_t http_threads = 64;  // each streaming client holds one while it streams
+};
+
+class HttpServer {
+ public:
+  /// `scheduler`, `metrics` and the prompt context's objects must outlive the server.
+  HttpServer(ServerOptions options, Scheduler& scheduler, Metrics& metrics, PromptContext prompt);
+  ~HttpServer();
+
+  /// Binds host:port (port 0 picks one; see port()). Errors name the address.
+  Status Bind();
+  /// Serves until Stop(); call after Bind, from one thread.
+  void Serve();
+  /// Thread-safe; Serve returns soon after.
+  void Stop();
+  int port() const { return bound_port_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int bound_port_ = 0;
+};
+
+}  // namespace meshlm::server

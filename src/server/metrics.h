@@ -1,0 +1,49 @@
+// Metrics: counters, gauges and histograms the server exports as Prometheus text.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace meshlm::server {
+
+/// A histogram with fixed upper bounds (seconds). Thread-safe.
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds);
+  void Observe(double value);
+  /// Appends the _bucket, _sum and _count lines of `name`.
+  void Render(const std::string& name, const std::string& help, std::string* out) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<double> bounds_;
+  std::vector<uint64_t> counts_;  // per bound, plus +Inf
+  double sum_ = 0;
+  uint64_t count_ = 0;
+};
+
+/// Everything /metrics shows. Fields are updated by the HTTP threads and the engine thread.
+struct Metrics {
+  Metrics();
+  std::atomic<uint64_t> requests_total{0};
+  std::atomic<uint64_t> requests_failed{0};    // answered with an error status or event
+  std::atomic<uint64_t> requests_rejected{0};  // refused by the full queue
+  std::atomic<uint64_t> prompt_tokens_total{0};
+  std::atomic<uint64_t> completion_tokens_total{0};
+  std::atomic<uint64_t> steps_total{0};
+  std::atomic<int64_t> queue_depth{0};
+  std::atomic<int64_t> running{0};
+  Histogram ttft_seconds;
+  Histogram step_seconds;
+  // Rank 0's time inside collectives and compute over all steps.
+  std::atomic<double> comm_seconds{0};
+  std::atomic<double> compute_seconds{0};
+
+  /// Prometheus text exposition format.
+  std::string Render() const;
+};
+
+}  // namespace meshlm::server

@@ -1,0 +1,346 @@
+// OpenAI request parsing and response formatting.
+#include "server/openai.h"
+
+#include <fmt/format.h>
+
+#include <limits>
+
+namespace meshlm::server {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+ApiError BadField(const std::string& field, const std::string& message) {
+  ApiError e;
+  e.message = fmt::format("'{}': {}", field, message);
+  e.param = field;
+  e.code = "invalid_value";
+  return e;
+}
+
+// Reads an optional number field into *v; null and absence keep the default.
+bool Number(const ojson& j, const char* name, double lo, double hi, double* v, ApiError* err) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return true;
+  if (!it->is_number()) {
+    *err = BadField(name, fmt::format("expected a number, got {}", it->type_name()));
+    return false;
+  }
+  const double x = it->get<double>();
+  if (!(x >= lo && x <= hi)) {
+    *err = BadField(name, fmt::format("{} is outside [{}, {}]", x, lo, hi));
+    return false;
+  }
+  *v = x;
+  return true;
+}
+
+bool Integer(const ojson& j, const char* name, int64_t lo, int64_t hi, int64_t* v, ApiError* err) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return true;
+  if (!it->is_number_integer()) {
+    *err = BadField(name, fmt::format("expected an integer, got {}", it->type_name()));
+    return false;
+  }
+  const int64_t x = it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX
+                        ? std::numeric_limits<int64_t>::max()
+                        : it->get<int64_t>();
+  if (x < lo || x > hi) {
+    *err = BadField(name, fmt::format("{} is outside [{}, {}]", x, lo, hi));
+    return false;
+  }
+  *v = x;
+  return true;
+}
+
+bool Bool(const ojson& j, const char* name, bool* v, ApiError* err) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return true;
+  if (!it->is_boolean()) {
+    *err = BadField(name, fmt::format("expected a boolean, got {}", it->type_name()));
+    return false;
+  }
+  *v = it->get<bool>();
+  return true;
+}
+
+// Message content as text: a string, or an array of {"type": "text", "text": ...} parts.
+bool ContentText(const ojson& content, size_t i, std::string* out, ApiError* err) {
+  const std::string field = fmt::format("messages[{}].content", i);
+  if (content.is_null()) return true;
+  if (content.is_string()) {
+    *out = content.get<std::string>();
+    return true;
+  }
+  if (!content.is_array()) {
+    *err = BadField(field, "expected a string or an array of text parts");
+    return false;
+  }
+  for (const auto& part : content) {
+    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+        !part["text"].is_string()) {
+      *err = BadField(field, "only parts of type 'text' with a string 'text' are supported");
+      return false;
+    }
+    *out += part["text"].get<std::string>();
+  }
+  return true;
+}
+
+bool ChatPrompt(const ojson& body, const PromptContext& ctx, std::vector<int32_t>* ids,
+                ApiError* err) {
+  auto it = body.find("messages");
+  if (it == body.end()) {
+    *err = BadField("messages", "missing (required)");
+    err->code = "missing_required_parameter";
+    return false;
+  }
+  if (!it->is_array() || it->empty()) {
+    *err = BadField("messages", "expected a non-empty array");
+    return false;
+  }
+  ojson messages = ojson::array();
+  for (size_t i = 0; i < it->size(); ++i) {
+    const ojson& m = (*it)[i];
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) {
+      *err = BadField(fmt::format("messages[{}].role", i), "expected a string");
+      return false;
+    }
+    ojson copy = m;
+    std::string text;
+    if (!ContentText(m.contains("content") ? m["content"] : ojson(), i, &text, err)) return false;
+    copy["content"] = text;
+    messages.push_back(std::move(copy));
+  }
+  if (ctx.tokenizer == nullptr || ctx.chat_template == nullptr) {
+    err->status = 400;
+    err->message = "this model has no chat template (tokenizer_config.json): use /v1/completions";
+    err->code = "chat_template_missing";
+    return false;
+  }
+  ChatTemplateOptions opt;
+  opt.bos_token = ctx.tokenizer->bos_token();
+  opt.eos_token = ctx.tokenizer->eos_token();
+  auto text = ctx.chat_template->Render(messages, opt);
+  if (!text.ok()) {
+    *err = BadField("messages",
+                    fmt::format("the chat template refused them: {}", text.status().message()));
+    return false;
+  }
+  auto encoded = ctx.tokenizer->Encode(*text, false);
+  if (!encoded.ok()) {
+    *err = BadField("messages", encoded.status().message());
+    return false;
+  }
+  *ids = std::move(*encoded);
+  return true;
+}
+
+bool CompletionPrompt(const ojson& body, const PromptContext& ctx, std::vector<int32_t>* ids,
+                      ApiError* err) {
+  auto it = body.find("prompt");
+  if (it == body.end()) {
+    *err = BadField("prompt", "missing (required)");
+    err->code = "missing_required_parameter";
+    return false;
+  }
+  ojson p = *it;
+  // A list of one prompt (string or ids) is that prompt; more would need n > 1 choices.
+  if (p.is_array() && !p.empty() && (p[0].is_string() || p[0].is_array())) {
+    if (p.size() != 1) {
+      *err = BadField("prompt", "only one prompt per request is supported");
+      return false;
+    }
+    p = ojson(p[0]);
+  }
+  if (p.is_string()) {
+    if (ctx.tokenizer == nullptr) {
+      *err = BadField("prompt", "this model has no tokenizer.json: send token ids");
+      return false;
+    }
+    auto encoded = ctx.tokenizer->Encode(p.get<std::string>(), true);
+    if (!encoded.ok()) {
+      *err = BadField("prompt", encoded.status().message());
+      return false;
+    }
+    *ids = std::move(*encoded);
+    return true;
+  }
+  if (p.is_array()) {
+    for (const auto& t : p) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX) {
+        *err = BadField("prompt", "expected a string, or an array of token ids");
+        return false;
+      }
+      ids->push_back(static_cast<int32_t>(t.get<int64_t>()));
+    }
+    return true;
+  }
+  *err = BadField("prompt", fmt::format("expected a string or an array, got {}", p.type_name()));
+  return false;
+}
+
+bool StopStrings(const ojson& body, std::vector<std::string>* out, ApiError* err) {
+  auto it = body.find("stop");
+  if (it == body.end() || it->is_null()) return true;
+  if (it->is_string()) {
+    out->push_back(it->get<std::string>());
+    return true;
+  }
+  if (it->is_array() && it->size() <= 16) {
+    for (const auto& s : *it) {
+      if (!s.is_string()) break;
+      out->push_back(s.get<std::string>());
+    }
+    if (out->size() == it->size()) return true;
+  }
+  *err = BadField("stop", "expected a string or an array of at most 16 strings");
+  return false;
+}
+
+}  // namespace
+
+std::string ErrorBody(const ApiError& e) {
+  nlohmann::json j = {{"error",
+                       {{"message", e.message},
+                        {"type", e.type},
+                        {"param", e.param.empty() ? nlohmann::json() : nlohmann::json(e.param)},
+                        {"code", e.code.empty() ? nlohmann::json() : nlohmann::json(e.code)}}}};
+  return j.dump();
+}
+
+bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, ApiRequest* out,
+                  ApiError* err) {
+  ojson body;
+  try {
+    body = ojson::parse(text);
+  } catch (const std::exception& ex) {
+    err->message = fmt::format("the body is not valid JSON: {}", ex.what());
+    err->code = "invalid_json";
+    return false;
+  }
+  if (!body.is_object()) {
+    err->message = "the body must be a JSON object";
+    err->code = "invalid_json";
+    return false;
+  }
+  out->chat = chat;
+  if (auto it = body.find("model"); it != body.end() && !it->is_null()) {
+    if (!it->is_string()) {
+      *err = BadField("model", "expected a string");
+      return false;
+    }
+    out->model = it->get<std::string>();
+  }
+  GenRequest& g = out->gen;
+  g.sampling.temperature = ctx.defaults.temperature;
+  g.sampling.top_k = ctx.defaults.top_k;
+  g.sampling.top_p = ctx.defaults.top_p;
+  g.sampling.min_p = ctx.defaults.min_p;
+  g.sampling.repetition_penalty = ctx.defaults.repetition_penalty;
+  double temperature = g.sampling.temperature, top_p = g.sampling.top_p, min_p = g.sampling.min_p,
+         rep = g.sampling.repetition_penalty, presence = 0, frequency = 0;
+  int64_t max_tokens = 0, top_k = g.sampling.top_k, seed = 0, n = 1;
+  const int64_t kMaxInt = std::numeric_limits<int32_t>::max();
+  if (!Integer(body, "max_tokens", 1, kMaxInt, &max_tokens, err) ||
+      !Integer(body, "max_completion_tokens", 1, kMaxInt, &max_tokens, err) ||
+      !Number(body, "temperature", 0, 2, &temperature, err) ||
+      !Number(body, "top_p", 0, 1, &top_p, err) ||
+      !Integer(body, "top_k", -1, kMaxInt, &top_k, err) ||
+      !Number(body, "min_p", 0, 1, &min_p, err) ||
+      !Number(body, "repetition_penalty", 0, 10, &rep, err) ||
+      !Number(body, "presence_penalty", -2, 2, &presence, err) ||
+      !Number(body, "frequency_penalty", -2, 2, &frequency, err) ||
+      !Integer(body, "seed", std::numeric_limits<int64_t>::min(),
+               std::numeric_limits<int64_t>::max(), &seed, err) ||
+      !Integer(body, "n", 1, 1, &n, err) || !Bool(body, "stream", &out->stream, err) ||
+      !Bool(body, "ignore_eos", &g.ignore_eos, err) || !StopStrings(body, &g.stop, err)) {
+    return false;
+  }
+  if (auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
+    if (!it->is_object() || !Bool(*it, "include_usage", &out->include_usage, err)) {
+      if (err->message.empty()) *err = BadField("stream_options", "expected an object");
+      return false;
+    }
+  }
+  if (top_p == 0) {
+    *err = BadField("top_p", "0 keeps no token; use temperature 0 for greedy decoding");
+    return false;
+  }
+  g.max_tokens = static_cast<size_t>(max_tokens);
+  g.sampling.temperature = static_cast<float>(temperature);
+  g.sampling.top_p = static_cast<float>(top_p);
+  g.sampling.top_k = static_cast<int32_t>(std::max<int64_t>(top_k, 0));
+  g.sampling.min_p = static_cast<float>(min_p);
+  g.sampling.repetition_penalty = static_cast<float>(rep);
+  g.sampling.seed = static_cast<uint64_t>(seed);
+  return chat ? ChatPrompt(body, ctx, &g.prompt, err) : CompletionPrompt(body, ctx, &g.prompt, err);
+}
+
+nlohmann::json Usage(size_t prompt_tokens, size_t completion_tokens) {
+  return {{"prompt_tokens", prompt_tokens},
+          {"completion_tokens", completion_tokens},
+          {"total_tokens", prompt_tokens + completion_tokens}};
+}
+
+namespace {
+nlohmann::json Envelope(const ResponseMeta& m, bool chunk) {
+  const char* object =
+      m.chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion";
+  return {{"id", m.id}, {"object", object}, {"created", m.created}, {"model", m.model}};
+}
+}  // namespace
+
+std::string FullResponse(const ResponseMeta& m, const std::string& text,
+                         const std::string& finish_reason, size_t prompt_tokens,
+                         size_t completion_tokens) {
+  nlohmann::json j = Envelope(m, false);
+  nlohmann::json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+  if (m.chat) {
+    choice["message"] = {{"role", "assistant"}, {"content", text}};
+  } else {
+    choice["text"] = text;
+  }
+  j["choices"] = nlohmann::json::array({choice});
+  j["usage"] = Usage(prompt_tokens, completion_tokens);
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string StreamChunk(const ResponseMeta& m, const std::string& text, bool role,
+                        const std::string& finish_reason) {
+  nlohmann::json j = Envelope(m, true);
+  nlohmann::json choice = {{"index", 0}, {"logprobs", nullptr}};
+  choice["finish_reason"] =
+      finish_reason.empty() ? nlohmann::json() : nlohmann::json(finish_reason);
+  if (m.chat) {
+    nlohmann::json delta = nlohmann::json::object();
+    if (role) delta["role"] = "assistant";
+    if (!text.empty() || role) delta["content"] = text;
+    choice["delta"] = delta;
+  } else {
+    choice["text"] = text;
+  }
+  j["choices"] = nlohmann::json::array({choice});
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string UsageChunk(const ResponseMeta& m, size_t prompt_tokens, size_t completion_tokens) {
+  nlohmann::json j = Envelope(m, true);
+  j["choices"] = nlohmann::json::array();
+  j["usage"] = Usage(prompt_tokens, completion_tokens);
+  return j.dump();
+}
+
+bool ConstantTimeEquals(const std::string& a, const std::string& b) {
+  // Walks the longer length every time; any length or byte difference sets a bit.
+  const size_t n = std::max(a.size(), b.size());
+  volatile unsigned char diff = static_cast<unsigned char>(a.size() != b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff = diff | static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+}  // namespace meshlm::server

@@ -1,0 +1,70 @@
+// The OpenAI wire format: request bodies of /v1/completions and /v1/chat/completions
+// turned into engine requests, and responses, stream chunks and errors in OpenAI's shape.
+//
+// Goals: what the official SDKs send is accepted; unknown fields are ignored; wrong
+// types and values name the field. Non-goals: n > 1, logprobs, tools execution.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model/config.h"
+#include "server/scheduler.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace meshlm::server {
+
+/// An error answer: HTTP status and OpenAI's {"error": {message, type, param, code}}.
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string code;   // "" -> null
+  std::string param;  // "" -> null
+};
+std::string ErrorBody(const ApiError& e);
+
+/// A parsed completion request.
+struct ApiRequest {
+  bool chat = false;
+  std::string model;  // "" when absent
+  bool stream = false;
+  bool include_usage = false;
+  GenRequest gen;
+};
+
+/// What parsing needs from the model: its tokenizer (may be null: prompts must then be
+/// token ids) and chat template (may be null), and the generation defaults.
+struct PromptContext {
+  const Tokenizer* tokenizer = nullptr;
+  const ChatTemplate* chat_template = nullptr;
+  model::GenerationDefaults defaults;
+};
+
+/// Parses and tokenizes a request body. False with `error` filled for bad input.
+bool ParseRequest(const std::string& body, bool chat, const PromptContext& ctx, ApiRequest* out,
+                  ApiError* error);
+
+/// Response bodies and SSE payloads (the JSON after "data: ").
+struct ResponseMeta {
+  std::string id;  // "chatcmpl-..." / "cmpl-..."
+  std::string model;
+  int64_t created = 0;
+  bool chat = false;
+};
+nlohmann::json Usage(size_t prompt_tokens, size_t completion_tokens);
+std::string FullResponse(const ResponseMeta& m, const std::string& text,
+                         const std::string& finish_reason, size_t prompt_tokens,
+                         size_t completion_tokens);
+/// A chunk carrying `text` (chat: the first chunk, with `role`, has role "assistant"),
+/// or the finish reason when `finish_reason` is not empty.
+std::string StreamChunk(const ResponseMeta& m, const std::string& text, bool role,
+                        const std::string& finish_reason);
+/// The final usage chunk (stream_options.include_usage): empty choices.
+std::string UsageChunk(const ResponseMeta& m, size_t prompt_tokens, size_t completion_tokens);
+
+/// Compares without an early exit, so the time taken does not reveal the matching prefix.
+bool ConstantTimeEquals(const std::string& a, const std::string& b);
+
+}  // namespace meshlm::server

@@ -1,0 +1,248 @@
+// Scheduler: the engine thread's loop of admit, step, stream.
+#include "server/scheduler.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "base/clock.h"
+#include "server/stop_strings.h"
+
+namespace meshlm::server {
+
+void Channel::Push(Event e) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  cv_.notify_one();
+}
+
+bool Channel::Pop(Event* e, int timeout_ms) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                    [&] { return !events_.empty(); })) {
+    return false;
+  }
+  *e = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+struct Scheduler::Running {
+  uint64_t id = 0;
+  GenRequest req;
+  std::shared_ptr<Channel> channel;
+  double arrived = 0;
+  size_t limit = 0;       // tokens this request may generate
+  bool started = false;   // the executor holds the sequence
+  bool finished = false;  // release it at the next step
+  int32_t last_token = -1;
+  size_t generated = 0;
+  std::unique_ptr<StreamDecoder> decoder;
+  std::unique_ptr<StopMatcher> stop;
+};
+
+Scheduler::Scheduler(engine::Executor& executor, const Tokenizer* tokenizer, Metrics& metrics,
+                     SchedulerOptions options)
+    : executor_(executor),
+      tokenizer_(tokenizer),
+      metrics_(metrics),
+      options_(std::move(options)),
+      max_context_(executor.model().max_context()),
+      vocab_size_(executor.model().config().vocab_size) {
+  options_.max_running = std::max<size_t>(options_.max_running, 1);
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Scheduler::~Scheduler() { Stop(); }
+
+void Scheduler::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+}
+
+std::string Scheduler::broken_reason() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return broken_reason_;
+}
+
+Status Scheduler::Check(const GenRequest& r) const {
+  if (r.prompt.empty()) return Error("the prompt is empty");
+  if (r.prompt.size() >= max_context_) {
+    return Error(
+        "This model's maximum context length is {} tokens, but the prompt has {} tokens "
+        "(no room left to generate). Shorten the prompt.",
+        max_context_, r.prompt.size());
+  }
+  for (int32_t t : r.prompt) {
+    if (t < 0 || static_cast<size_t>(t) >= vocab_size_) {
+      return Error("prompt token id {} is outside the model's vocabulary of {}", t, vocab_size_);
+    }
+  }
+  return r.sampling.Validate();
+}
+
+std::shared_ptr<Channel> Scheduler::Submit(GenRequest request, SubmitError* error) {
+  auto r = std::make_unique<Running>();
+  r->channel = std::make_shared<Channel>();
+  r->arrived = NowSeconds();
+  const size_t room =
+      max_context_ > request.prompt.size() ? max_context_ - request.prompt.size() : 0;
+  r->limit = request.max_tokens ? std::min(request.max_tokens, room) : room;
+  r->req = std::move(request);
+  if (tokenizer_) r->decoder = std::make_unique<StreamDecoder>(*tokenizer_, true);
+  r->stop = std::make_unique<StopMatcher>(r->req.stop);
+  std::shared_ptr<Channel> channel = r->channel;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) {
+      *error = SubmitError::kStopping;
+      return nullptr;
+    }
+    if (broken_) {
+      *error = SubmitError::kBroken;
+      return nullptr;
+    }
+    if (queue_.size() >= options_.max_queued) {
+      *error = SubmitError::kQueueFull;
+      return nullptr;
+    }
+    r->id = next_id_++;
+    queue_.push_back(std::move(r));
+    metrics_.queue_depth = static_cast<int64_t>(queue_.size());
+  }
+  *error = SubmitError::kNone;
+  cv_.notify_one();
+  return channel;
+}
+
+void Scheduler::FailAll(const std::string& message) {
+  std::deque<std::unique_ptr<Running>> queued;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queued.swap(queue_);
+    metrics_.queue_depth = 0;
+  }
+  auto fail = [&](Running& r) {
+    if (r.finished) return;
+    r.finished = true;
+    ++metrics_.requests_failed;
+    Event e;
+    e.kind = Event::Kind::kError;
+    e.text = message;
+    r.channel->Push(std::move(e));
+  };
+  for (auto& r : running_) fail(*r);
+  for (auto& r : queued) fail(*r);
+  running_.clear();
+  metrics_.running = 0;
+}
+
+bool Scheduler::Advance(Running& r, int32_t token) {
+  ++r.generated;
+  ++metrics_.completion_tokens_total;
+  if (r.generated == 1) metrics_.ttft_seconds.Observe(NowSeconds() - r.arrived);
+  r.last_token = token;
+  const bool eos = !r.req.ignore_eos && std::find(options_.eos_ids.begin(), options_.eos_ids.end(),
+                                                  token) != options_.eos_ids.end();
+  std::string text;
+  if (!eos) {
+    text = r.decoder ? r.decoder->Push(token)
+                     : fmt::format("{}{}", r.generated == 1 ? "" : " ", token);
+  }
+  std::string out = r.stop->Push(text);
+  const bool done = eos || r.stop->stopped() || r.generated >= r.limit;
+  if (done && !r.stop->stopped()) {
+    if (r.decoder) out += r.stop->Push(r.decoder->Flush());
+    out += r.stop->Flush();
+  }
+  if (!out.empty()) {
+    Event e;
+    e.text = std::move(out);
+    r.channel->Push(std::move(e));
+  }
+  if (done) {
+    Event e;
+    e.kind = Event::Kind::kDone;
+    e.finish_reason = eos || r.stop->stopped() ? "stop" : "length";
+    e.prompt_tokens = r.req.prompt.size();
+    e.completion_tokens = r.generated;
+    r.channel->Push(std::move(e));
+  }
+  return done;
+}
+
+void Scheduler::Loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running_.empty(); });
+      if (stopping_) break;
+      while (!queue_.empty() && running_.size() < options_.max_running) {
+        running_.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      metrics_.queue_depth = static_cast<int64_t>(queue_.size());
+    }
+    std::vector<engine::SeqWork> work;
+    std::vector<Running*> fed;
+    for (auto& r : running_) {
+      if (r->channel->cancelled()) r->finished = true;
+      engine::SeqWork w;
+      w.id = r->id;
+      if (r->finished) {
+        if (!r->started) continue;
+        w.release = true;
+      } else if (!r->started) {
+        w.start = true;
+        w.params = r->req.sampling;
+        w.tokens = r->req.prompt;
+        metrics_.prompt_tokens_total += r->req.prompt.size();
+      } else {
+        w.tokens = {r->last_token};
+      }
+      if (!w.tokens.empty()) fed.push_back(r.get());
+      work.push_back(std::move(w));
+    }
+    // Finished sequences leave now; their release travels with this step.
+    std::vector<std::unique_ptr<Running>> leaving;
+    for (auto& r : running_) {
+      if (r->finished) leaving.push_back(std::move(r));
+    }
+    std::erase(running_, nullptr);
+    metrics_.running = static_cast<int64_t>(running_.size());
+    if (work.empty()) continue;
+    const double t0 = NowSeconds();
+    const engine::StepTimes before = executor_.times();
+    auto out = executor_.Step(std::move(work));
+    if (!out.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        broken_reason_ = out.status().message();
+        broken_ = true;
+      }
+      FailAll("[server] the cluster failed: " + out.status().message());
+      return;
+    }
+    metrics_.step_seconds.Observe(NowSeconds() - t0);
+    ++metrics_.steps_total;
+    metrics_.comm_seconds =
+        metrics_.comm_seconds + (executor_.times().comm_seconds - before.comm_seconds);
+    metrics_.compute_seconds =
+        metrics_.compute_seconds + (executor_.times().compute_seconds - before.compute_seconds);
+    for (size_t i = 0; i < fed.size(); ++i) {
+      fed[i]->started = true;
+      if (Advance(*fed[i], (*out)[i])) fed[i]->finished = true;
+    }
+  }
+  // The workers are stopped by whoever owns the job, after the server is gone.
+  FailAll("[server] the server is shutting down");
+}
+
+}  // namespace meshlm::server

@@ -1,0 +1,118 @@
+// Scheduler: continuous batching on rank 0. One engine thread owns the Executor; HTTP
+// threads submit requests and read each request's text from its own channel.
+//
+// Goals: concurrent requests share every forward step (all running sequences decode in
+// one Executor::Step); new requests join between steps; a cancelled request is released
+// at the next step; an idle scheduler calls nothing on the Executor, so workers see no
+// traffic. A failed step ends every request with an error and leaves the scheduler
+// broken. Non-goals: preemption, prefix caching, n > 1.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+#include "engine/executor.h"
+#include "server/metrics.h"
+#include "tokenizer/tokenizer.h"
+
+namespace meshlm::server {
+
+/// What a request asks the engine for.
+struct GenRequest {
+  std::vector<int32_t> prompt;
+  engine::SamplingParams sampling;
+  size_t max_tokens = 0;          // 0: up to the context
+  std::vector<std::string> stop;  // strings that end generation; never emitted
+  bool ignore_eos = false;
+};
+
+/// One piece of a request's output, in order.
+struct Event {
+  enum class Kind { kText, kDone, kError };
+  Kind kind = Kind::kText;
+  std::string text;              // kText: newly final text; kError: the message
+  std::string finish_reason;     // kDone: "stop" or "length"
+  size_t prompt_tokens = 0;      // kDone
+  size_t completion_tokens = 0;  // kDone: every sampled token, the final one included
+};
+
+/// The link between an HTTP thread and the engine thread for one request. Thread-safe.
+class Channel {
+ public:
+  void Push(Event e);
+  /// Waits up to `timeout_ms` for the next event; false when none came.
+  bool Pop(Event* e, int timeout_ms);
+  /// The client went away: the engine releases the sequence at its next step.
+  void Cancel() { cancelled_ = true; }
+  bool cancelled() const { return cancelled_; }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Event> events_;
+  std::atomic<bool> cancelled_{false};
+};
+
+struct SchedulerOptions {
+  size_t max_running = 16;  // sequences decoded together
+  size_t max_queued = 64;   // waiting requests beyond which Submit refuses
+  std::vector<int32_t> eos_ids;
+};
+
+class Scheduler {
+ public:
+  /// `executor` and `tokenizer` must outlive the scheduler; `tokenizer` may be null (text
+  /// is then the decimal ids). Starts the engine thread.
+  Scheduler(engine::Executor& executor, const Tokenizer* tokenizer, Metrics& metrics,
+            SchedulerOptions options);
+  /// Stops (see Stop).
+  ~Scheduler();
+
+  /// Errors for a request the engine cannot take: an empty prompt, a prompt that does
+  /// not fit the context (both counts named), ids outside the vocabulary, bad sampling.
+  Status Check(const GenRequest& request) const;
+
+  enum class SubmitError { kNone, kQueueFull, kBroken, kStopping };
+  /// Queues a request; its events arrive on the returned channel. Thread-safe.
+  std::shared_ptr<Channel> Submit(GenRequest request, SubmitError* error);
+  /// Ends every request with an error and stops the engine thread (not the workers:
+  /// Executor::Shutdown is the caller's). Thread-safe; idempotent.
+  void Stop();
+
+  size_t max_context() const { return max_context_; }
+  bool broken() const { return broken_; }
+  std::string broken_reason() const;
+
+ private:
+  struct Running;
+  void Loop();
+  // Turns a sampled token into events; true when the sequence is finished.
+  bool Advance(Running& r, int32_t token);
+  void FailAll(const std::string& message);
+
+  engine::Executor& executor_;
+  const Tokenizer* tokenizer_;
+  Metrics& metrics_;
+  SchedulerOptions options_;
+  size_t max_context_;
+  size_t vocab_size_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Running>> queue_;  // guarded by mu_
+  bool stopping_ = false;                       // guarded by mu_
+  std::string broken_reason_;                   // guarded by mu_
+  std::atomic<bool> broken_{false};
+  std::vector<std::unique_ptr<Running>> running_;  // engine thread only
+  uint64_t next_id_ = 1;                           // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace meshlm::server

@@ -1,0 +1,134 @@
+// RunServer: wires the tokenizer, scheduler and HTTP server together on rank 0.
+#include "server/serve.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/mapped_file.h"
+#include "server/scheduler.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace meshlm::server {
+namespace {
+
+// SIGTERM/SIGINT write to this pipe; a watcher thread turns that into a clean stop. (A
+// handler is process-wide, so it works whichever thread the signal lands on.)
+int g_signal_pipe[2] = {-1, -1};
+
+void OnSignal(int) {
+  const char c = 1;
+  [[maybe_unused]] ssize_t n = ::write(g_signal_pipe[1], &c, 1);
+}
+
+}  // namespace
+
+std::string ModelNameOf(const std::string& dir) {
+  // A link's target names the model better than the link does.
+  char resolved[PATH_MAX];
+  std::string d = ::realpath(dir.c_str(), resolved) ? resolved : dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  const size_t slash = d.rfind('/');
+  return slash == std::string::npos ? d : d.substr(slash + 1);
+}
+
+Status RunServer(engine::Executor& executor, ServeConfig config) {
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<ChatTemplate> chat_template;
+  if (FileExists(config.model_dir + "/tokenizer.json")) {
+    MESHLM_ASSIGN_OR_RETURN(tokenizer, Tokenizer::FromHfDir(config.model_dir));
+    if (!tokenizer->chat_template().empty()) {
+      MESHLM_ASSIGN_OR_RETURN(chat_template, ChatTemplate::Parse(tokenizer->chat_template()));
+    }
+  } else {
+    fmt::print(stderr,
+               "[server] '{}' has no tokenizer.json: prompts must be token ids and /v1/chat "
+               "is unavailable\n",
+               config.model_dir);
+  }
+  PromptContext prompt;
+  prompt.tokenizer = tokenizer.get();
+  prompt.chat_template = chat_template.get();
+  prompt.defaults = executor.model().generation_defaults();
+
+  SchedulerOptions sched;
+  sched.max_running = config.max_running;
+  sched.max_queued = config.max_queued;
+  sched.eos_ids = prompt.defaults.eos_token_ids;
+  if (tokenizer) {
+    for (int32_t id : tokenizer->stop_ids()) {
+      if (std::find(sched.eos_ids.begin(), sched.eos_ids.end(), id) == sched.eos_ids.end()) {
+        sched.eos_ids.push_back(id);
+      }
+    }
+  }
+  Metrics metrics;
+  Scheduler scheduler(executor, tokenizer.get(), metrics, sched);
+  HttpServer http(config.http, scheduler, metrics, prompt);
+  if (Status s = http.Bind(); !s.ok()) {
+    scheduler.Stop();
+    return s;
+  }
+
+  if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+    scheduler.Stop();
+    return Error("[server] pipe: {}", std::strerror(errno));
+  }
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int {
+  }, old_term{};
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::atomic<bool> serving{true};
+  std::string why_stopped;
+  std::thread watcher([&] {
+    double broken_since = 0;
+    while (serving) {
+      pollfd p{g_signal_pipe[0], POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0) {
+        why_stopped = "signal";
+        break;
+      }
+      // A failed cluster: let the failing requests' errors reach their clients, then go.
+      if (scheduler.broken()) {
+        if (broken_since == 0) broken_since = NowSeconds();
+        if (NowSeconds() - broken_since > 1.0) {
+          why_stopped = "broken";
+          break;
+        }
+      }
+    }
+    http.Stop();
+  });
+  fmt::print(stderr, "[server] serving '{}' on http://{}:{} ({} rank{})\n", config.http.model_name,
+             config.http.host, http.port(), config.http.ranks, config.http.ranks == 1 ? "" : "s");
+  std::fflush(stderr);
+  http.Serve();
+  serving = false;
+  watcher.join();
+  scheduler.Stop();
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  ::close(g_signal_pipe[0]);
+  ::close(g_signal_pipe[1]);
+  if (scheduler.broken()) {
+    return Error("[server] the cluster failed: {}", scheduler.broken_reason());
+  }
+  fmt::print(stderr, "[server] stopped\n");
+  return OkStatus();
+}
+
+}  // namespace meshlm::server

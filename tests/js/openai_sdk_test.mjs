@@ -1,0 +1,132 @@
+// The official OpenAI SDK against `meshlm serve`: models.list, chat and completions with
+// and without streaming (the SDK's own stream helper), and error classes, on 1 rank and
+// on 2 ranks (tp=2) over loopback.
+//   node openai_sdk_test.mjs MESHLM_BINARY MODEL_DIR SDK_DIR
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import path from 'node:path';
+
+const [meshlm, model, sdkDir] = process.argv.slice(2);
+const require = createRequire(path.join(sdkDir, 'package.json'));
+const OpenAI = require('openai').default ?? require('openai');
+const KEY = 'sdk-test-key';
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer(extra) {
+  const port = await freePort();
+  const proc = spawn(meshlm, ['serve', '--model', model, '--port', String(port), '--threads', '1',
+                              '--api-key', KEY, ...extra],
+                     { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+  let exited = false;
+  proc.on('exit', () => { exited = true; });
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline && !exited) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/health`);
+      if (r.status === 200) return { port, proc, exited: () => exited };
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  stopServer({ proc, exited: () => exited });
+  throw new Error(`server ${extra.join(' ')} did not become ready`);
+}
+
+async function stopServer(s) {
+  if (s.exited()) return;
+  process.kill(s.proc.pid, 'SIGTERM');
+  const deadline = Date.now() + 10000;
+  while (!s.exited() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (!s.exited()) process.kill(-s.proc.pid, 'SIGKILL');
+}
+
+async function checks(port, label) {
+  const client = new OpenAI({ apiKey: KEY, baseURL: `http://127.0.0.1:${port}/v1`,
+                              maxRetries: 0, timeout: 30000 });
+  const models = [];
+  for await (const m of client.models.list()) models.push(m);
+  assert.equal(models.length, 1, label);
+  const name = models[0].id;
+
+  const messages = [{ role: 'user', content: 'Tell me about the sea.' }];
+  const chat = await client.chat.completions.create({ model: name, messages, max_tokens: 16,
+                                                      temperature: 0 });
+  assert.equal(chat.object, 'chat.completion');
+  const text = chat.choices[0].message.content;
+  assert.equal(chat.usage.total_tokens, chat.usage.prompt_tokens + chat.usage.completion_tokens);
+
+  // The SDK's stream helper assembles the same message from the deltas.
+  const streamFn = client.chat.completions.stream ?? client.beta.chat.completions.stream;
+  const helper = streamFn.call(client.chat.completions.stream ? client.chat.completions
+                                                              : client.beta.chat.completions,
+                               { model: name, messages, max_tokens: 16, temperature: 0,
+                                 stream_options: { include_usage: true } });
+  let deltas = '';
+  helper.on('content', (delta) => { deltas += delta; });
+  const final = await helper.finalChatCompletion();
+  assert.equal(final.choices[0].message.content, text, `${label}: streamed chat`);
+  assert.equal(deltas, text);
+  assert.equal(final.choices[0].finish_reason, chat.choices[0].finish_reason);
+
+  // Raw stream iteration.
+  const raw = await client.chat.completions.create({ model: name, messages, max_tokens: 16,
+                                                     temperature: 0, stream: true });
+  let rawText = '';
+  let sawRole = false;
+  for await (const chunk of raw) {
+    if (chunk.choices[0]?.delta?.role === 'assistant') sawRole = true;
+    rawText += chunk.choices[0]?.delta?.content ?? '';
+  }
+  assert.ok(sawRole);
+  assert.equal(rawText, text);
+
+  const comp = await client.completions.create({ model: name, prompt: 'The sea is', max_tokens: 12,
+                                                 temperature: 0, stop: null });
+  assert.equal(comp.object, 'text_completion');
+  const compText = comp.choices[0].text;
+  const compStream = await client.completions.create({ model: name, prompt: 'The sea is',
+                                                       max_tokens: 12, temperature: 0,
+                                                       stream: true });
+  let streamed = '';
+  for await (const chunk of compStream) streamed += chunk.choices[0]?.text ?? '';
+  assert.equal(streamed, compText, `${label}: streamed completion`);
+
+  await assert.rejects(client.chat.completions.create({ model: 'no-such-model', messages }),
+                       (e) => e instanceof OpenAI.NotFoundError && e.status === 404 &&
+                              e.code === 'model_not_found');
+  await assert.rejects(client.chat.completions.create({ model: name, messages: [] }),
+                       (e) => e instanceof OpenAI.BadRequestError && e.status === 400 &&
+                              typeof e.message === 'string');
+  await assert.rejects(client.chat.completions.create({ model: name, messages, max_tokens: 'x' }),
+                       (e) => e instanceof OpenAI.BadRequestError && e.param === 'max_tokens');
+  const wrong = new OpenAI({ apiKey: 'wrong', baseURL: `http://127.0.0.1:${port}/v1`,
+                             maxRetries: 0 });
+  await assert.rejects(wrong.models.list(), (e) => e instanceof OpenAI.AuthenticationError);
+  console.log(`ok: ${label}`);
+}
+
+const timer = setTimeout(() => { console.error('timed out'); process.exit(1); }, 240000);
+let failed = false;
+for (const [label, extra] of [['1 rank', []], ['2 ranks tp=2', ['-n', '2', '--tp', '2']]]) {
+  const server = await startServer(extra);
+  try {
+    await checks(server.port, label);
+  } catch (e) {
+    console.error(`FAILED (${label}):`, e);
+    failed = true;
+  } finally {
+    await stopServer(server);
+  }
+}
+clearTimeout(timer);
+process.exit(failed ? 1 : 0);
