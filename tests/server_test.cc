@@ -289,6 +289,11 @@ TEST_P(ServerTest, DisconnectedClientIsDropped) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_NE(metrics.find("\nmeshlm_running_sequences 0\n"), std::string::npos) << metrics;
+  // Dropped early: far fewer than the 200 tokens asked for were generated.
+  const std::string key = "\nmeshlm_completion_tokens_total ";
+  const size_t at = metrics.find(key);
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_LT(std::stol(metrics.substr(at + key.size())), 100) << metrics;
 }
 
 TEST_P(ServerTest, IdleServerKeepsWorking) {
