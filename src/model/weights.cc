@@ -67,8 +67,8 @@ Result<kernels::Weight> Cols(const kernels::Weight& w, Range c, const std::strin
 // A column slice of a plain (f32/f16/bf16) matrix, copied into memory the shard owns.
 // A column slice touches every page of its rows, so left as a view it would fault in the
 // whole matrix; the copy is made once and the source pages are dropped from the map
-// (madvise), so a shard's resident memory is its share of the weights. Quantized slices
-// stay views.
+// (madvise), so a shard's resident memory is its share of the weights. Row slices stay
+// views (contiguous); quantized slices stay views.
 kernels::Weight Compact(const kernels::Weight& w, std::vector<std::vector<uint8_t>>* owned) {
   if (w.quant || w.cols == w.row_stride || w.rows == 0) return w;
   const size_t es = DTypeSize(w.dtype), row = w.cols * es, stride = w.row_stride * es;
@@ -113,8 +113,9 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     lw.wq = Rows(lw.wq, q_part);
     lw.wk = Rows(lw.wk, kv_part);
     lw.wv = Rows(lw.wv, kv_part);
+
     MESHLM_ASSIGN_OR_RETURN(lw.wo, Cols(lw.wo, q_part, p + "self_attn.o_proj.weight"));
-    lw.wo = Compact(lw.wo, &w.owned);
+    if (tp > 1) lw.wo = Compact(lw.wo, &w.owned);
     if (c.attention_bias) {
       MESHLM_ASSIGN_OR_RETURN(lw.bq, GetVector(store, p + "self_attn.q_proj.bias", q_dim, q_part));
       MESHLM_ASSIGN_OR_RETURN(lw.bk, GetVector(store, p + "self_attn.k_proj.bias", kv_dim, kv_part));
@@ -129,8 +130,9 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     MESHLM_ASSIGN_OR_RETURN(lw.w_down, GetMatrix(store, p + "mlp.down_proj.weight", D, F));
     lw.w_gate = Rows(lw.w_gate, f_part);
     lw.w_up = Rows(lw.w_up, f_part);
+
     MESHLM_ASSIGN_OR_RETURN(lw.w_down, Cols(lw.w_down, f_part, p + "mlp.down_proj.weight"));
-    lw.w_down = Compact(lw.w_down, &w.owned);
+    if (tp > 1) lw.w_down = Compact(lw.w_down, &w.owned);
   }
   MESHLM_ASSIGN_OR_RETURN(w.final_norm, GetVector(store, "model.norm.weight", D));
   if (store.Find("lm_head.weight") != nullptr) {
@@ -142,6 +144,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
                  "false in config.json", store.dir());
   }
   w.lm_head = Rows(w.lm_head, SplitEven(V, tp, r));
+
   return w;
 }
 
