@@ -7,26 +7,16 @@
 #include <cstdlib>
 #include <string>
 
+#include "test_util.h"
+
 namespace meshlm {
 namespace {
 
-std::string BuildDir() {
-  const char* b = std::getenv("MESHLM_BUILD_DIR");
-  return b ? b : MESHLM_TEST_BUILD_DIR;
-}
+using testing::BuildDir;
 
-// Runs meshlm with `args`; returns its combined output and exit status (128+n on a signal).
+// Runs meshlm with `args`; returns its combined output and exit status.
 std::pair<std::string, int> Meshlm(const std::string& args) {
-  const std::string cmd =
-      "timeout -k 5 60 " + BuildDir() + "/src/cli/meshlm " + args + " 2>&1; echo \"@$?\"";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  pclose(p);
-  const size_t at = out.rfind('@');
-  return {out.substr(0, at), std::atoi(out.c_str() + at + 1)};
+  return testing::RunCommand(testing::MeshlmBinary() + " " + args, 60, true);
 }
 
 TEST(Cli, BadInputGivesAClearErrorAndExitOne) {

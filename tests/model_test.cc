@@ -11,44 +11,17 @@
 
 #include "engine/generate.h"
 #include "model/model.h"
+#include "test_util.h"
 
 namespace meshlm {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string ModelsDir() {
-  const char* b = std::getenv("MESHLM_BUILD_DIR");
-  return std::string(b ? b : MESHLM_TEST_BUILD_DIR) + "/testmodels";
-}
-
-std::vector<float> ReadF32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  EXPECT_TRUE(in.good()) << path;
-  const size_t n = static_cast<size_t>(in.tellg()) / 4;
-  std::vector<float> v(n);
-  in.seekg(0);
-  in.read(reinterpret_cast<char*>(v.data()), n * 4);
-  return v;
-}
-
-std::vector<int32_t> ReadTokens(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<int32_t> ids;
-  std::string item;
-  while (std::getline(in, item, ',')) ids.push_back(std::stoi(item));
-  return ids;
-}
-
-// max |a - b| / max |b|: relative to the scale of the reference.
-double RelErr(const float* a, const float* b, size_t n) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
-    diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
-    scale = std::max(scale, std::fabs(double(b[i])));
-  }
-  return diff / std::max(scale, 1e-30);
-}
+using testing::ModelsDir;
+using testing::ReadF32;
+using testing::ReadTokens;
+using testing::RelErr;
 
 std::unique_ptr<model::Model> Load(const std::string& dir, size_t ctx = 0) {
   model::LoadOptions opt;

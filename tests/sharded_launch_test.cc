@@ -12,26 +12,14 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "test_util.h"
+
 namespace meshlm {
 namespace {
 
-std::string BuildDir() {
-  const char* b = std::getenv("MESHLM_BUILD_DIR");
-  return b ? b : MESHLM_TEST_BUILD_DIR;
-}
-std::string Meshlm() { return BuildDir() + "/src/cli/meshlm"; }
-
-// Runs a shell command (bounded by `timeout`) and returns its stdout and exit code.
-std::pair<std::string, int> RunCommand(const std::string& cmd, int seconds = 120) {
-  const std::string full = "timeout -k 5 " + std::to_string(seconds) + " " + cmd + " 2>/dev/null";
-  FILE* p = popen(full.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {out, WEXITSTATUS(status)};
-}
+using testing::BuildDir;
+using testing::RunCommand;
+std::string Meshlm() { return testing::MeshlmBinary(); }
 
 // The rank-0 line of a launched run ("[0] 1,2,3") or the plain output of one process.
 std::string TokensLine(const std::string& out) {
@@ -71,15 +59,10 @@ TEST(ShardedLaunch, GreedyTokensMatchOneProcess) {
 
 TEST(ShardedLaunch, TpThatDoesNotDivideIsRefusedWithTheValidValues) {
   const std::string model = BuildDir() + "/testmodels/tiny-llama-deep-f32";
-  const std::string cmd = Meshlm() + " launch -n 3 -- " + Meshlm() + " generate --model " +
-                          model + " --ids 1,2 --threads 1 2>&1";
-  FILE* p = popen(("timeout -k 5 60 " + cmd).c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = pclose(p);
-  EXPECT_NE(WEXITSTATUS(status), 0);
+  const auto [out, code] = RunCommand(Meshlm() + " launch -n 3 -- " + Meshlm() +
+                                          " generate --model " + model + " --ids 1,2 --threads 1",
+                                      60, true);
+  EXPECT_NE(code, 0);
   EXPECT_NE(out.find("not divisible by tp=3; valid tp: 1, 2, 4"), std::string::npos) << out;
 }
 

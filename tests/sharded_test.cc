@@ -10,23 +10,13 @@
 #include "engine/executor.h"
 #include "model/model.h"
 #include "parallel/plan.h"
+#include "test_util.h"
 
 namespace meshlm {
 namespace {
 
-std::string ModelsDir() {
-  const char* b = std::getenv("MESHLM_BUILD_DIR");
-  return std::string(b ? b : MESHLM_TEST_BUILD_DIR) + "/testmodels";
-}
-
-double RelErr(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < b.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(a[i]) - b[i]));
-    scale = std::max(scale, std::fabs(double(b[i])));
-  }
-  return diff / std::max(scale, 1e-30);
-}
+using testing::ModelsDir;
+using testing::RelErr;
 
 struct Trace {
   std::vector<std::vector<int32_t>> tokens;  // per step
