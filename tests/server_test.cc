@@ -194,6 +194,23 @@ TEST_P(ServerTest, CompletionsBothWaysAndStopStrings) {
   EXPECT_EQ(s2.Text(false), text.substr(0, first));
 }
 
+TEST_P(ServerTest, FrequencyPenaltyChangesRepetitiveGreedyText) {
+  json body = {{"prompt", "The the the the the"}, {"max_tokens", 24}, {"temperature", 0},
+               {"ignore_eos", true}};
+  auto plain = Post("/v1/completions", body);
+  body["frequency_penalty"] = 2.0;
+  body["presence_penalty"] = 2.0;
+  auto penalized = Post("/v1/completions", body);
+  ASSERT_TRUE(plain && penalized);
+  ASSERT_EQ(penalized->status, 200) << penalized->body;
+  EXPECT_NE(json::parse(plain->body)["choices"][0]["text"],
+            json::parse(penalized->body)["choices"][0]["text"]);
+  body["frequency_penalty"] = 3.0;
+  auto bad = Post("/v1/completions", body);
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+}
+
 TEST_P(ServerTest, ErrorsHaveOpenAiShape) {
   auto c = Client();
   auto expect = [&](const httplib::Result& r, int status, const std::string& code) {

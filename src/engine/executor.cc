@@ -15,6 +15,7 @@ struct Executor::Sequence {
   std::unique_ptr<Sampler> sampler;
   SamplingParams params;
   std::vector<int32_t> history;  // every token fed so far: the repetition-penalty window
+  size_t prompt_len = 0;          // history[prompt_len..] are generated tokens
   const SeqWork* work = nullptr;  // this step's work, while a step runs
 };
 
@@ -145,6 +146,7 @@ Result<std::vector<int32_t>> Executor::Execute(const StepMessage& msg) {
       s->cache = model_->NewCache();
       s->params = w.params;
       s->sampler = std::make_unique<Sampler>(w.params);
+      s->prompt_len = w.tokens.size();
       seqs_[w.id] = std::move(s);
     }
     Sequence* s = seqs_.at(w.id).get();
@@ -229,7 +231,8 @@ Status Executor::SampleRows(const std::vector<Sequence*>& seqs, float* logits, b
   tokens->assign(n, -1);
   bool greedy = !full_rows;
   for (Sequence* s : seqs) {
-    greedy = greedy && s->params.temperature == 0.0f && s->params.repetition_penalty == 1.0f;
+    greedy = greedy && s->params.temperature == 0.0f && s->params.repetition_penalty == 1.0f &&
+             s->params.presence_penalty == 0.0f && s->params.frequency_penalty == 0.0f;
   }
   if (greedy) {
     // Each shard's best (logit, id) per row; only these cross the network.
@@ -276,7 +279,9 @@ Status Executor::SampleRows(const std::vector<Sequence*>& seqs, float* logits, b
   }
   if (rows_out) std::memcpy(rows_out, rows, n * V * sizeof(float));
   for (size_t i = 0; i < n; ++i) {
-    (*tokens)[i] = seqs[i]->sampler->Sample({rows + i * V, V}, seqs[i]->history);
+    const std::span<const int32_t> history = seqs[i]->history;
+    (*tokens)[i] = seqs[i]->sampler->Sample({rows + i * V, V}, history,
+                                            history.subspan(seqs[i]->prompt_len));
   }
   return OkStatus();
 }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace meshlm::engine {
@@ -17,11 +18,26 @@ Status SamplingParams::Validate() const {
   if (!(repetition_penalty > 0.0f) || !std::isfinite(repetition_penalty)) {
     return Error("[sampling] repetition_penalty {} must be > 0", repetition_penalty);
   }
+  if (!(presence_penalty >= -2.0f && presence_penalty <= 2.0f)) {
+    return Error("[sampling] presence_penalty {} must be in [-2, 2]", presence_penalty);
+  }
+  if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f)) {
+    return Error("[sampling] frequency_penalty {} must be in [-2, 2]", frequency_penalty);
+  }
   return OkStatus();
 }
 
-int32_t Sampler::Sample(std::span<float> logits, std::span<const int32_t> history) {
+int32_t Sampler::Sample(std::span<float> logits, std::span<const int32_t> history,
+                        std::span<const int32_t> generated) {
   const int32_t V = static_cast<int32_t>(logits.size());
+  if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
+    std::unordered_map<int32_t, int32_t> counts;
+    for (int32_t t : generated) ++counts[t];
+    for (const auto& [t, n] : counts) {
+      if (t < 0 || t >= V) continue;
+      logits[t] -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(n);
+    }
+  }
   if (params_.repetition_penalty != 1.0f) {
     // As in the CTRL paper and Hugging Face: each seen token once, positive logits
     // divided, negative multiplied.

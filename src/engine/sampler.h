@@ -17,6 +17,10 @@ struct SamplingParams {
   float top_p = 1.0f;        // 1 = off
   float min_p = 0.0f;        // 0 = off; keeps tokens with p >= min_p * p_max
   float repetition_penalty = 1.0f;  // 1 = off; divides positive logits of seen tokens
+  // OpenAI's penalties over the generated tokens: a token's logit drops by
+  // presence_penalty once it has appeared and by frequency_penalty per appearance.
+  float presence_penalty = 0.0f;   // 0 = off; [-2, 2]
+  float frequency_penalty = 0.0f;  // 0 = off; [-2, 2]
   uint64_t seed = 0;
 
   /// Errors name the parameter and its allowed range.
@@ -28,8 +32,10 @@ class Sampler {
   explicit Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
 
   /// Chooses a token from logits: [V] (modified in place by the penalty). `history` is
-  /// the prompt and the tokens generated so far, for the repetition penalty.
-  int32_t Sample(std::span<float> logits, std::span<const int32_t> history);
+  /// the prompt and the tokens generated so far, for the repetition penalty; `generated`
+  /// the tokens generated so far, for the presence and frequency penalties.
+  int32_t Sample(std::span<float> logits, std::span<const int32_t> history,
+                 std::span<const int32_t> generated = {});
 
  private:
   SamplingParams params_;

@@ -122,6 +122,23 @@ TEST(Sampler, RepetitionPenaltyDemotesSeenTokens) {
   EXPECT_FLOAT_EQ(logits[1], 1.9f);
 }
 
+TEST(Sampler, PresenceAndFrequencyPenaltiesCountGeneratedTokensOnly) {
+  SamplingParams p;
+  p.presence_penalty = 0.5f;
+  p.frequency_penalty = 0.25f;
+  Sampler s(p);
+  std::vector<float> logits = {3.0f, 2.9f, 2.0f, 1.0f};
+  const std::vector<int32_t> history = {2, 0, 0, 3};  // prompt {2}, generated {0, 0, 3}
+  const int32_t t = s.Sample(logits, history, std::span<const int32_t>(history).subspan(1));
+  EXPECT_FLOAT_EQ(logits[0], 3.0f - 0.5f - 2 * 0.25f);
+  EXPECT_FLOAT_EQ(logits[3], 1.0f - 0.5f - 0.25f);
+  EXPECT_FLOAT_EQ(logits[2], 2.0f);  // only in the prompt
+  EXPECT_EQ(t, 1);
+  SamplingParams bad;
+  bad.frequency_penalty = 2.5f;
+  EXPECT_NE(bad.Validate().message().find("frequency_penalty"), std::string::npos);
+}
+
 TEST(Sampler, ValidateNamesTheParameter) {
   SamplingParams p;
   p.top_p = 0.0f;

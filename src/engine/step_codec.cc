@@ -49,6 +49,8 @@ std::string EncodeStep(const StepMessage& msg) {
     Put<float>(out, s.params.top_p);
     Put<float>(out, s.params.min_p);
     Put<float>(out, s.params.repetition_penalty);
+    Put<float>(out, s.params.presence_penalty);
+    Put<float>(out, s.params.frequency_penalty);
     Put<uint64_t>(out, s.params.seed);
     Put<uint32_t>(out, static_cast<uint32_t>(s.tokens.size()));
     out.append(reinterpret_cast<const char*>(s.tokens.data()), s.tokens.size() * 4);
@@ -74,7 +76,8 @@ Result<StepMessage> DecodeStep(const uint8_t* data, size_t size) {
     uint32_t ntok = 0;
     if (!r.Get(&s.id) || !r.Get(&flags) || !r.Get(&s.params.temperature) ||
         !r.Get(&s.params.top_k) || !r.Get(&s.params.top_p) || !r.Get(&s.params.min_p) ||
-        !r.Get(&s.params.repetition_penalty) || !r.Get(&s.params.seed) || !r.Get(&ntok)) {
+        !r.Get(&s.params.repetition_penalty) || !r.Get(&s.params.presence_penalty) ||
+        !r.Get(&s.params.frequency_penalty) || !r.Get(&s.params.seed) || !r.Get(&ntok)) {
       return Error("[step] sequence {} of {} is truncated", i, n);
     }
     if (ntok > kMaxTokens || r.left() < size_t{ntok} * 4) {

@@ -273,6 +273,8 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
   g.sampling.top_k = static_cast<int32_t>(std::max<int64_t>(top_k, 0));
   g.sampling.min_p = static_cast<float>(min_p);
   g.sampling.repetition_penalty = static_cast<float>(rep);
+  g.sampling.presence_penalty = static_cast<float>(presence);
+  g.sampling.frequency_penalty = static_cast<float>(frequency);
   g.sampling.seed = static_cast<uint64_t>(seed);
   return chat ? ChatPrompt(body, ctx, &g.prompt, err) : CompletionPrompt(body, ctx, &g.prompt, err);
 }
