@@ -195,7 +195,9 @@ TEST_P(ServerTest, CompletionsBothWaysAndStopStrings) {
 }
 
 TEST_P(ServerTest, FrequencyPenaltyChangesRepetitiveGreedyText) {
-  json body = {{"prompt", "The the the the the"}, {"max_tokens", 24}, {"temperature", 0},
+  json body = {{"prompt", "The the the the the"},
+               {"max_tokens", 24},
+               {"temperature", 0},
                {"ignore_eos", true}};
   auto plain = Post("/v1/completions", body);
   body["frequency_penalty"] = 2.0;
@@ -354,38 +356,74 @@ TEST(ServerFailure, KilledWorkerEndsTheStreamWithAnErrorWithin5s) {
   ASSERT_TRUE(server.WaitReady());
   const pid_t worker = FindRank(server.pid(), 1);
   ASSERT_GT(worker, 0);
-  // Streams back to back, so the kill lands during one.
-  std::atomic<bool> killed{false};
-  std::atomic<double> error_after{-1};
-  std::chrono::steady_clock::time_point kill_time;
-  std::thread client([&] {
-    for (int i = 0; i < 10000; ++i) {
+  // Eight streams at once.
+  const int kClients = 8;
+  using Clock = std::chrono::steady_clock;
+  std::vector<Clock::time_point> first_chunk(kClients), error_at(kClients), ended(kClients);
+  std::vector<std::string> bodies(kClients);
+  std::vector<std::thread> clients;
+  std::atomic<int> streaming{0};
+  for (int i = 0; i < kClients; ++i) {
+    clients.emplace_back([&, i] {
       httplib::Client c("127.0.0.1", server.port());
       c.set_read_timeout(30, 0);
-      json body = {{"prompt", "The"},
-                   {"max_tokens", 200},
-                   {"temperature", 0},
-                   {"ignore_eos", true},
-                   {"stream", true}};
-      std::string raw;
-      auto r = c.Post("/v1/completions", body.dump(), "application/json");
-      const bool ok = r && r->status == 200 && r->body.find("data: [DONE]") != std::string::npos &&
-                      r->body.find("\"error\"") == std::string::npos;
-      if (!ok && killed) {
-        error_after =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - kill_time).count();
-        return;
-      }
-      if (!ok) return;  // failed before the kill: the assertion below reports it
-    }
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  kill_time = std::chrono::steady_clock::now();
-  killed = true;
+      httplib::Request req;
+      req.method = "POST";
+      req.path = "/v1/completions";
+      req.set_header("Content-Type", "application/json");
+      req.body = json{
+          {"prompt", "Tale " + std::to_string(i)},
+          {"max_tokens", 230},
+          {"temperature", 0},
+          {"ignore_eos", true},
+          {"stream",
+           true}}.dump();
+      bool counted = false;
+      req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+        if (!counted) {
+          counted = true;
+          first_chunk[i] = Clock::now();
+          ++streaming;
+        }
+        bodies[i].append(data, n);
+        if (error_at[i] == Clock::time_point{} &&
+            bodies[i].find("\"error\"") != std::string::npos) {
+          error_at[i] = Clock::now();
+        }
+        return true;
+      };
+      // An error status (a request that arrives once the cluster failed) has its body here.
+      auto r = c.send(req);
+      ended[i] = Clock::now();
+      if (r && r->status != 200) bodies[i] += r->body;
+      if (!r) bodies[i] += "[" + httplib::to_string(r.error()) + "]";
+      if (error_at[i] == Clock::time_point{}) error_at[i] = ended[i];  // cut off
+      if (!counted) ++streaming;
+    });
+  }
+  // Freeze the worker once the first stream runs, so that no stream can finish; then
+  // kill it: running and queued requests alike must end with an error.
+  while (streaming < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ::kill(worker, SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const auto kill_time = Clock::now();
   ::kill(worker, SIGKILL);
-  client.join();
-  EXPECT_GE(error_after.load(), 0) << "the client never saw an error";
-  EXPECT_LT(error_after.load(), 5.0);
+  for (auto& t : clients) t.join();
+  // Every client sees an error within 5 s: an SSE error event (the running streams), an
+  // error status, or a refused connection (the ones that came too late).
+  int events = 0;
+  for (int i = 0; i < kClients; ++i) {
+    EXPECT_EQ(bodies[i].find("data: [DONE]"), std::string::npos) << "client " << i << " finished";
+    const bool event = bodies[i].find("data: {\"error\"") != std::string::npos;
+    events += event;
+    EXPECT_TRUE(event || bodies[i].find("\"error\"") != std::string::npos ||
+                bodies[i].find("[") == 0)
+        << "client " << i << ": no error; "
+        << std::chrono::duration<double>(ended[i] - kill_time).count() << " s after the kill: '"
+        << bodies[i].substr(0, 300) << "'";
+    EXPECT_LT(std::chrono::duration<double>(error_at[i] - kill_time).count(), 5.0) << i;
+  }
+  EXPECT_GE(events, 1) << "the running stream got no error event";
 }
 
 }  // namespace

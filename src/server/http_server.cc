@@ -53,6 +53,7 @@ struct HttpServer::Impl {
   Metrics& metrics;
   PromptContext prompt;
   httplib::Server http;
+  std::atomic<int> active_streams{0};
 
   Impl(ServerOptions o, Scheduler& s, Metrics& m, PromptContext p)
       : options(std::move(o)), scheduler(s), metrics(m), prompt(p) {}
@@ -166,6 +167,7 @@ struct HttpServer::Impl {
     st->meta = std::move(meta);
     st->include_usage = include_usage;
     st->last_write = NowSeconds();
+    ++active_streams;
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
@@ -220,8 +222,9 @@ struct HttpServer::Impl {
           sink.done();
           return true;
         },
-        [st](bool success) {
+        [this, st](bool success) {
           if (!success || !st->finished) st->channel->Cancel();
+          --active_streams;
         });
   }
 
@@ -299,5 +302,7 @@ Status HttpServer::Bind() {
 void HttpServer::Serve() { impl_->http.listen_after_bind(); }
 
 void HttpServer::Stop() { impl_->http.stop(); }
+
+int HttpServer::active_streams() const { return impl_->active_streams; }
 
 }  // namespace meshlm::server

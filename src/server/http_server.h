@@ -40,6 +40,8 @@ class HttpServer {
   /// Thread-safe; Serve returns soon after.
   void Stop();
   int port() const { return bound_port_; }
+  /// Streaming responses still being written.
+  int active_streams() const;
 
  private:
   struct Impl;

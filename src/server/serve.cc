@@ -93,23 +93,19 @@ Status RunServer(engine::Executor& executor, ServeConfig config) {
   signal(SIGPIPE, SIG_IGN);
 
   std::atomic<bool> serving{true};
-  std::string why_stopped;
   std::thread watcher([&] {
-    double broken_since = 0;
     while (serving) {
       pollfd p{g_signal_pipe[0], POLLIN, 0};
-      if (::poll(&p, 1, 100) > 0) {
-        why_stopped = "signal";
-        break;
+      const bool signalled = ::poll(&p, 1, 100) > 0;
+      if (!signalled && !scheduler.broken()) continue;
+      // End every request with an error event (a failed cluster has done so already),
+      // and give the streams a moment to deliver it before their connections close.
+      scheduler.Stop();
+      const double since = NowSeconds();
+      while (http.active_streams() > 0 && NowSeconds() - since < 0.5) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
-      // A failed cluster: let the failing requests' errors reach their clients, then go.
-      if (scheduler.broken()) {
-        if (broken_since == 0) broken_since = NowSeconds();
-        if (NowSeconds() - broken_since > 1.0) {
-          why_stopped = "broken";
-          break;
-        }
-      }
+      break;
     }
     http.Stop();
   });
