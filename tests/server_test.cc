@@ -326,6 +326,69 @@ TEST_P(ServerTest, IdleServerKeepsWorking) {
 INSTANTIATE_TEST_SUITE_P(Ranks, ServerTest, ::testing::Values(1, 2),
                          [](const auto& info) { return "ranks" + std::to_string(info.param); });
 
+TEST(ServerLimits, FullQueueAnswers429) {
+  ServerProcess server({"--max-concurrent", "1", "--max-queue", "1"});
+  ASSERT_TRUE(server.WaitReady());
+  std::vector<std::future<int>> replies;
+  for (int i = 0; i < 8; ++i) {
+    replies.push_back(std::async(std::launch::async, [&, i] {
+      httplib::Client c("127.0.0.1", server.port());
+      c.set_read_timeout(30, 0);
+      json body = {{"prompt", "Count " + std::to_string(i)},
+                   {"max_tokens", 200},
+                   {"temperature", 0},
+                   {"ignore_eos", true}};
+      auto r = c.Post("/v1/completions", body.dump(), "application/json");
+      if (!r) return -1;
+      if (r->status == 429) {
+        EXPECT_EQ(json::parse(r->body)["error"]["code"], "rate_limit_exceeded");
+      }
+      return r->status;
+    }));
+  }
+  int ok = 0, limited = 0;
+  for (auto& f : replies) {
+    const int status = f.get();
+    ok += status == 200;
+    limited += status == 429;
+  }
+  EXPECT_GE(ok, 2);  // one running, one queued at least
+  EXPECT_GE(limited, 1);
+  EXPECT_EQ(ok + limited, 8);
+}
+
+TEST(ServerDetach, StopLeavesNoProcessBehind) {
+  char dir_template[] = "/tmp/meshlm-serve-test-XXXXXX";
+  const std::string dir = ::mkdtemp(dir_template);
+  const int port = FreePort();
+  const std::string meshlm = BuildDir() + "/src/cli/meshlm";
+  const std::string env = "XDG_RUNTIME_DIR=" + dir + " ";
+  const std::string serve = env + meshlm + " serve --model " + ServerTestModel() +
+                            " -n 2 --threads 1 --detach --ready-timeout 60 --port " +
+                            std::to_string(port);
+  ASSERT_EQ(std::system(serve.c_str()), 0);
+  httplib::Client c("127.0.0.1", port);
+  auto h = c.Get("/health");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  auto pids = [&] {
+    // "[ ]" keeps the pattern from matching the shell that runs pgrep.
+    const std::string cmd = "pgrep -f -- 'serve.*--port[ ]" + std::to_string(port) + "'";
+    std::string out;
+    if (FILE* p = ::popen(cmd.c_str(), "r")) {
+      char buf[256];
+      while (std::fgets(buf, sizeof(buf), p)) out += buf;
+      ::pclose(p);
+    }
+    return out;
+  };
+  EXPECT_FALSE(pids().empty());
+  ASSERT_EQ(std::system((env + meshlm + " stop --port " + std::to_string(port)).c_str()), 0);
+  EXPECT_EQ(pids(), "");
+  EXPECT_FALSE(c.Get("/health"));
+  std::system(("rm -rf " + dir).c_str());
+}
+
 // Children of `parent` whose environment says MESHLM_RANK=`rank`.
 pid_t FindRank(pid_t parent, int rank) {
   DIR* d = ::opendir("/proc");
