@@ -58,6 +58,7 @@ inline __m256i Nibbles16(const uint8_t* p) {
 // gives per block: the unsigned quants, the per-lane weight scale and the term that
 // multiplies the activation block sum.
 struct DecQ8_0 {
+  static constexpr int kOffset = 128;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = false;
   const uint8_t* p;
@@ -72,22 +73,28 @@ struct DecQ8_0 {
   float Min(size_t) const { return 0; }
   float ScaleValue() const { return HalfToFloat(p); }
   static __m512i Pair(const DecQ8_0& a, const DecQ8_0& b) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(a.Quants(0)), b.Quants(0), 1);
+    const __m512i qa = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.p + 2)));
+    const __m512i qb = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.p + 2)));
+    return _mm512_xor_si512(_mm512_mask_blend_epi64(0xF0, qa, qb),
+                            _mm512_set1_epi8(static_cast<char>(0x80)));
   }
 };
 
 // Two 16-byte nibble blocks → 64 quants: [a low, a high, b low, b high] nibbles.
+// Built from broadcast loads, a blend and a masked shift: no shuffle-port operations.
 inline __m512i NibblesPair(const uint8_t* pa, const uint8_t* pb) {
-  const __m256i x = _mm256_inserti128_si256(
-      _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa))),
-      _mm_loadu_si128(reinterpret_cast<const __m128i*>(pb)), 1);
-  const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(x), _mm256_srli_epi16(x, 4), 1);
-  // z's 128-bit lanes: a low, b low, a high, b high → a low, a high, b low, b high.
-  return _mm512_and_si512(_mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)),
-                          _mm512_set1_epi8(0x0F));
+  const __m512i a = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa)));
+  const __m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb)));
+  const __m512i ab = _mm512_mask_blend_epi32(0xFF00, a, b);  // lanes: a, a, b, b
+  // Lanes 1 and 3 (16-bit elements 8-15 and 24-31) take the high nibbles.
+  const __m512i hi = _mm512_mask_srli_epi16(ab, 0xFF00FF00u, ab, 4);
+  return _mm512_and_si512(hi, _mm512_set1_epi8(0x0F));
 }
 
 struct DecQ4_0 {
+  static constexpr int kOffset = 8;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = false;
   const uint8_t* p;
@@ -163,6 +170,7 @@ struct DecQ6_K {
 
 template <int kBits>
 struct DecMlx {
+  static constexpr int kOffset = 0;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = true;
   const uint8_t* p;
@@ -304,10 +312,10 @@ void RowPairs(const QuantWeight& w, size_t n, const QuantActs& a, float* y, size
   // Lanes 0-7 take the first block's scale, 8-15 the second's.
   const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   __m512 acc[TR];
-  float tail[TR], macc[TR];
+  float tail[TR], macc[TR], zacc[TR];  // zacc: Σ scale · block sum, times -offset at the end
   for (size_t t = 0; t < TR; ++t) {
     acc[t] = _mm512_setzero_ps();
-    tail[t] = macc[t] = 0;
+    tail[t] = macc[t] = zacc[t] = 0;
   }
   Dec d0, d1;
   // Pair b of the row into accumulators `into` (two sets alternate, so that consecutive
@@ -320,12 +328,18 @@ void RowPairs(const QuantWeight& w, size_t n, const QuantActs& a, float* y, size
     for (size_t t = 0; t < TR; ++t) {
       const size_t tb = t * nb + b;
       const __m512i aq = _mm512_loadu_si512(a.q.data() + t * K + 32 * b);
-      const __m512i corr = _mm512_loadu_si512(a.corr.data() + 8 * tb);
       const __m128 da = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(&a.d[tb])));
       const __m512 sc = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(_mm_mul_ps(ws, da)));
-      const __m512i dot = _mm512_dpbusd_epi32(corr, wq, aq);
+      // The zero point comes off in f32 through the block sums (4 bytes per block) rather
+      // than through `corr` (32 bytes per block): the activation side of a decode row is
+      // then 1.1 bytes per weight, not 2, and its loads were what bound this loop.
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, aq);
       into[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), sc, into[t]);
-      if constexpr (Dec::kHasMin) macc[t] += d0.Min(0) * a.sum[tb] + d1.Min(0) * a.sum[tb + 1];
+      const float s0 = a.sum[tb], s1 = a.sum[tb + 1];
+      if constexpr (Dec::kOffset != 0) {
+        zacc[t] += d0.ScaleValue() * s0 + d1.ScaleValue() * s1;
+      }
+      if constexpr (Dec::kHasMin) macc[t] += d0.Min(0) * s0 + d1.Min(0) * s1;
     }
   };
   __m512 acc2[TR];
@@ -349,7 +363,8 @@ void RowPairs(const QuantWeight& w, size_t n, const QuantActs& a, float* y, size
     for (size_t t = 0; t < TR; ++t) tail[t] = HorizontalSum(acc1[0][t]) + macc1[0][t];
   }
   for (size_t t = 0; t < TR; ++t) {
-    y[t * ldy + n] = _mm512_reduce_add_ps(acc[t]) + tail[t] + macc[t];
+    y[t * ldy + n] = _mm512_reduce_add_ps(acc[t]) + tail[t] + macc[t] -
+                     static_cast<float>(Dec::kOffset) * zacc[t];
   }
 }
 
