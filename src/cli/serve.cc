@@ -124,7 +124,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--api-key", f->api_key,
                   "Require 'Authorization: Bearer KEY' (also from MESHLM_API_KEY)");
   cmd->add_option("--max-concurrent", f->max_concurrent, "Sequences generated together");
-  cmd->add_option("--max-queue", f->max_queue, "Waiting requests beyond which answer 429");
+  cmd->add_option("--max-queue", f->max_queue, "Waiting requests beyond which new ones get 429");
   cmd->add_option("-n,--processes", f->processes, "Start N local ranks");
   cmd->add_option("--hostfile", f->hostfile, "Start one rank per host of this hostfile");
   cmd->add_flag("--detach", f->detach, "Run in the background; `meshlm stop` stops it");
