@@ -2,7 +2,8 @@
 # meshlm bench on quantized random-weight models of the real shapes: GGUF Q8_0 and Q4_0
 # and MLX 4-bit (group 64) for qwen3-0.6b and llama-3.2-1b, at 1 and 2 threads, prompt
 # 128 / generation 64. Models are made once under WORK (about 6 GB).
-# Usage: bench/quant_models.sh BUILD_DIR WORK_DIR [shape ...]
+# Usage: bench/quant_models.sh BUILD_DIR WORK_DIR [shape ...]   (REPEATS=3 by default; the
+# median run is reported, so the first run's page faults on the mapped files do not count)
 # Prints one line per run: shape, format, threads, prompt tok/s, generation tok/s, and
 # the CPU seconds the run used per wall second (below the thread count when other
 # processes share the cores; the figures then understate an idle machine).
@@ -32,7 +33,7 @@ for shape in "${shapes[@]}"; do
     for threads in 1 2; do
       out=$( { /usr/bin/time -f "TIME %e %U %S" "$build/src/cli/meshlm" bench \
         --model "$work/$shape-$fmt" --threads "$threads" --ctx 512 --prompt-tokens 128 \
-        --gen-tokens 64 --json; } 2>&1 )
+        --gen-tokens 64 --repeats "${REPEATS:-3}" --json; } 2>&1 )
       json=$(echo "$out" | grep '^{')
       read -r _ wall user sys <<< "$(echo "$out" | grep '^TIME')"
       "$py" - "$shape" "$fmt" "$threads" "$json" "$wall" "$user" "$sys" <<'PY'
