@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cluster/hostfile.h"
 #include "model/config.h"
+#include "model/gguf_model.h"
 #include "parallel/plan.h"
 
 namespace meshlm::cli {
@@ -38,7 +39,7 @@ size_t MemAvailable() {
 }
 
 Status RunPlan(const PlanFlags& f) {
-  MESHLM_ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfig(f.model));
+  MESHLM_ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfigOfPath(f.model));
   parallel::PlanRequest req;
   std::string memory_note;
   if (!f.hostfile.empty()) {
