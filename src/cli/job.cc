@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <thread>
 
@@ -18,7 +19,10 @@
 namespace meshlm::cli {
 
 void AddJobFlags(CLI::App* cmd, JobFlags* f) {
-  cmd->add_option("--model", f->model, "Model folder (Hugging Face layout)")->required();
+  // Without --model, the demo model bundled in the source tree.
+  f->model = MESHLM_DEFAULT_MODEL;
+  cmd->add_option("--model", f->model,
+                  "Model folder or .gguf file (default: the bundled demo model)");
   cmd->add_option("--threads", f->threads,
                   "Worker threads per rank (default: the host's cores / its ranks)");
   cmd->add_option("--ctx", f->ctx, "Context limit in tokens (at most the model's)");
@@ -29,19 +33,37 @@ void AddJobFlags(CLI::App* cmd, JobFlags* f) {
 
 namespace {
 
-// Threads per rank when --threads is not given: the host's cores shared by the ranks
-// that run on it (found by exchanging host names), since spinning workers of several
-// ranks on the same cores slow every collective down.
-Result<size_t> DefaultThreads(comm::Group& world) {
-  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
-  if (world.size() == 1) return cores;
+// What each rank learns about the others at start-up: which share a host (their cores and
+// memory are shared) and how much memory each can use.
+struct Peers {
+  std::vector<size_t> local;   // ranks on each rank's host
+  std::vector<size_t> memory;  // bytes each rank may use: its host's available / local
+};
+
+size_t MemAvailableBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  size_t kb = 0;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
+}
+
+Result<Peers> ExchangeHostInfo(comm::Group& world) {
   char name[256] = {};
   ::gethostname(name, sizeof(name) - 1);
-  const uint64_t mine = std::hash<std::string>{}(name);
-  std::vector<uint64_t> all(world.size());
-  MESHLM_RETURN_IF_ERROR(world.AllGather(&mine, sizeof(mine), all.data()));
-  const size_t local = std::count(all.begin(), all.end(), mine);
-  return std::max<size_t>(1, cores / local);
+  const uint64_t mine[2] = {std::hash<std::string>{}(name), MemAvailableBytes()};
+  std::vector<uint64_t> all(2 * world.size());
+  MESHLM_RETURN_IF_ERROR(world.AllGather(mine, sizeof(mine), all.data()));
+  Peers p;
+  for (int r = 0; r < world.size(); ++r) {
+    size_t local = 0;
+    for (int q = 0; q < world.size(); ++q) local += all[2 * q] == all[2 * r];
+    p.local.push_back(local);
+    p.memory.push_back(all[2 * r + 1] / local);
+  }
+  return p;
 }
 
 }  // namespace
@@ -58,15 +80,25 @@ Result<Job> StartJob(const JobFlags& f, size_t default_ctx) {
   if (!f.layers.empty()) {
     MESHLM_ASSIGN_OR_RETURN(req.layers, parallel::ParseSizeList(f.layers, "--layers"));
   }
+  // Pipeline stages get layers in proportion to their ranks' memory, and a plan that
+  // does not fit is refused before any weight is read.
+  Peers peers{{1}, {MemAvailableBytes()}};
+  if (job.world->size() > 1) {
+    MESHLM_ASSIGN_OR_RETURN(peers, ExchangeHostInfo(*job.world));
+  }
+  if (std::count(peers.memory.begin(), peers.memory.end(), size_t{0}) == 0) {
+    req.memory = peers.memory;
+  }
   MESHLM_ASSIGN_OR_RETURN(parallel::Plan plan, parallel::MakePlan(config, req));
   model::LoadOptions load;
   load.max_context = req.context;
   load.shard = plan.ranks[job.world->rank()].shard;
   MESHLM_ASSIGN_OR_RETURN(auto m, model::Model::Load(f.model, load));
-  size_t threads = f.threads;
-  if (threads == 0) {
-    MESHLM_ASSIGN_OR_RETURN(threads, DefaultThreads(*job.world));
-  }
+  // Default threads: the host's cores shared by the ranks on it, since spinning workers
+  // of several ranks on the same cores slow every collective down.
+  const size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const size_t threads =
+      f.threads ? f.threads : std::max<size_t>(1, cores / peers.local[job.world->rank()]);
   job.pool = std::make_unique<ThreadPool>(threads);
   MESHLM_ASSIGN_OR_RETURN(job.executor,
                           engine::Executor::Create(*job.world, std::move(m), plan, *job.pool));
