@@ -64,14 +64,19 @@ Result<kernels::Weight> Cols(const kernels::Weight& w, Range c, const std::strin
   return s;
 }
 
-// A column slice of a plain (f32/f16/bf16) matrix, copied into memory the shard owns.
-// A column slice touches every page of its rows, so left as a view it would fault in the
-// whole matrix; the copy is made once and the source pages are dropped from the map
-// (madvise), so a shard's resident memory is its share of the weights. Row slices stay
-// views (contiguous); quantized slices stay views.
+// A column slice of a matrix (f32/f16/bf16 or GGUF blocks), copied into memory the shard
+// owns. A column slice touches every page of its rows, so left as a view it would fault
+// in the whole matrix, and its short strided rows stream slower; the copy is made once
+// and the source pages are dropped from the map (madvise), so a shard's resident memory
+// is its share of the weights. Row slices stay views (contiguous), and so do MLX slices
+// (their scales and biases are separate arrays).
 kernels::Weight Compact(const kernels::Weight& w, std::vector<std::vector<uint8_t>>* owned) {
-  if (w.quant || w.cols == w.row_stride || w.rows == 0) return w;
-  const size_t es = DTypeSize(w.dtype), row = w.cols * es, stride = w.row_stride * es;
+  if (w.cols == w.row_stride || w.rows == 0) return w;
+  if (w.quant && IsMlx(*w.quant)) return w;
+  // Bytes of one row of the slice, and between the starts of two rows.
+  const size_t row = w.quant ? QuantRowBytes(*w.quant, w.cols) : w.cols * DTypeSize(w.dtype);
+  const size_t stride =
+      w.quant ? QuantRowBytes(*w.quant, w.row_stride) : w.row_stride * DTypeSize(w.dtype);
   owned->emplace_back(w.rows * row);
   uint8_t* dst = owned->back().data();
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
