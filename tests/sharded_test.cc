@@ -4,12 +4,12 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <thread>
 
 #include "comm/loopback.h"
 #include "engine/executor.h"
 #include "model/model.h"
 #include "parallel/plan.h"
+#include "sharded_util.h"
 #include "test_util.h"
 
 namespace meshlm {
@@ -18,10 +18,7 @@ namespace {
 using testing::ModelsDir;
 using testing::RelErr;
 
-struct Trace {
-  std::vector<std::vector<int32_t>> tokens;  // per step
-  std::vector<std::vector<float>> logits;    // per step
-};
+using testing::Trace;
 
 // Two sequences: A prefills, then B joins while A decodes, then both decode greedily;
 // the last step samples A with a temperature (the full-row path).
@@ -75,53 +72,6 @@ Status Drive(engine::Executor& ex, Trace* trace) {
   return OkStatus();
 }
 
-Trace RunLocal(const std::string& dir) {
-  ThreadPool pool(1);
-  model::LoadOptions opt;
-  auto m = model::Model::Load(dir, opt);
-  EXPECT_TRUE(m.ok()) << m.status().message();
-  auto ex = engine::Executor::CreateLocal(std::move(m).value(), pool);
-  EXPECT_TRUE(ex.ok());
-  Trace trace;
-  const Status s = Drive(**ex, &trace);
-  EXPECT_TRUE(s.ok()) << s.message();
-  return trace;
-}
-
-Trace RunSharded(const std::string& dir, size_t tp, size_t pp) {
-  const size_t world = tp * pp;
-  auto lw = comm::MakeLoopbackWorld(static_cast<int>(world));
-  Trace trace;
-  std::vector<Status> status(world);
-  std::vector<std::thread> threads;
-  for (size_t r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      status[r] = [&]() -> Status {
-        ThreadPool pool(1);
-        MESHLM_ASSIGN_OR_RETURN(auto config, model::LoadModelConfig(dir));
-        parallel::PlanRequest req;
-        req.world_size = world;
-        req.tp = tp;
-        req.pp = pp;
-        MESHLM_ASSIGN_OR_RETURN(auto plan, parallel::MakePlan(config, req));
-        model::LoadOptions opt;
-        opt.shard = plan.ranks[r].shard;
-        MESHLM_ASSIGN_OR_RETURN(auto m, model::Model::Load(dir, opt));
-        MESHLM_ASSIGN_OR_RETURN(auto ex, engine::Executor::Create(*lw.groups[r], std::move(m),
-                                                                  plan, pool));
-        if (r != 0) return ex->RunWorker();
-        const Status s = Drive(*ex, &trace);
-        const Status stop = ex->Shutdown();
-        return s.ok() ? stop : s;
-      }();
-      if (!status[r].ok()) lw.Kill(static_cast<int>(r));
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (size_t r = 0; r < world; ++r) EXPECT_TRUE(status[r].ok()) << "rank " << r << ": " << status[r].message();
-  return trace;
-}
-
 struct Layout {
   std::string model;
   size_t tp, pp;
@@ -133,8 +83,8 @@ class ShardedTest : public ::testing::TestWithParam<Layout> {};
 TEST_P(ShardedTest, SameTokensAndLogitsAsOneProcess) {
   const Layout& l = GetParam();
   const std::string dir = ModelsDir() + "/" + l.model;
-  const Trace one = RunLocal(dir);
-  const Trace many = RunSharded(dir, l.tp, l.pp);
+  const Trace one = testing::RunLocal(dir, Drive);
+  const Trace many = testing::RunSharded(dir, l.tp, l.pp, Drive);
   ASSERT_EQ(one.tokens.size(), many.tokens.size());
   for (size_t s = 0; s < one.tokens.size(); ++s) {
     EXPECT_EQ(one.tokens[s], many.tokens[s]) << "step " << s;
