@@ -223,18 +223,24 @@ def WriteTensorData(f, name, shape, kind, dtype, seed, std):
         f.write(memoryview(Encode(x, dtype)).cast("B"))
 
 
+def SafetensorsHeader(entries, metadata):
+    """entries: (name, safetensors dtype, shape, byte count) in file order. Returns the
+    JSON header padded with spaces to a multiple of 8 bytes, and the data section's size."""
+    header = {"__metadata__": metadata}
+    off = 0
+    for name, dt, shape, nbytes in entries:
+        header[name] = {"dtype": dt, "shape": list(shape), "data_offsets": [off, off + nbytes]}
+        off += nbytes
+    hj = json.dumps(header, separators=(",", ":")).encode()
+    return hj + b" " * ((-len(hj)) % 8), off
+
+
 def WriteSafetensors(path, tensors, dtype, seed, std):
     """Writes one .safetensors file: u64 header length, JSON header, tensor data."""
     eb = ELEM_BYTES[dtype]
-    header = {"__metadata__": {"format": "pt"}}
-    off = 0
-    for name, shape, _ in tensors:
-        nbytes = int(np.prod(shape)) * eb
-        header[name] = {"dtype": ST_DTYPE[dtype], "shape": list(shape),
-                        "data_offsets": [off, off + nbytes]}
-        off += nbytes
-    hj = json.dumps(header, separators=(",", ":")).encode()
-    hj += b" " * ((-len(hj)) % 8)
+    hj, off = SafetensorsHeader(
+        [(name, ST_DTYPE[dtype], shape, int(np.prod(shape)) * eb) for name, shape, _ in tensors],
+        {"format": "pt"})
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(hj)))
         f.write(hj)

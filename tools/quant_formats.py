@@ -7,10 +7,11 @@ reference forward pass can run on what the file really contains. Quantization is
 to nearest with min/max scales; the layouts are the published ones.
 """
 
-import json
 import struct
 
 import numpy as np
+
+import make_model  # the safetensors header layout, shared with the HF model writer
 
 # name -> (ggml type id, weights per block, bytes per block)
 GGML_TYPES = {
@@ -165,14 +166,9 @@ def QuantizeMlx(w, bits, group_size):
 def WriteSafetensors(path, tensors, metadata=None):
     """tensors: list of (name, numpy array, dtype string "F32"/"F16"/"BF16"/"U32"); BF16 arrays
     are given as uint16 bits."""
-    header = {"__metadata__": metadata or {"format": "mlx"}}
-    off = 0
-    for name, arr, dt in tensors:
-        nbytes = arr.nbytes
-        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [off, off + nbytes]}
-        off += nbytes
-    hj = json.dumps(header, separators=(",", ":")).encode()
-    hj += b" " * ((-len(hj)) % 8)
+    hj, _ = make_model.SafetensorsHeader(
+        [(name, dt, arr.shape, arr.nbytes) for name, arr, dt in tensors],
+        metadata or {"format": "mlx"})
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(hj)))
         f.write(hj)
