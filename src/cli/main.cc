@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   meshlm::cli::AddTokenizeCommand(app, &exit_code);
   meshlm::cli::AddServeCommand(app, &exit_code);
   meshlm::cli::AddStopCommand(app, &exit_code);
+  meshlm::cli::AddConfigCommand(app, &exit_code);
+  meshlm::cli::AddVerifyCommand(app, &exit_code);
+  meshlm::cli::AddSyncCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
