@@ -1,11 +1,51 @@
-// Placeholder: `meshlm config` is being written.
+// meshlm config: discover which interfaces join which hosts, check the mesh, write the hostfile.
+#include <cstdio>
+#include <memory>
+
 #include "cli/commands.h"
+#include "cluster/discover.h"
 
 namespace meshlm::cli {
 
 void AddConfigCommand(CLI::App& app, int* exit_code) {
-  auto* cmd = app.add_subcommand("config", "(not available yet)");
-  cmd->callback([exit_code] { *exit_code = 2; });
+  auto* sub = app.add_subcommand(
+      "config",
+      "Discover the links between hosts over ssh, check the mesh, write a hostfile: "
+      "`meshlm config --hosts a,b,c --output hosts.json`");
+  auto o = std::make_shared<cluster::ConfigOptions>();
+  auto over = std::make_shared<std::string>("all");
+  sub->add_option("--hosts", o->hosts, "comma-separated ssh destinations, in rank order")
+      ->delimiter(',')
+      ->required()
+      ->allow_extra_args(false);
+  sub->add_option("--over", *over, "interfaces that may be rails: ethernet, thunderbolt or all");
+  sub->add_option("--backend", o->backend,
+                  "the backend to check for (tcp, jaccl, mpi: full mesh; ring); also written "
+                  "into the hostfile");
+  sub->add_flag("--dot", o->dot, "print the topology as Graphviz (one edge per cable)");
+  sub->add_option("--output", o->output, "write the hostfile here (only when complete)");
+  sub->add_flag("--auto-setup", o->auto_setup,
+                "give links with no IPv4 their own /30, where passwordless sudo works");
+  sub->add_option("--ssh-arg", o->ssh_args,
+                  "extra argument for ssh, as --ssh-arg=-p2222 (repeatable)")
+      ->allow_extra_args(false);
+  sub->add_option("--timeout", o->timeout_s, "seconds per ssh round trip (default 10)");
+  sub->add_flag("--verbose", o->verbose, "show timings");
+  sub->callback([o, over, exit_code] {
+    auto kind = cluster::ParseLinkKind(*over);
+    if (!kind.ok()) {
+      std::fprintf(stderr, "[config] %s\n", kind.status().message().c_str());
+      *exit_code = 2;
+      return;
+    }
+    if (!(o->timeout_s > 0)) {
+      std::fprintf(stderr, "[config] --timeout must be positive\n");
+      *exit_code = 2;
+      return;
+    }
+    o->over = *kind;
+    *exit_code = cluster::ConfigCommand(*o);
+  });
 }
 
 }  // namespace meshlm::cli
