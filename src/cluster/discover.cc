@@ -208,9 +208,9 @@ int ConfigCommand(const ConfigOptions& o) {
   for (const auto& p : CheckTopology(t, d.hosts, backend_checked, d.reachable)) {
     problems.push_back(p);
   }
-  const bool mesh = backend_checked != "ring";
   if (!problems.empty()) {
-    std::fprintf(stderr, "\n[config] the %s is incomplete:\n", mesh ? "full mesh" : "ring");
+    std::fprintf(stderr, "\n[config] not ready for the %s backend (%s):\n",
+                 backend_checked.c_str(), backend_checked == "ring" ? "a ring" : "a full mesh");
     for (const auto& p : problems) std::fprintf(stderr, "  - %s\n", p.c_str());
   }
   if (!o.output.empty()) {
