@@ -30,7 +30,7 @@ TEST(Cli, BadInputGivesAClearErrorAndExitOne) {
       {"generate --model " + tiny + " --ids 1,x", "'x' is not a number"},
       {"generate --model " + tiny + " --ids 1,99999", "token id 99999 out of range"},
       {"generate --model " + tiny + " --ids 1 --ctx 100000", "exceeds the model's"},
-      {"generate --model " + tiny + " --prompt hello", "no tokenizer.json"},
+      {"generate --model " + tiny + " --prompt hello", "has no tokenizer (tokenizer.json or GGUF"},
       {"generate --model " + tiny + " --ids 1 --top-p 0", "top_p 0 must be in (0, 1]"},
       {"bench --model " + tiny + " --prompt-tokens 300 --gen-tokens 10", "exceeds the model's"},
       {"generate --model " + tiny + " --tp 3 --ids 1", "tp=3 x pp=1 = 3 ranks, but the job has 1"},
@@ -52,6 +52,31 @@ TEST(Cli, GeneratesOnTheTinyModel) {
   size_t commas = 0;
   for (char ch : out.substr(0, out.find('\n'))) commas += ch == ',';
   EXPECT_EQ(commas, 4u) << out;
+}
+
+// A GGUF file carries its tokenizer and chat template in metadata: the demo model written
+// as a bf16 GGUF (exactly its weights) reads, chats and writes like the folder it came from.
+TEST(Cli, GgufTokenizerAndChatTemplateMatchTheFolder) {
+  const std::string folder = std::string(MESHLM_TEST_SOURCE_DIR) + "/models/meshlm-demo-6m";
+  const std::string gguf = BuildDir() + "/cli-demo-bf16.gguf";
+  const auto [wout, wcode] = testing::RunCommand(
+      "/usr/bin/python3 " + std::string(MESHLM_TEST_SOURCE_DIR) + "/tools/write_gguf.py --model " + folder +
+          " --out " + gguf + " --type bf16",
+      120, true);
+  ASSERT_EQ(wcode, 0) << wout;
+  for (const std::string args :
+       {"tokenize \"Hello <|im_end|> world, 1234 times!\"",
+        "generate --prompt \"The cat\" --max-tokens 24 --temperature 0 --ignore-eos",
+        "generate --chat --prompt \"Tell me a joke\" --max-tokens 24 --temperature 0"}) {
+    const std::string bin = testing::MeshlmBinary() + " " + args;
+    const auto [want, want_code] = testing::RunCommand(bin + " --model " + folder, 60, false);
+    const auto [got, got_code] = testing::RunCommand(bin + " --model " + gguf, 60, false);
+    ASSERT_EQ(want_code, 0) << args << "\n" << want;
+    EXPECT_EQ(got_code, 0) << args << "\n" << got;
+    EXPECT_GT(want.size(), 20u) << args << "\n" << want;
+    EXPECT_EQ(got, want) << args;
+  }
+  std::remove(gguf.c_str());
 }
 
 }  // namespace

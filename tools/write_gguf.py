@@ -136,7 +136,43 @@ def RopeFreqFactors(cfg):
     return np.asarray(out, np.float32)
 
 
-def Metadata(cfg, arch, n_tensors_hint):
+def TokenizerMetadata(model_dir, vocab_size):
+    """tokenizer.ggml.* keys for the byte-level BPE tokenizer.json of `model_dir`, as a GGUF
+    converter writes them (tokens by id, types 1 normal / 3 control / 4 user-defined, "a b"
+    merges, the chat template); None when the folder has no tokenizer.json."""
+    import json
+    path = os.path.join(model_dir, "tokenizer.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        tj = json.load(f)
+    cfg = {}
+    if os.path.exists(os.path.join(model_dir, "tokenizer_config.json")):
+        with open(os.path.join(model_dir, "tokenizer_config.json"), encoding="utf-8") as f:
+            cfg = json.load(f)
+    model = tj["model"]
+    if model.get("type") != "BPE" or model.get("byte_fallback"):
+        raise SystemExit("[write_gguf] only byte-level BPE tokenizer.json files are converted")
+    pre = tj.get("pre_tokenizer") or {}
+    if pre.get("type") != "ByteLevel" or not pre.get("use_regex", True):
+        raise SystemExit("[write_gguf] only the GPT-2 (ByteLevel) pre-tokenizer is converted")
+    tokens = [f"<unused{i}>" for i in range(vocab_size)]
+    types = [5] * vocab_size
+    for t, i in model["vocab"].items():
+        tokens[i], types[i] = t, 1
+    for a in tj.get("added_tokens", []):
+        tokens[a["id"]], types[a["id"]] = a["content"], 3 if a.get("special") else 4
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    kv = [Kv("tokenizer.ggml.model", STRING, "gpt2"), Kv("tokenizer.ggml.pre", STRING, "gpt-2"),
+          Kv("tokenizer.ggml.tokens", ARRAY, (STRING, tokens)),
+          Kv("tokenizer.ggml.token_type", ARRAY, (I32, types)),
+          Kv("tokenizer.ggml.merges", ARRAY, (STRING, merges))]
+    if cfg.get("chat_template"):
+        kv.append(Kv("tokenizer.chat_template", STRING, cfg["chat_template"]))
+    return kv
+
+
+def Metadata(cfg, arch, n_tensors_hint, model_dir):
     dh = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
     v = cfg["vocab_size"]
     kv = [Kv("general.architecture", STRING, arch), Kv("general.name", STRING, "meshlm-test"),
@@ -156,16 +192,21 @@ def Metadata(cfg, arch, n_tensors_hint):
     if rs and (rs.get("rope_type") or rs.get("type")) == "linear":
         kv += [Kv(f"{arch}.rope.scaling.type", STRING, "linear"),
                Kv(f"{arch}.rope.scaling.factor", F32, rs["factor"])]
-    # A minimal byte-level BPE vocabulary: one placeholder string per id.
-    tokens = [f"<tok{i}>" for i in range(v)]
     bos, eos = cfg.get("bos_token_id"), cfg.get("eos_token_id")
     eos = eos[0] if isinstance(eos, list) else eos
-    kv += [Kv("tokenizer.ggml.model", STRING, "gpt2"), Kv("tokenizer.ggml.pre", STRING, "default"),
-           Kv("tokenizer.ggml.tokens", ARRAY, (STRING, tokens)),
-           Kv("tokenizer.ggml.token_type", ARRAY, (I32, [1] * v)),
-           Kv("tokenizer.ggml.merges", ARRAY, (STRING, [])),
-           Kv("tokenizer.chat_template", STRING,
-              "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}")]
+    tokenizer = TokenizerMetadata(model_dir, v)
+    if tokenizer is not None:
+        kv += tokenizer
+    else:
+        # A minimal byte-level BPE vocabulary: one placeholder string per id.
+        tokens = [f"<tok{i}>" for i in range(v)]
+        kv += [Kv("tokenizer.ggml.model", STRING, "gpt2"),
+               Kv("tokenizer.ggml.pre", STRING, "default"),
+               Kv("tokenizer.ggml.tokens", ARRAY, (STRING, tokens)),
+               Kv("tokenizer.ggml.token_type", ARRAY, (I32, [1] * v)),
+               Kv("tokenizer.ggml.merges", ARRAY, (STRING, [])),
+               Kv("tokenizer.chat_template", STRING,
+                  "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}")]
     if bos is not None:
         kv.append(Kv("tokenizer.ggml.bos_token_id", U32, bos))
     if eos is not None:
@@ -209,7 +250,7 @@ def main():
         factors = RopeFreqFactors(cfg)
         plan.append((None, "rope_freqs.weight", "F32", [len(factors)], factors.nbytes))
 
-    kv = Metadata(cfg, arch, len(plan))
+    kv = Metadata(cfg, arch, len(plan), a.model)
     head = struct.pack("<IIQQ", 0x46554747, 3, len(plan), len(kv)) + b"".join(kv)
     off = 0
     for _, g, t, dims, nbytes in plan:

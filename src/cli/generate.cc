@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/job.h"
 #include "engine/generate.h"
+#include "engine/model_tokenizer.h"
 #include "parallel/plan.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -45,11 +46,11 @@ Result<std::vector<int32_t>> PromptIds(const GenerateFlags& f, const Tokenizer* 
     return out;
   }
   if (tok == nullptr) {
-    return Error("[generate] '{}' has no tokenizer.json: give the prompt with --ids", f.job.model);
+    return Error("[generate] '{}' has no tokenizer (tokenizer.json or GGUF metadata): give the prompt with --ids", f.job.model);
   }
   if (!f.chat) return tok->Encode(f.prompt, true);
   if (tok->chat_template().empty()) {
-    return Error("[generate] --chat: '{}' has no chat_template in tokenizer_config.json",
+    return Error("[generate] --chat: '{}' has no chat template",
                  f.job.model);
   }
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
@@ -74,8 +75,10 @@ int RunGenerate(const GenerateFlags& f) {
   }
   return RunJob(*job, "generate", [&]() -> Status {
     std::unique_ptr<Tokenizer> tok;
-    if (FileExists(f.job.model + "/tokenizer.json")) {
-      MESHLM_ASSIGN_OR_RETURN(tok, Tokenizer::FromHfDir(f.job.model));
+    if (!f.prompt.empty()) {
+      MESHLM_ASSIGN_OR_RETURN(tok, engine::LoadModelTokenizer(f.job.model));
+    } else if (auto loaded = engine::LoadModelTokenizer(f.job.model); loaded.ok()) {
+      tok = std::move(loaded).value();  // only for stop tokens: ids in, ids out
     }
     MESHLM_ASSIGN_OR_RETURN(std::vector<int32_t> prompt, PromptIds(f, tok.get()));
     const auto& defaults = job->executor->model().generation_defaults();

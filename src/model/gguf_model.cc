@@ -179,6 +179,9 @@ Result<GgufTokenizer> ReadGgufTokenizer(const GgufFile& f) {
   if (f.Find("tokenizer.ggml.add_eos_token") != nullptr) {
     MESHLM_ASSIGN_OR_RETURN(t.add_eos, f.GetBool("tokenizer.ggml.add_eos_token"));
   }
+  if (f.Find("tokenizer.ggml.add_space_prefix") != nullptr) {
+    MESHLM_ASSIGN_OR_RETURN(t.add_space_prefix, f.GetBool("tokenizer.ggml.add_space_prefix"));
+  }
   if (f.Find("tokenizer.chat_template") != nullptr) {
     MESHLM_ASSIGN_OR_RETURN(t.chat_template, f.GetString("tokenizer.chat_template"));
   }

@@ -30,6 +30,8 @@ struct GgufTokenizer {
   int64_t bos_id = -1, eos_id = -1, eot_id = -1, unk_id = -1, pad_id = -1;
   bool add_bos = false;
   bool add_eos = false;
+  /// SentencePiece kind: a "▁" is put before the text (false for e.g. Gemma).
+  bool add_space_prefix = true;
   std::string chat_template;  // tokenizer.chat_template
 };
 

@@ -14,6 +14,7 @@
 
 #include "base/clock.h"
 #include "base/mapped_file.h"
+#include "engine/model_tokenizer.h"
 #include "server/scheduler.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -44,14 +45,22 @@ std::string ModelNameOf(const std::string& dir) {
 Status RunServer(engine::Executor& executor, ServeConfig config) {
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<ChatTemplate> chat_template;
-  if (FileExists(config.model_dir + "/tokenizer.json")) {
-    MESHLM_ASSIGN_OR_RETURN(tokenizer, Tokenizer::FromHfDir(config.model_dir));
-    if (!tokenizer->chat_template().empty()) {
-      MESHLM_ASSIGN_OR_RETURN(chat_template, ChatTemplate::Parse(tokenizer->chat_template()));
-    }
+  const bool gguf = !FileExists(config.model_dir + "/config.json") && FileExists(config.model_dir);
+  auto loaded = engine::LoadModelTokenizer(config.model_dir);
+  if (loaded.ok()) {
+    tokenizer = std::move(loaded).value();
+  } else if (!gguf) {
+    return loaded.status();
   } else {
+    // A GGUF file whose tokenizer we cannot rebuild still serves token ids.
+    fmt::print(stderr, "[server] {}\n", loaded.status().message());
+  }
+  if (tokenizer && !tokenizer->chat_template().empty()) {
+    MESHLM_ASSIGN_OR_RETURN(chat_template, ChatTemplate::Parse(tokenizer->chat_template()));
+  }
+  if (!tokenizer) {
     fmt::print(stderr,
-               "[server] '{}' has no tokenizer.json: prompts must be token ids and /v1/chat "
+               "[server] '{}' has no usable tokenizer: prompts must be token ids and /v1/chat "
                "is unavailable\n",
                config.model_dir);
   }
