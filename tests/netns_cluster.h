@@ -45,10 +45,13 @@ inline Sh Shell(const std::string& cmd, int timeout_s = 60) {
 class NetnsCluster {
  public:
   using RailCount = std::function<int(int i, int j)>;
-  NetnsCluster(int hosts, bool crossed, RailCount rails = nullptr)
+  /// With `private_models`, each host's sshd (so every command and rank started over ssh)
+  /// sees its own folder HostDir(i) mounted at ModelRoot(), as separate machines would.
+  NetnsCluster(int hosts, bool crossed, RailCount rails = nullptr, bool private_models = false)
       : n_(hosts),
         prefix_(fmt::format("mlt{}", getpid() % 100000)),
-        rails_(rails ? std::move(rails) : [](int, int) { return 2; }) {
+        rails_(rails ? std::move(rails) : [](int, int) { return 2; }),
+        private_models_(private_models) {
     dir_ = fmt::format("/tmp/{}-{}", prefix_, crossed ? "x" : "s");
     ok_ = Setup(crossed);
   }
@@ -77,6 +80,10 @@ class NetnsCluster {
                              "'" + std::regex_replace(cmd, std::regex("'"), "'\\''") + "'"),
                  timeout_s);
   }
+  /// Where hosts see their private folder (private_models); the hub sees the plain folder.
+  std::string ModelRoot() const { return dir_ + "-models"; }
+  /// Host i's private folder as seen from the hub (and from OnHost).
+  std::string HostDir(int i) const { return fmt::format("{}/host{}", dir_, i); }
   /// Stops host i's sshd (the host stays up, unreachable over ssh).
   bool StopSshd(int i) const {
     return Shell(fmt::format("kill $(cat {0}/sshd{1}.pid) && rm -f {0}/sshd{1}.pid", dir_, i))
@@ -182,9 +189,15 @@ class NetnsCluster {
                             "master br0 up && ip -n {0} addr add 10.99.0.{3}/24 dev mgmt && ip -n "
                             "{0} link set mgmt up",
                             Ns(i), Hub(), i, i + 1)) &&
-           Step(fmt::format("ip netns exec {0} /usr/sbin/sshd -f {1}/sshd_config -o "
-                            "ListenAddress=10.99.0.{2} -o PidFile={1}/sshd{3}.pid",
-                            Ns(i), dir_, i + 1, i));
+           (!private_models_ || Step(fmt::format("mkdir -p {} {}", HostDir(i), ModelRoot()))) &&
+           Step(fmt::format("ip netns exec {0} {4}/usr/sbin/sshd -f {1}/sshd_config -o "
+                            "ListenAddress=10.99.0.{2} -o PidFile={1}/sshd{3}.pid{5}",
+                            Ns(i), dir_, i + 1, i,
+                            private_models_ ? "unshare -m --propagation private sh -c 'mount "
+                                              "--bind " + HostDir(i) + " " + ModelRoot() +
+                                              " && exec "
+                                            : "",
+                            private_models_ ? "'" : ""));
     }
     for (int i = 0; ok && i < n_; ++i) {
       for (int j = i + 1; ok && j < n_; ++j) {
@@ -220,12 +233,13 @@ class NetnsCluster {
                       dir_, i, Ns(i)));
     }
     Shell(fmt::format("ip netns pids {0} 2>/dev/null | xargs -r kill -9; ip netns del {0}", Hub()));
-    Shell("rm -rf " + dir_);
+    Shell("rm -rf " + dir_ + " " + ModelRoot());
   }
 
   int n_;
   std::string prefix_, dir_, error_;
   RailCount rails_;
+  bool private_models_ = false;
   bool ok_ = false;
 };
 

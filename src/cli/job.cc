@@ -10,6 +10,8 @@
 #include <functional>
 #include <thread>
 
+#include "base/log.h"
+#include "cluster/gate.h"
 #include "comm/env.h"
 #include "engine/generate.h"
 #include "model/gguf_model.h"
@@ -29,6 +31,8 @@ void AddJobFlags(CLI::App* cmd, JobFlags* f) {
   cmd->add_option("--tp", f->tp, "Tensor-parallel ranks per stage (default: world / pp)");
   cmd->add_option("--pp", f->pp, "Pipeline stages (default: 1)");
   cmd->add_option("--layers", f->layers, "Layers per stage, e.g. 10,18 (default: even split)");
+  cmd->add_flag("--no-gate", f->no_gate,
+                "Skip the start checks (links, same meshlm and model on every rank)");
 }
 
 namespace {
@@ -71,6 +75,16 @@ Result<Peers> ExchangeHostInfo(comm::Group& world) {
 Result<Job> StartJob(const JobFlags& f, size_t default_ctx) {
   Job job;
   MESHLM_ASSIGN_OR_RETURN(job.world, comm::JoinFromEnv());
+  // Before any weight is read: a broken link, a split launch or another copy of the model
+  // on some rank stops every rank here with a report.
+  if (!f.no_gate) {
+    MESHLM_ASSIGN_OR_RETURN(cluster::GateReport gate,
+                            cluster::RunStartGate(*job.world, f.model, MESHLM_VERSION));
+    MESHLM_LOG_DEBUG("[gate] rank {}: links {:.1f} ms (all_sum latency {:.0f} us), model "
+                     "manifest {:.1f} ms ({} files hashed)",
+                     job.world->rank(), gate.comm_ms, gate.latency_us, gate.manifest_ms,
+                     gate.hashed_files);
+  }
   MESHLM_ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfigOfPath(f.model));
   parallel::PlanRequest req;
   req.world_size = job.world->size();

@@ -20,9 +20,10 @@ struct JobFlags {
   size_t tp = 0;
   size_t pp = 0;
   std::string layers;  // "10,18"
+  bool no_gate = false;  // skip the start gate (cluster/gate.h)
 };
 
-/// Adds --model, --threads, --ctx, --tp, --pp, --layers to a subcommand.
+/// Adds --model, --threads, --ctx, --tp, --pp, --layers, --no-gate to a subcommand.
 void AddJobFlags(CLI::App* cmd, JobFlags* flags);
 
 struct Job {
@@ -33,7 +34,8 @@ struct Job {
   std::vector<size_t> peak_rss;
 };
 
-/// Joins, plans (before reading weights) and loads. `default_ctx` applies when --ctx
+/// Joins, checks the group and the model copies (the start gate), plans (before reading
+/// weights) and loads. `default_ctx` applies when --ctx
 /// is not given (0 = the model's).
 Result<Job> StartJob(const JobFlags& flags, size_t default_ctx);
 
