@@ -144,8 +144,7 @@ TEST(ConfigNetns, MissingLinkIsNamedAndNoHostfileWritten) {
   std::printf("meshlm config --dot, no link between hosts 1 and 2:\n%s", r.out.c_str());
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("no link between 10.99.0.2 and 10.99.0.3"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("\"10.99.0.2\" -- \"10.99.0.3\" [style=dashed"), std::string::npos)
-      << r.out;
+  EXPECT_NE(r.out.find("\"10.99.0.2\" -- \"10.99.0.3\" [style=dashed"), std::string::npos) << r.out;
   EXPECT_EQ(DotEdges(r.out), Expected(c, false)) << "what was found is still drawn\n" << r.out;
   EXPECT_NE(access((c.dir() + "/hosts.json").c_str(), F_OK), 0) << "no hostfile for a broken mesh";
   // A ring 1-2-3 needs the missing pair too; a ring needs every neighbour.
@@ -201,6 +200,28 @@ TEST(ConfigNetns, HostWithSshdDownIsNamedQuickly) {
       << "the reachable hosts' link is found\n"
       << r.out;
   EXPECT_LT(took, 10) << r.out;
+}
+
+TEST(ConfigNetns, AutoSetupAddressesACableWithNoIpv4) {
+  if (!CanRun()) GTEST_SKIP() << "needs root, ip netns and sshd";
+  NetnsCluster c(3, false, [](int, int) { return 1; });
+  ASSERT_TRUE(c.ok()) << c.error();
+  // The cable between hosts 1 and 2 loses its IPv4 addresses (IPv6 link-local stays).
+  ASSERT_EQ(c.OnHost(1, "ip -4 addr flush dev r0p2").code, 0);
+  ASSERT_EQ(c.OnHost(2, "ip -4 addr flush dev r0p1").code, 0);
+  Sh plan = Config(c, "--output hosts.json");
+  std::printf("meshlm config, one cable with no IPv4:\n%s", plan.out.c_str());
+  EXPECT_EQ(plan.code, 1) << plan.out;
+  EXPECT_NE(plan.out.find("no link between 10.99.0.2 and 10.99.0.3"), std::string::npos)
+      << plan.out;
+  EXPECT_NE(plan.out.find("ip addr add 10.250.0.1/30 dev r0p2"), std::string::npos) << plan.out;
+  EXPECT_NE(plan.out.find("ip addr add 10.250.0.2/30 dev r0p1"), std::string::npos) << plan.out;
+  Sh r = Config(c, "--auto-setup --output hosts.json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto hf = ReadJson(c.dir() + "/hosts.json");
+  EXPECT_EQ(Links(hf, 1, 2), (std::vector<std::string>{"10.250.0.1"})) << r.out;
+  EXPECT_EQ(Links(hf, 2, 1), (std::vector<std::string>{"10.250.0.2"})) << r.out;
+  ExpectCommtestPasses(c, "hosts.json");
 }
 
 TEST(ConfigNetns, BadFlagsAreNamed) {

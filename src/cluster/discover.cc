@@ -35,8 +35,8 @@ std::string LastLine(const std::string& s) {
 }
 
 /// Why running something on `dest` failed, with the likely fix.
-std::string RemoteFailure(const std::string& dest, const Result<CommandResult>& r,
-                          double timeout_s, const char* what) {
+std::string RemoteFailure(const std::string& dest, const Result<CommandResult>& r, double timeout_s,
+                          const char* what) {
   if (!r.ok()) return fmt::format("host {}: cannot run ssh: {}", dest, r.status().message());
   if (r->timed_out) {
     return fmt::format("host {}: no answer within {:.0f} s ({}): is it up and reachable?", dest,
@@ -120,6 +120,31 @@ std::map<int, std::string> ProbeAll(const ConfigOptions& o, const Discovered& d,
   return answers;
 }
 
+/// Finds which interfaces with no IPv4 face each other (by IPv6 link-local probes), so
+/// the address plan can pair them.
+void FindBareLinks(const ConfigOptions& o, Discovered* d) {
+  const size_t n = o.hosts.size();
+  const auto probes = BareLinkProbes(d->hosts, o.over);
+  if (probes.empty()) return;
+  std::vector<std::vector<std::pair<int, const BareProbe*>>> per(n);
+  for (size_t k = 0; k < probes.size(); ++k) {
+    per[probes[k].from].push_back({static_cast<int>(k), &probes[k]});
+  }
+  std::vector<bool> want(n, false);
+  std::vector<std::string> scripts(n);
+  for (size_t i = 0; i < n; ++i) {
+    want[i] = !per[i].empty() && d->reachable[i];
+    if (want[i]) scripts[i] = BareProbeScript(d->hosts[i], per[i]);
+  }
+  const auto results = RunEverywhere(o, want, scripts);
+  std::map<int, std::string> answers;
+  for (size_t i = 0; i < n; ++i) {
+    if (!want[i] || !results[i].ok() || results[i]->code != 0) continue;
+    for (auto& [k, mac] : ParseProbeOutput(results[i]->out)) answers[k] = mac;
+  }
+  ApplyBareProbes(&d->hosts, probes, answers);
+}
+
 /// Prints the address plan; with --auto-setup runs it where root or passwordless sudo
 /// works. Returns true when it changed any host (so discovery runs again).
 bool SetUp(const ConfigOptions& o, const Discovered& d, FILE* info) {
@@ -186,6 +211,7 @@ int ConfigCommand(const ConfigOptions& o) {
   FILE* info = o.dot ? stderr : stdout;
   const double t0 = NowSeconds();
   Discovered d = DiscoverAll(o);
+  FindBareLinks(o, &d);
   if (SetUp(o, d, info)) d = DiscoverAll(o);
   std::vector<std::string> probe_errors;
   const auto answers = ProbeAll(o, d, &probe_errors);
@@ -209,8 +235,8 @@ int ConfigCommand(const ConfigOptions& o) {
     problems.push_back(p);
   }
   if (!problems.empty()) {
-    std::fprintf(stderr, "\n[config] not ready for the %s backend (%s):\n",
-                 backend_checked.c_str(), backend_checked == "ring" ? "a ring" : "a full mesh");
+    std::fprintf(stderr, "\n[config] not ready for the %s backend (%s):\n", backend_checked.c_str(),
+                 backend_checked == "ring" ? "a ring" : "a full mesh");
     for (const auto& p : problems) std::fprintf(stderr, "  - %s\n", p.c_str());
   }
   if (!o.output.empty()) {

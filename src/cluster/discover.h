@@ -17,11 +17,11 @@ struct ConfigOptions {
   LinkKind over = LinkKind::kAll;
   /// "" (checked as a full mesh, written as MLX's list form), tcp, ring, jaccl, mpi.
   std::string backend;
-  bool dot = false;            // Graphviz on stdout instead of the table
-  std::string output;          // hostfile path; "" for none
-  bool auto_setup = false;     // run the address plan where passwordless sudo works
+  bool dot = false;         // Graphviz on stdout instead of the table
+  std::string output;       // hostfile path; "" for none
+  bool auto_setup = false;  // run the address plan where passwordless sudo works
   std::vector<std::string> ssh_args;
-  double timeout_s = 10;       // per ssh round trip
+  double timeout_s = 10;  // per ssh round trip
   bool verbose = false;
 };
 

@@ -48,8 +48,8 @@ const NetInterface* HostInfo::Find(const std::string& name) const {
 
 bool IsKind(const NetInterface& ifc, LinkKind kind) {
   if (ifc.loopback) return false;
-  const bool tb = ifc.port.find("Thunderbolt") != std::string::npos ||
-                  ifc.name.rfind("thunderbolt", 0) == 0;
+  const bool tb =
+      ifc.port.find("Thunderbolt") != std::string::npos || ifc.name.rfind("thunderbolt", 0) == 0;
   // macOS's "Thunderbolt Bridge" joins every Thunderbolt port into one network: never a rail.
   const bool bridge = !ifc.members.empty() || ifc.port.find("Bridge") != std::string::npos;
   const bool wifi = ifc.port == "Wi-Fi" || ifc.port == "AirPort";
@@ -151,8 +151,8 @@ Topology MatchSubnets(const std::vector<HostInfo>& hosts, LinkKind over) {
       if (view[i][j] == view[j][i]) continue;
       const int more = view[i][j] > view[j][i] ? i : j, less = more == i ? j : i;
       std::string msg = fmt::format("{} has {} to {} but {} lists {}", t.names[more],
-                                    Plural(view[more][less], "link"), t.names[less],
-                                    t.names[less], view[less][more]);
+                                    Plural(view[more][less], "link"), t.names[less], t.names[less],
+                                    view[less][more]);
       if (notes.count({i, j})) msg += " (" + Join(notes[{i, j}], "; ") + ")";
       t.problems.push_back(msg);
     }
@@ -215,8 +215,8 @@ void ApplyProbes(Topology* t, const std::map<int, std::string>& answers,
     Cable c = t->cables[k];
     const std::string a = t->names[c.a.host], b = t->names[c.b.host];
     const std::string both =
-        fmt::format("{}:{} ({}) and {}:{} ({}) share {}", a, c.a.iface, c.a.ip.Text(), b,
-                    c.b.iface, c.b.ip.Text(), c.a.ip.SubnetText());
+        fmt::format("{}:{} ({}) and {}:{} ({}) share {}", a, c.a.iface, c.a.ip.Text(), b, c.b.iface,
+                    c.b.ip.Text(), c.a.ip.SubnetText());
     auto it = answers.find(static_cast<int>(k));
     if (it == answers.end()) {
       t->problems.push_back(both + " but the probe from " + a + " did not run");
@@ -224,8 +224,8 @@ void ApplyProbes(Topology* t, const std::map<int, std::string>& answers,
     }
     if (it->second.empty()) {
       t->problems.push_back(fmt::format(
-          "{} but {} got no answer from {} over {}: is the cable plugged in at both ends?", both,
-          a, c.b.ip.Text(), c.a.iface));
+          "{} but {} got no answer from {} over {}: is the cable plugged in at both ends?", both, a,
+          c.b.ip.Text(), c.a.iface));
       continue;
     }
     if (!c.b.mac.empty() && it->second != c.b.mac) {
@@ -235,9 +235,9 @@ void ApplyProbes(Topology* t, const std::map<int, std::string>& answers,
           if (ifc.mac == it->second) who = h.dest + ":" + ifc.name;
         }
       }
-      t->problems.push_back(fmt::format(
-          "{} but {} reaches {} through {}, not {}:{}: that cable is in the wrong port", both, a,
-          c.b.ip.Text(), who, b, c.b.iface));
+      t->problems.push_back(
+          fmt::format("{} but {} reaches {} through {}, not {}:{}: that cable is in the wrong port",
+                      both, a, c.b.ip.Text(), who, b, c.b.iface));
       continue;
     }
     c.confirmed = true;
@@ -389,7 +389,8 @@ std::string TopologyTable(const std::vector<HostInfo>& hosts, const Topology& t)
         }
         for (size_t s = 0; s < t.switch_subnets.size(); ++s) {
           if (ip.SubnetText() == t.switch_subnets[s]) {
-            peer = fmt::format("switch, {}", Plural(static_cast<int>(t.switch_hosts[s].size()), "host"));
+            peer = fmt::format("switch, {}",
+                               Plural(static_cast<int>(t.switch_hosts[s].size()), "host"));
           }
         }
         if (ip.addr != 0 && hosts[i].ssh_address == ip.Text()) peer += " [ssh]";
@@ -409,12 +410,76 @@ std::string TopologyTable(const std::vector<HostInfo>& hosts, const Topology& t)
   return s;
 }
 
+namespace {
+
+/// Interfaces of the chosen kind, up, with a MAC and no usable IPv4.
+bool Bare(const NetInterface& ifc, LinkKind over) {
+  if (!ifc.up || ifc.mac.empty() || !IsKind(ifc, over)) return false;
+  return std::none_of(ifc.ipv4.begin(), ifc.ipv4.end(), Usable);
+}
+
+}  // namespace
+
+std::vector<BareProbe> BareLinkProbes(const std::vector<HostInfo>& hosts, LinkKind over) {
+  std::vector<BareProbe> out;
+  const int n = static_cast<int>(hosts.size());
+  for (int i = 0; i < n; ++i) {
+    for (const auto& x : hosts[i].interfaces) {
+      if (!Bare(x, over)) continue;
+      for (int j = i + 1; j < n; ++j) {
+        for (const auto& y : hosts[j].interfaces) {
+          if (!Bare(y, over) || y.link_local6.empty()) continue;
+          out.push_back({i, j, x.name, y.name, y.link_local6[0], y.mac});
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::string BareProbeScript(const HostInfo& from,
+                            const std::vector<std::pair<int, const BareProbe*>>& probes) {
+  std::string s = "PATH=\"$PATH:/usr/sbin:/sbin\"\n";
+  if (from.os == "Darwin") {
+    s += "p() { ping6 -c1 -i1 \"$3%$2\" >/dev/null 2>&1; "
+         "m=$(ndp -n \"$3%$2\" 2>/dev/null | awk 'NR>1{print $2}'); echo \"probe $1 ${m:--}\"; "
+         "}\n";
+  } else {
+    s += "p() {\n"
+         "  if command -v ping >/dev/null 2>&1; then ping -6 -c1 -W1 -I \"$2\" \"$3\" >/dev/null "
+         "2>&1\n"
+         "  elif command -v bash >/dev/null 2>&1; then timeout 2 bash -c \"exec "
+         "3<>/dev/tcp/$3%$2/9\" >/dev/null 2>&1\n"
+         "  fi\n"
+         "  m=$(ip -6 neigh show to \"$3\" dev \"$2\" 2>/dev/null | sed -n 's/.* lladdr "
+         "\\([0-9a-fA-F:]*\\).*/\\1/p')\n"
+         "  echo \"probe $1 ${m:--}\"\n"
+         "}\n";
+  }
+  for (const auto& [index, p] : probes) {
+    s += fmt::format("p {} '{}' {} &\n", index, p->from_iface, p->to_addr);
+  }
+  s += "wait\n";
+  return s;
+}
+
+void ApplyBareProbes(std::vector<HostInfo>* hosts, const std::vector<BareProbe>& probes,
+                     const std::map<int, std::string>& answers) {
+  for (size_t k = 0; k < probes.size(); ++k) {
+    auto it = answers.find(static_cast<int>(k));
+    if (it == answers.end() || it->second.empty() || it->second != probes[k].to_mac) continue;
+    const BareProbe& p = probes[k];
+    const NetInterface* x = (*hosts)[p.from].Find(p.from_iface);
+    auto add = [](std::vector<std::string>& v, const std::string& mac) {
+      if (std::find(v.begin(), v.end(), mac) == v.end()) v.push_back(mac);
+    };
+    add((*hosts)[p.from].neighbours[p.from_iface], p.to_mac);
+    if (x) add((*hosts)[p.to].neighbours[p.to_iface], x->mac);
+  }
+}
+
 std::vector<SetupCommand> PlanSetup(const std::vector<HostInfo>& hosts, LinkKind over) {
-  // Interfaces of the chosen kind, up, with a MAC and no usable IPv4.
-  auto bare = [&](const NetInterface& ifc) {
-    if (!ifc.up || ifc.mac.empty() || !IsKind(ifc, over)) return false;
-    return std::none_of(ifc.ipv4.begin(), ifc.ipv4.end(), Usable);
-  };
+  auto bare = [&](const NetInterface& ifc) { return Bare(ifc, over); };
   std::set<uint32_t> used;
   for (const auto& h : hosts) {
     for (const auto& ifc : h.interfaces) {
@@ -441,21 +506,21 @@ std::vector<SetupCommand> PlanSetup(const std::vector<HostInfo>& hosts, LinkKind
             while (used.count(next)) next += 4;
             used.insert(next);
             const uint32_t base = next;
-            for (auto [h, ifc, addr] : {std::make_tuple(i, &x, base + 1),
-                                        std::make_tuple(j, &y, base + 2)}) {
+            for (auto [h, ifc, addr] :
+                 {std::make_tuple(i, &x, base + 1), std::make_tuple(j, &y, base + 2)}) {
               const std::string sudo = hosts[h].root ? "" : "sudo ";
               if (hosts[h].os == "Darwin") {
                 for (const auto& br : hosts[h].interfaces) {
                   if (std::count(br.members.begin(), br.members.end(), ifc->name)) {
-                    out.push_back({h, fmt::format("{}ifconfig {} deletem {}", sudo, br.name,
-                                                  ifc->name)});
+                    out.push_back(
+                        {h, fmt::format("{}ifconfig {} deletem {}", sudo, br.name, ifc->name)});
                   }
                 }
                 out.push_back({h, fmt::format("{}ifconfig {} inet {} netmask 255.255.255.252 up",
                                               sudo, ifc->name, FormatIpv4(addr))});
               } else {
-                out.push_back({h, fmt::format("{}ip addr add {}/30 dev {}", sudo,
-                                              FormatIpv4(addr), ifc->name)});
+                out.push_back({h, fmt::format("{}ip addr add {}/30 dev {}", sudo, FormatIpv4(addr),
+                                              ifc->name)});
                 out.push_back({h, fmt::format("{}ip link set {} up", sudo, ifc->name)});
               }
             }

@@ -16,6 +16,9 @@
 //   never a rail; so are loopback and 169.254/16 link-local addresses.
 // - Rails of a pair are ordered by subnet address, so rail k is the same cable on both
 //   hosts, whatever the interfaces are called.
+// - Interfaces with no IPv4 yet (a fresh Thunderbolt cable) are paired by probing the
+//   peer's IPv6 link-local address over them; the address plan gives each such cable its
+//   own /30 from 10.250.0.0/16.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +54,7 @@ struct NetInterface {
   std::string port;                  // macOS hardware port ("Thunderbolt 1"); "" elsewhere
   std::vector<std::string> members;  // bridge members (macOS bridge0)
   std::vector<Ipv4Addr> ipv4;
+  std::vector<std::string> link_local6;  // fe80:: addresses, without the %scope
 };
 
 struct RdmaDevice {
@@ -137,7 +141,8 @@ Topology MatchSubnets(const std::vector<HostInfo>& hosts, LinkKind over);
 
 /// A probe: from host `cable.a.host`, resolve `cable.b`'s address over `cable.a.iface`.
 /// The script prints "probe <index> <mac or ->" per probe; probes run in parallel.
-std::string ProbeScript(const HostInfo& from, const std::vector<std::pair<int, const Cable*>>& probes);
+std::string ProbeScript(const HostInfo& from,
+                        const std::vector<std::pair<int, const Cable*>>& probes);
 /// Parses a probe script's output: index -> answering MAC ("" when no answer).
 std::map<int, std::string> ParseProbeOutput(std::string_view out);
 /// Keeps the cables whose probe answered with the peer's MAC; names the others. `answers`
@@ -165,6 +170,22 @@ std::string HostfileJson(const std::vector<HostInfo>& hosts, const Topology& t,
 std::string TopologyDot(const Topology& t, const std::vector<std::pair<int, int>>& missing);
 /// Human table: host, interface, address, peer.
 std::string TopologyTable(const std::vector<HostInfo>& hosts, const Topology& t);
+
+/// A probe between two interfaces with no usable IPv4 (so no subnet tells whether they are
+/// one cable): from `from`:`from_iface`, reach `to`'s IPv6 link-local address over that
+/// interface and see whether `to_iface`'s MAC answers.
+struct BareProbe {
+  int from = -1, to = -1;
+  std::string from_iface, to_iface, to_addr, to_mac;
+};
+std::vector<BareProbe> BareLinkProbes(const std::vector<HostInfo>& hosts, LinkKind over);
+/// The script for host `from`'s probes (index into BareLinkProbes' list, probe); prints
+/// "probe <index> <mac or ->" per probe, as ProbeScript does.
+std::string BareProbeScript(const HostInfo& from,
+                            const std::vector<std::pair<int, const BareProbe*>>& probes);
+/// Records each answered probe as a neighbour of both ends (for PlanSetup).
+void ApplyBareProbes(std::vector<HostInfo>* hosts, const std::vector<BareProbe>& probes,
+                     const std::map<int, std::string>& answers);
 
 /// One setup command for one host.
 struct SetupCommand {

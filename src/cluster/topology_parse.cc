@@ -135,14 +135,17 @@ Result<std::vector<NetInterface>> ParseIpJsonAddr(std::string_view json) {
       }
     }
     const std::string oper = Str(e, "operstate");
-    ifc.up = flag_up && (lower_up || oper == "UP") && oper != "DOWN" &&
-             oper != "LOWERLAYERDOWN";
+    ifc.up = flag_up && (lower_up || oper == "UP") && oper != "DOWN" && oper != "LOWERLAYERDOWN";
     if (e.contains("address") && e["address"].is_string()) {
       ifc.mac = NormalizeMac(e["address"].get<std::string>());
     }
     if (e.contains("addr_info") && e["addr_info"].is_array()) {
       for (const auto& a : e["addr_info"]) {
-        if (!a.is_object() || Str(a, "family") != "inet") continue;
+        if (!a.is_object()) continue;
+        if (Str(a, "family") == "inet6" && Str(a, "local").rfind("fe80:", 0) == 0) {
+          ifc.link_local6.push_back(Str(a, "local"));
+        }
+        if (Str(a, "family") != "inet") continue;
         Ipv4Addr ip;
         if (!a.contains("local") || !a["local"].is_string() ||
             !ParseIpv4(a["local"].get<std::string>(), &ip.addr)) {
@@ -211,6 +214,8 @@ Result<std::vector<NetInterface>> ParseIfconfig(std::string_view text) {
         ip.prefix = PrefixFromMask(mask);
       }
       ifc.ipv4.push_back(ip);
+    } else if (t[0] == "inet6" && t.size() >= 2 && t[1].rfind("fe80:", 0) == 0) {
+      ifc.link_local6.push_back(t[1].substr(0, t[1].find('%')));
     } else if (t[0] == "member:" && t.size() >= 2) {
       ifc.members.push_back(t[1]);
     } else if (t[0] == "status:" && t.size() >= 2 && t[1] == "inactive") {

@@ -132,6 +132,7 @@ TEST(TopologyParse, IpJsonAddr) {
   ASSERT_TRUE(r1);
   EXPECT_FALSE(r1->up) << "NO-CARRIER / LOWERLAYERDOWN is not up";
   EXPECT_TRUE(Find(*r, "r0p1")->up);
+  EXPECT_EQ(m->link_local6, (std::vector<std::string>{"fe80::981f:2eff:fe00:1"}));
   EXPECT_FALSE(ParseIpJsonAddr("Object \"addr\" is unknown").ok());
   EXPECT_FALSE(ParseIpJsonAddr("{}").ok());
 }
@@ -147,6 +148,7 @@ TEST(TopologyParse, MacIfconfigAndHardwarePorts) {
   EXPECT_EQ(en2->ipv4[0].prefix, 30);
   EXPECT_EQ(en2->ipv4[0].SubnetText(), "10.0.1.0/30");
   EXPECT_EQ(Find(*r, "en0")->ipv4[0].prefix, 24);
+  EXPECT_EQ(Find(*r, "en0")->link_local6, (std::vector<std::string>{"fe80::1c8a:5e4f:2b1d:9a10"}));
   EXPECT_TRUE(Find(*r, "en3")->up);
   EXPECT_TRUE(Find(*r, "en3")->ipv4.empty());
   EXPECT_FALSE(Find(*r, "en4")->up) << "status: inactive";
@@ -299,8 +301,7 @@ TEST(Topology, MissingLinkAndRingNeighbours) {
   reach[2] = false;
   EXPECT_EQ(CheckTopology(t, b.hosts, "tcp", reach),
             (std::vector<std::string>{"no link between b and d"}));
-  EXPECT_EQ(MissingPairs(t, "jaccl", All(4)),
-            (std::vector<std::pair<int, int>>{{0, 2}, {1, 3}}));
+  EXPECT_EQ(MissingPairs(t, "jaccl", All(4)), (std::vector<std::pair<int, int>>{{0, 2}, {1, 3}}));
 }
 
 TEST(Topology, OneEndDownIsNamedAsAsymmetric) {
@@ -455,6 +456,31 @@ TEST(Topology, SetupPlanGivesEachBareCableItsOwnSubnet) {
                      {0, "sudo ifconfig en3 inet 10.250.0.5 netmask 255.255.255.252 up"},
                      {1, "ip addr add 10.250.0.6/30 dev eth4"},
                      {1, "ip link set eth4 up"}}));
+}
+
+TEST(Topology, BareCablesAreFoundByLinkLocalProbesThenPlanned) {
+  Builder b(3);
+  b.Cable(0, 1, 0, 0, 0);
+  b.Add(1, "r0p2", "", 0).link_local6 = {"fe80::1:2"};
+  b.Add(2, "r0p1", "", 0).link_local6 = {"fe80::2:1"};
+  b.Add(2, "eth7", "", 0).link_local6 = {"fe80::2:7"};  // up, bare, but cabled elsewhere
+  const auto probes = BareLinkProbes(b.hosts, LinkKind::kAll);
+  ASSERT_EQ(probes.size(), 2u);
+  EXPECT_EQ(probes[0].from, 1);
+  EXPECT_EQ(probes[0].to_addr, "fe80::2:1");
+  std::vector<std::pair<int, const BareProbe*>> mine = {{0, &probes[0]}, {1, &probes[1]}};
+  EXPECT_NE(BareProbeScript(b.hosts[1], mine).find("p 1 'r0p2' fe80::2:7 &"), std::string::npos);
+  // Only r0p1 answers; eth7 stays silent.
+  ApplyBareProbes(&b.hosts, probes, {{0, b.Mac(2, "r0p1")}, {1, ""}});
+  EXPECT_EQ(b.hosts[2].neighbours["r0p1"], (std::vector<std::string>{b.Mac(1, "r0p2")}));
+  const auto plan = PlanSetup(b.hosts, LinkKind::kAll);
+  std::vector<std::pair<int, std::string>> got;
+  for (const auto& c : plan) got.push_back({c.host, c.command});
+  EXPECT_EQ(
+      got, (std::vector<std::pair<int, std::string>>{{1, "sudo ip addr add 10.250.0.1/30 dev r0p2"},
+                                                     {1, "sudo ip link set r0p2 up"},
+                                                     {2, "sudo ip addr add 10.250.0.2/30 dev r0p1"},
+                                                     {2, "sudo ip link set r0p1 up"}}));
 }
 
 TEST(TopologyParse, MutatedInputNeverCrashes) {
