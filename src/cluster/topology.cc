@@ -76,6 +76,7 @@ std::vector<const Cable*> Topology::Rails(int i, int j) const {
 Topology MatchSubnets(const std::vector<HostInfo>& hosts, LinkKind over) {
   Topology t;
   t.num_hosts = static_cast<int>(hosts.size());
+  t.over = over;
   for (const auto& h : hosts) t.names.push_back(h.dest);
   // Management subnets: where ssh reached each host.
   std::set<std::pair<uint32_t, int>> mgmt;
@@ -260,7 +261,7 @@ std::vector<std::pair<int, int>> MissingPairs(const Topology& t, std::string_vie
     }
   }
   // A cluster with no cables at all is a switched one: every pair talks over the switch.
-  if (!t.any_point_to_point) {
+  if (!t.any_point_to_point && t.over != LinkKind::kThunderbolt && backend != "jaccl") {
     for (const auto& hs : t.switch_hosts) {
       int covered = 0;
       for (int i = 0; i < n; ++i) {

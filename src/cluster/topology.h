@@ -11,7 +11,8 @@
 // - A subnet holding more than two hosts is a switch, never a rail: rails are cables. A
 //   switch still carries traffic: "ips" (where ranks meet, and the tcp backend's fallback
 //   link) is the address ssh reached a host at. When no subnet joins exactly two hosts,
-//   the cluster is a switched one and the check passes if every host shares one switch.
+//   the cluster is a switched one and the check passes if every host shares one switch
+//   (not with --over thunderbolt or the jaccl backend, which need cables).
 // - The subnet of the address ssh reached a host at is that host's management network,
 //   never a rail; so are loopback and 169.254/16 link-local addresses.
 // - Rails of a pair are ordered by subnet address, so rail k is the same cable on both
@@ -68,7 +69,6 @@ struct HostInfo {
   std::string hostname;
   std::string ssh_address;  // the address ssh reached it at (SSH_CONNECTION); "" if unknown
   bool root = false;
-  bool has_ping = false;
   std::vector<NetInterface> interfaces;
   std::vector<RdmaDevice> rdma;
   /// IPv6 neighbours seen per interface: interface -> link-layer addresses.
@@ -115,6 +115,7 @@ struct Cable {
 
 struct Topology {
   int num_hosts = 0;
+  LinkKind over = LinkKind::kAll;
   std::vector<std::string> names;  // ssh destinations, for messages
   /// Candidate cables before probing; only confirmed ones after ApplyProbes. Sorted by
   /// (a.host, b.host, subnet), so a pair's rails are in a fixed order.

@@ -291,7 +291,6 @@ echo "@@ uname"; echo "$os"
 echo "@@ hostname"; hostname 2>/dev/null
 echo "@@ ssh"; echo "$SSH_CONNECTION"
 echo "@@ uid"; id -u
-echo "@@ ping"; if command -v ping >/dev/null 2>&1; then echo yes; else echo no; fi
 if [ "$os" = Darwin ]; then
   echo "@@ ifconfig"; ifconfig
   echo "@@ ports"; networksetup -listallhardwareports 2>/dev/null
@@ -335,7 +334,6 @@ Result<HostInfo> ParseDiscovery(std::string_view out, const std::string& dest) {
   h.os = Trim(sec["uname"]);
   h.hostname = Trim(sec["hostname"]);
   h.root = Trim(sec["uid"]) == "0";
-  h.has_ping = Trim(sec["ping"]) == "yes";
   const auto ssh = Tokens(sec["ssh"]);  // client_ip client_port server_ip server_port
   if (ssh.size() >= 3) h.ssh_address = ssh[2];
   if (h.os == "Darwin") {

@@ -197,8 +197,8 @@ TEST(TopologyParse, RdmaAndNeighbours) {
 
 TEST(TopologyParse, DiscoverySections) {
   const std::string out = std::string("@@ uname\nLinux\n@@ hostname\nnode-a\n@@ ssh\n") +
-                          "10.99.0.100 51234 10.99.0.1 22\n@@ uid\n0\n@@ ping\nno\n@@ ipaddr\n" +
-                          kIpJson + "\n@@ rdma\nmlx5_0 r0p1 \n@@ neigh\n@@ end\n";
+                          "10.99.0.100 51234 10.99.0.1 22\n@@ uid\n0\n@@ ipaddr\n" + kIpJson +
+                          "\n@@ rdma\nmlx5_0 r0p1 \n@@ neigh\n@@ end\n";
   auto h = ParseDiscovery(out, "a");
   ASSERT_TRUE(h.ok()) << h.status().message();
   EXPECT_EQ(h->os, "Linux");
@@ -358,6 +358,10 @@ TEST(Topology, SwitchedClusterWithoutCablesPasses) {
   Topology t = MatchSubnets(b.hosts, LinkKind::kAll);
   EXPECT_TRUE(t.cables.empty());
   EXPECT_TRUE(CheckTopology(t, b.hosts, "tcp", All(3)).empty());
+  EXPECT_EQ(CheckTopology(t, b.hosts, "jaccl", All(3)).size(), 3u) << "RDMA needs cables";
+  Topology tb = MatchSubnets(b.hosts, LinkKind::kThunderbolt);
+  EXPECT_EQ(CheckTopology(tb, b.hosts, "tcp", All(3)).size(), 3u)
+      << "--over thunderbolt with no Thunderbolt cable is not a switched cluster";
   // With any cable present, the others are expected too.
   b.Cable(0, 1, 0, 0, 0);
   Topology u = MatchSubnets(b.hosts, LinkKind::kAll);
