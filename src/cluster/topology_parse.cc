@@ -46,6 +46,20 @@ std::string Str(const nlohmann::json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
+/// Interface names and link-local addresses end up in shell commands run on other hosts,
+/// so only plain ones are taken: letters, digits and _ . - @ (names), hex and ':' (IPv6).
+bool SafeName(std::string_view s) {
+  return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' ||
+           c == '@';
+  });
+}
+bool SafeIpv6(std::string_view s) {
+  return !s.empty() && s.size() <= 45 && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isxdigit(static_cast<unsigned char>(c)) || c == ':';
+  });
+}
+
 int PrefixFromMask(uint32_t mask) {
   int n = 0;
   while (n < 32 && (mask & (0x80000000u >> n))) ++n;
@@ -125,6 +139,7 @@ Result<std::vector<NetInterface>> ParseIpJsonAddr(std::string_view json) {
     if (!e.is_object() || !e.contains("ifname") || !e["ifname"].is_string()) continue;
     NetInterface ifc;
     ifc.name = e["ifname"].get<std::string>();
+    if (!SafeName(ifc.name)) continue;
     bool flag_up = false, lower_up = false;
     if (e.contains("flags") && e["flags"].is_array()) {
       for (const auto& f : e["flags"]) {
@@ -142,7 +157,8 @@ Result<std::vector<NetInterface>> ParseIpJsonAddr(std::string_view json) {
     if (e.contains("addr_info") && e["addr_info"].is_array()) {
       for (const auto& a : e["addr_info"]) {
         if (!a.is_object()) continue;
-        if (Str(a, "family") == "inet6" && Str(a, "local").rfind("fe80:", 0) == 0) {
+        if (Str(a, "family") == "inet6" && Str(a, "local").rfind("fe80:", 0) == 0 &&
+            SafeIpv6(Str(a, "local"))) {
           ifc.link_local6.push_back(Str(a, "local"));
         }
         if (Str(a, "family") != "inet") continue;
@@ -164,12 +180,14 @@ Result<std::vector<NetInterface>> ParseIpJsonAddr(std::string_view json) {
 
 Result<std::vector<NetInterface>> ParseIfconfig(std::string_view text) {
   std::vector<NetInterface> out;
+  bool skipping = false;  // the detail lines of an interface not taken
   for (std::string_view line : Lines(text)) {
     if (line.empty()) continue;
     if (!std::isspace(static_cast<unsigned char>(line[0]))) {
       // "en2: flags=8963<UP,BROADCAST,SMART,RUNNING,...> mtu 1500"
       const size_t colon = line.find(": ");
-      if (colon == std::string_view::npos) continue;
+      skipping = colon == std::string_view::npos || !SafeName(line.substr(0, colon));
+      if (skipping) continue;
       NetInterface ifc;
       ifc.name = std::string(line.substr(0, colon));
       const size_t lt = line.find('<'), gt = line.find('>');
@@ -188,7 +206,7 @@ Result<std::vector<NetInterface>> ParseIfconfig(std::string_view text) {
       out.push_back(std::move(ifc));
       continue;
     }
-    if (out.empty()) continue;
+    if (out.empty() || skipping) continue;
     NetInterface& ifc = out.back();
     const auto t = Tokens(line);
     if (t.empty()) continue;
@@ -215,8 +233,9 @@ Result<std::vector<NetInterface>> ParseIfconfig(std::string_view text) {
       }
       ifc.ipv4.push_back(ip);
     } else if (t[0] == "inet6" && t.size() >= 2 && t[1].rfind("fe80:", 0) == 0) {
-      ifc.link_local6.push_back(t[1].substr(0, t[1].find('%')));
-    } else if (t[0] == "member:" && t.size() >= 2) {
+      const std::string ll = t[1].substr(0, t[1].find('%'));
+      if (SafeIpv6(ll)) ifc.link_local6.push_back(ll);
+    } else if (t[0] == "member:" && t.size() >= 2 && SafeName(t[1])) {
       ifc.members.push_back(t[1]);
     } else if (t[0] == "status:" && t.size() >= 2 && t[1] == "inactive") {
       ifc.up = false;

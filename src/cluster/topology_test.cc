@@ -174,6 +174,20 @@ TEST(TopologyParse, MacIfconfigAndHardwarePorts) {
   EXPECT_EQ(all.count("lo0"), 0u);
 
   EXPECT_FALSE(ParseIfconfig("en0: flags=1<UP>\n\tinet 10.0.0.300 netmask 0xffffff00\n").ok());
+  // Names and addresses that would reach a shell elsewhere are not taken.
+  auto odd = ParseIfconfig(
+      "en0;reboot: flags=8863<UP,RUNNING> mtu 1500\n\tinet 10.0.0.1 netmask 0xffffff00\n"
+      "en9: flags=8863<UP,RUNNING> mtu 1500\n\tinet6 fe80::1$(reboot)%en9 prefixlen 64\n");
+  ASSERT_TRUE(odd.ok()) << odd.status().message();
+  ASSERT_EQ(odd->size(), 1u);
+  EXPECT_EQ((*odd)[0].name, "en9");
+  EXPECT_TRUE((*odd)[0].link_local6.empty());
+  auto odd_json = ParseIpJsonAddr(
+      R"([{"ifname":"x'y","flags":["UP"]},{"ifname":"eth0","flags":["UP","LOWER_UP"],)"
+      R"("addr_info":[{"family":"inet6","local":"fe80::1 `reboot`","prefixlen":64}]}])");
+  ASSERT_TRUE(odd_json.ok());
+  ASSERT_EQ(odd_json->size(), 1u);
+  EXPECT_TRUE((*odd_json)[0].link_local6.empty());
 }
 
 TEST(TopologyParse, RdmaAndNeighbours) {
