@@ -1,6 +1,7 @@
 // `meshlm config`: parallel, bounded ssh discovery and probing around the pure topology code.
 #include "cluster/discover.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -225,7 +226,7 @@ int ConfigCommand(const ConfigOptions& o) {
   const auto missing = MissingPairs(t, backend_checked, d.reachable);
   if (o.dot) {
     std::fputs(TopologyDot(t, missing).c_str(), stdout);
-  } else {
+  } else if (std::count(d.reachable.begin(), d.reachable.end(), true) > 0) {
     std::fputs(TopologyTable(d.hosts, t).c_str(), stdout);
   }
   std::vector<std::string> problems = d.errors;

@@ -78,6 +78,20 @@ Topology MatchSubnets(const std::vector<HostInfo>& hosts, LinkKind over) {
   t.num_hosts = static_cast<int>(hosts.size());
   t.over = over;
   for (const auto& h : hosts) t.names.push_back(h.dest);
+  // One machine listed twice (by name and by address) would look like a mesh with itself.
+  std::map<std::string, int> mac_owner;
+  for (int i = 0; i < t.num_hosts; ++i) {
+    for (const auto& ifc : hosts[i].interfaces) {
+      if (ifc.mac.empty() || ifc.loopback) continue;
+      auto [it, fresh] = mac_owner.insert({ifc.mac, i});
+      if (!fresh && it->second != i) {
+        t.problems.push_back(
+            fmt::format("{} and {} are the same machine ({} has MAC {} on both); list it once",
+                        t.names[it->second], t.names[i], ifc.name, ifc.mac));
+        it->second = i;
+      }
+    }
+  }
   // Management subnets: where ssh reached each host.
   std::set<std::pair<uint32_t, int>> mgmt;
   for (const auto& h : hosts) {

@@ -340,6 +340,19 @@ TEST(Topology, OneEndDownIsNamedAsAsymmetric) {
             (std::vector<std::string>{"no link between a and b"}));
 }
 
+TEST(Topology, OneMachineListedTwiceIsNamed) {
+  Builder b(2);
+  b.Cable(0, 1, 0, 0, 0);
+  HostInfo again = b.hosts[1];
+  again.dest = "b.local";
+  b.hosts.push_back(again);
+  Topology t = MatchSubnets(b.hosts, LinkKind::kAll);
+  ASSERT_FALSE(t.problems.empty());
+  EXPECT_EQ(t.problems[0],
+            "b and b.local are the same machine (mgmt has MAC 02:00:00:00:01:00 on both); list "
+            "it once");
+}
+
 TEST(Topology, ProbesRejectWrongPortAndSilence) {
   Builder b(3);
   b.Cable(0, 1, 0, 0, 0);
