@@ -110,22 +110,45 @@ std::string Sha256Hex(const std::string& bytes) {
 }
 
 Result<std::string> Sha256File(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_DIRECT where the filesystem allows it: hashing a model must neither evict what the
+  // page cache holds nor fill it with pages (large folios) that the loader's mmap would
+  // then map whole, inflating every rank's resident set.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+  bool direct = fd >= 0;
+  if (fd < 0) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Error("[manifest] cannot open '{}': {}", path, std::strerror(errno));
-  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  if (!direct) posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  std::vector<char> buf(size_t{8} << 20);
+  constexpr size_t kChunk = size_t{8} << 20;
+  std::unique_ptr<char, decltype(&std::free)> buf(
+      static_cast<char*>(std::aligned_alloc(4096, kChunk)), &std::free);
+  off_t offset = 0;
   for (;;) {
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    const ssize_t n = ::pread(fd, buf.get(), kChunk, offset);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL && direct) {  // O_DIRECT refused at read time: plain reads
+      ::close(fd);
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return Error("[manifest] cannot open '{}': {}", path, std::strerror(errno));
+      direct = false;
+      continue;
+    }
     if (n < 0) {
       const int e = errno;
       ::close(fd);
       return Error("[manifest] reading '{}': {}", path, std::strerror(e));
     }
     if (n == 0) break;
-    EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(n));
+    EVP_DigestUpdate(ctx.get(), buf.get(), static_cast<size_t>(n));
+    offset += n;
+    // A short O_DIRECT read ends at EOF or an unaligned tail; carry on with plain reads.
+    if (direct && (n % 4096) != 0) {
+      ::close(fd);
+      fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return Error("[manifest] cannot open '{}': {}", path, std::strerror(errno));
+      direct = false;
+    }
   }
   ::close(fd);
   unsigned char d[EVP_MAX_MD_SIZE];

@@ -121,6 +121,13 @@ struct Child {
   }
 };
 
+// ssh's argv for a remote host, sh's for this one.
+std::vector<std::string> HostArgv(const std::string& dest, const std::vector<std::string>& ssh_args,
+                                  const std::string& cmd) {
+  if (dest.empty()) return {"sh", "-c", cmd};
+  return SshArgv(dest, ssh_args, cmd);
+}
+
 std::string FirstLine(const std::string& s) {
   const size_t b = s.find_first_not_of(" \n");
   if (b == std::string::npos) return "";
@@ -182,7 +189,7 @@ class Syncer {
   // Copies `f` to host `i`: resume, stream, hash on arrival, rename into place.
   Status SendFile(int i, const Source& src, const ManifestFile& f, const std::string& label,
                   SyncResult* res) {
-    const std::string dest = hf_.hosts[i].ssh;
+    const std::string dest = SshDest(hf_, i);
     const std::string final_path = FilePath(o_, src, f.path);
     const std::string part = final_path + ".meshlm-part";
     // How much of the file an earlier, interrupted run left.
@@ -249,15 +256,15 @@ class Syncer {
       }
     } else {
       MESHLM_ASSIGN_OR_RETURN(
-          reader, Child::Start(SshArgv(src.dest, o_.ssh_args,
-                                       fmt::format("tail -c +{} {}", offset + 1,
-                                                   ShellQuote(src_path))),
+          reader, Child::Start(HostArgv(src.dest, o_.ssh_args,
+                                        fmt::format("tail -c +{} {}", offset + 1,
+                                                    ShellQuote(src_path))),
                                /*want_in=*/false, /*want_out=*/true));
       in_fd = reader.out;
     }
     MESHLM_ASSIGN_OR_RETURN(Child writer,
-                            Child::Start(SshArgv(hf_.hosts[i].ssh, o_.ssh_args,
-                                                 "cat >> " + ShellQuote(part)),
+                            Child::Start(HostArgv(SshDest(hf_, i), o_.ssh_args,
+                                                  "cat >> " + ShellQuote(part)),
                                          /*want_in=*/true, /*want_out=*/false));
     ProgressLine bar(progress_, label, f.size, offset);
     std::vector<char> buf(size_t{1} << 20);
@@ -368,7 +375,7 @@ Result<SyncResult> SyncModel(const SyncOptions& o, std::FILE* progress) {
     }
   } else if (h0.model_present) {
     src.local = false;
-    src.dest = hf.hosts[0].ssh;
+    src.dest = SshDest(hf, 0);
     src.is_dir = h0.model_is_dir;
     src.manifest = h0.manifest;
   } else {
@@ -424,7 +431,7 @@ Result<SyncResult> SyncModel(const SyncOptions& o, std::FILE* progress) {
         rm += " " + ShellQuote((fs::path(o.model) / path).string());
       }
       if (o.remove_extra && !o.dry_run) {
-        auto r = RunOnHost(hf.hosts[p.index].ssh, o.ssh_args, rm, "", o.timeout_s);
+        auto r = RunOnHost(SshDest(hf, p.index), o.ssh_args, rm, "", o.timeout_s);
         if (!r.ok() || r->code != 0) st = Error("[sync] {}: cannot remove {}", host, extra);
       } else {
         failures.push_back(fmt::format("{}: files not in the source: {}; remove them or pass "

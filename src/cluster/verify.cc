@@ -101,7 +101,7 @@ HostProbe ProbeOne(const Hostfile& hf, int i, const VerifyOptions& o) {
   HostProbe p;
   p.index = i;
   const HostEntry& h = hf.hosts[i];
-  p.dest = IsLocal(h.ssh) ? "" : h.ssh;
+  p.dest = SshDest(hf, i);
   const std::string exe = o.remote_meshlm.empty() ? SelfExe() : o.remote_meshlm;
   std::string cmd = ShellQuote(exe) + " verify --probe";
   if (!o.model.empty()) cmd += " --model " + ShellQuote(o.model);
@@ -186,6 +186,10 @@ std::string SelfExe() {
   char buf[PATH_MAX] = {};
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "meshlm";
+}
+
+std::string SshDest(const Hostfile& hf, int i) {
+  return IsLocal(hf.hosts[i].ssh) ? "" : hf.hosts[i].ssh;
 }
 
 std::string HostLabel(const Hostfile& hf, int i) {

@@ -84,6 +84,9 @@ Result<VerifyReport> VerifyCluster(const VerifyOptions& options);
 /// Probes hosts (in parallel) and returns what each reported; used by verify and sync.
 std::vector<HostProbe> ProbeHosts(const Hostfile& hostfile, const VerifyOptions& options);
 
+/// The ssh destination of host i: "" when it is this machine (empty, localhost, our name).
+std::string SshDest(const Hostfile& hostfile, int i);
+
 /// "host 2 (10.99.0.3)".
 std::string HostLabel(const Hostfile& hostfile, int i);
 
