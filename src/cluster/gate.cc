@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "cluster/manifest.h"
 
 namespace meshlm::cluster {
@@ -128,6 +129,13 @@ Result<GateReport> RunStartGate(comm::Group& g, const std::string& model,
   auto man = BuildManifest(model);
   if (man.ok()) {
     rep.hashed_files = man->hashed_files;
+    rep.hashed_bytes = man->hashed_bytes;
+    if (man->hashed_bytes > (uint64_t{256} << 20) || !man->note.empty()) {
+      MESHLM_LOG_INFO("[gate] rank {}: hashed {:.1f} GB of model files in {:.1f} s{}{}", me,
+                      man->hashed_bytes / 1e9, NowSeconds() - t1,
+                      man->cache_path.empty() ? "" : "; cached in " + man->cache_path,
+                      man->note.empty() ? "" : "; " + man->note);
+    }
     Copy(mine.digest, sizeof(mine.digest), man->digest);
     json = ManifestToJson(*man);
   } else {

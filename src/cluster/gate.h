@@ -9,6 +9,7 @@
 // stat calls, not hashing). Costs a few ms for a local 2-rank job.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "base/status.h"
@@ -21,6 +22,7 @@ struct GateReport {
   double latency_us = 0;   // median 1-element all_sum
   double manifest_ms = 0;  // building this rank's manifest and comparing
   int hashed_files = 0;    // files this rank hashed (not taken from the cache)
+  uint64_t hashed_bytes = 0;
 };
 
 /// Errors when the environment shows this process was meant to join several others but
