@@ -217,6 +217,48 @@ TEST_F(VerifyNetns, GateRefusesAJobWhoseRanksHoldDifferentModels) {
   EXPECT_NE(diff.out.find("model.safetensors: sha256"), std::string::npos) << diff.out;
 }
 
+// Hosts that are this machine run the probe without ssh: verify's logic without netns.
+TEST(VerifyLocal, BadInputAndLocalHosts) {
+  const std::string dir = fmt::format("/tmp/meshlm-verify-{}", getpid());
+  Shell(fmt::format("rm -rf {0} && mkdir -p {0} && cp -r {1} {0}/m", dir,
+                    MESHLM_DEFAULT_MODEL_DIR));
+  const std::string hf = dir + "/hosts.json";
+  std::ofstream(hf) << R"([{"ssh": "", "ips": ["127.0.0.1"]}, {"ssh": "localhost"}])";
+  std::ofstream(dir + "/broken.json") << R"([{"ssh": "a", "rdma": 3}])";
+  Sh missing = Shell(fmt::format("{} verify --hostfile {}/none.json", Meshlm(), dir));
+  EXPECT_EQ(missing.code, 2) << missing.out;
+  EXPECT_NE(missing.out.find(dir + "/none.json"), std::string::npos) << missing.out;
+  Sh broken = Shell(fmt::format("{} verify --hostfile {}/broken.json", Meshlm(), dir));
+  EXPECT_EQ(broken.code, 2) << broken.out;
+  EXPECT_NE(broken.out.find("rdma"), std::string::npos) << broken.out;
+
+  Sh ok = Shell(fmt::format("{} verify --hostfile {} --model {}/m", Meshlm(), hf, dir));
+  EXPECT_EQ(ok.code, 0) << ok.out;
+  EXPECT_NE(ok.out.find("all 2 hosts ok"), std::string::npos) << ok.out;
+  // A corrupt manifest cache is rebuilt, with a warning.
+  std::ofstream(dir + "/m/.meshlm-manifest.json") << "{\"format\": \"meshlm-manifest\", \"files\": 7}";
+  Sh rebuilt = Shell(fmt::format("{} verify --hostfile {} --model {}/m", Meshlm(), hf, dir));
+  EXPECT_EQ(rebuilt.code, 0) << rebuilt.out;
+  EXPECT_NE(rebuilt.out.find("not a meshlm manifest"), std::string::npos) << rebuilt.out;
+  Sh up = Shell(fmt::format("{} sync --hostfile {} --model {}/m", Meshlm(), hf, dir));
+  EXPECT_EQ(up.code, 0) << up.out;
+  EXPECT_NE(up.out.find("0 hosts updated, 0 files"), std::string::npos) << up.out;
+
+  Sh nomodel = Shell(fmt::format("{} verify --hostfile {} --model {}/nomodel", Meshlm(), hf, dir));
+  EXPECT_EQ(nomodel.code, 1) << nomodel.out;
+  EXPECT_NE(nomodel.out.find("FAIL host 1 (localhost): model missing"), std::string::npos)
+      << nomodel.out;
+  Sh nosync = Shell(fmt::format("{} sync --hostfile {} --model {}/nomodel", Meshlm(), hf, dir));
+  EXPECT_EQ(nosync.code, 1) << nosync.out;
+  EXPECT_NE(nosync.out.find("no copy of"), std::string::npos) << nosync.out;
+  Sh noexe = Shell(fmt::format("{} verify --hostfile {} --remote-meshlm /nonexistent/meshlm",
+                               Meshlm(), hf));
+  EXPECT_EQ(noexe.code, 1) << noexe.out;
+  EXPECT_NE(noexe.out.find("meshlm not found at '/nonexistent/meshlm'"), std::string::npos)
+      << noexe.out;
+  Shell("rm -rf " + dir);
+}
+
 TEST(Gate, AProcessAloneWithAHostfileOfSeveralHostsIsRefused) {
   const std::string hf = fmt::format("/tmp/meshlm-gate-{}.json", getpid());
   std::ofstream(hf) << R"([{"ssh": "a", "ips": ["10.0.0.1"]}, {"ssh": "b", "ips": ["10.0.0.2"]}])";

@@ -128,7 +128,7 @@ HostProbe ProbeOne(const Hostfile& hf, int i, const VerifyOptions& o) {
     p.error = SshFix(*r, o.timeout_s);
     return p;
   }
-  if (r->code == 127 || r->err.find("not found") != std::string::npos) {
+  if (r->code == 127 || (r->code != 0 && r->err.find("not found") != std::string::npos)) {
     p.error = fmt::format("meshlm not found at '{}' on the host: install the same build there "
                           "or pass --remote-meshlm PATH",
                           exe);
