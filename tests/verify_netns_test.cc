@@ -17,11 +17,12 @@ std::string Meshlm() { return BuildDir() + "/src/cli/meshlm"; }
 
 // A model folder of fresh random files: 8 MiB of weights and two small files.
 void MakeModel(const std::string& dir) {
-  Sh r = Shell(fmt::format("mkdir -p {0}/sub && head -c 8388608 /dev/urandom > "
-                           "{0}/model.safetensors && head -c 3000 /dev/urandom | base64 > "
-                           "{0}/sub/tokenizer.json && echo '{{\"hidden_size\": 64}}' > "
-                           "{0}/config.json",
-                           dir));
+  Sh r =
+      Shell(fmt::format("mkdir -p {0}/sub && head -c 8388608 /dev/urandom > "
+                        "{0}/model.safetensors && head -c 3000 /dev/urandom | base64 > "
+                        "{0}/sub/tokenizer.json && echo '{{\"hidden_size\": 64}}' > "
+                        "{0}/config.json",
+                        dir));
   ASSERT_EQ(r.code, 0) << r.out;
 }
 
@@ -49,7 +50,8 @@ class VerifyNetns : public ::testing::Test {
 };
 
 TEST_F(VerifyNetns, VerifyFindsADifferentOrMissingModelAndSyncFixesIt) {
-  NetnsCluster c(3, false, [](int, int) { return 1; }, /*private_models=*/true);
+  NetnsCluster c(
+      3, false, [](int, int) { return 1; }, /*private_models=*/true);
   ASSERT_TRUE(c.ok()) << c.error();
   const std::string hf = c.WriteHostfile("hosts.json", /*names=*/true, 1);
   const std::string model = c.ModelRoot() + "/m";  // the same path on every host
@@ -106,7 +108,8 @@ TEST_F(VerifyNetns, VerifyFindsADifferentOrMissingModelAndSyncFixesIt) {
 }
 
 TEST_F(VerifyNetns, SyncResumesAPartialFileAndChecksItOnArrival) {
-  NetnsCluster c(2, false, [](int, int) { return 1; }, /*private_models=*/true);
+  NetnsCluster c(
+      2, false, [](int, int) { return 1; }, /*private_models=*/true);
   ASSERT_TRUE(c.ok()) << c.error();
   const std::string hf = c.WriteHostfile("hosts.json", false, 1);
   const std::string model = c.ModelRoot() + "/m";
@@ -115,9 +118,10 @@ TEST_F(VerifyNetns, SyncResumesAPartialFileAndChecksItOnArrival) {
   Shell(fmt::format("cp -r {}/m {}/", c.HostDir(0), c.ModelRoot()));
 
   // An interrupted earlier run left 6 of the 8 MiB.
-  Shell(fmt::format("mkdir -p {1}/m && head -c 6291456 {0}/m/model.safetensors > "
-                    "{1}/m/model.safetensors.meshlm-part",
-                    c.HostDir(0), c.HostDir(1)));
+  Shell(
+      fmt::format("mkdir -p {1}/m && head -c 6291456 {0}/m/model.safetensors > "
+                  "{1}/m/model.safetensors.meshlm-part",
+                  c.HostDir(0), c.HostDir(1)));
   long rx = RxBytes(c, 1);
   Sh s = c.InHub(Sync(c, hf, model), 120);
   ASSERT_EQ(s.code, 0) << s.out;
@@ -129,9 +133,10 @@ TEST_F(VerifyNetns, SyncResumesAPartialFileAndChecksItOnArrival) {
   EXPECT_NE(Shell(fmt::format("ls {}/m/model.safetensors.meshlm-part", c.HostDir(1))).code, 0);
 
   // A partial file with wrong bytes: caught by the hash on arrival, sent again in full.
-  Shell(fmt::format("rm {0}/m/model.safetensors && head -c 5000000 /dev/urandom > "
-                    "{0}/m/model.safetensors.meshlm-part",
-                    c.HostDir(1)));
+  Shell(
+      fmt::format("rm {0}/m/model.safetensors && head -c 5000000 /dev/urandom > "
+                  "{0}/m/model.safetensors.meshlm-part",
+                  c.HostDir(1)));
   Sh r = c.InHub(Sync(c, hf, model), 120);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("sha256 mismatch on arrival"), std::string::npos) << r.out;
@@ -171,8 +176,7 @@ TEST_F(VerifyNetns, HostWithoutSshdFailsItsRowInBoundedTime) {
   const std::string hf = c.WriteHostfile("hosts.json", true, 1);
   ASSERT_TRUE(c.StopSshd(2));
   const double t0 = NowSeconds();
-  Sh r = c.InHub(fmt::format("{} verify --hostfile {} {} --timeout 10", Meshlm(), hf,
-                             c.SshArgs()),
+  Sh r = c.InHub(fmt::format("{} verify --hostfile {} {} --timeout 10", Meshlm(), hf, c.SshArgs()),
                  60);
   EXPECT_LT(NowSeconds() - t0, 15.0);
   EXPECT_EQ(r.code, 1) << r.out;
@@ -182,8 +186,7 @@ TEST_F(VerifyNetns, HostWithoutSshdFailsItsRowInBoundedTime) {
   EXPECT_EQ(r.out.find("FAIL host 1"), std::string::npos) << r.out;
   // A hostfile naming an interface the host lacks.
   Shell(fmt::format("sed -i 's/\"r0p1\"/\"nosuch0\"/' {}", hf));
-  Sh d = c.InHub(fmt::format("{} verify --hostfile {} {} --timeout 10", Meshlm(), hf,
-                             c.SshArgs()),
+  Sh d = c.InHub(fmt::format("{} verify --hostfile {} {} --timeout 10", Meshlm(), hf, c.SshArgs()),
                  60);
   EXPECT_EQ(d.code, 1) << d.out;
   EXPECT_NE(d.out.find("FAIL host 0 (10.99.0.1): devices named in the hostfile are missing "
@@ -193,15 +196,17 @@ TEST_F(VerifyNetns, HostWithoutSshdFailsItsRowInBoundedTime) {
 }
 
 TEST_F(VerifyNetns, GateRefusesAJobWhoseRanksHoldDifferentModels) {
-  NetnsCluster c(2, false, [](int, int) { return 1; }, /*private_models=*/true);
+  NetnsCluster c(
+      2, false, [](int, int) { return 1; }, /*private_models=*/true);
   ASSERT_TRUE(c.ok()) << c.error();
   const std::string hf = c.WriteHostfile("hosts.json", false, 1);
   for (int i = 0; i < 2; ++i) {
     Shell(fmt::format("cp -r {} {}/m", MESHLM_DEFAULT_MODEL_DIR, c.HostDir(i)));
   }
-  const std::string gen = fmt::format("launch --hostfile {} {} -- {} generate --model {}/m "
-                                      "--ids 1,2,3 --max-tokens 2",
-                                      hf, c.SshArgs(), Meshlm(), c.ModelRoot());
+  const std::string gen = fmt::format(
+      "launch --hostfile {} {} -- {} generate --model {}/m "
+      "--ids 1,2,3 --max-tokens 2",
+      hf, c.SshArgs(), Meshlm(), c.ModelRoot());
   Sh same = c.Launch(gen, 60);
   EXPECT_EQ(same.code, 0) << same.out;
   // Rank 1's host: a model.safetensors of the same size with one byte changed.
@@ -220,8 +225,8 @@ TEST_F(VerifyNetns, GateRefusesAJobWhoseRanksHoldDifferentModels) {
 // Hosts that are this machine run the probe without ssh: verify's logic without netns.
 TEST(VerifyLocal, BadInputAndLocalHosts) {
   const std::string dir = fmt::format("/tmp/meshlm-verify-{}", getpid());
-  Shell(fmt::format("rm -rf {0} && mkdir -p {0} && cp -r {1} {0}/m", dir,
-                    MESHLM_DEFAULT_MODEL_DIR));
+  Shell(
+      fmt::format("rm -rf {0} && mkdir -p {0} && cp -r {1} {0}/m", dir, MESHLM_DEFAULT_MODEL_DIR));
   const std::string hf = dir + "/hosts.json";
   std::ofstream(hf) << R"([{"ssh": "", "ips": ["127.0.0.1"]}, {"ssh": "localhost"}])";
   std::ofstream(dir + "/broken.json") << R"([{"ssh": "a", "rdma": 3}])";
@@ -236,7 +241,8 @@ TEST(VerifyLocal, BadInputAndLocalHosts) {
   EXPECT_EQ(ok.code, 0) << ok.out;
   EXPECT_NE(ok.out.find("all 2 hosts ok"), std::string::npos) << ok.out;
   // A corrupt manifest cache is rebuilt, with a warning.
-  std::ofstream(dir + "/m/.meshlm-manifest.json") << "{\"format\": \"meshlm-manifest\", \"files\": 7}";
+  std::ofstream(dir + "/m/.meshlm-manifest.json")
+      << "{\"format\": \"meshlm-manifest\", \"files\": 7}";
   Sh rebuilt = Shell(fmt::format("{} verify --hostfile {} --model {}/m", Meshlm(), hf, dir));
   EXPECT_EQ(rebuilt.code, 0) << rebuilt.out;
   EXPECT_NE(rebuilt.out.find("not a meshlm manifest"), std::string::npos) << rebuilt.out;
@@ -251,8 +257,8 @@ TEST(VerifyLocal, BadInputAndLocalHosts) {
   Sh nosync = Shell(fmt::format("{} sync --hostfile {} --model {}/nomodel", Meshlm(), hf, dir));
   EXPECT_EQ(nosync.code, 1) << nosync.out;
   EXPECT_NE(nosync.out.find("no copy of"), std::string::npos) << nosync.out;
-  Sh noexe = Shell(fmt::format("{} verify --hostfile {} --remote-meshlm /nonexistent/meshlm",
-                               Meshlm(), hf));
+  Sh noexe = Shell(
+      fmt::format("{} verify --hostfile {} --remote-meshlm /nonexistent/meshlm", Meshlm(), hf));
   EXPECT_EQ(noexe.code, 1) << noexe.out;
   EXPECT_NE(noexe.out.find("meshlm not found at '/nonexistent/meshlm'"), std::string::npos)
       << noexe.out;
@@ -268,9 +274,10 @@ TEST(Gate, AProcessAloneWithAHostfileOfSeveralHostsIsRefused) {
   EXPECT_NE(r.out.find("runs alone (a group of 1), but MLX_HOSTFILE=" + hf + " lists 2 hosts"),
             std::string::npos)
       << r.out;
-  Sh mpi = Shell(fmt::format("OMPI_COMM_WORLD_SIZE=4 {} generate --model {} --ids 1 "
-                             "--max-tokens 1",
-                             Meshlm(), MESHLM_DEFAULT_MODEL_DIR));
+  Sh mpi =
+      Shell(fmt::format("OMPI_COMM_WORLD_SIZE=4 {} generate --model {} --ids 1 "
+                        "--max-tokens 1",
+                        Meshlm(), MESHLM_DEFAULT_MODEL_DIR));
   EXPECT_NE(mpi.code, 0) << mpi.out;
   EXPECT_NE(mpi.out.find("OMPI_COMM_WORLD_SIZE=4"), std::string::npos) << mpi.out;
   // Alone without such a hostfile, it runs.
@@ -281,9 +288,10 @@ TEST(Gate, AProcessAloneWithAHostfileOfSeveralHostsIsRefused) {
 }
 
 TEST(Gate, ALocalTwoRankJobPassesQuickly) {
-  Sh r = Shell(fmt::format("MESHLM_LOG_LEVEL=debug {0} launch -n 2 -- {0} generate --model {1} "
-                           "--ids 1,2 --max-tokens 2",
-                           Meshlm(), MESHLM_DEFAULT_MODEL_DIR));
+  Sh r =
+      Shell(fmt::format("MESHLM_LOG_LEVEL=debug {0} launch -n 2 -- {0} generate --model {1} "
+                        "--ids 1,2 --max-tokens 2",
+                        Meshlm(), MESHLM_DEFAULT_MODEL_DIR));
   ASSERT_EQ(r.code, 0) << r.out;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(r.out, m,

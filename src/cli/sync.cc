@@ -1,10 +1,11 @@
 // meshlm sync: copy a model from rank 0's host (or this machine) to every host that lacks
 // it or holds another copy; resumable, verified on arrival, with progress on stderr.
+#include "cluster/sync.h"
+
 #include <cstdio>
 #include <filesystem>
 
 #include "cli/commands.h"
-#include "cluster/sync.h"
 
 namespace meshlm::cli {
 
@@ -13,8 +14,7 @@ void AddSyncCommand(CLI::App& app, int* exit_code) {
       "sync", "Copy the model to every host that lacks it or differs (resumable, verified)");
   auto o = std::make_shared<cluster::SyncOptions>();
   sub->add_option("--hostfile", o->hostfile, "MLX JSON hostfile")->required();
-  sub->add_option("--model", o->model,
-                  "model folder or .gguf file, at the same path on every host")
+  sub->add_option("--model", o->model, "model folder or .gguf file, at the same path on every host")
       ->required();
   sub->add_option("--remote-meshlm", o->remote_meshlm,
                   "meshlm's path on the hosts (default: this binary's path)");
@@ -45,10 +45,11 @@ void AddSyncCommand(CLI::App& app, int* exit_code) {
       *exit_code = 1;
       return;
     }
-    std::printf("synced: %d hosts updated, %d files, %.1f MB sent (%.1f MB resumed) in %.1f s "
-                "(%.1f MB/s)\n",
-                r->hosts_updated, r->files_sent, r->bytes_sent / 1e6, r->bytes_resumed / 1e6,
-                r->seconds, r->bytes_sent / 1e6 / std::max(1e-3, r->seconds));
+    std::printf(
+        "synced: %d hosts updated, %d files, %.1f MB sent (%.1f MB resumed) in %.1f s "
+        "(%.1f MB/s)\n",
+        r->hosts_updated, r->files_sent, r->bytes_sent / 1e6, r->bytes_resumed / 1e6, r->seconds,
+        r->bytes_sent / 1e6 / std::max(1e-3, r->seconds));
     *exit_code = 0;
   });
 }

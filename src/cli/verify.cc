@@ -1,10 +1,11 @@
 // meshlm verify: check every host of a hostfile before a job (ssh, version, devices, memory,
 // model identical to rank 0's, clock skew); exits non-zero with the fix in words.
+#include "cluster/verify.h"
+
 #include <cstdio>
 #include <filesystem>
 
 #include "cli/commands.h"
-#include "cluster/verify.h"
 
 namespace meshlm::cli {
 
@@ -16,7 +17,8 @@ void AddVerifyCommand(CLI::App& app, int* exit_code) {
   auto is_probe = std::make_shared<bool>(false);
   auto min_free_gb = std::make_shared<double>(0);
   sub->add_option("--hostfile", o->hostfile, "MLX JSON hostfile");
-  sub->add_option("--model", o->model, "model folder or .gguf file, at the same path on every host");
+  sub->add_option("--model", o->model,
+                  "model folder or .gguf file, at the same path on every host");
   sub->add_option("--remote-meshlm", o->remote_meshlm,
                   "meshlm's path on the hosts (default: this binary's path)");
   sub->add_option("--ssh-arg", o->ssh_args,

@@ -103,9 +103,10 @@ Result<GateReport> RunStartGate(comm::Group& g, const std::string& model,
   }
   if (Status s = g.AllSum(std::span<int64_t>(wrong, 1)); !s.ok()) return fail(s, "all_sum");
   if (wrong[0] != 0) {
-    return Error("[gate] all_sum over {} ranks gave {} wrong elements of {}: the links corrupt "
-                 "data; run `meshlm commtest` on this hostfile",
-                 n, wrong[0], x.size() * n);
+    return Error(
+        "[gate] all_sum over {} ranks gave {} wrong elements of {}: the links corrupt "
+        "data; run `meshlm commtest` on this hostfile",
+        n, wrong[0], x.size() * n);
   }
   std::vector<double> lat;
   float one[1] = {1.0f};
@@ -157,14 +158,15 @@ Result<GateReport> RunStartGate(comm::Group& g, const std::string& model,
   for (int r = 0; r < n; ++r) {
     const std::string v = Field(all[r].version, sizeof(mine.version));
     if (v != Field(all[0].version, sizeof(mine.version))) {
-      problems.push_back(fmt::format("{} runs meshlm {} but rank 0 runs {}: install the same "
-                                     "build everywhere",
-                                     HostOf(all[r], r), v, Field(all[0].version, 32)));
+      problems.push_back(
+          fmt::format("{} runs meshlm {} but rank 0 runs {}: install the same "
+                      "build everywhere",
+                      HostOf(all[r], r), v, Field(all[0].version, 32)));
     }
     const std::string d = Field(all[r].digest, sizeof(mine.digest));
     if (d.empty()) {
-      problems.push_back(fmt::format("{} cannot read the model at '{}'{}", HostOf(all[r], r),
-                                     model, r == me ? ": " + local_error : ""));
+      problems.push_back(fmt::format("{} cannot read the model at '{}'{}", HostOf(all[r], r), model,
+                                     r == me ? ": " + local_error : ""));
     } else if (d != ref_digest && !ref_digest.empty()) {
       differ.push_back(r);
     }
@@ -193,9 +195,10 @@ Result<GateReport> RunStartGate(comm::Group& g, const std::string& model,
         for (size_t k = 0; k < diff.size() && k < 3; ++k) what += (k ? "; " : "") + diff[k];
         if (diff.size() > 3) what += fmt::format("; and {} more", diff.size() - 3);
       }
-      problems.push_back(fmt::format("{} has a different copy of the model at '{}' than rank "
-                                     "0: {}; run `meshlm sync --hostfile HOSTFILE --model {}`",
-                                     HostOf(all[r], r), model, what, model));
+      problems.push_back(
+          fmt::format("{} has a different copy of the model at '{}' than rank "
+                      "0: {}; run `meshlm sync --hostfile HOSTFILE --model {}`",
+                      HostOf(all[r], r), model, what, model));
     }
   }
   g.SetOpTimeout(timeout);

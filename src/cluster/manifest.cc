@@ -30,7 +30,8 @@ constexpr const char* kPartSuffix = ".meshlm-part";
 constexpr int64_t kRacyNs = 2'000'000'000;
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string Hex(const unsigned char* d, unsigned n) {
@@ -177,19 +178,19 @@ std::string ManifestToJson(const Manifest& m) {
     files.push_back(
         {{"path", f.path}, {"size", f.size}, {"mtime_ns", f.mtime_ns}, {"sha256", f.sha256}});
   }
-  return Json{{"format", "meshlm-manifest"}, {"version", 1}, {"digest", m.digest},
-              {"files", files}}
+  return Json{{"format", "meshlm-manifest"}, {"version", 1}, {"digest", m.digest}, {"files", files}}
       .dump(1);
 }
 
 Result<Manifest> ManifestFromJson(const std::string& text, const std::string& source) {
   const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Error("[manifest] '{}' is not valid JSON", source);
-  if (!j.is_object() || j.value("format", "") != "meshlm-manifest" ||
-      !j.contains("files") || !j["files"].is_array()) {
-    return Error("[manifest] '{}': not a meshlm manifest (expected \"format\": "
-                 "\"meshlm-manifest\" and a \"files\" list)",
-                 source);
+  if (!j.is_object() || j.value("format", "") != "meshlm-manifest" || !j.contains("files") ||
+      !j["files"].is_array()) {
+    return Error(
+        "[manifest] '{}': not a meshlm manifest (expected \"format\": "
+        "\"meshlm-manifest\" and a \"files\" list)",
+        source);
   }
   Manifest m;
   for (size_t i = 0; i < j["files"].size(); ++i) {
@@ -197,9 +198,10 @@ Result<Manifest> ManifestFromJson(const std::string& text, const std::string& so
     if (!e.is_object() || !e.contains("path") || !e["path"].is_string() || !e.contains("size") ||
         !e["size"].is_number_unsigned() || !e.contains("sha256") || !e["sha256"].is_string() ||
         e["sha256"].get<std::string>().size() != 64) {
-      return Error("[manifest] '{}': files[{}] needs \"path\" (string), \"size\" (integer >= 0) "
-                   "and \"sha256\" (64 hex digits)",
-                   source, i);
+      return Error(
+          "[manifest] '{}': files[{}] needs \"path\" (string), \"size\" (integer >= 0) "
+          "and \"sha256\" (64 hex digits)",
+          source, i);
     }
     ManifestFile f;
     f.path = e["path"].get<std::string>();
@@ -209,8 +211,8 @@ Result<Manifest> ManifestFromJson(const std::string& text, const std::string& so
       f.mtime_ns = e["mtime_ns"].get<int64_t>();
     }
     if (f.path.empty() || f.path[0] == '/' || f.path.find("..") != std::string::npos) {
-      return Error("[manifest] '{}': files[{}].path '{}' must be relative, without '..'", source,
-                   i, f.path);
+      return Error("[manifest] '{}': files[{}].path '{}' must be relative, without '..'", source, i,
+                   f.path);
     }
     m.total_bytes += f.size;
     m.files.push_back(std::move(f));
@@ -306,9 +308,10 @@ Result<Manifest> BuildManifest(const std::string& model_path, const ManifestOpti
     m.cache_path = home;
   } else {
     m.note += (m.note.empty() ? "" : "; ") +
-              fmt::format("cannot write the manifest cache ('{}' is not writable): kept in "
-                          "memory, hashed again next time",
-                          beside);
+              fmt::format(
+                  "cannot write the manifest cache ('{}' is not writable): kept in "
+                  "memory, hashed again next time",
+                  beside);
   }
   return m;
 }

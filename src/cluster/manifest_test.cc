@@ -1,7 +1,7 @@
 #include "cluster/manifest.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,8 +49,9 @@ std::string ReadAll(const fs::path& p) {
 class ManifestTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("meshlm-manifest-" + std::to_string(getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("meshlm-manifest-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     std::mt19937 rng(std::random_device{}());
     Write(dir_ / "config.json", R"({"hidden_size": 64})");
@@ -189,8 +190,8 @@ TEST(ManifestJson, BadInputIsAnErrorNamingTheField) {
       "m");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("files[0].path"), std::string::npos);
-  auto s = ManifestFromJson(R"({"format":"meshlm-manifest","files":[{"path":"a","size":-1}]})",
-                            "m");
+  auto s =
+      ManifestFromJson(R"({"format":"meshlm-manifest","files":[{"path":"a","size":-1}]})", "m");
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("files[0]"), std::string::npos);
 }

@@ -139,8 +139,14 @@ std::string FirstLine(const std::string& s) {
 class ProgressLine {
  public:
   ProgressLine(std::FILE* f, std::string label, uint64_t total, uint64_t done)
-      : f_(f), tty_(f && isatty(fileno(f))), label_(std::move(label)), total_(total),
-        start_done_(done), done_(done), t0_(NowSeconds()), last_(tty_ ? 0 : t0_) {}
+      : f_(f),
+        tty_(f && isatty(fileno(f))),
+        label_(std::move(label)),
+        total_(total),
+        start_done_(done),
+        done_(done),
+        t0_(NowSeconds()),
+        last_(tty_ ? 0 : t0_) {}
 
   void Update(uint64_t done, bool final = false) {
     const double now = NowSeconds();
@@ -193,12 +199,12 @@ class Syncer {
     const std::string final_path = FilePath(o_, src, f.path);
     const std::string part = final_path + ".meshlm-part";
     // How much of the file an earlier, interrupted run left.
-    auto prep = RunOnHost(
-        dest, o_.ssh_args,
-        fmt::format("mkdir -p {} && if [ -f {p} ]; then wc -c < {p}; else echo 0; fi",
-                    ShellQuote(fs::path(final_path).parent_path().string()),
-                    fmt::arg("p", ShellQuote(part))),
-        "", o_.timeout_s);
+    auto prep =
+        RunOnHost(dest, o_.ssh_args,
+                  fmt::format("mkdir -p {} && if [ -f {p} ]; then wc -c < {p}; else echo 0; fi",
+                              ShellQuote(fs::path(final_path).parent_path().string()),
+                              fmt::arg("p", ShellQuote(part))),
+                  "", o_.timeout_s);
     if (!prep.ok()) return prep.status();
     if (prep->code != 0) {
       return Error("[sync] {}: cannot prepare '{}' (exit {}): {}", HostLabel(hf_, i), part,
@@ -231,13 +237,15 @@ class Syncer {
       if (attempt == 0) {
         std::fprintf(progress_ ? progress_ : stderr,
                      "%s: sha256 mismatch on arrival (%s… ≠ %s…); sending it again in full\n",
-                     label.c_str(), check->out.substr(4, 12).c_str(), f.sha256.substr(0, 12).c_str());
+                     label.c_str(), check->out.substr(4, 12).c_str(),
+                     f.sha256.substr(0, 12).c_str());
         offset = f.size + 1;
       }
     }
-    return Error("[sync] {}: '{}' arrived with a different sha256 twice; check the host's disk "
-                 "and memory",
-                 HostLabel(hf_, i), final_path);
+    return Error(
+        "[sync] {}: '{}' arrived with a different sha256 twice; check the host's disk "
+        "and memory",
+        HostLabel(hf_, i), final_path);
   }
 
  private:
@@ -256,16 +264,15 @@ class Syncer {
       }
     } else {
       MESHLM_ASSIGN_OR_RETURN(
-          reader, Child::Start(HostArgv(src.dest, o_.ssh_args,
-                                        fmt::format("tail -c +{} {}", offset + 1,
-                                                    ShellQuote(src_path))),
-                               /*want_in=*/false, /*want_out=*/true));
+          reader,
+          Child::Start(HostArgv(src.dest, o_.ssh_args,
+                                fmt::format("tail -c +{} {}", offset + 1, ShellQuote(src_path))),
+                       /*want_in=*/false, /*want_out=*/true));
       in_fd = reader.out;
     }
-    MESHLM_ASSIGN_OR_RETURN(Child writer,
-                            Child::Start(HostArgv(SshDest(hf_, i), o_.ssh_args,
-                                                  "cat >> " + ShellQuote(part)),
-                                         /*want_in=*/true, /*want_out=*/false));
+    MESHLM_ASSIGN_OR_RETURN(Child writer, Child::Start(HostArgv(SshDest(hf_, i), o_.ssh_args,
+                                                                "cat >> " + ShellQuote(part)),
+                                                       /*want_in=*/true, /*want_out=*/false));
     ProgressLine bar(progress_, label, f.size, offset);
     std::vector<char> buf(size_t{1} << 20);
     size_t have = 0, sent_from = 0;
@@ -308,9 +315,10 @@ class Syncer {
       writer.DrainErr();
       reader.DrainErr();
       if (st.ok() && NowSeconds() - last_progress > o_.stall_s && !(eof && have == 0)) {
-        st = Error("[sync] {}: '{}' made no progress for {:.0f} s at {} of {} bytes; check the "
-                   "link and run sync again (it resumes)",
-                   HostLabel(hf_, i), f.path, o_.stall_s, done, f.size);
+        st = Error(
+            "[sync] {}: '{}' made no progress for {:.0f} s at {} of {} bytes; check the "
+            "link and run sync again (it resumes)",
+            HostLabel(hf_, i), f.path, o_.stall_s, done, f.size);
       }
     }
     if (src.local) close(in_fd);
@@ -328,8 +336,8 @@ class Syncer {
                    FirstLine(writer.err_text));
     }
     if (done != f.size) {
-      return Error("[sync] '{}': {} bytes arrived, expected {} (did the source change?)",
-                   src_path, done, f.size);
+      return Error("[sync] '{}': {} bytes arrived, expected {} (did the source change?)", src_path,
+                   done, f.size);
     }
     bar.Update(done, /*final=*/true);
     return OkStatus();
@@ -369,9 +377,10 @@ Result<SyncResult> SyncModel(const SyncOptions& o, std::FILE* progress) {
     src.is_dir = fs::is_directory(o.model, ec);
     if (h0.model_present && h0.manifest.digest != src.manifest.digest && !o.from_here) {
       const auto diff = ManifestDifferences(h0.manifest, src.manifest);
-      return Error("[sync] the model here ({}) differs from host 0's ({}: {}): run sync on host "
-                   "0, or pass --from-here to make this copy the reference for every host",
-                   o.model, HostLabel(hf, 0), diff.empty() ? "?" : diff[0]);
+      return Error(
+          "[sync] the model here ({}) differs from host 0's ({}: {}): run sync on host "
+          "0, or pass --from-here to make this copy the reference for every host",
+          o.model, HostLabel(hf, 0), diff.empty() ? "?" : diff[0]);
     }
   } else if (h0.model_present) {
     src.local = false;
@@ -434,9 +443,10 @@ Result<SyncResult> SyncModel(const SyncOptions& o, std::FILE* progress) {
         auto r = RunOnHost(SshDest(hf, p.index), o.ssh_args, rm, "", o.timeout_s);
         if (!r.ok() || r->code != 0) st = Error("[sync] {}: cannot remove {}", host, extra);
       } else {
-        failures.push_back(fmt::format("{}: files not in the source: {}; remove them or pass "
-                                       "--delete",
-                                       host, extra));
+        failures.push_back(
+            fmt::format("{}: files not in the source: {}; remove them or pass "
+                        "--delete",
+                        host, extra));
       }
     }
     if (!st.ok()) {

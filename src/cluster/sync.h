@@ -28,9 +28,9 @@ struct SyncOptions {
   std::string version;
   std::string remote_meshlm;  // meshlm on the hosts (for their manifests); "" = this path
   std::vector<std::string> ssh_args;
-  double timeout_s = 30;  // per control command (probe, prepare, hash check)
-  double stall_s = 30;    // a transfer with no progress this long fails
-  bool from_here = false;  // this machine's copy is the reference, even against host 0's
+  double timeout_s = 30;      // per control command (probe, prepare, hash check)
+  double stall_s = 30;        // a transfer with no progress this long fails
+  bool from_here = false;     // this machine's copy is the reference, even against host 0's
   bool remove_extra = false;  // delete files on hosts that the reference lacks
   bool dry_run = false;
 };

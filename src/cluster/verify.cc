@@ -77,9 +77,10 @@ std::string SshFix(const CommandResult& r, double timeout_s) {
   const std::string& e = r.err;
   auto has = [&](const char* s) { return e.find(s) != std::string::npos; };
   if (r.timed_out) {
-    return fmt::format("no answer within {:.0f} s: check that the host is up and reachable, "
-                       "or raise --timeout",
-                       timeout_s);
+    return fmt::format(
+        "no answer within {:.0f} s: check that the host is up and reachable, "
+        "or raise --timeout",
+        timeout_s);
   }
   if (has("Connection refused")) return "ssh refused: start sshd on the host or check its port";
   if (has("Permission denied")) {
@@ -129,9 +130,10 @@ HostProbe ProbeOne(const Hostfile& hf, int i, const VerifyOptions& o) {
     return p;
   }
   if (r->code == 127 || (r->code != 0 && r->err.find("not found") != std::string::npos)) {
-    p.error = fmt::format("meshlm not found at '{}' on the host: install the same build there "
-                          "or pass --remote-meshlm PATH",
-                          exe);
+    p.error = fmt::format(
+        "meshlm not found at '{}' on the host: install the same build there "
+        "or pass --remote-meshlm PATH",
+        exe);
     return p;
   }
   const size_t brace = r->out.find('{');
@@ -140,9 +142,10 @@ HostProbe ProbeOne(const Hostfile& hf, int i, const VerifyOptions& o) {
                      : Json::parse(r->out.substr(brace), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("version")) {
     std::string err = r->err.substr(0, r->err.find('\n'));
-    p.error = fmt::format("the probe (`{} verify --probe`) printed no report (exit {}){}{}: "
-                          "install the same meshlm build on the host",
-                          exe, r->code, err.empty() ? "" : ": ", err);
+    p.error = fmt::format(
+        "the probe (`{} verify --probe`) printed no report (exit {}){}{}: "
+        "install the same meshlm build on the host",
+        exe, r->code, err.empty() ? "" : ": ", err);
     return p;
   }
   p.reached = true;
@@ -278,9 +281,9 @@ Result<VerifyReport> VerifyCluster(const VerifyOptions& o) {
       fail(fmt::format("meshlm {} ≠ {} here: install the same build", p.version, o.version));
       row.cells.back() += " FAIL";
     } else if (!ref.build.empty() && p.build != ref.build && ref.reached) {
-      row.warnings.push_back(fmt::format(
-          "meshlm {} is another build than host 0's (binary sha256 {}… ≠ {}…)", p.version,
-          p.build.substr(0, 12), ref.build.substr(0, 12)));
+      row.warnings.push_back(
+          fmt::format("meshlm {} is another build than host 0's (binary sha256 {}… ≠ {}…)",
+                      p.version, p.build.substr(0, 12), ref.build.substr(0, 12)));
     }
     // Devices the hostfile names for this host.
     int present = 0;
@@ -292,14 +295,15 @@ Result<VerifyReport> VerifyCluster(const VerifyOptions& o) {
     row.cells.push_back(fmt::format("{}/{}", present, p.devices.size()));
     if (!missing.empty()) {
       row.cells.back() += " FAIL";
-      fail(fmt::format("devices named in the hostfile are missing here: {}; fix the host's "
-                       "links/rdma cells (`meshlm config` rediscovers them) or bring them up",
-                       missing));
+      fail(
+          fmt::format("devices named in the hostfile are missing here: {}; fix the host's "
+                      "links/rdma cells (`meshlm config` rediscovers them) or bring them up",
+                      missing));
     }
     row.cells.push_back(Gb(static_cast<double>(p.mem_available)) + " free");
     if (o.min_free_bytes > 0 && p.mem_available < o.min_free_bytes) {
       row.cells.back() += " FAIL";
-      fail(fmt::format("only {} free, below --min-free-gb {:.1f}: stop other programs", 
+      fail(fmt::format("only {} free, below --min-free-gb {:.1f}: stop other programs",
                        Gb(static_cast<double>(p.mem_available)), o.min_free_bytes / 1e9));
     }
     // Model: present and identical to host 0's.
@@ -309,8 +313,8 @@ Result<VerifyReport> VerifyCluster(const VerifyOptions& o) {
       row.cells.push_back("MISSING");
       fail(fmt::format("model missing: {}; {}", p.model_error, sync_cmd));
     } else if (p.index == 0 || !ref.model_present) {
-      row.cells.push_back(fmt::format("{} {}", p.index == 0 ? "ref" : "?",
-                                      p.manifest.digest.substr(0, 8)));
+      row.cells.push_back(
+          fmt::format("{} {}", p.index == 0 ? "ref" : "?", p.manifest.digest.substr(0, 8)));
       if (p.index != 0) row.warnings.push_back("no reference: host 0 lacks the model");
     } else if (p.manifest.digest == ref.manifest.digest) {
       row.cells.push_back("same " + p.manifest.digest.substr(0, 8));
@@ -327,9 +331,10 @@ Result<VerifyReport> VerifyCluster(const VerifyOptions& o) {
     row.cells.push_back(fmt::format("{:+.3f}s", p.skew_s));
     if (std::fabs(p.skew_s) > o.max_skew_s) {
       row.cells.back() += " FAIL";
-      fail(fmt::format("clock is {:+.2f} s off this machine's (limit {:.1f} s): run NTP "
-                       "(systemctl enable --now systemd-timesyncd or chrony)",
-                       p.skew_s, o.max_skew_s));
+      fail(
+          fmt::format("clock is {:+.2f} s off this machine's (limit {:.1f} s): run NTP "
+                      "(systemctl enable --now systemd-timesyncd or chrony)",
+                      p.skew_s, o.max_skew_s));
     }
     rep.rows.push_back(std::move(row));
   }
