@@ -220,6 +220,7 @@ TEST_F(VerifyNetns, GateRefusesAJobWhoseRanksHoldDifferentModels) {
   EXPECT_NE(diff.out.find("refusing to start"), std::string::npos) << diff.out;
   EXPECT_NE(diff.out.find("rank 1 ("), std::string::npos) << diff.out;
   EXPECT_NE(diff.out.find("model.safetensors: sha256"), std::string::npos) << diff.out;
+  EXPECT_EQ(diff.out.find("[generate]"), std::string::npos) << "it ran anyway\n" << diff.out;
 }
 
 // Hosts that are this machine run the probe without ssh: verify's logic without netns.
@@ -262,6 +263,18 @@ TEST(VerifyLocal, BadInputAndLocalHosts) {
   EXPECT_EQ(noexe.code, 1) << noexe.out;
   EXPECT_NE(noexe.out.find("meshlm not found at '/nonexistent/meshlm'"), std::string::npos)
       << noexe.out;
+  // A host whose meshlm is another version.
+  const std::string version = Shell(Meshlm() + " --version").out;
+  std::ofstream(dir + "/other") << fmt::format(
+      "#!/bin/sh\n{} \"$@\" | sed 's/\"version\":\"[^\"]*\"/\"version\":\"9.9.9\"/'\n", Meshlm());
+  Shell("chmod +x " + dir + "/other");
+  Sh other =
+      Shell(fmt::format("{} verify --hostfile {} --remote-meshlm {}/other", Meshlm(), hf, dir));
+  EXPECT_EQ(other.code, 1) << other.out;
+  EXPECT_NE(other.out.find("FAIL host 1 (localhost): meshlm 9.9.9 ≠ " +
+                           version.substr(0, version.find('\n')) + " here: install the same build"),
+            std::string::npos)
+      << other.out;
   Shell("rm -rf " + dir);
 }
 

@@ -306,6 +306,14 @@ Result<VerifyReport> VerifyCluster(const VerifyOptions& o) {
       fail(fmt::format("only {} free, below --min-free-gb {:.1f}: stop other programs",
                        Gb(static_cast<double>(p.mem_available)), o.min_free_bytes / 1e9));
     }
+    // Weights alone, split evenly over the hosts; the KV cache comes on top.
+    const uint64_t share = ref.model_present ? ref.manifest.total_bytes / rep.probes.size() : 0;
+    if (p.mem_available < share) {
+      row.warnings.push_back(
+          fmt::format("{} free is less than an even share of the model's "
+                      "weights ({}): `meshlm plan` shows what fits",
+                      Gb(static_cast<double>(p.mem_available)), Gb(static_cast<double>(share))));
+    }
     // Model: present and identical to host 0's.
     if (o.model.empty()) {
       row.cells.push_back("-");
