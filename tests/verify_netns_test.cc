@@ -43,9 +43,10 @@ class VerifyNetns : public ::testing::Test {
     return fmt::format("{} verify --hostfile {} --model {} {} --timeout 20", Meshlm(), hf, model,
                        c.SshArgs());
   }
-  std::string Sync(const NetnsCluster& c, const std::string& hf, const std::string& model) {
-    return fmt::format("{} sync --hostfile {} --model {} {} --stall 10", Meshlm(), hf, model,
-                       c.SshArgs());
+  std::string Sync(const NetnsCluster& c, const std::string& hf, const std::string& model,
+                   int stall_s = 10) {
+    return fmt::format("{} sync --hostfile {} --model {} {} --stall {}", Meshlm(), hf, model,
+                       c.SshArgs(), stall_s);
   }
 };
 
@@ -168,6 +169,26 @@ TEST_F(VerifyNetns, SyncResumesAPartialFileAndChecksItOnArrival) {
   EXPECT_EQ(Sha(c.HostDir(1) + "/m/model.safetensors"), Sha(c.HostDir(0) + "/m/model.safetensors"));
   Sh v = c.InHub(Verify(c, hf, model));
   EXPECT_EQ(v.code, 0) << v.out;
+
+  // A link that stops carrying anything mid-copy: sync fails within the stall limit.
+  Shell(fmt::format("rm -rf {}/m", c.HostDir(1)));
+  Shell(
+      fmt::format("ip netns exec {} tc qdisc replace dev m1 root tbf rate 16mbit burst 64kb "
+                  "latency 200ms",
+                  c.Hub()));
+  const double t0 = NowSeconds();
+  Sh stalled = c.InHub(
+      fmt::format("{} > out 2>&1 & p=$!; for i in $(seq 300); do s=$( (wc -c < {}) "
+                  "2>/dev/null || echo 0); [ \"$s\" -gt 1048576 ] && break; sleep 0.1; done; "
+                  "ip link set m1 down; wait $p; echo exit=$?; cat out",
+                  Sync(c, hf, model, 2), c.HostDir(1) + "/m/model.safetensors.meshlm-part"),
+      60);
+  EXPECT_LT(NowSeconds() - t0, 20.0);
+  EXPECT_NE(stalled.out.find("exit=1"), std::string::npos) << stalled.out;
+  EXPECT_NE(stalled.out.find("'model.safetensors' made no progress for 2 s"), std::string::npos)
+      << stalled.out;
+  Shell(fmt::format("ip netns exec {} tc qdisc del dev m1 root", c.Hub()));
+  Shell(fmt::format("ip -n {} link set m1 up", c.Hub()));
 }
 
 TEST_F(VerifyNetns, HostWithoutSshdFailsItsRowInBoundedTime) {
