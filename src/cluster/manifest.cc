@@ -240,8 +240,14 @@ Result<Manifest> BuildManifest(const std::string& model_path, const ManifestOpti
     for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (ec) return Error("[manifest] listing '{}': {}", model_path, ec.message());
       const std::string name = it->path().filename().string();
-      if (!it->is_regular_file(ec) || EndsWith(name, kManifestSuffix) ||
-          EndsWith(name, kPartSuffix) || EndsWith(name, ".tmp")) {
+      // Hidden entries (.git, .cache/huggingface, our caches) are not the model, and differ
+      // between copies of the same model.
+      if (!name.empty() && name[0] == '.') {
+        if (it->is_directory(ec)) it.disable_recursion_pending();
+        continue;
+      }
+      if (!it->is_regular_file(ec) || EndsWith(name, kPartSuffix) ||
+          name.find(kManifestSuffix) != std::string::npos) {  // a .gguf's cache, its temp files
         continue;
       }
       paths.emplace_back(fs::relative(it->path(), model_path, ec).generic_string(),

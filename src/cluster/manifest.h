@@ -49,7 +49,8 @@ struct ManifestOptions {
 };
 
 /// The files that make up the model at `model_path` (a folder, walked recursively, or one
-/// file), excluding manifests and partial transfers (*.meshlm-part). Thread-compatible;
+/// file), excluding hidden entries (.git, .cache, manifests) and partial transfers
+/// (*.meshlm-part). Thread-compatible;
 /// several processes may build the same manifest at once (the cache is replaced atomically).
 Result<Manifest> BuildManifest(const std::string& model_path, const ManifestOptions& options = {});
 

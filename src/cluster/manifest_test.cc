@@ -84,6 +84,20 @@ TEST_F(ManifestTest, HashesMatchSha256sum) {
   EXPECT_TRUE(fs::exists(m->cache_path));
 }
 
+TEST_F(ManifestTest, HiddenEntriesAndPartialTransfersAreNotTheModel) {
+  auto before = BuildManifest(dir_.string());
+  ASSERT_TRUE(before.ok());
+  Write(dir_ / ".git/objects/ab/cdef", RandomBytes(100, 1));
+  Write(dir_ / ".cache/huggingface/download/model.safetensors.metadata", "x");
+  Write(dir_ / "sub/.hidden", "y");
+  Write(dir_ / "model.safetensors.meshlm-part", RandomBytes(10, 2));
+  auto after = BuildManifest(dir_.string());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->files.size(), 4u);
+  EXPECT_EQ(after->digest, before->digest);
+  EXPECT_EQ(after->hashed_files, 0);
+}
+
 TEST_F(ManifestTest, SingleFileModelIsCachedBesideIt) {
   const fs::path gguf = dir_ / "model.safetensors";
   auto m = BuildManifest(gguf.string());
