@@ -17,6 +17,7 @@ struct BenchFlags {
   size_t prompt_tokens = 128;
   size_t gen_tokens = 64;
   size_t repeats = 1;
+  size_t batch = 1;
   bool json = false;
 };
 
@@ -29,26 +30,27 @@ int RunBenchCommand(const BenchFlags& f) {
   engine::BenchResult r;
   const int code = RunJob(*job, "bench", [&]() -> Status {
     MESHLM_ASSIGN_OR_RETURN(r, engine::RunBench(*job->executor, f.prompt_tokens, f.gen_tokens,
-                                                f.repeats));
+                                                f.repeats, f.batch));
     return OkStatus();
   });
   if (code != 0 || job->world->rank() != 0) return code;
   {
     const size_t world = job->world->size(), threads = job->pool->num_threads();
-    const double gbps = job->executor->model().weight_bytes() * world * r.gen_tps() / 1e9;
+    const double gbps = job->executor->model().weight_bytes() * world * r.gen_tps() / r.batch / 1e9;
     if (f.json) {
       fmt::print("{{\"prompt_tokens\": {}, \"gen_tokens\": {}, \"prompt_tokens_per_sec\": {:.3f}, "
-                 "\"tokens_per_sec\": {:.3f}, \"seconds\": {:.3f}, \"comm_ms_per_token\": {:.3f}, "
+                 "\"tokens_per_sec\": {:.3f}, \"batch\": {}, \"seconds\": {:.3f}, \"comm_ms_per_token\": {:.3f}, "
                  "\"compute_ms_per_token\": {:.3f}, \"peak_rss_bytes\": [{}], \"ranks\": {}, "
                  "\"threads\": {}, \"target\": \"{}\"}}\n",
-                 r.prompt_tokens, r.gen_tokens, r.prompt_tps(), r.gen_tps(), r.seconds,
+                 r.prompt_tokens, r.gen_tokens, r.prompt_tps(), r.gen_tps(), r.batch, r.seconds,
                  r.comm_seconds_per_token * 1e3, r.compute_seconds_per_token * 1e3,
                  fmt::join(job->peak_rss, ", "), world, threads, kernels::CurrentTarget());
     } else {
       fmt::print("model            {}\n", f.job.model);
       fmt::print("ranks x threads  {} x {} ({})\n", world, threads, kernels::CurrentTarget());
       fmt::print("prompt_tokens    {}\n", r.prompt_tokens);
-      fmt::print("gen_tokens       {}\n", r.gen_tokens);
+      fmt::print("gen_tokens       {}{}\n", r.gen_tokens,
+                 r.batch > 1 ? fmt::format(" x {} sequences", r.batch) : "");
       fmt::print("prompt tok/s     {:.2f}\n", r.prompt_tps());
       fmt::print("tokens_per_sec   {:.2f}  (~{:.1f} GB/s of weights)\n", r.gen_tps(), gbps);
       fmt::print("seconds          {:.3f}\n", r.seconds);
@@ -71,6 +73,9 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--prompt-tokens", f->prompt_tokens, "Prompt length");
   cmd->add_option("--gen-tokens", f->gen_tokens, "Tokens to generate");
   cmd->add_option("--repeats", f->repeats, "Runs; the median is reported");
+  cmd->add_option("--batch", f->batch,
+                  "Sequences decoded together, one batched step for all (tokens_per_sec "
+                  "counts all of them)");
   cmd->add_flag("--json", f->json, "Print one JSON object");
   cmd->callback([f, exit_code] { *exit_code = RunBenchCommand(*f); });
 }

@@ -61,41 +61,55 @@ Result<GenerateStats> Generate(Executor& ex, std::span<const int32_t> prompt,
 }
 
 Result<BenchResult> RunBench(Executor& ex, size_t prompt_tokens, size_t gen_tokens,
-                             size_t repeats) {
+                             size_t repeats, size_t batch) {
   const size_t V = ex.model().config().vocab_size;
   if (prompt_tokens == 0) return Error("[bench] --prompt-tokens must be at least 1");
+  if (batch == 0) return Error("[bench] --batch must be at least 1");
   if (prompt_tokens + gen_tokens > ex.model().max_context()) {
     return Error("[bench] {} prompt + {} generated tokens exceed the context of {}", prompt_tokens,
                  gen_tokens, ex.model().max_context());
   }
   std::mt19937 rng(7);
-  std::vector<int32_t> prompt(prompt_tokens);
-  for (auto& t : prompt) t = static_cast<int32_t>(rng() % V);
+  // Each sequence of a batch has its own random prompt.
+  std::vector<std::vector<int32_t>> prompts(batch, std::vector<int32_t>(prompt_tokens));
+  for (auto& p : prompts) {
+    for (auto& t : p) t = static_cast<int32_t>(rng() % V);
+  }
   std::vector<double> prefill, decode, comm, compute;
   const double start = NowSeconds();
   for (size_t r = 0; r < std::max<size_t>(repeats, 1); ++r) {
-    SeqWork w;
-    w.id = kSeqId;
-    w.start = true;
-    w.tokens = prompt;
+    // Prompts run one after another (prompt speed is per sequence); then all sequences
+    // decode together, one step for all of them.
+    std::vector<int32_t> last(batch);
     double t0 = NowSeconds();
-    MESHLM_ASSIGN_OR_RETURN(std::vector<int32_t> out, ex.Step({w}));
-    prefill.push_back(NowSeconds() - t0);
+    for (size_t b = 0; b < batch; ++b) {
+      SeqWork w;
+      w.id = kSeqId + b;
+      w.start = true;
+      w.tokens = prompts[b];
+      MESHLM_ASSIGN_OR_RETURN(std::vector<int32_t> out, ex.Step({w}));
+      last[b] = out[0];
+    }
+    prefill.push_back((NowSeconds() - t0) / static_cast<double>(batch));
     ex.ResetTimes();
     t0 = NowSeconds();
     for (size_t i = 0; i < gen_tokens; ++i) {
-      SeqWork next;
-      next.id = kSeqId;
-      next.tokens = {out[0]};
-      MESHLM_ASSIGN_OR_RETURN(out, ex.Step({next}));
+      std::vector<SeqWork> step(batch);
+      for (size_t b = 0; b < batch; ++b) {
+        step[b].id = kSeqId + b;
+        step[b].tokens = {last[b]};
+      }
+      MESHLM_ASSIGN_OR_RETURN(last, ex.Step(step));
     }
     decode.push_back(NowSeconds() - t0);
     comm.push_back(ex.times().comm_seconds / std::max<size_t>(gen_tokens, 1));
     compute.push_back(ex.times().compute_seconds / std::max<size_t>(gen_tokens, 1));
-    SeqWork done;
-    done.id = kSeqId;
-    done.release = true;
-    MESHLM_RETURN_IF_ERROR(ex.Step({done}).status());
+    std::vector<SeqWork> done(batch);
+    for (size_t b = 0; b < batch; ++b) {
+      done[b].id = kSeqId + b;
+      done[b].release = true;
+    }
+    MESHLM_RETURN_IF_ERROR(ex.Step(done).status());
   }
   auto median = [](std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -104,6 +118,7 @@ Result<BenchResult> RunBench(Executor& ex, size_t prompt_tokens, size_t gen_toke
   BenchResult r;
   r.prompt_tokens = prompt_tokens;
   r.gen_tokens = gen_tokens;
+  r.batch = batch;
   r.prefill_seconds = median(prefill);
   r.decode_seconds = median(decode);
   r.comm_seconds_per_token = median(comm);

@@ -39,20 +39,25 @@ Result<GenerateStats> Generate(Executor& executor, std::span<const int32_t> prom
 struct BenchResult {
   size_t prompt_tokens = 0;
   size_t gen_tokens = 0;
-  double prefill_seconds = 0;
+  size_t batch = 1;               // sequences decoded together
+  double prefill_seconds = 0;     // per sequence
+  // Decode: wall time of gen_tokens steps, each producing one token for every sequence.
   double decode_seconds = 0;
   double seconds = 0;
   double comm_seconds_per_token = 0;     // during decode
   double compute_seconds_per_token = 0;  // during decode
   size_t peak_rss_bytes = 0;
   double prompt_tps() const { return prefill_seconds > 0 ? prompt_tokens / prefill_seconds : 0; }
-  double gen_tps() const { return decode_seconds > 0 ? gen_tokens / decode_seconds : 0; }
+  /// Generated tokens per second over all sequences of the batch.
+  double gen_tps() const {
+    return decode_seconds > 0 ? static_cast<double>(gen_tokens * batch) / decode_seconds : 0;
+  }
 };
 
 /// Rank 0: prefills `prompt_tokens` pseudo-random tokens, then runs `gen_tokens` greedy
 /// decode steps (ignoring EOS); `repeats` runs, keeping the median of each phase.
 Result<BenchResult> RunBench(Executor& executor, size_t prompt_tokens, size_t gen_tokens,
-                             size_t repeats);
+                             size_t repeats, size_t batch = 1);
 
 /// The process's peak resident set size so far.
 size_t PeakRssBytes();

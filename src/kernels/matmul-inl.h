@@ -22,6 +22,7 @@
 
 #include "base/thread_pool.h"
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/kernels.h"
 #include "tensor/dtype.h"
@@ -115,11 +116,85 @@ HWY_INLINE void DotRow(const float* HWY_RESTRICT x, size_t K, const WT* HWY_REST
   }
 }
 
+// R weight rows at once against TR rows of x (one accumulator each): every x vector loaded
+// serves R weight rows, which cuts the traffic of x (re-read from L1/L2 for every weight
+// row) R-fold. Only for targets with 32 vector registers (R·TR accumulators + R + 1).
+constexpr size_t kPrefetchAhead = 2048;
+template <size_t R, size_t TR, typename WT>
+HWY_INLINE void DotRows(const float* HWY_RESTRICT x, size_t K, const WT* HWY_RESTRICT w,
+                        size_t w_stride, const float* bias, float* HWY_RESTRICT y,
+                        size_t y_stride) {
+  const hn::ScalableTag<float> df;
+  using V = hn::Vec<decltype(df)>;
+  const size_t L = hn::Lanes(df);
+  V acc[R][TR];
+#pragma GCC unroll 8
+  for (size_t r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (size_t t = 0; t < TR; ++t) acc[r][t] = hn::Zero(df);
+  }
+  size_t k = 0;
+  for (; k + L <= K; k += L) {
+    V wv[R];
+    // The R weight streams run slowly enough (R·TR FMAs per vector) that the hardware
+    // prefetchers fall behind; ask for each row kPrefetchAhead elements ahead.
+    if ((k & 31) == 0) {
+#pragma GCC unroll 8
+      for (size_t r = 0; r < R; ++r) hwy::Prefetch(w + r * w_stride + k + kPrefetchAhead);
+    }
+#pragma GCC unroll 8
+    for (size_t r = 0; r < R; ++r) wv[r] = LoadRow(df, w + r * w_stride + k);
+#pragma GCC unroll 8
+    for (size_t t = 0; t < TR; ++t) {
+      const V xv = hn::LoadU(df, x + t * K + k);
+#pragma GCC unroll 8
+      for (size_t r = 0; r < R; ++r) acc[r][t] = hn::MulAdd(xv, wv[r], acc[r][t]);
+    }
+  }
+#pragma GCC unroll 8
+  for (size_t r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+    for (size_t t = 0; t < TR; ++t) {
+      float total = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
+      for (size_t kk = k; kk < K; ++kk) total += x[t * K + kk] * ToF32(w[r * w_stride + kk]);
+      y[t * y_stride + r] = bias != nullptr ? total + bias[r] : total;
+    }
+  }
+}
+
 // All T rows of x (few) against weight rows [n0, n1), one row at a time.
 template <typename WT>
 HWY_INLINE void MatMulRowsDecode(const float* x, size_t T, size_t K, const WT* w, size_t w_stride,
                                  const float* bias, float* y, size_t N, size_t n0, size_t n1) {
-  for (size_t n = n0; n < n1; ++n) {
+  size_t n = n0;
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  // Batched decode: 4 weight rows against 4 rows of x at a time (16 accumulators). Each x
+  // vector then serves 4 weight rows instead of 1, and the 4 weight rows are re-read from L1
+  // for the next 4 rows of x. Measured on the Qwen3-0.6B matmuls at T = 8 (1 thread):
+  // 148 ms per step against 229 ms one weight row at a time.
+  if (T >= 4) {
+    for (; n + 4 <= n1; n += 4) {
+      const float* bn = bias != nullptr ? bias + n : nullptr;
+      const WT* wn = w + n * w_stride;
+      size_t t = 0;
+      for (; t + 4 <= T; t += 4) DotRows<4, 4>(x + t * K, K, wn, w_stride, bn, y + t * N + n, N);
+      switch (T - t) {
+        case 3:
+          DotRows<4, 3>(x + t * K, K, wn, w_stride, bn, y + t * N + n, N);
+          break;
+        case 2:
+          DotRows<4, 2>(x + t * K, K, wn, w_stride, bn, y + t * N + n, N);
+          break;
+        case 1:
+          DotRows<4, 1>(x + t * K, K, wn, w_stride, bn, y + t * N + n, N);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+#endif
+  for (; n < n1; ++n) {
     const WT* wn = w + n * w_stride;
     const float* bn = bias != nullptr ? bias + n : nullptr;
     size_t t = 0;

@@ -57,6 +57,7 @@ const Case kCases[] = {
     {16, 8, 32, 0, false},  {17, 11, 31, 2, true},   {128, 8, 96, 0, false},
     {41, 100, 70, 3, true}, {24, 97, 200, 0, false}, {8, 50, 64, 0, true},
     {9, 7, 33, 1, false},   {64, 100, 40, 2, true},  {128, 50, 1024, 0, false},
+    {6, 11, 45, 3, true},   {15, 23, 100, 0, true},  {5, 9, 1, 0, false},
 };
 
 TEST(MatMulTest, F32MatchesReferenceOnEveryTarget) {

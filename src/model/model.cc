@@ -86,8 +86,8 @@ Status Model::Validate(std::span<const SeqStep> steps) const {
 }
 
 namespace {
-template <typename T>
-T* Grow(std::vector<T>& v, size_t n) {
+template <typename Vec>
+auto* Grow(Vec& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
 }

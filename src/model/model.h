@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/aligned_vector.h"
 #include "base/thread_pool.h"
 #include "model/config.h"
 #include "model/gguf_model.h"
@@ -96,7 +97,7 @@ class Model {
 
   // Scratch, grown as needed: x [T, D], xn [T, D], q [T, H*Dh], k/v [T, Hk*Dh],
   // attn [T, H*Dh], gate/up [T, F], cos/sin [T, Dh/2].
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, cos_, sin_, rows_;
+  AlignedVector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, cos_, sin_, rows_;
 };
 
 }  // namespace meshlm::model
