@@ -2,6 +2,7 @@
 // streaming and not, errors, API key, stop strings, concurrent clients, disconnects, idle
 // workers and a worker killed mid-stream.
 #include <dirent.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -313,6 +314,45 @@ TEST_P(ServerTest, DisconnectedClientIsDropped) {
   const size_t at = metrics.find(key);
   ASSERT_NE(at, std::string::npos);
   EXPECT_LT(std::stol(metrics.substr(at + key.size())), 100) << metrics;
+}
+
+// Every rank's compute and communication time is in /metrics once a request has run: the
+// workers report theirs when the running requests drain.
+TEST_P(ServerTest, MetricsShowEveryRanksTime) {
+  auto r = Post("/v1/completions", json{{"prompt", "Once"}, {"max_tokens", 6}, {"temperature", 0}});
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto value = [](const std::string& text, const std::string& key) {
+    const size_t at = text.find("\n" + key + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + key.size() + 2));
+  };
+  std::string metrics;
+  for (int i = 0; i < 50; ++i) {
+    auto m = Client().Get("/metrics", Auth());
+    ASSERT_TRUE(m);
+    metrics = m->body;
+    if (value(metrics, fmt::format("meshlm_compute_seconds_total{{rank=\"{}\"}}", GetParam() - 1)) >
+        0) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (int rank = 0; rank < GetParam(); ++rank) {
+    EXPECT_GT(value(metrics, fmt::format("meshlm_compute_seconds_total{{rank=\"{}\"}}", rank)), 0)
+        << metrics;
+    const double comm =
+        value(metrics, fmt::format("meshlm_comm_seconds_total{{rank=\"{}\"}}", rank));
+    // One rank has nothing to communicate; with two, every rank all-sums each layer.
+    if (GetParam() == 1) {
+      EXPECT_EQ(comm, 0) << metrics;
+    } else {
+      EXPECT_GT(comm, 0) << metrics;
+    }
+  }
+  EXPECT_EQ(value(metrics, fmt::format("meshlm_comm_seconds_total{{rank=\"{}\"}}", GetParam())),
+            -1)
+      << "a rank that does not exist\n"
+      << metrics;
 }
 
 TEST_P(ServerTest, IdleServerKeepsWorking) {

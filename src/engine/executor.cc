@@ -115,6 +115,29 @@ Status Executor::Shutdown() {
   return world_.Broadcast(const_cast<char*>(bytes.data()), bytes.size(), 0);
 }
 
+Status Executor::ShareTimes(std::vector<StepTimes>* all) {
+  const StepTimes mine = total_times();
+  const double send[2] = {mine.compute_seconds, mine.comm_seconds};
+  std::vector<double> got(2 * world_.size());
+  MESHLM_RETURN_IF_ERROR(world_.AllGather(send, sizeof(send), got.data()));
+  all->resize(world_.size());
+  for (int r = 0; r < world_.size(); ++r) (*all)[r] = {got[2 * r], got[2 * r + 1]};
+  return OkStatus();
+}
+
+Result<std::vector<StepTimes>> Executor::GatherTimes() {
+  std::vector<StepTimes> all = {total_times()};
+  if (world_.size() == 1) return all;
+  StepMessage msg;
+  msg.kind = StepKind::kReport;
+  const std::string bytes = EncodeStep(msg);
+  uint64_t n = bytes.size();
+  MESHLM_RETURN_IF_ERROR(world_.Broadcast(&n, sizeof(n), 0));
+  MESHLM_RETURN_IF_ERROR(world_.Broadcast(const_cast<char*>(bytes.data()), bytes.size(), 0));
+  MESHLM_RETURN_IF_ERROR(ShareTimes(&all));
+  return all;
+}
+
 Status Executor::RunWorker() {
   // Step messages come from rank 0, which is authenticated; they are still checked.
   constexpr uint64_t kMaxStepBytes = 256ull << 20;
@@ -130,6 +153,11 @@ Status Executor::RunWorker() {
     MESHLM_RETURN_IF_ERROR(world_.Broadcast(buf.data(), n, 0));
     MESHLM_ASSIGN_OR_RETURN(StepMessage msg, DecodeStep(buf.data(), n));
     if (msg.kind == StepKind::kShutdown) return OkStatus();
+    if (msg.kind == StepKind::kReport) {
+      std::vector<StepTimes> all;
+      MESHLM_RETURN_IF_ERROR(ShareTimes(&all));
+      continue;
+    }
     MESHLM_RETURN_IF_ERROR(Validate(msg.seqs));
     auto done = Execute(msg);
     if (!done.ok()) return done.status();

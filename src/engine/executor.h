@@ -41,8 +41,22 @@ class Executor {
 
   bool is_driver() const { return world_.rank() == 0; }
   const model::Model& model() const { return *model_; }
+  int world_size() const { return world_.size(); }
+  /// Time since the last ResetTimes.
   const StepTimes& times() const { return times_; }
-  void ResetTimes() { times_ = {}; }
+  void ResetTimes() {
+    earlier_.compute_seconds += times_.compute_seconds;
+    earlier_.comm_seconds += times_.comm_seconds;
+    times_ = {};
+  }
+  /// Time since the executor was made.
+  StepTimes total_times() const {
+    return {earlier_.compute_seconds + times_.compute_seconds,
+            earlier_.comm_seconds + times_.comm_seconds};
+  }
+  /// Rank 0 only: every rank's total_times(), in rank order. One small message to the
+  /// workers and one all-gather of 16 bytes per rank.
+  Result<std::vector<StepTimes>> GatherTimes();
 
   /// Rank 0 only: checks the work against the model (ids in range, contexts), runs it on
   /// every rank, and returns one sampled token per sequence that fed tokens, in order.
@@ -72,7 +86,8 @@ class Executor {
   std::unique_ptr<comm::Group> tp_group_;  // this rank's stage
   size_t tp_ = 1, pp_ = 1, stage_ = 0, tp_rank_ = 0;
   std::map<uint64_t, std::unique_ptr<Sequence>> seqs_;
-  StepTimes times_;
+  StepTimes times_, earlier_;
+  Status ShareTimes(std::vector<StepTimes>* all);
   std::vector<float> hidden_, logits_, gathered_, step_logits_;
 };
 

@@ -64,7 +64,7 @@ Result<StepMessage> DecodeStep(const uint8_t* data, size_t size) {
   if (!r.Get(&magic) || !r.Get(&kind) || !r.Get(&n) || !r.Get(&flags) || magic != kMagic) {
     return Error("[step] message of {} bytes has no valid header", size);
   }
-  if (kind != 1 && kind != 2) return Error("[step] unknown message kind {}", kind);
+  if (kind < 1 || kind > 3) return Error("[step] unknown message kind {}", kind);
   if (n > kMaxSeqs) return Error("[step] {} sequences exceed the limit of {}", n, kMaxSeqs);
   StepMessage msg;
   msg.kind = static_cast<StepKind>(kind);

@@ -20,7 +20,8 @@ struct SeqWork {
   std::vector<int32_t> tokens;  // fed this step; a token is sampled when non-empty
 };
 
-enum class StepKind : uint32_t { kStep = 1, kShutdown = 2 };
+/// kReport: every rank shares its compute and communication time (no sequences).
+enum class StepKind : uint32_t { kStep = 1, kShutdown = 2, kReport = 3 };
 
 struct StepMessage {
   StepKind kind = StepKind::kStep;

@@ -43,6 +43,24 @@ TEST(StepCodec, RoundTrips) {
   EXPECT_TRUE(m->seqs[1].tokens.empty());
 }
 
+TEST(StepCodec, KindsRoundTripAndUnknownKindsAreRefused) {
+  for (StepKind kind : {StepKind::kStep, StepKind::kShutdown, StepKind::kReport}) {
+    StepMessage msg;
+    msg.kind = kind;
+    const std::string bytes = EncodeStep(msg);
+    auto m = DecodeStep(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    EXPECT_EQ(m->kind, kind);
+  }
+  StepMessage msg;
+  msg.kind = static_cast<StepKind>(4);
+  const std::string bytes = EncodeStep(msg);
+  auto m = DecodeStep(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("unknown message kind 4"), std::string::npos)
+      << m.status().message();
+}
+
 TEST(StepCodec, RejectsTruncationAndGarbage) {
   const std::string bytes = EncodeStep(Sample());
   for (size_t n = 0; n < bytes.size(); ++n) {

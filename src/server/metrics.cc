@@ -54,15 +54,31 @@ std::string Metrics::Render() const {
   ttft_seconds.Render("meshlm_time_to_first_token_seconds",
                       "Seconds from a request's arrival to its first token.", &out);
   step_seconds.Render("meshlm_step_seconds", "Seconds per engine step.", &out);
+  std::vector<std::array<double, 2>> times;
+  {
+    std::lock_guard<std::mutex> lock(times_mu_);
+    times = rank_times_;
+  }
+  if (times.empty()) times.push_back({0, 0});
   out +=
       "# HELP meshlm_comm_seconds_total Seconds spent in collectives, per rank.\n"
       "# TYPE meshlm_comm_seconds_total counter\n";
-  out += fmt::format("meshlm_comm_seconds_total{{rank=\"0\"}} {}\n", comm_seconds.load());
+  for (size_t r = 0; r < times.size(); ++r) {
+    out += fmt::format("meshlm_comm_seconds_total{{rank=\"{}\"}} {}\n", r, times[r][1]);
+  }
   out +=
       "# HELP meshlm_compute_seconds_total Seconds spent computing, per rank.\n"
       "# TYPE meshlm_compute_seconds_total counter\n";
-  out += fmt::format("meshlm_compute_seconds_total{{rank=\"0\"}} {}\n", compute_seconds.load());
+  for (size_t r = 0; r < times.size(); ++r) {
+    out += fmt::format("meshlm_compute_seconds_total{{rank=\"{}\"}} {}\n", r, times[r][0]);
+  }
   return out;
+}
+
+void Metrics::SetRankTimes(size_t rank, double compute_seconds, double comm_seconds) {
+  std::lock_guard<std::mutex> lock(times_mu_);
+  if (rank_times_.size() <= rank) rank_times_.resize(rank + 1, {0, 0});
+  rank_times_[rank] = {compute_seconds, comm_seconds};
 }
 
 }  // namespace meshlm::server

@@ -38,12 +38,16 @@ struct Metrics {
   std::atomic<int64_t> running{0};
   Histogram ttft_seconds;
   Histogram step_seconds;
-  // Rank 0's time inside collectives and compute over all steps.
-  std::atomic<double> comm_seconds{0};
-  std::atomic<double> compute_seconds{0};
+  /// Each rank's time computing and inside collectives since start. Rank 0's is current;
+  /// the workers' as of their last report (sent while requests run, never while idle).
+  void SetRankTimes(size_t rank, double compute_seconds, double comm_seconds);
 
   /// Prometheus text exposition format.
   std::string Render() const;
+
+ private:
+  mutable std::mutex times_mu_;
+  std::vector<std::array<double, 2>> rank_times_;  // {compute, comm} per rank
 };
 
 }  // namespace meshlm::server

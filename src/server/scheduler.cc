@@ -219,7 +219,6 @@ void Scheduler::Loop() {
     metrics_.running = static_cast<int64_t>(running_.size());
     if (work.empty()) continue;
     const double t0 = NowSeconds();
-    const engine::StepTimes before = executor_.times();
     auto out = executor_.Step(std::move(work));
     if (!out.ok()) {
       {
@@ -232,13 +231,32 @@ void Scheduler::Loop() {
     }
     metrics_.step_seconds.Observe(NowSeconds() - t0);
     ++metrics_.steps_total;
-    metrics_.comm_seconds =
-        metrics_.comm_seconds + (executor_.times().comm_seconds - before.comm_seconds);
-    metrics_.compute_seconds =
-        metrics_.compute_seconds + (executor_.times().compute_seconds - before.compute_seconds);
     for (size_t i = 0; i < fed.size(); ++i) {
       fed[i]->started = true;
       if (Advance(*fed[i], (*out)[i])) fed[i]->finished = true;
+    }
+    const engine::StepTimes mine = executor_.total_times();
+    metrics_.SetRankTimes(0, mine.compute_seconds, mine.comm_seconds);
+    // The workers report their times at most once a second while requests run, and once
+    // more when the last running request has finished (so an idle server sends nothing).
+    const bool drained = std::all_of(running_.begin(), running_.end(),
+                                     [](const auto& r) { return r->finished; }) &&
+                         QueueEmpty();
+    if (executor_.world_size() > 1 && (NowSeconds() - last_report_ >= 1.0 || drained)) {
+      last_report_ = NowSeconds();
+      auto all = executor_.GatherTimes();
+      if (!all.ok()) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          broken_reason_ = all.status().message();
+          broken_ = true;
+        }
+        FailAll("[server] the cluster failed: " + all.status().message());
+        return;
+      }
+      for (size_t r = 1; r < all->size(); ++r) {
+        metrics_.SetRankTimes(r, (*all)[r].compute_seconds, (*all)[r].comm_seconds);
+      }
     }
   }
   // The workers are stopped by whoever owns the job, after the server is gone.

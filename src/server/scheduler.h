@@ -107,6 +107,11 @@ class Scheduler {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Running>> queue_;  // guarded by mu_
+  bool QueueEmpty() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return queue_.empty();
+  }
+  double last_report_ = 0;  // when the workers last reported their times
   bool stopping_ = false;                       // guarded by mu_
   std::string broken_reason_;                   // guarded by mu_
   std::atomic<bool> broken_{false};
