@@ -191,6 +191,38 @@ TEST_F(VerifyNetns, SyncResumesAPartialFileAndChecksItOnArrival) {
   Shell(fmt::format("ip -n {} link set m1 up", c.Hub()));
 }
 
+TEST_F(VerifyNetns, SyncRunOnHost0SendsOverTheLink) {
+  NetnsCluster c(
+      2, false, [](int, int) { return 1; }, /*private_models=*/true);
+  ASSERT_TRUE(c.ok()) << c.error();
+  const std::string hf = c.WriteHostfile("hosts.json", /*names=*/false, 1);
+  MakeModel(c.HostDir(0) + "/m");
+  // Host 1 also answers ssh on its end of the cable (in the mount namespace of its sshd).
+  const std::string rail = c.RailIp(1, 0, 0);
+  ASSERT_EQ(Shell(fmt::format("nsenter -t $(cat {0}/sshd1.pid) -m -n /usr/sbin/sshd -f "
+                              "{0}/sshd_config -o ListenAddress={1} -o PidFile={0}/sshd1r.pid",
+                              c.dir(), rail))
+                .code,
+            0);
+  const long rail_rx =
+      std::atol(c.OnHost(1, "cat /sys/class/net/r0p0/statistics/rx_bytes").out.c_str());
+  const long mgmt_rx = RxBytes(c, 1);
+  Sh r = c.InHub(fmt::format("ssh -i {0}/id -oStrictHostKeyChecking=no "
+                             "-oUserKnownHostsFile=/dev/null -oLogLevel=ERROR -oBatchMode=yes "
+                             "10.99.0.1 {1}",
+                             c.dir(), Sync(c, hf, c.ModelRoot() + "/m")),
+                 120);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("host 1 (10.99.0.2): over the link from host 0, via " + rail),
+            std::string::npos)
+      << r.out;
+  const long over_rail =
+      std::atol(c.OnHost(1, "cat /sys/class/net/r0p0/statistics/rx_bytes").out.c_str()) - rail_rx;
+  EXPECT_GT(over_rail, 8 << 20);
+  EXPECT_LT(RxBytes(c, 1) - mgmt_rx, 1 << 20) << "the model went over the management network";
+  EXPECT_EQ(Sha(c.HostDir(1) + "/m/model.safetensors"), Sha(c.HostDir(0) + "/m/model.safetensors"));
+}
+
 TEST_F(VerifyNetns, HostWithoutSshdFailsItsRowInBoundedTime) {
   NetnsCluster c(3, false, [](int, int) { return 1; });
   ASSERT_TRUE(c.ok()) << c.error();

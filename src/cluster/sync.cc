@@ -1,6 +1,7 @@
 // meshlm sync: resumable, verified copies of a model from one source to every host.
 #include "cluster/sync.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -189,13 +190,15 @@ std::string FilePath(const SyncOptions& o, const Source& src, const std::string&
 
 class Syncer {
  public:
-  Syncer(const SyncOptions& o, const Hostfile& hf, std::FILE* progress)
-      : o_(o), hf_(hf), progress_(progress) {}
+  /// dests[i]: where host i is reached (its ssh name or its end of a cable from here).
+  Syncer(const SyncOptions& o, const Hostfile& hf, std::vector<std::string> dests,
+         std::FILE* progress)
+      : o_(o), hf_(hf), dests_(std::move(dests)), progress_(progress) {}
 
   // Copies `f` to host `i`: resume, stream, hash on arrival, rename into place.
   Status SendFile(int i, const Source& src, const ManifestFile& f, const std::string& label,
                   SyncResult* res) {
-    const std::string dest = SshDest(hf_, i);
+    const std::string& dest = dests_[i];
     const std::string final_path = FilePath(o_, src, f.path);
     const std::string part = final_path + ".meshlm-part";
     // How much of the file an earlier, interrupted run left.
@@ -270,9 +273,9 @@ class Syncer {
                        /*want_in=*/false, /*want_out=*/true));
       in_fd = reader.out;
     }
-    MESHLM_ASSIGN_OR_RETURN(Child writer, Child::Start(HostArgv(SshDest(hf_, i), o_.ssh_args,
-                                                                "cat >> " + ShellQuote(part)),
-                                                       /*want_in=*/true, /*want_out=*/false));
+    MESHLM_ASSIGN_OR_RETURN(
+        Child writer, Child::Start(HostArgv(dests_[i], o_.ssh_args, "cat >> " + ShellQuote(part)),
+                                   /*want_in=*/true, /*want_out=*/false));
     ProgressLine bar(progress_, label, f.size, offset);
     std::vector<char> buf(size_t{1} << 20);
     size_t have = 0, sent_from = 0;
@@ -345,6 +348,7 @@ class Syncer {
 
   const SyncOptions& o_;
   const Hostfile& hf_;
+  std::vector<std::string> dests_;
   std::FILE* progress_;
 };
 
@@ -397,8 +401,48 @@ Result<SyncResult> SyncModel(const SyncOptions& o, std::FILE* progress) {
                  src.manifest.total_bytes / 1e6, src.manifest.digest.substr(0, 12).c_str());
   }
 
+  // Run on host 0, data goes over the cables in the hostfile: to host i's end of its link
+  // with host 0 (an IPv4 cell of hosts[i].links[0]) when ssh answers there, else to its
+  // ssh name. From elsewhere, the ssh names.
+  std::vector<std::string> dests;
+  for (int i = 0; i < static_cast<int>(hf.hosts.size()); ++i) dests.push_back(SshDest(hf, i));
+  if (src.local && IsHere(hf, 0)) {
+    for (int i = 1; i < static_cast<int>(hf.hosts.size()); ++i) {
+      const HostProbe& p = probes[i];
+      if (!p.reached || dests[i].empty() || hf.hosts[i].links.empty() ||
+          (p.model_present && p.manifest.digest == src.manifest.digest)) {
+        continue;
+      }
+      const std::string& ssh = hf.hosts[i].ssh;
+      const std::string user =
+          ssh.find('@') == std::string::npos ? "" : ssh.substr(0, ssh.find('@') + 1);
+      for (const std::string& a : hf.hosts[i].links[0]) {
+        in_addr ip{};
+        if (inet_pton(AF_INET, a.c_str(), &ip) != 1) continue;
+        std::vector<std::string> args = o.ssh_args;
+        args.push_back("-oConnectTimeout=3");
+        auto r = RunOnHost(user + a, args, "true", "", 10);
+        if (r.ok() && r->code == 0) {
+          dests[i] = user + a;
+          break;
+        }
+        if (progress) {
+          std::fprintf(progress, "%s: no ssh over the link address %s (%s); using %s\n",
+                       HostLabel(hf, i).c_str(), a.c_str(),
+                       r.ok() ? FirstLine(r->err).c_str() : r.status().message().c_str(),
+                       ssh.c_str());
+        }
+        break;  // one try per host
+      }
+      if (progress && dests[i] != SshDest(hf, i)) {
+        std::fprintf(progress, "%s: over the link from host 0, via %s\n", HostLabel(hf, i).c_str(),
+                     dests[i].c_str());
+      }
+    }
+  }
+
   SyncResult res;
-  Syncer syncer(o, hf, progress);
+  Syncer syncer(o, hf, dests, progress);
   for (const HostProbe& p : probes) {
     if (!p.reached || (!src.local && p.index == 0)) continue;
     const std::string host = HostLabel(hf, p.index);
@@ -440,7 +484,7 @@ Result<SyncResult> SyncModel(const SyncOptions& o, std::FILE* progress) {
         rm += " " + ShellQuote((fs::path(o.model) / path).string());
       }
       if (o.remove_extra && !o.dry_run) {
-        auto r = RunOnHost(SshDest(hf, p.index), o.ssh_args, rm, "", o.timeout_s);
+        auto r = RunOnHost(dests[p.index], o.ssh_args, rm, "", o.timeout_s);
         if (!r.ok() || r->code != 0) st = Error("[sync] {}: cannot remove {}", host, extra);
       } else {
         failures.push_back(

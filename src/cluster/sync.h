@@ -3,9 +3,11 @@
 //
 // Source: the copy where sync runs when there is one (it must equal host 0's unless
 // --from-here makes it the reference, host 0 included); otherwise host 0's copy, read over
-// ssh and relayed through this machine. Destinations are reached at the hostfile's ssh
-// names, one host and one file at a time, so each transfer owns the link. Files whose size
-// and SHA-256 already match (by the hosts' manifests) are skipped.
+// ssh and relayed through this machine. Run on host 0 (rank 0's host, the usual place),
+// data goes over the hostfile's cables: to host i's end of its link with host 0 (the first
+// IPv4 address in hosts[i].links[0]) when ssh answers there, else to its ssh name; run
+// elsewhere, to the ssh names. One host and one file at a time, so each transfer owns the
+// link. Files whose size and SHA-256 already match (by the hosts' manifests) are skipped.
 //
 // Per file: data is appended to PATH.meshlm-part on the host (an interrupted sync leaves
 // what arrived; the next run resumes from its size), hashed there on arrival (sha256sum)

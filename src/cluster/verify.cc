@@ -44,7 +44,8 @@ bool IsIpv4(const std::string& s) {
   return inet_pton(AF_INET, s.c_str(), &a) == 1;
 }
 
-// A hostfile link cell is an interface name or an IPv4 address assigned here.
+}  // namespace
+
 bool LinkPresent(const std::string& cell) {
   if (!IsIpv4(cell)) {
     std::error_code ec;
@@ -62,6 +63,8 @@ bool LinkPresent(const std::string& cell) {
   freeifaddrs(list);
   return found;
 }
+
+namespace {
 
 bool IsLocal(const std::string& h) {
   if (h.empty() || h == "localhost" || h == "127.0.0.1" || h == "::1") return true;
@@ -189,6 +192,19 @@ std::string SelfExe() {
   char buf[PATH_MAX] = {};
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "meshlm";
+}
+
+bool IsHere(const Hostfile& hf, int i) {
+  if (IsLocal(hf.hosts[i].ssh)) return true;
+  for (const std::string& a : hf.hosts[i].ips) {
+    if (IsIpv4(a) && LinkPresent(a)) return true;
+  }
+  for (const auto& cell : hf.hosts[i].links) {
+    for (const std::string& a : cell) {
+      if (IsIpv4(a) && LinkPresent(a)) return true;
+    }
+  }
+  return false;
 }
 
 std::string SshDest(const Hostfile& hf, int i) {

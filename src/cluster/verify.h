@@ -84,6 +84,12 @@ Result<VerifyReport> VerifyCluster(const VerifyOptions& options);
 /// Probes hosts (in parallel) and returns what each reported; used by verify and sync.
 std::vector<HostProbe> ProbeHosts(const Hostfile& hostfile, const VerifyOptions& options);
 
+/// Whether `cell` (a hostfile link cell: an interface name or an IPv4 address) exists here.
+bool LinkPresent(const std::string& cell);
+
+/// Whether host i is this machine: a local ssh name, or one of its IPv4 addresses is ours.
+bool IsHere(const Hostfile& hostfile, int i);
+
 /// The ssh destination of host i: "" when it is this machine (empty, localhost, our name).
 std::string SshDest(const Hostfile& hostfile, int i);
 
