@@ -12,6 +12,7 @@
 #include <regex>
 #include <sstream>
 
+#include "base/clock.h"
 #include "server_process.h"
 
 namespace meshlm::testing {
@@ -365,6 +366,51 @@ TEST_P(ServerTest, IdleServerKeepsWorking) {
 
 INSTANTIATE_TEST_SUITE_P(Ranks, ServerTest, ::testing::Values(1, 2),
                          [](const auto& info) { return "ranks" + std::to_string(info.param); });
+
+// A non-streaming client that goes away is noticed while its answer is being generated,
+// and its sequence stops within a step or two.
+TEST(ServerDisconnect, NonStreamingClientThatLeavesIsDropped) {
+  ServerProcess server({}, {"MESHLM_STEP_DELAY_MS=20"});
+  ASSERT_TRUE(server.WaitReady());
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(server.port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  // 200 tokens at >= 20 ms a step: at least 4 s unless the request is dropped.
+  const std::string body =
+      json{{"prompt", "The"}, {"max_tokens", 200}, {"temperature", 0}, {"ignore_eos", true}}
+          .dump();
+  const std::string request = fmt::format(
+      "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+      "{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+      kKey, body.size(), body);
+  ASSERT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  httplib::Client c("127.0.0.1", server.port());
+  auto value = [&](const std::string& key) {
+    auto m = c.Get("/metrics", {{"Authorization", std::string("Bearer ") + kKey}});
+    if (!m) return -1.0;
+    const size_t at = m->body.find("\n" + key + " ");
+    return at == std::string::npos ? -1.0 : std::stod(m->body.substr(at + key.size() + 2));
+  };
+  for (int i = 0; i < 100 && value("meshlm_running_sequences") != 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(value("meshlm_running_sequences"), 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ::close(fd);
+  const double t0 = meshlm::NowSeconds();
+  while (value("meshlm_running_sequences") != 0 && meshlm::NowSeconds() - t0 < 3) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const double took = meshlm::NowSeconds() - t0;
+  std::printf("the request stopped %.0f ms after its client left\n", took * 1e3);
+  EXPECT_EQ(value("meshlm_running_sequences"), 0);
+  EXPECT_LT(took, 1.0);
+  EXPECT_EQ(value("meshlm_requests_cancelled_total"), 1);
+  EXPECT_LT(value("meshlm_steps_total"), 150) << "the request ran to its end";
+}
 
 TEST(ServerLimits, FullQueueAnswers429) {
   ServerProcess server({"--max-concurrent", "1", "--max-queue", "1"});

@@ -4,8 +4,16 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <random>
 
 #include "base/clock.h"
@@ -21,6 +29,45 @@ constexpr double kKeepAliveSeconds = 1.0;
 void SendError(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
   res.set_content(ErrorBody(e), "application/json");
+}
+
+// The descriptor of the connection from remote_addr:remote_port to local_port, found among
+// this process's sockets; -1 when none matches. (The HTTP library does not hand handlers
+// their socket; a non-streaming request needs it to notice a client that has gone.)
+int FindConnection(const std::string& remote_addr, int remote_port, int local_port) {
+  in_addr want{};
+  if (inet_pton(AF_INET, remote_addr.c_str(), &want) != 1) return -1;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return -1;
+  int found = -1;
+  while (dirent* e = readdir(d)) {
+    char* end = nullptr;
+    const long fd = std::strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end != '\0' || fd == dirfd(d)) continue;
+    struct stat st;
+    if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    sockaddr_in peer{}, self{};
+    socklen_t pl = sizeof(peer), sl = sizeof(self);
+    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &pl) != 0 ||
+        getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&self), &sl) != 0 ||
+        peer.sin_family != AF_INET) {
+      continue;
+    }
+    if (peer.sin_addr.s_addr == want.s_addr && ntohs(peer.sin_port) == remote_port &&
+        ntohs(self.sin_port) == local_port) {
+      found = static_cast<int>(fd);
+      break;
+    }
+  }
+  closedir(d);
+  return found;
+}
+
+// True when the client has closed (or reset) its end of the connection.
+bool ClientGone(int fd) {
+  if (fd < 0) return false;
+  pollfd p{fd, POLLRDHUP, 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 std::string NewId(const char* prefix) {
@@ -139,10 +186,23 @@ struct HttpServer::Impl {
     }
     ResponseMeta meta{NewId(chat ? "chatcmpl-" : "cmpl-"), options.model_name, UnixNow(), chat};
     if (api.stream) return Stream(res, channel, meta, api.include_usage);
+    // A client that goes away stops its request within a poll interval (the scheduler drops
+    // a cancelled sequence at its next step).
+    const int conn = FindConnection(req.remote_addr, req.remote_port, req.local_port);
     std::string text;
+    double checked = NowSeconds();
     for (;;) {
       Event e;
-      if (!channel->Pop(&e, 1000)) continue;
+      const bool got = channel->Pop(&e, kPollMs);
+      if (NowSeconds() - checked >= kPollMs / 1e3) {
+        checked = NowSeconds();
+        if (ClientGone(conn)) {
+          channel->Cancel();
+          ++metrics.requests_cancelled;
+          return;
+        }
+      }
+      if (!got) continue;
       if (e.kind == Event::Kind::kText) {
         text += e.text;
       } else if (e.kind == Event::Kind::kDone) {
@@ -223,7 +283,10 @@ struct HttpServer::Impl {
           return true;
         },
         [this, st](bool success) {
-          if (!success || !st->finished) st->channel->Cancel();
+          if (!success || !st->finished) {
+            st->channel->Cancel();
+            ++metrics.requests_cancelled;
+          }
           --active_streams;
         });
   }

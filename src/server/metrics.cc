@@ -46,6 +46,8 @@ std::string Metrics::Render() const {
   counter("meshlm_requests_failed_total", "Requests that ended with an error.", requests_failed);
   counter("meshlm_requests_rejected_total", "Requests refused because the queue was full.",
           requests_rejected);
+  counter("meshlm_requests_cancelled_total",
+          "Requests dropped because the client went away before the end.", requests_cancelled);
   counter("meshlm_prompt_tokens_total", "Prompt tokens processed.", prompt_tokens_total);
   counter("meshlm_completion_tokens_total", "Tokens generated.", completion_tokens_total);
   counter("meshlm_steps_total", "Engine steps run on every rank.", steps_total);

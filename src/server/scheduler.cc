@@ -1,6 +1,9 @@
 // Scheduler: the engine thread's loop of admit, step, stream.
 #include "server/scheduler.h"
 
+#include <chrono>
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -53,6 +56,9 @@ Scheduler::Scheduler(engine::Executor& executor, const Tokenizer* tokenizer, Met
       max_context_(executor.model().max_context()),
       vocab_size_(executor.model().config().vocab_size) {
   options_.max_running = std::max<size_t>(options_.max_running, 1);
+  // For load and fault tests: stretch every step, so that a small test model's requests
+  // last long enough to be interrupted.
+  if (const char* d = std::getenv("MESHLM_STEP_DELAY_MS")) step_delay_s_ = std::atof(d) / 1e3;
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -228,6 +234,9 @@ void Scheduler::Loop() {
       }
       FailAll("[server] the cluster failed: " + out.status().message());
       return;
+    }
+    if (step_delay_s_ > 0) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(step_delay_s_));
     }
     metrics_.step_seconds.Observe(NowSeconds() - t0);
     ++metrics_.steps_total;

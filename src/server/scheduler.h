@@ -112,6 +112,7 @@ class Scheduler {
     return queue_.empty();
   }
   double last_report_ = 0;  // when the workers last reported their times
+  double step_delay_s_ = 0;  // MESHLM_STEP_DELAY_MS
   bool stopping_ = false;                       // guarded by mu_
   std::string broken_reason_;                   // guarded by mu_
   std::atomic<bool> broken_{false};
