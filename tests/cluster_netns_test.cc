@@ -118,5 +118,55 @@ TEST(Netns, TwoRailsCarryNearlyTwiceOneRail) {
   EXPECT_GT(gbps[1], 1.5 * gbps[0]);
 }
 
+// `meshlm serve --hostfile` across two hosts (tp=2): rank 0's host answers HTTP at the
+// address given, the answer equals one process's, and `meshlm stop` on the operator's
+// machine stops every rank on every host.
+TEST(Netns, ServeAcrossTwoHostsAnswersAndStopsEveryRank) {
+  if (!CanRun()) GTEST_SKIP() << "needs root, ip netns and sshd";
+  NetnsCluster c(2, false, [](int, int) { return 1; });
+  ASSERT_TRUE(c.ok()) << c.error();
+  const std::string hf = c.WriteHostfile("hosts.json", /*names=*/false, 1);
+  const std::string meshlm = BuildDir() + "/src/cli/meshlm";
+  const std::string model = BuildDir() + "/servermodel";
+  const int port = 20000 + getpid() % 20000;
+  std::string ssh = c.SshArgs();
+  Sh up = c.InHub(fmt::format("{} serve --hostfile {} {} --model {} --tp 2 --threads 1 --host "
+                              "10.99.0.1 --port {} --ready-timeout 60 --detach",
+                              meshlm, hf, ssh, model, port),
+                  90);
+  ASSERT_EQ(up.code, 0) << up.out;
+  const std::string url = fmt::format("http://10.99.0.1:{}", port);
+  Sh health = c.InHub(fmt::format("curl -sS --max-time 10 {}/health", url));
+  EXPECT_NE(health.out.find("\"ranks\":2"), std::string::npos) << health.out;
+  Sh answer = c.InHub(fmt::format(
+      "curl -sS --max-time 30 {}/v1/completions -H 'Content-Type: application/json' -d "
+      "'{{\"prompt\": \"Once upon\", \"max_tokens\": 12, \"temperature\": 0, "
+      "\"ignore_eos\": true}}'",
+      url));
+  const auto j = nlohmann::json::parse(answer.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << answer.out;
+  ASSERT_TRUE(j.contains("choices")) << answer.out;
+  const std::string text = j["choices"][0]["text"];
+  // The same greedy continuation from one process on this machine.
+  Sh local = Shell(fmt::format("{} generate --model {} --prompt 'Once upon' --max-tokens 12 "
+                               "--temperature 0 --ignore-eos 2>/dev/null",
+                               meshlm, model));
+  ASSERT_EQ(local.code, 0) << local.out;
+  EXPECT_NE(local.out.find("Once upon" + text), std::string::npos)
+      << "server: " << text << "\nlocal: " << local.out;
+  // Every rank of this server carries its port on its command line.
+  const std::string ranks = fmt::format("pgrep -f -- '[s]erve --model {} --host 10.99.0.1 --port {}'",
+                                        model, port);
+  EXPECT_EQ(Shell(ranks).out.size() > 0, true) << "no rank found by: " << ranks;
+  Sh stop = c.InHub(fmt::format("{} stop --port {}", meshlm, port), 60);
+  EXPECT_EQ(stop.code, 0) << stop.out;
+  bool gone = false;
+  for (int i = 0; i < 50 && !gone; ++i) {
+    gone = Shell(ranks).code == 1;
+    if (!gone) usleep(100000);
+  }
+  EXPECT_TRUE(gone) << "ranks left running:\n" << Shell("ps -ef | grep 'meshlm serve'").out;
+}
+
 }  // namespace
 }  // namespace meshlm::testing

@@ -26,6 +26,7 @@ struct ServeFlags {
   size_t max_queue = 64;
   int processes = 0;
   std::string hostfile;
+  std::vector<std::string> ssh_args;
   bool detach = false;
   double ready_timeout = 600;
 };
@@ -102,6 +103,7 @@ int RunServe(const ServeFlags& f) {
   cluster::LaunchOptions o;
   o.processes = f.processes;
   o.hostfile = f.hostfile;
+  o.ssh_args = f.ssh_args;
   o.command = RankCommand(f);
   if (!f.api_key.empty()) o.env.push_back("MESHLM_API_KEY=" + f.api_key);
   auto code = cluster::Launch(o);
@@ -127,6 +129,9 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--max-queue", f->max_queue, "Waiting requests beyond which new ones get 429");
   cmd->add_option("-n,--processes", f->processes, "Start N local ranks");
   cmd->add_option("--hostfile", f->hostfile, "Start one rank per host of this hostfile");
+  cmd->add_option("--ssh-arg", f->ssh_args,
+                  "Extra argument for ssh to the hostfile's hosts, as --ssh-arg=-p2222 "
+                  "(repeatable)");
   cmd->add_flag("--detach", f->detach, "Run in the background; `meshlm stop` stops it");
   cmd->add_option("--ready-timeout", f->ready_timeout, "Seconds --detach waits for readiness");
   cmd->callback([f, exit_code] { *exit_code = RunServe(*f); });
