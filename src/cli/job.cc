@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "cluster/gate.h"
+#include "base/meminfo.h"
 #include "comm/env.h"
 #include "engine/generate.h"
 #include "model/gguf_model.h"
@@ -43,16 +44,6 @@ struct Peers {
   std::vector<size_t> local;   // ranks on each rank's host
   std::vector<size_t> memory;  // bytes each rank may use: its host's available / local
 };
-
-size_t MemAvailableBytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key, unit;
-  size_t kb = 0;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return 0;
-}
 
 Result<Peers> ExchangeHostInfo(comm::Group& world) {
   char name[256] = {};

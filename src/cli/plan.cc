@@ -6,6 +6,7 @@
 #include <memory>
 #include <sstream>
 
+#include "base/meminfo.h"
 #include "cli/commands.h"
 #include "cluster/hostfile.h"
 #include "model/config.h"
@@ -25,18 +26,6 @@ struct PlanFlags {
   std::string layers;
   std::string memory_gib;  // per rank, "16,16,8"
 };
-
-// This host's MemAvailable in bytes, or 0 when /proc/meminfo cannot be read.
-size_t MemAvailable() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  size_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return 0;
-}
 
 Status RunPlan(const PlanFlags& f) {
   MESHLM_ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfigOfPath(f.model));
@@ -61,7 +50,7 @@ Status RunPlan(const PlanFlags& f) {
     memory_note = "memory per rank as given by --memory";
   } else if (f.hostfile.empty()) {
     // Local ranks share this host's available memory.
-    const size_t avail = MemAvailable();
+    const size_t avail = MemAvailableBytes();
     if (avail > 0) req.memory.assign(req.world_size, avail / req.world_size);
     memory_note = fmt::format("memory per rank: this host's available {:.1f} GiB / {} ranks",
                               avail / 1073741824.0, req.world_size);

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "base/meminfo.h"
 #include "cluster/launcher.h"
 #include "cluster/remote.h"
 
@@ -27,16 +28,6 @@ int64_t RealNs() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-
-uint64_t MemAvailable() {
-  std::ifstream in("/proc/meminfo");
-  std::string key, unit;
-  uint64_t kb = 0;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return 0;
 }
 
 bool IsIpv4(const std::string& s) {
@@ -225,7 +216,7 @@ std::string ProbeHost(const ProbeRequest& req, const std::string& version) {
   char name[256] = {};
   gethostname(name, sizeof(name) - 1);
   j["hostname"] = name;
-  j["mem_available"] = MemAvailable();
+  j["mem_available"] = MemAvailableBytes();
   Json ifs = Json::object(), rdma = Json::object();
   for (const std::string& i : req.interfaces) ifs[i] = LinkPresent(i);
   for (const std::string& d : req.rdma) {
