@@ -413,32 +413,42 @@ TEST(ServerDisconnect, NonStreamingClientThatLeavesIsDropped) {
 }
 
 TEST(ServerLimits, FullQueueAnswers429) {
-  ServerProcess server({"--max-concurrent", "1", "--max-queue", "1"});
+  // Steps stretched to 5 ms: the first request runs for about a second, so the others
+  // arrive while it runs (and not, on a loaded machine, before the scheduler took it).
+  ServerProcess server({"--max-concurrent", "1", "--max-queue", "1"}, {"MESHLM_STEP_DELAY_MS=5"});
   ASSERT_TRUE(server.WaitReady());
+  auto post = [&](int i) {
+    httplib::Client c("127.0.0.1", server.port());
+    c.set_read_timeout(30, 0);
+    json body = {{"prompt", "Count " + std::to_string(i)},
+                 {"max_tokens", 200},
+                 {"temperature", 0},
+                 {"ignore_eos", true}};
+    auto r = c.Post("/v1/completions", body.dump(), "application/json");
+    if (!r) return -1;
+    if (r->status == 429) {
+      EXPECT_EQ(json::parse(r->body)["error"]["code"], "rate_limit_exceeded");
+    }
+    return r->status;
+  };
   std::vector<std::future<int>> replies;
-  for (int i = 0; i < 8; ++i) {
-    replies.push_back(std::async(std::launch::async, [&, i] {
-      httplib::Client c("127.0.0.1", server.port());
-      c.set_read_timeout(30, 0);
-      json body = {{"prompt", "Count " + std::to_string(i)},
-                   {"max_tokens", 200},
-                   {"temperature", 0},
-                   {"ignore_eos", true}};
-      auto r = c.Post("/v1/completions", body.dump(), "application/json");
-      if (!r) return -1;
-      if (r->status == 429) {
-        EXPECT_EQ(json::parse(r->body)["error"]["code"], "rate_limit_exceeded");
-      }
-      return r->status;
-    }));
+  replies.push_back(std::async(std::launch::async, post, 0));
+  httplib::Client c("127.0.0.1", server.port());
+  bool running = false;
+  for (int i = 0; i < 500 && !running; ++i) {
+    auto m = c.Get("/metrics");
+    running = m && m->body.find("\nmeshlm_running_sequences 1\n") != std::string::npos;
+    if (!running) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  ASSERT_TRUE(running) << "the first request never started";
+  for (int i = 1; i < 8; ++i) replies.push_back(std::async(std::launch::async, post, i));
   int ok = 0, limited = 0;
   for (auto& f : replies) {
     const int status = f.get();
     ok += status == 200;
     limited += status == 429;
   }
-  EXPECT_GE(ok, 2);  // one running, one queued at least
+  EXPECT_GE(ok, 2);  // the running one, and one queued at least
   EXPECT_GE(limited, 1);
   EXPECT_EQ(ok + limited, 8);
 }
