@@ -22,6 +22,9 @@ namespace meshlm::server {
 namespace {
 
 constexpr int kPollMs = 50;
+// How often a non-streaming request checks that its client is still there: about one
+// decode step of a small model.
+constexpr int kGoneCheckMs = 20;
 // A streaming client idle this long gets an SSE comment, which also reveals a closed
 // connection while a long prompt is still being processed.
 constexpr double kKeepAliveSeconds = 1.0;
@@ -186,15 +189,15 @@ struct HttpServer::Impl {
     }
     ResponseMeta meta{NewId(chat ? "chatcmpl-" : "cmpl-"), options.model_name, UnixNow(), chat};
     if (api.stream) return Stream(res, channel, meta, api.include_usage);
-    // A client that goes away stops its request within a poll interval (the scheduler drops
+    // A client that goes away stops its request within kGoneCheckMs (the scheduler drops
     // a cancelled sequence at its next step).
     const int conn = FindConnection(req.remote_addr, req.remote_port, req.local_port);
     std::string text;
     double checked = NowSeconds();
     for (;;) {
       Event e;
-      const bool got = channel->Pop(&e, kPollMs);
-      if (NowSeconds() - checked >= kPollMs / 1e3) {
+      const bool got = channel->Pop(&e, kGoneCheckMs);
+      if (NowSeconds() - checked >= kGoneCheckMs / 1e3) {
         checked = NowSeconds();
         if (ClientGone(conn)) {
           channel->Cancel();
