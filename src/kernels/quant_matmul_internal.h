@@ -27,6 +27,9 @@ struct QuantActs {
   std::vector<float> d;
   std::vector<float> sum;
   std::vector<int32_t> corr;
+  /// Q4_0 decode (T < 4) on x86 only: q with each 4 blocks b0..b3 stored as bytes 0-15 of
+  /// b0..b3, then bytes 16-31 of b0..b3 (K / 128 whole groups per token; the rest unset).
+  std::vector<int8_t> quads;
 };
 
 /// The zero point described above.

@@ -132,6 +132,14 @@ std::vector<Case> Cases() {
       }
     }
   }
+  // Q8_0 and Q4_0 decode takes 16 blocks per step, then pairs, then one block: rows of
+  // exactly 16 blocks and of 2 × 16 + 5.
+  for (size_t T : {1, 2, 3}) {
+    for (size_t K : {512, 1184}) {
+      cases.push_back({QuantType::kQ8_0, T, 5, K, 0, DType::kF16});
+      cases.push_back({QuantType::kQ4_0, T, 5, K, 0, DType::kF16});
+    }
+  }
   return cases;
 }
 

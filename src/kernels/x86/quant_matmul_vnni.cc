@@ -58,9 +58,12 @@ inline __m256i Nibbles16(const uint8_t* p) {
 // gives per block: the unsigned quants, the per-lane weight scale and the term that
 // multiplies the activation block sum.
 struct DecQ8_0 {
+  using Block = BlockQ8_0;
   static constexpr int kOffset = 128;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = false;
+  static constexpr bool kChunks = true;  // decode through RowChunks
+  static constexpr bool kQuads = false;  // ... with QuantActs::quads
   const uint8_t* p;
   void Prepare(const QuantWeight& w, size_t n, size_t s) {
     p = w.data + n * w.row_stride + s * sizeof(BlockQ8_0);
@@ -72,14 +75,18 @@ struct DecQ8_0 {
   __m256 Scale(size_t) const { return _mm256_set1_ps(HalfToFloat(p)); }
   float Min(size_t) const { return 0; }
   float ScaleValue() const { return HalfToFloat(p); }
-  static __m512i Pair(const DecQ8_0& a, const DecQ8_0& b) {
+  static __m512i Pair(const DecQ8_0& a, const DecQ8_0& b) { return Pair(a.p, b.p); }
+  // The quants of the blocks at pa and pb (block starts).
+  static __m512i Pair(const uint8_t* pa, const uint8_t* pb) {
     const __m512i qa = _mm512_broadcast_i64x4(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.p + 2)));
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pa + 2)));
     const __m512i qb = _mm512_broadcast_i64x4(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.p + 2)));
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 2)));
     return _mm512_xor_si512(_mm512_mask_blend_epi64(0xF0, qa, qb),
                             _mm512_set1_epi8(static_cast<char>(0x80)));
   }
+  // The two consecutive blocks at p.
+  static __m512i PairAt(const uint8_t* p) { return Pair(p, p + sizeof(Block)); }
 };
 
 // Two 16-byte nibble blocks → 64 quants: [a low, a high, b low, b high] nibbles.
@@ -94,9 +101,12 @@ inline __m512i NibblesPair(const uint8_t* pa, const uint8_t* pb) {
 }
 
 struct DecQ4_0 {
+  using Block = BlockQ4_0;
   static constexpr int kOffset = 8;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = false;
+  static constexpr bool kChunks = true;
+  static constexpr bool kQuads = true;
   const uint8_t* p;
   void Prepare(const QuantWeight& w, size_t n, size_t s) {
     p = w.data + n * w.row_stride + s * sizeof(BlockQ4_0);
@@ -106,10 +116,12 @@ struct DecQ4_0 {
   float Min(size_t) const { return 0; }
   float ScaleValue() const { return HalfToFloat(p); }
   static __m512i Pair(const DecQ4_0& a, const DecQ4_0& b) { return NibblesPair(a.p + 2, b.p + 2); }
+  static __m512i PairAt(const uint8_t* p) { return NibblesPair(p + 2, p + sizeof(Block) + 2); }
 };
 
 struct DecQ4_K {
   static constexpr size_t kSub = 8;
+  static constexpr bool kChunks = false;
   static constexpr bool kHasMin = true;
   const uint8_t* qs;
   float sc[8], mn[8];
@@ -135,6 +147,7 @@ struct DecQ4_K {
 
 struct DecQ6_K {
   static constexpr size_t kSub = 8;
+  static constexpr bool kChunks = false;
   static constexpr bool kHasMin = false;
   const uint8_t* p;
   float d;
@@ -171,6 +184,7 @@ struct DecQ6_K {
 template <int kBits>
 struct DecMlx {
   static constexpr int kOffset = 0;
+  static constexpr bool kChunks = false;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = true;
   const uint8_t* p;
@@ -303,11 +317,14 @@ void Rows(const QuantWeight& w, size_t n0, const QuantActs& a, float* y, size_t 
 
 // Decode (T < 4) of one row for the one-block decoders: two blocks per 512-bit vector,
 // which halves the instructions per block (Zen 4 issues a 512-bit operation as one
-// micro-op). Measured gains are small so far (MLX 4-bit ~10%, GGUF within noise): 4-bit
-// decode is bound by the shuffle ports (f16 scale conversion, lane inserts, the scale
-// permute), which pairs do not relieve. Tokens t < TR of a, all of the row.
+// micro-op). Measured gains were small (MLX 4-bit ~10%, GGUF within noise): 4-bit decode
+// is bound by the shuffle ports (f16 scale conversion, lane inserts, the scale permute),
+// which pairs do not relieve; Q4_0 and Q8_0 use it only for the blocks after RowChunks.
+// Tokens t < TR of a, blocks [b_start, nb) of the row; `part` (the blocks before b_start)
+// is added to each result.
 template <class Dec, size_t TR>
-void RowPairs(const QuantWeight& w, size_t n, const QuantActs& a, float* y, size_t ldy) {
+void RowPairs(const QuantWeight& w, size_t n, const QuantActs& a, float* y, size_t ldy,
+              size_t b_start = 0, const float* part = nullptr) {
   const size_t K = a.K, nb = a.nb;
   // Lanes 0-7 take the first block's scale, 8-15 the second's.
   const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -344,7 +361,7 @@ void RowPairs(const QuantWeight& w, size_t n, const QuantActs& a, float* y, size
   };
   __m512 acc2[TR];
   for (size_t t = 0; t < TR; ++t) acc2[t] = _mm512_setzero_ps();
-  size_t b = 0;
+  size_t b = b_start;
   for (; b + 4 <= nb; b += 4) {
     pair(b, acc);
     pair(b + 2, acc2);
@@ -364,7 +381,147 @@ void RowPairs(const QuantWeight& w, size_t n, const QuantActs& a, float* y, size
   }
   for (size_t t = 0; t < TR; ++t) {
     y[t * ldy + n] = _mm512_reduce_add_ps(acc[t]) + tail[t] + macc[t] -
-                     static_cast<float>(Dec::kOffset) * zacc[t];
+                     static_cast<float>(Dec::kOffset) * zacc[t] + (part ? part[t] : 0.0f);
+  }
+}
+
+// Sums of 16 blocks' int32 partial dot products → one lane per block, block b in lane
+// 4 * (b % 4) + b / 4, from q[i], 128-bit lane k: 4 partials of block 4i + k. The Q4_0
+// decode computes its dots in this order directly; BlockSums16 gets there from pairs.
+MESHLM_ALWAYS_INLINE __m512i QuadSums16(const __m512i (&q)[4]) {
+  __m512i r[2];  // r[j], lane k: 2 partials of block 8j + k, then 2 of block 8j + 4 + k
+  for (int j = 0; j < 2; ++j) {
+    r[j] = _mm512_add_epi32(_mm512_unpacklo_epi64(q[2 * j], q[2 * j + 1]),
+                            _mm512_unpackhi_epi64(q[2 * j], q[2 * j + 1]));
+  }
+  const __m512 r0 = _mm512_castsi512_ps(r[0]), r1 = _mm512_castsi512_ps(r[1]);
+  // Lane k: blocks k, 4 + k, 8 + k, 12 + k.
+  return _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(r0, r1, _MM_SHUFFLE(2, 0, 2, 0))),
+                          _mm512_castps_si512(_mm512_shuffle_ps(r0, r1, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
+// As QuadSums16 from d: [8 pairs] (pair p: lanes 0-7 block 2p, 8-15 block 2p + 1). The
+// whole tree is 14 shuffles for 16 blocks, where a scale vector per pair took 2 f16
+// conversions, 2 inserts and a permute.
+MESHLM_ALWAYS_INLINE __m512i BlockSums16(const __m512i (&d)[8]) {
+  __m512i q[4];
+  for (int i = 0; i < 4; ++i) {
+    const __m512i x = _mm512_shuffle_i32x4(d[2 * i], d[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i z = _mm512_shuffle_i32x4(d[2 * i], d[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1));
+    q[i] = _mm512_add_epi32(x, z);
+  }
+  return QuadSums16(q);
+}
+
+// The 16 nibble bytes of each of the 4 Q4_0 blocks at p, one block per 128-bit lane: one
+// word permute of two loads that stay within the 72 bytes of the blocks.
+MESHLM_ALWAYS_INLINE __m512i Nibbles4Blocks(const uint8_t* p) {
+  // Lane k, word j: word 1 + 9k + j of the blocks; words from 32 on come from the second
+  // load, which starts 8 bytes (4 words) further than 64.
+  alignas(64) static constexpr uint16_t kIdx[32] = {
+      1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
+      19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 60, 61, 62, 63};
+  const __m512i lo = _mm512_loadu_si512(p), hi = _mm512_loadu_si512(p + 8);
+  return _mm512_permutex2var_epi16(lo, _mm512_load_si512(kIdx), hi);
+}
+
+// The f16 scales at the start of 16 consecutive blocks of kStride bytes at p, as f32.
+// Each 128-byte window holds the scales of kG blocks, picked out with one two-table word
+// permute (vpermt2w); a 16-lane gather measured slower.
+template <int kStride>
+MESHLM_ALWAYS_INLINE __m512 Scales16(const uint8_t* p) {
+  constexpr int kG = kStride == 18 ? 8 : 4;  // blocks per window: Q4_0, Q8_0
+  static_assert(kStride == 18 || kStride == 34);
+  // The windows' scales and loads stay within the 16 blocks.
+  static_assert((kG - 1) * kStride + 2 <= 128 &&
+                kG * kStride * (16 / kG - 1) + 128 <= 16 * kStride);
+  constexpr uint16_t kW = kStride / 2;  // block stride in words
+  // Word j of each window's result: the scale of block j % kG of the window.
+  alignas(64) static constexpr uint16_t kIdx[32] = {
+      0 * kW,        1 * kW,        2 * kW,        3 * kW,
+      (4 % kG) * kW, (5 % kG) * kW, (6 % kG) * kW, (7 % kG) * kW,
+      0 * kW,        1 * kW,        2 * kW,        3 * kW,
+      (4 % kG) * kW, (5 % kG) * kW, (6 % kG) * kW, (7 % kG) * kW};
+  const __m512i idx = _mm512_load_si512(kIdx);
+  __m512i h = _mm512_setzero_si512();
+  for (int g = 0; g < 16 / kG; ++g) {
+    const uint8_t* wp = p + g * kG * kStride;
+    const __m512i lo = _mm512_loadu_si512(wp), hi = _mm512_loadu_si512(wp + 64);
+    const __mmask32 lanes = ((1u << kG) - 1) << (g * kG);
+    h = _mm512_mask_blend_epi16(lanes, h, _mm512_permutex2var_epi16(lo, idx, hi));
+  }
+  return _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+}
+
+// Decode (T < 4) of one row of Q4_0 or Q8_0 (blocks of a f16 scale then the quants), 16
+// blocks (512 weights) per step: the 16 f16 scales come in with 2-4 word permutes and one
+// conversion, each block's integer dot is summed exactly in int32 (QuadSums16), and the
+// scales d_w · d_x, the zero-point term d_w · sum and the conversion to f32 are one vector
+// operation each per 16 blocks instead of scalar work per block. Q4_0 unpacks 4 blocks per
+// 512-bit vector against the activations in QuantActs::quads order, which saves the first
+// level of the sum tree. Blocks past the last multiple of 16 go through RowPairs. Tokens
+// t < TR of a, all of the row.
+template <class Dec, size_t TR>
+void RowChunks(const QuantWeight& w, size_t n, const QuantActs& a, float* y, size_t ldy) {
+  constexpr int kStride = sizeof(typename Dec::Block);
+  const size_t K = a.K, nb = a.nb;
+  const uint8_t* row = w.data + n * w.row_stride;
+  // Block b's lane of BlockSums16 → lane b (a 4 × 4 transpose).
+  const __m512i to_block =
+      _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  __m512 acc[TR], zacc[TR];  // zacc: Σ d_w · block sum, times -offset at the end
+  for (size_t t = 0; t < TR; ++t) acc[t] = zacc[t] = _mm512_setzero_ps();
+  size_t b = 0;
+  for (; b + 16 <= nb; b += 16) {
+    const uint8_t* p = row + b * kStride;
+    const __m512 dw = Scales16<kStride>(p);
+    __m512i wq[8];
+    if constexpr (Dec::kQuads) {
+      // wq[2g], wq[2g + 1]: low and high nibbles of blocks 4g..4g + 3, a block per lane.
+      for (int g = 0; g < 4; ++g) {
+        const __m512i x = Nibbles4Blocks(p + 4 * g * kStride);
+        const __m512i m = _mm512_set1_epi8(0x0F);
+        wq[2 * g] = _mm512_and_si512(x, m);
+        wq[2 * g + 1] = _mm512_and_si512(_mm512_srli_epi16(x, 4), m);
+      }
+    } else {
+      for (int i = 0; i < 8; ++i) wq[i] = Dec::PairAt(p + 2 * i * kStride);
+    }
+    for (size_t t = 0; t < TR; ++t) {
+      __m512i sums;
+      if constexpr (Dec::kQuads) {
+        const int8_t* aq = a.quads.data() + t * K + 32 * b;
+        __m512i q[4];
+        for (int g = 0; g < 4; ++g) {
+          const __m512i lo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[2 * g],
+                                                 _mm512_loadu_si512(aq + 128 * g));
+          q[g] = _mm512_dpbusd_epi32(lo, wq[2 * g + 1], _mm512_loadu_si512(aq + 128 * g + 64));
+        }
+        sums = _mm512_permutexvar_epi32(to_block, QuadSums16(q));
+      } else {
+        const int8_t* aq = a.q.data() + t * K + 32 * b;
+        __m512i dot[8];
+        for (int i = 0; i < 8; ++i) {
+          dot[i] =
+              _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq[i], _mm512_loadu_si512(aq + 64 * i));
+        }
+        sums = _mm512_permutexvar_epi32(to_block, BlockSums16(dot));
+      }
+      const size_t tb = t * nb + b;
+      const __m512 sc = _mm512_mul_ps(dw, _mm512_loadu_ps(a.d.data() + tb));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), sc, acc[t]);
+      zacc[t] = _mm512_fmadd_ps(dw, _mm512_loadu_ps(a.sum.data() + tb), zacc[t]);
+    }
+  }
+  float part[TR];
+  for (size_t t = 0; t < TR; ++t) {
+    part[t] = _mm512_reduce_add_ps(_mm512_fnmadd_ps(
+        _mm512_set1_ps(static_cast<float>(Dec::kOffset)), zacc[t], acc[t]));
+  }
+  if (b < nb) {
+    RowPairs<Dec, TR>(w, n, a, y, ldy, b, part);
+  } else {
+    for (size_t t = 0; t < TR; ++t) y[t * ldy + n] = part[t];
   }
 }
 
@@ -372,6 +529,18 @@ template <class Dec>
 void DotRows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
              size_t ldy) {
   size_t n = n0;
+  if constexpr (Dec::kChunks) {
+    if (a.T < kMaxTileT) {
+      for (; n < n1; ++n) {
+        switch (a.T) {
+          case 1: RowChunks<Dec, 1>(w, n, a, y, ldy); break;
+          case 2: RowChunks<Dec, 2>(w, n, a, y, ldy); break;
+          default: RowChunks<Dec, 3>(w, n, a, y, ldy); break;
+        }
+      }
+      return;
+    }
+  }
   if constexpr (Dec::kSub == 1) {
     if (a.T < kMaxTileT) {
       for (; n < n1; ++n) {
@@ -426,6 +595,19 @@ void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, QuantActs
     const __m256i s4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q8);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(a->corr.data() + 8 * i),
                         _mm256_mullo_epi32(s4, _mm256_set1_epi32(-offset)));
+  }
+  if (t == QuantType::kQ4_0 && T < kMaxTileT) {
+    // Each 4 blocks [b0 b1 b2 b3] of 32 as [b0..b3 bytes 0-15, b0..b3 bytes 16-31].
+    a->quads.resize(T * K);
+    for (size_t tok = 0; tok < T; ++tok) {
+      for (size_t k = 0; k + 128 <= K; k += 128) {
+        const int8_t* q = a->q.data() + tok * K + k;
+        const __m512i x0 = _mm512_loadu_si512(q), x1 = _mm512_loadu_si512(q + 64);
+        int8_t* o = a->quads.data() + tok * K + k;
+        _mm512_storeu_si512(o, _mm512_shuffle_i32x4(x0, x1, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_storeu_si512(o + 64, _mm512_shuffle_i32x4(x0, x1, _MM_SHUFFLE(3, 1, 3, 1)));
+      }
+    }
   }
 }
 
