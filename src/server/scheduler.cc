@@ -226,15 +226,7 @@ void Scheduler::Loop() {
     if (work.empty()) continue;
     const double t0 = NowSeconds();
     auto out = executor_.Step(std::move(work));
-    if (!out.ok()) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        broken_reason_ = out.status().message();
-        broken_ = true;
-      }
-      FailAll("[server] the cluster failed: " + out.status().message());
-      return;
-    }
+    if (!out.ok()) return Break(out.status());
     if (step_delay_s_ > 0) {
       std::this_thread::sleep_for(std::chrono::duration<double>(step_delay_s_));
     }
@@ -244,32 +236,38 @@ void Scheduler::Loop() {
       fed[i]->started = true;
       if (Advance(*fed[i], (*out)[i])) fed[i]->finished = true;
     }
-    const engine::StepTimes mine = executor_.total_times();
-    metrics_.SetRankTimes(0, mine.compute_seconds, mine.comm_seconds);
-    // The workers report their times at most once a second while requests run, and once
-    // more when the last running request has finished (so an idle server sends nothing).
-    const bool drained = std::all_of(running_.begin(), running_.end(),
-                                     [](const auto& r) { return r->finished; }) &&
-                         QueueEmpty();
-    if (executor_.world_size() > 1 && (NowSeconds() - last_report_ >= 1.0 || drained)) {
-      last_report_ = NowSeconds();
-      auto all = executor_.GatherTimes();
-      if (!all.ok()) {
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          broken_reason_ = all.status().message();
-          broken_ = true;
-        }
-        FailAll("[server] the cluster failed: " + all.status().message());
-        return;
-      }
-      for (size_t r = 1; r < all->size(); ++r) {
-        metrics_.SetRankTimes(r, (*all)[r].compute_seconds, (*all)[r].comm_seconds);
-      }
-    }
+    if (Status s = RecordTimes(); !s.ok()) return Break(s);
   }
   // The workers are stopped by whoever owns the job, after the server is gone.
   FailAll("[server] the server is shutting down");
+}
+
+void Scheduler::Break(const Status& why) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    broken_reason_ = why.message();
+    broken_ = true;
+  }
+  FailAll("[server] the cluster failed: " + why.message());
+}
+
+Status Scheduler::RecordTimes() {
+  const engine::StepTimes mine = executor_.total_times();
+  metrics_.SetRankTimes(0, mine.compute_seconds, mine.comm_seconds);
+  // The workers report their times at most once a second while requests run, and once
+  // more when the last running request has finished (so an idle server sends nothing).
+  const bool drained = std::all_of(running_.begin(), running_.end(),
+                                   [](const auto& r) { return r->finished; }) &&
+                       QueueEmpty();
+  if (executor_.world_size() == 1 || (NowSeconds() - last_report_ < 1.0 && !drained)) {
+    return OkStatus();
+  }
+  last_report_ = NowSeconds();
+  MESHLM_ASSIGN_OR_RETURN(std::vector<engine::StepTimes> all, executor_.GatherTimes());
+  for (size_t r = 1; r < all.size(); ++r) {
+    metrics_.SetRankTimes(r, all[r].compute_seconds, all[r].comm_seconds);
+  }
+  return OkStatus();
 }
 
 }  // namespace meshlm::server

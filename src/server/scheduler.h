@@ -97,6 +97,10 @@ class Scheduler {
   // Turns a sampled token into events; true when the sequence is finished.
   bool Advance(Running& r, int32_t token);
   void FailAll(const std::string& message);
+  /// Marks the cluster failed (`why`) and ends every request with that error.
+  void Break(const Status& why);
+  /// Puts this rank's time in the metrics, and the workers' when they are due to report.
+  Status RecordTimes();
 
   engine::Executor& executor_;
   const Tokenizer* tokenizer_;
