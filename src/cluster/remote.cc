@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/clock.h"
@@ -22,92 +23,145 @@ void CloseFd(int& fd) {
 
 }  // namespace
 
-Result<CommandResult> RunCommand(const std::vector<std::string>& argv, const std::string& input,
-                                 double timeout_s) {
-  if (argv.empty()) return Error("RunCommand: empty argv");
-  int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) != 0) return Error("pipe: {}", strerror(errno));
-  if (pipe2(out, O_CLOEXEC) != 0) {
-    close(in[0]), close(in[1]);
-    return Error("pipe: {}", strerror(errno));
-  }
-  if (pipe2(err, O_CLOEXEC) != 0) {
-    close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-    return Error("pipe: {}", strerror(errno));
+Result<Subprocess> Subprocess::Start(const std::vector<std::string>& argv, bool want_in,
+                                     bool want_out) {
+  if (argv.empty()) return Error("[run] empty command");
+  int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1};
+  if ((want_in && pipe2(pin, O_CLOEXEC) != 0) || (want_out && pipe2(pout, O_CLOEXEC) != 0) ||
+      pipe2(perr, O_CLOEXEC) != 0) {
+    const int e = errno;
+    for (int fd : {pin[0], pin[1], pout[0], pout[1]}) {
+      if (fd >= 0) close(fd);
+    }
+    return Error("[run] pipe: {}", std::strerror(e));
   }
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   const pid_t pid = fork();
-  if (pid < 0) return Error("fork: {}", strerror(errno));
+  if (pid < 0) return Error("[run] fork: {}", std::strerror(errno));
   if (pid == 0) {
     setpgid(0, 0);
-    dup2(in[0], 0), dup2(out[1], 1), dup2(err[1], 2);
+    const int null = open("/dev/null", O_RDWR);
+    dup2(want_in ? pin[0] : null, 0);
+    dup2(want_out ? pout[1] : null, 1);
+    dup2(perr[1], 2);
     execvp(args[0], args.data());
     const std::string msg = std::string("cannot run ") + argv[0] + ": " + strerror(errno) + "\n";
     (void)!write(2, msg.data(), msg.size());
     _exit(127);
   }
-  close(in[0]), close(out[1]), close(err[1]);
-  int fds[3] = {in[1], out[0], err[0]};
-  for (int fd : fds) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  if (input.empty()) CloseFd(fds[0]);
+  Subprocess c;
+  c.pid = pid;
+  if (want_in) close(pin[0]), c.in = pin[1];
+  if (want_out) close(pout[1]), c.out = pout[0];
+  close(perr[1]);
+  c.err = perr[0];
+  for (int fd : {c.in, c.out, c.err}) {
+    if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  }
+  return c;
+}
+
+Subprocess& Subprocess::operator=(Subprocess&& o) noexcept {
+  std::swap(pid, o.pid), std::swap(in, o.in), std::swap(out, o.out), std::swap(err, o.err);
+  std::swap(err_text, o.err_text);
+  return *this;
+}
+
+Subprocess::~Subprocess() {
+  if (pid > 0) {
+    Kill();
+    waitpid(pid, nullptr, 0);
+  }
+  for (int* fd : {&in, &out, &err}) CloseFd(*fd);
+}
+
+void Subprocess::DrainErr() {
+  char buf[4096];
+  ssize_t n;
+  while (err >= 0 && (n = read(err, buf, sizeof(buf))) > 0) {
+    if (err_text.size() < 8192) err_text.append(buf, static_cast<size_t>(n));
+  }
+}
+
+void Subprocess::CloseIn() { CloseFd(in); }
+
+int Subprocess::Wait(double timeout_s) {
+  CloseIn();
+  const double deadline = NowSeconds() + timeout_s;
+  int status = 0;
+  for (;;) {
+    DrainErr();
+    if (waitpid(pid, &status, WNOHANG) == pid) break;
+    if (NowSeconds() > deadline) {
+      Kill();
+      waitpid(pid, &status, 0);
+      break;
+    }
+    usleep(5000);
+  }
+  DrainErr();
+  CloseFd(out);
+  CloseFd(err);
+  pid = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void Subprocess::Kill() {
+  if (pid > 0) kill(-pid, SIGKILL), kill(pid, SIGKILL);
+}
+
+std::vector<std::string> HostArgv(const std::string& dest, const std::vector<std::string>& ssh_args,
+                                  const std::string& cmd) {
+  if (dest.empty()) return {"sh", "-c", cmd};
+  return SshArgv(dest, ssh_args, cmd);
+}
+
+Result<CommandResult> RunCommand(const std::vector<std::string>& argv, const std::string& input,
+                                 double timeout_s) {
+  MESHLM_ASSIGN_OR_RETURN(Subprocess p, Subprocess::Start(argv, /*want_in=*/true,
+                                                          /*want_out=*/true));
+  if (input.empty()) p.CloseIn();
+  signal(SIGPIPE, SIG_IGN);
   CommandResult r;
   size_t written = 0;
   const double deadline = NowSeconds() + timeout_s;
-  double kill_at = 0;
-  int status = 0;
-  bool exited = false;
-  signal(SIGPIPE, SIG_IGN);
-  for (;;) {
-    if (!exited && waitpid(pid, &status, WNOHANG) == pid) exited = true;
-    if (exited && fds[1] < 0 && fds[2] < 0) break;
-    const double now = NowSeconds();
-    if (!r.timed_out && now > deadline) {
+  // Until both output pipes close (the whole process group is done with them) or the
+  // deadline passes.
+  while (p.out >= 0 || p.err >= 0) {
+    if (NowSeconds() > deadline) {
       r.timed_out = true;
-      kill(-pid, SIGTERM);
-      kill_at = now + 1.0;
+      kill(-p.pid, SIGTERM);
+      break;
     }
-    if (kill_at > 0 && now > kill_at) {
-      kill(-pid, SIGKILL);
-      kill_at = 0;
-    }
-    // Output still open after the process exited (a grandchild holds it): stop at the deadline.
-    if (exited && r.timed_out) break;
-    pollfd p[3];
+    pollfd fds[3];
     int n = 0;
-    for (int k = 0; k < 3; ++k) {
-      if (fds[k] >= 0) p[n++] = {fds[k], static_cast<short>(k == 0 ? POLLOUT : POLLIN), 0};
-    }
-    poll(p, n, 50);
+    if (p.in >= 0) fds[n++] = {p.in, POLLOUT, 0};
+    if (p.out >= 0) fds[n++] = {p.out, POLLIN, 0};
+    if (p.err >= 0) fds[n++] = {p.err, POLLIN, 0};
+    poll(fds, n, 50);
     for (int k = 0; k < n; ++k) {
-      if (p[k].revents == 0) continue;
-      int& fd = p[k].fd == fds[0] ? fds[0] : p[k].fd == fds[1] ? fds[1] : fds[2];
-      if (&fd == &fds[0]) {
-        const ssize_t w = write(fd, input.data() + written, input.size() - written);
+      if (fds[k].revents == 0) continue;
+      if (fds[k].fd == p.in) {
+        const ssize_t w = write(p.in, input.data() + written, input.size() - written);
         if (w > 0) written += static_cast<size_t>(w);
-        if (w < 0 && errno != EAGAIN) CloseFd(fd);
-        if (written == input.size()) CloseFd(fd);
+        if ((w < 0 && errno != EAGAIN) || written == input.size()) p.CloseIn();
         continue;
       }
+      int& fd = fds[k].fd == p.out ? p.out : p.err;
       char buf[65536];
       const ssize_t got = read(fd, buf, sizeof(buf));
       if (got > 0) {
-        (&fd == &fds[1] ? r.out : r.err).append(buf, static_cast<size_t>(got));
+        (&fd == &p.out ? r.out : r.err).append(buf, static_cast<size_t>(got));
       } else if (got == 0 || errno != EAGAIN) {
         CloseFd(fd);
       }
     }
   }
-  for (int& fd : fds) CloseFd(fd);
-  if (!exited) {
-    kill(-pid, SIGKILL);
-    waitpid(pid, &status, 0);
-  }
-  r.code = r.timed_out              ? 124
-           : WIFEXITED(status)      ? WEXITSTATUS(status)
-           : WIFSIGNALED(status)    ? 128 + WTERMSIG(status)
-                                    : -1;
+  // After SIGTERM at the deadline, a second to go before SIGKILL.
+  const int code = p.Wait(r.timed_out ? 1.0 : std::max(0.0, deadline - NowSeconds()) + 1.0);
+  r.code = r.timed_out ? 124 : code;
   return r;
 }
 
@@ -123,8 +177,7 @@ std::vector<std::string> SshArgv(const std::string& dest, const std::vector<std:
 Result<CommandResult> RunOnHost(const std::string& dest, const std::vector<std::string>& ssh_args,
                                 const std::string& remote_command, const std::string& input,
                                 double timeout_s) {
-  if (dest.empty()) return RunCommand({"sh", "-c", remote_command}, input, timeout_s);
-  return RunCommand(SshArgv(dest, ssh_args, remote_command), input, timeout_s);
+  return RunCommand(HostArgv(dest, ssh_args, remote_command), input, timeout_s);
 }
 
 }  // namespace meshlm::cluster

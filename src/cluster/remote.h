@@ -2,6 +2,8 @@
 // its output: what the cluster tools (config, verify, sync) build on.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -16,6 +18,38 @@ struct CommandResult {
   std::string out;
   std::string err;
 };
+
+/// A child process (its own process group) with non-blocking pipes to its stdin and stdout
+/// when asked for (else /dev/null) and always to its stderr: what streams data through ssh.
+/// Destroying it kills the group and reaps the child.
+class Subprocess {
+ public:
+  /// Starts argv (searched on PATH). A program that cannot run exits 127 with a message.
+  static Result<Subprocess> Start(const std::vector<std::string>& argv, bool want_in,
+                                  bool want_out);
+  Subprocess() = default;
+  Subprocess(Subprocess&& o) noexcept { *this = std::move(o); }
+  Subprocess& operator=(Subprocess&& o) noexcept;
+  ~Subprocess();
+
+  /// Reads what stderr has now into err_text (up to 8 KiB kept).
+  void DrainErr();
+  void CloseIn();
+  /// Closes stdin and waits up to `timeout_s` for the exit (killing the group after that);
+  /// returns the exit code, 128 + signal when killed.
+  int Wait(double timeout_s);
+  /// SIGKILL to the whole process group.
+  void Kill();
+
+  pid_t pid = -1;
+  int in = -1, out = -1, err = -1;  // -1 when not piped or closed
+  std::string err_text;
+};
+
+/// The argv that runs the shell command `cmd` on `dest` over ssh (see SshArgv), or on this
+/// host with sh -c when `dest` is empty.
+std::vector<std::string> HostArgv(const std::string& dest, const std::vector<std::string>& ssh_args,
+                                  const std::string& cmd);
 
 /// Runs argv (searched on PATH) with `input` on its stdin, stopping it (SIGTERM, then SIGKILL
 /// after 1 s) when `timeout_s` passes. Errors only when it could not start.

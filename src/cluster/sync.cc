@@ -25,109 +25,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A child process with pipes: what a transfer streams through.
-struct Child {
-  pid_t pid = -1;
-  int in = -1, out = -1, err = -1;
-  std::string err_text;
 
-  static Result<Child> Start(const std::vector<std::string>& argv, bool want_in, bool want_out) {
-    int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2];
-    if ((want_in && pipe2(pin, O_CLOEXEC) != 0) || (want_out && pipe2(pout, O_CLOEXEC) != 0) ||
-        pipe2(perr, O_CLOEXEC) != 0) {
-      return Error("[sync] pipe: {}", std::strerror(errno));
-    }
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    const pid_t pid = fork();
-    if (pid < 0) return Error("[sync] fork: {}", std::strerror(errno));
-    if (pid == 0) {
-      setpgid(0, 0);
-      const int null = open("/dev/null", O_RDWR);
-      dup2(want_in ? pin[0] : null, 0);
-      dup2(want_out ? pout[1] : null, 1);
-      dup2(perr[1], 2);
-      execvp(args[0], args.data());
-      _exit(127);
-    }
-    Child c;
-    c.pid = pid;
-    if (want_in) close(pin[0]), c.in = pin[1];
-    if (want_out) close(pout[1]), c.out = pout[0];
-    close(perr[1]);
-    c.err = perr[0];
-    for (int fd : {c.in, c.out, c.err}) {
-      if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    }
-    return c;
-  }
-
-  void DrainErr() {
-    char buf[4096];
-    ssize_t n;
-    while (err >= 0 && (n = read(err, buf, sizeof(buf))) > 0) {
-      if (err_text.size() < 8192) err_text.append(buf, static_cast<size_t>(n));
-    }
-  }
-
-  void CloseIn() {
-    if (in >= 0) close(in);
-    in = -1;
-  }
-
-  // Waits up to `timeout_s` for the exit code; kills the process group after that.
-  int Wait(double timeout_s) {
-    CloseIn();
-    const double deadline = NowSeconds() + timeout_s;
-    int status = 0;
-    for (;;) {
-      DrainErr();
-      if (waitpid(pid, &status, WNOHANG) == pid) break;
-      if (NowSeconds() > deadline) {
-        Kill();
-        waitpid(pid, &status, 0);
-        break;
-      }
-      usleep(5000);
-    }
-    DrainErr();
-    for (int* fd : {&out, &err}) {
-      if (*fd >= 0) close(*fd);
-      *fd = -1;
-    }
-    pid = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
-  void Kill() {
-    if (pid > 0) kill(-pid, SIGKILL), kill(pid, SIGKILL);
-  }
-
-  ~Child() {
-    if (pid > 0) {
-      Kill();
-      waitpid(pid, nullptr, 0);
-    }
-    for (int fd : {in, out, err}) {
-      if (fd >= 0) close(fd);
-    }
-  }
-  Child() = default;
-  Child(Child&& o) noexcept { *this = std::move(o); }
-  Child& operator=(Child&& o) noexcept {
-    std::swap(pid, o.pid), std::swap(in, o.in), std::swap(out, o.out), std::swap(err, o.err);
-    std::swap(err_text, o.err_text);
-    return *this;
-  }
-};
-
-// ssh's argv for a remote host, sh's for this one.
-std::vector<std::string> HostArgv(const std::string& dest, const std::vector<std::string>& ssh_args,
-                                  const std::string& cmd) {
-  if (dest.empty()) return {"sh", "-c", cmd};
-  return SshArgv(dest, ssh_args, cmd);
-}
 
 std::string FirstLine(const std::string& s) {
   const size_t b = s.find_first_not_of(" \n");
@@ -257,7 +155,7 @@ class Syncer {
                 const std::string& part, const std::string& label, SyncResult* res) {
     const std::string src_path = FilePath(o_, src, f.path);
     int in_fd = -1;
-    Child reader;
+    Subprocess reader;
     if (src.local) {
       in_fd = open(src_path.c_str(), O_RDONLY | O_CLOEXEC);
       if (in_fd < 0) return Error("[sync] cannot open '{}': {}", src_path, std::strerror(errno));
@@ -268,13 +166,13 @@ class Syncer {
     } else {
       MESHLM_ASSIGN_OR_RETURN(
           reader,
-          Child::Start(HostArgv(src.dest, o_.ssh_args,
+          Subprocess::Start(HostArgv(src.dest, o_.ssh_args,
                                 fmt::format("tail -c +{} {}", offset + 1, ShellQuote(src_path))),
                        /*want_in=*/false, /*want_out=*/true));
       in_fd = reader.out;
     }
     MESHLM_ASSIGN_OR_RETURN(
-        Child writer, Child::Start(HostArgv(dests_[i], o_.ssh_args, "cat >> " + ShellQuote(part)),
+        Subprocess writer, Subprocess::Start(HostArgv(dests_[i], o_.ssh_args, "cat >> " + ShellQuote(part)),
                                    /*want_in=*/true, /*want_out=*/false));
     ProgressLine bar(progress_, label, f.size, offset);
     std::vector<char> buf(size_t{1} << 20);
