@@ -1,0 +1,186 @@
+// The weight-row decoders of quant_matmul_vnni.cc: for each quantized type, the unsigned
+// quants, per-lane scales and zero-point terms of one row, block by block. Part of that
+// file (included once, inside its anonymous namespace, after its AVX-512 target pragma);
+// include it nowhere else.
+#pragma once
+
+inline float HalfToFloat(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+inline __m256i Nibbles16(const uint8_t* p) {
+  // 16 bytes → 32 quants: low nibbles in bytes 0..15, high nibbles in 16..31.
+  const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i m = _mm_set1_epi8(0x0F);
+  const __m128i lo = _mm_and_si128(x, m);
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(x, 4), m);
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+// Each decoder reads one weight row in steps of a super-block (kSub blocks of 32), and
+// gives per block: the unsigned quants, the per-lane weight scale and the term that
+// multiplies the activation block sum.
+struct DecQ8_0 {
+  using Block = BlockQ8_0;
+  static constexpr int kOffset = 128;
+  static constexpr size_t kSub = 1;
+  static constexpr bool kHasMin = false;
+  static constexpr bool kChunks = true;  // decode through RowChunks
+  static constexpr bool kQuads = false;  // ... with QuantActs::quads
+  const uint8_t* p;
+  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+    p = w.data + n * w.row_stride + s * sizeof(BlockQ8_0);
+  }
+  __m256i Quants(size_t) const {
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 2));
+    return _mm256_xor_si256(q, _mm256_set1_epi8(static_cast<char>(0x80)));
+  }
+  __m256 Scale(size_t) const { return _mm256_set1_ps(HalfToFloat(p)); }
+  float Min(size_t) const { return 0; }
+  float ScaleValue() const { return HalfToFloat(p); }
+  static __m512i Pair(const DecQ8_0& a, const DecQ8_0& b) { return Pair(a.p, b.p); }
+  // The quants of the blocks at pa and pb (block starts).
+  static __m512i Pair(const uint8_t* pa, const uint8_t* pb) {
+    const __m512i qa = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pa + 2)));
+    const __m512i qb = _mm512_broadcast_i64x4(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 2)));
+    return _mm512_xor_si512(_mm512_mask_blend_epi64(0xF0, qa, qb),
+                            _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+  // The two consecutive blocks at p.
+  static __m512i PairAt(const uint8_t* p) { return Pair(p, p + sizeof(Block)); }
+};
+
+// Two 16-byte nibble blocks → 64 quants: [a low, a high, b low, b high] nibbles.
+// Built from broadcast loads, a blend and a masked shift: no shuffle-port operations.
+inline __m512i NibblesPair(const uint8_t* pa, const uint8_t* pb) {
+  const __m512i a = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa)));
+  const __m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb)));
+  const __m512i ab = _mm512_mask_blend_epi32(0xFF00, a, b);  // lanes: a, a, b, b
+  // Lanes 1 and 3 (16-bit elements 8-15 and 24-31) take the high nibbles.
+  const __m512i hi = _mm512_mask_srli_epi16(ab, 0xFF00FF00u, ab, 4);
+  return _mm512_and_si512(hi, _mm512_set1_epi8(0x0F));
+}
+
+struct DecQ4_0 {
+  using Block = BlockQ4_0;
+  static constexpr int kOffset = 8;
+  static constexpr size_t kSub = 1;
+  static constexpr bool kHasMin = false;
+  static constexpr bool kChunks = true;
+  static constexpr bool kQuads = true;
+  const uint8_t* p;
+  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+    p = w.data + n * w.row_stride + s * sizeof(BlockQ4_0);
+  }
+  __m256i Quants(size_t) const { return Nibbles16(p + 2); }
+  __m256 Scale(size_t) const { return _mm256_set1_ps(HalfToFloat(p)); }
+  float Min(size_t) const { return 0; }
+  float ScaleValue() const { return HalfToFloat(p); }
+  static __m512i Pair(const DecQ4_0& a, const DecQ4_0& b) { return NibblesPair(a.p + 2, b.p + 2); }
+  static __m512i PairAt(const uint8_t* p) { return NibblesPair(p + 2, p + sizeof(Block) + 2); }
+};
+
+struct DecQ4_K {
+  static constexpr size_t kSub = 8;
+  static constexpr bool kChunks = false;
+  static constexpr bool kHasMin = true;
+  const uint8_t* qs;
+  float sc[8], mn[8];
+  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+    const uint8_t* p = w.data + n * w.row_stride + s * sizeof(BlockQ4_K);
+    const float d = HalfToFloat(p), dmin = HalfToFloat(p + 2);
+    for (int j = 0; j < 8; ++j) {
+      int scale, m;
+      Q4KScaleMin(p + 4, j, &scale, &m);
+      sc[j] = d * scale;
+      mn[j] = -dmin * m;
+    }
+    qs = p + 16;
+  }
+  __m256i Quants(size_t j) const {
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * (j / 2)));
+    const __m256i s = (j % 2) ? _mm256_srli_epi16(x, 4) : x;
+    return _mm256_and_si256(s, _mm256_set1_epi8(0x0F));
+  }
+  __m256 Scale(size_t j) const { return _mm256_set1_ps(sc[j]); }
+  float Min(size_t j) const { return mn[j]; }
+};
+
+struct DecQ6_K {
+  static constexpr size_t kSub = 8;
+  static constexpr bool kChunks = false;
+  static constexpr bool kHasMin = false;
+  const uint8_t* p;
+  float d;
+  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+    p = w.data + n * w.row_stride + s * sizeof(BlockQ6_K);
+    d = HalfToFloat(p + offsetof(BlockQ6_K, d));
+  }
+  __m256i Quants(size_t j) const {
+    // Block j of 32 is part k = j % 4 of half j / 4 (see BlockQ6_K).
+    const size_t h = j / 4, k = j % 4;
+    const __m256i ql = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(p + 64 * h + 32 * (k % 2)));
+    const __m256i qh = _mm256_loadu_si256(
+        reinterpret_cast<const __m256i*>(p + offsetof(BlockQ6_K, qh) + 32 * h));
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
+    const __m256i lo = k < 2 ? _mm256_and_si256(ql, m4)
+                             : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+    __m256i hi;
+    switch (k) {
+      case 0: hi = _mm256_slli_epi16(qh, 4); break;
+      case 1: hi = _mm256_slli_epi16(qh, 2); break;
+      case 2: hi = qh; break;
+      default: hi = _mm256_srli_epi16(qh, 2); break;
+    }
+    return _mm256_or_si256(lo, _mm256_and_si256(hi, m2));
+  }
+  __m256 Scale(size_t j) const {
+    const int8_t* sc = reinterpret_cast<const int8_t*>(p + offsetof(BlockQ6_K, scales));
+    return _mm256_set_m128(_mm_set1_ps(d * sc[2 * j + 1]), _mm_set1_ps(d * sc[2 * j]));
+  }
+  float Min(size_t) const { return 0; }
+};
+
+template <int kBits>
+struct DecMlx {
+  static constexpr int kOffset = 0;
+  static constexpr bool kChunks = false;
+  static constexpr size_t kSub = 1;
+  static constexpr bool kHasMin = true;
+  const uint8_t* p;
+  float scale, bias;
+  void Prepare(const QuantWeight& w, size_t n, size_t b) {
+    p = w.data + n * w.row_stride + b * 4 * kBits;
+    // Group sizes are 32, 64 or 128: blocks per group is a power of two.
+    const size_t g = n * w.scale_stride + (b >> (w.group_size == 32 ? 0 : w.group_size == 64 ? 1 : 2));
+    scale = Load(w.scales, w.scale_dtype, g);
+    bias = Load(w.biases, w.scale_dtype, g);
+  }
+  static float Load(const void* p, DType t, size_t i) {
+    if (t == DType::kBF16) {
+      uint32_t bits = static_cast<uint32_t>(static_cast<const uint16_t*>(p)[i]) << 16;
+      float f;
+      std::memcpy(&f, &bits, 4);
+      return f;
+    }
+    if (t == DType::kF16) return _cvtsh_ss(static_cast<const uint16_t*>(p)[i]);
+    return static_cast<const float*>(p)[i];
+  }
+  __m256i Quants(size_t) const {
+    // 4-bit: even elements in the low nibbles; the activations are stored evens first.
+    if constexpr (kBits == 4) return Nibbles16(p);
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  }
+  __m256 Scale(size_t) const { return _mm256_set1_ps(scale); }
+  float Min(size_t) const { return bias; }
+  float ScaleValue() const { return scale; }
+  static __m512i Pair(const DecMlx& a, const DecMlx& b) {
+    if constexpr (kBits == 4) return NibblesPair(a.p, b.p);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(a.Quants(0)), b.Quants(0), 1);
+  }
+};
