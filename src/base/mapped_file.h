@@ -29,6 +29,28 @@ class MappedFile {
   std::string path_;
 };
 
+/// Anonymous memory for large weight copies, on a 2 MiB boundary and marked for
+/// transparent huge pages (MADV_HUGEPAGE): a stream over it then crosses no 4 KiB page
+/// boundary, where the hardware prefetchers stop, and needs few TLB entries. Zero-filled.
+class HugePageBuffer {
+ public:
+  /// Fails (naming the size and errno) when the memory cannot be mapped.
+  static Result<std::unique_ptr<HugePageBuffer>> Allocate(size_t bytes);
+  ~HugePageBuffer();
+  HugePageBuffer(const HugePageBuffer&) = delete;
+  HugePageBuffer& operator=(const HugePageBuffer&) = delete;
+
+  uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  HugePageBuffer() = default;
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
 /// Reads a whole (small) file into a string.
 Result<std::string> ReadFileToString(const std::string& path);
 bool FileExists(const std::string& path);

@@ -38,6 +38,9 @@ struct Weight {
   const void* biases = nullptr;
   DType scale_dtype = DType::kF16;
   size_t group_size = 0;
+  /// Q8_0/Q4_0 in the packed layout of tensor/quant.h (see kernels::PackWeight); data
+  /// then points at group 0 and row_stride equals cols.
+  bool packed = false;
 };
 
 /// y: [T, N] = x: [T, K] · w: [N, K]ᵀ (+ bias: [N], if not null).

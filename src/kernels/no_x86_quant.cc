@@ -7,11 +7,15 @@ namespace meshlm::kernels::x86 {
 
 bool QuantVnniSupported() { return false; }
 
-void QuantizeActsVnni(const float*, size_t, size_t, QuantType, QuantActs*) {
+void QuantizeActsVnni(const float*, size_t, size_t, QuantType, bool, QuantActs*) {
   MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");
 }
 
 void QuantDotRowsVnni(const QuantWeight&, size_t, size_t, const QuantActs&, float*, size_t) {
+  MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");
+}
+
+void QuantDotGroupsVnni(const QuantWeight&, size_t, size_t, const QuantActs&, float*, size_t) {
   MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");
 }
 

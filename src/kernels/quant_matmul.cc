@@ -48,12 +48,12 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
       for (size_t b = 0; b < K / 32; ++b) {
         if (w.type == QuantType::kQ8_0) {
           BlockQ8_0 blk;
-          std::memcpy(&blk, row + b * sizeof(blk), sizeof(blk));
+          ReadBlock(w, n, b, reinterpret_cast<uint8_t*>(&blk));
           for (int i = 0; i < 32; ++i) v[32 * b + i] = blk.qs[i];
           sc[2 * b] = sc[2 * b + 1] = F16ToF32(blk.d);
         } else {
           BlockQ4_0 blk;
-          std::memcpy(&blk, row + b * sizeof(blk), sizeof(blk));
+          ReadBlock(w, n, b, reinterpret_cast<uint8_t*>(&blk));
           for (int i = 0; i < 16; ++i) {
             v[32 * b + i] = (blk.qs[i] & 0xF) - 8;
             v[32 * b + 16 + i] = (blk.qs[i] >> 4) - 8;
@@ -141,6 +141,7 @@ void ResizeActs(size_t T, size_t K, QuantActs* a) {
   a->d.resize(T * nb);
   a->sum.resize(T * nb);
   a->corr.resize(T * nb * 8);
+  a->bcorr.resize(T * nb);
 }
 
 void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a) {
@@ -162,6 +163,7 @@ void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a)
       isum += q[pos];
     }
     a->sum[i] = a->d[i] * static_cast<float>(isum);
+    a->bcorr[i] = -offset * isum;
     for (size_t l = 0; l < 8; ++l) {
       a->corr[i * 8 + l] = -offset * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
     }
@@ -199,18 +201,24 @@ void QuantMatMul(const float* x, size_t T, const QuantWeight& w, const float* bi
   const QuantActs& acts = scratch;
   const bool vnni = UseVnni();
   if (vnni) {
-    x86::QuantizeActsVnni(x, T, w.cols, w.type, &scratch);
+    x86::QuantizeActsVnni(x, T, w.cols, w.type, w.packed, &scratch);
   } else {
     QuantizeActs(x, T, w.cols, w.type, &scratch);
   }
   const size_t N = w.rows;
-  pool.ParallelFor(N, 4, [&](size_t begin, size_t end, size_t) {
-    if (vnni) {
-      x86::QuantDotRowsVnni(w, begin, end, acts, y, N);
-    } else {
-      QuantDotRowsPortable(w, begin, end, acts, y, N);
-    }
-  });
+  if (vnni && w.packed) {
+    pool.ParallelFor(N / kPackRows, 1, [&](size_t begin, size_t end, size_t) {
+      x86::QuantDotGroupsVnni(w, begin, end, acts, y, N);
+    });
+  } else {
+    pool.ParallelFor(N, 4, [&](size_t begin, size_t end, size_t) {
+      if (vnni) {
+        x86::QuantDotRowsVnni(w, begin, end, acts, y, N);
+      } else {
+        QuantDotRowsPortable(w, begin, end, acts, y, N);
+      }
+    });
+  }
   if (bias != nullptr) {
     for (size_t t = 0; t < T; ++t) AddInPlace(y + t * N, bias, N);
   }
@@ -230,6 +238,10 @@ QuantWeight ToQuantWeight(const Weight& w) {
   q.rows = w.rows;
   q.cols = w.cols;
   q.row_stride = QuantRowBytes(q.type, w.row_stride);
+  if (w.packed) {
+    q.packed = true;
+    q.row_stride = PackedGroupBytes(q.type, w.cols);
+  }
   if (IsMlx(q.type)) {
     q.scales = w.scales;
     q.biases = w.biases;
@@ -277,9 +289,28 @@ Result<Weight> SliceWeightCols(const Weight& w, size_t begin, size_t n) {
 
 size_t WeightBytes(const Weight& w) {
   if (!w.quant) return w.rows * w.cols * DTypeSize(w.dtype);
+  if (w.packed) return w.rows / kPackRows * PackedGroupBytes(*w.quant, w.cols);
   size_t bytes = w.rows * QuantRowBytes(*w.quant, w.cols);
   if (IsMlx(*w.quant)) bytes += 2 * w.rows * (w.cols / w.group_size) * DTypeSize(w.scale_dtype);
   return bytes;
+}
+
+bool PackedLayoutHelps() { return UseVnni(); }
+
+size_t PackedWeightBytes(const Weight& w) {
+  if (!w.quant || w.packed) return 0;
+  const QuantWeight q = ToQuantWeight(w);
+  return CanPack(q) ? q.rows / kPackRows * PackedGroupBytes(q.type, q.cols) : 0;
+}
+
+Weight PackWeight(const Weight& w, uint8_t* out) {
+  MESHLM_CHECK(PackedWeightBytes(w) > 0 && reinterpret_cast<uintptr_t>(out) % 64 == 0,
+               "[quant_matmul] weight cannot be packed");
+  PackRows(ToQuantWeight(w), out);
+  Weight p = w;
+  p.data = out;
+  p.packed = true;
+  return p;
 }
 
 std::vector<std::string> QuantPaths() {

@@ -44,6 +44,17 @@ Result<Weight> SliceWeightCols(const Weight& w, size_t begin, size_t n);
 /// Bytes a matmul reads from w (blocks, or packed words plus scales and biases).
 size_t WeightBytes(const Weight& w);
 
+/// Whether the kernels in use read Q8_0/Q4_0 weights faster in the packed layout of
+/// tensor/quant.h (the x86 VNNI path: about 2× for prompts). The portable path reads
+/// both layouts.
+bool PackedLayoutHelps();
+/// Bytes PackWeight writes for w: 0 when w cannot be packed (not Q8_0/Q4_0, already
+/// packed, or rows not a multiple of kPackRows). Column slices pack to a compact copy.
+size_t PackedWeightBytes(const Weight& w);
+/// w (PackedWeightBytes(w) > 0) in the packed layout at out, which must hold
+/// PackedWeightBytes(w) bytes on a 64-byte boundary: the view of out.
+Weight PackWeight(const Weight& w, uint8_t* out);
+
 /// Implementations compiled in and supported by this CPU, best first ("avx512vnni",
 /// "portable").
 std::vector<std::string> QuantPaths();

@@ -27,6 +27,8 @@ struct QuantActs {
   std::vector<float> d;
   std::vector<float> sum;
   std::vector<int32_t> corr;
+  /// [T, K/32]: -offset · Σ q of each block (the whole block's corr), for packed weights.
+  std::vector<int32_t> bcorr;
   /// Q4_0 decode (T < 4) on x86 only: q with each 4 blocks b0..b3 stored as bytes 0-15 of
   /// b0..b3, then bytes 16-31 of b0..b3 (K / 128 whole groups per token; the rest unset).
   std::vector<int8_t> quads;
@@ -47,11 +49,16 @@ void QuantDotRowsPortable(const QuantWeight& w, size_t n0, size_t n1, const Quan
 namespace x86 {
 /// Whether the CPU has AVX512F/BW/VL, AVX512-VNNI and F16C.
 bool QuantVnniSupported();
-/// As QuantizeActs, with AVX-512; call only if QuantVnniSupported().
-void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, QuantActs* a);
+/// As QuantizeActs, with AVX-512; call only if QuantVnniSupported(). `packed`: the
+/// weights are packed (tensor/quant.h), which need no `quads`.
+void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, bool packed,
+                      QuantActs* a);
 /// As QuantDotRowsPortable; call only if QuantVnniSupported().
 void QuantDotRowsVnni(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,
                       float* y, size_t ldy);
+/// As QuantDotRowsVnni for packed weights, rows [kPackRows · g0, kPackRows · g1).
+void QuantDotGroupsVnni(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a,
+                        float* y, size_t ldy);
 }  // namespace x86
 
 }  // namespace meshlm::kernels

@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "base/aligned_vector.h"
 #include "base/thread_pool.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_matmul_internal.h"
@@ -77,6 +78,7 @@ struct Case {
   QuantType type;
   size_t T, N, K, gs;
   DType scale_dtype;
+  bool packed = false;  // Q8_0/Q4_0 in the packed layout (N a multiple of 16)
 };
 
 // The result may differ from Σ x·w only by the int8 rounding of x: at most half a step
@@ -86,13 +88,19 @@ void Check(const Case& c, ThreadPool& pool, std::mt19937& rng, std::vector<float
                                     << " K=" << c.K << " gs=" << c.gs << " path "
                                     << CurrentQuantPath() << " threads " << pool.num_threads());
   const QuantMatrix m = MakeMatrix(rng, c.type, c.N, c.K, c.gs, c.scale_dtype, c.T % 2);
+  QuantWeight w = m.w;
+  AlignedVector<uint8_t> packed;
+  if (c.packed) {
+    packed.resize(c.N / kPackRows * PackedGroupBytes(c.type, c.K));
+    w = PackRows(m.w, packed.data());  // from rows with padding when T is odd
+  }
   std::uniform_real_distribution<float> ud(-2.0f, 2.0f);
   std::vector<float> x(c.T * c.K), bias(c.N);
   for (float& f : x) f = ud(rng);
   for (float& f : bias) f = ud(rng);
   std::vector<float> y(c.T * c.N, std::nanf(""));
   const bool with_bias = c.N % 2 == 1;
-  QuantMatMul(x.data(), c.T, m.w, with_bias ? bias.data() : nullptr, y.data(), pool);
+  QuantMatMul(x.data(), c.T, w, with_bias ? bias.data() : nullptr, y.data(), pool);
   int bad = 0;
   for (size_t t = 0; t < c.T; ++t) {
     for (size_t n = 0; n < c.N; ++n) {
@@ -138,6 +146,15 @@ std::vector<Case> Cases() {
     for (size_t K : {512, 1184}) {
       cases.push_back({QuantType::kQ8_0, T, 5, K, 0, DType::kF16});
       cases.push_back({QuantType::kQ4_0, T, 5, K, 0, DType::kF16});
+    }
+  }
+  // Packed Q8_0/Q4_0: register tiles of 8 tokens and every remainder, scale planes that
+  // need padding (3 blocks) or not (32), one group or several.
+  for (size_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 19}) {
+    for (size_t K : {96, 1024, 1184}) {
+      const size_t N = T % 2 == 0 ? 16 : 48;
+      cases.push_back({QuantType::kQ8_0, T, N, K, 0, DType::kF16, true});
+      cases.push_back({QuantType::kQ4_0, T, N + 16, K, 0, DType::kF16, true});
     }
   }
   return cases;
@@ -189,11 +206,51 @@ TEST(QuantMatMul, ActivationQuantizersAgreeExactly) {
     for (size_t k = 32; k < 64; ++k) x[k] = 0.0f;  // an all-zero block
     QuantActs a, b;
     QuantizeActs(x.data(), T, K, t, &a);
-    x86::QuantizeActsVnni(x.data(), T, K, t, &b);
+    x86::QuantizeActsVnni(x.data(), T, K, t, false, &b);
     EXPECT_EQ(a.q, b.q) << QuantTypeName(t);
     EXPECT_EQ(a.d, b.d) << QuantTypeName(t);
     EXPECT_EQ(a.sum, b.sum) << QuantTypeName(t);
     EXPECT_EQ(a.corr, b.corr) << QuantTypeName(t);
+    EXPECT_EQ(a.bcorr, b.bcorr) << QuantTypeName(t);
+  }
+}
+
+// The packed layout holds the same blocks: every block reads back byte for byte, rows
+// dequantize alike, whole groups slice as rows do, and column slices are refused.
+TEST(QuantPacked, SameBlocksAsTheRows) {
+  std::mt19937 rng(std::random_device{}());
+  for (QuantType t : {QuantType::kQ8_0, QuantType::kQ4_0}) {
+    for (size_t K : {32, 96, 1024}) {
+      SCOPED_TRACE(::testing::Message() << QuantTypeName(t) << " K=" << K);
+      const QuantMatrix m = MakeMatrix(rng, t, 48, K, 0, DType::kF16, 1);
+      ASSERT_TRUE(CanPack(m.w));
+      EXPECT_FALSE(CanPack(SliceRows(m.w, 0, 40)));
+      const size_t gb = PackedGroupBytes(t, K);
+      EXPECT_EQ(gb % 64, 0u);
+      EXPECT_GE(gb, 16 * QuantRowBytes(t, K));
+      AlignedVector<uint8_t> buf(3 * gb);
+      const QuantWeight p = PackRows(m.w, buf.data());
+      ASSERT_TRUE(p.packed);
+      EXPECT_FALSE(CanPack(p));
+      std::vector<uint8_t> a(QuantBlockBytes(t)), b(QuantBlockBytes(t));
+      for (size_t r = 0; r < 48; ++r) {
+        for (size_t blk = 0; blk < K / 32; ++blk) {
+          ReadBlock(m.w, r, blk, a.data());
+          ReadBlock(p, r, blk, b.data());
+          ASSERT_EQ(a, b) << "row " << r << " block " << blk;
+        }
+      }
+      std::vector<float> x(K), y(K);
+      const QuantWeight tail = SliceRows(p, 16, 32);
+      for (size_t r = 0; r < 32; ++r) {
+        DequantizeRow(tail, r, y.data());
+        DequantizeRow(m.w, 16 + r, x.data());
+        ASSERT_EQ(x, y) << "row " << r;
+      }
+      auto cols = SliceColumns(p, 0, 32);
+      ASSERT_FALSE(cols.ok());
+      EXPECT_NE(cols.status().message().find("packed"), std::string::npos);
+    }
   }
 }
 

@@ -247,6 +247,7 @@ Result<GgufModel> LoadGgufModel(const std::string& path) {
     const bool is_q = hf.ends_with("q_proj.weight"), is_k = hf.ends_with("k_proj.weight");
     if (c.arch == Arch::kLlama && (is_q || is_k)) {
       m.owned.emplace_back();
+      info.mapped = false;
       MESHLM_ASSIGN_OR_RETURN(info.data, UnpermuteRows(t, is_q ? c.num_heads : c.num_heads_kv,
                                                        c.head_dim, path, &m.owned.back()));
     }

@@ -55,6 +55,9 @@ class Model {
   size_t max_context() const { return max_context_; }
   /// Bytes of weights read per decoded token (every matrix once, plus the embedding row).
   size_t weight_bytes() const;
+  /// Bytes of weights repacked at load into the packed layout of tensor/quant.h (0 when
+  /// none was: other types, or kernels that read the file layout as fast).
+  size_t packed_bytes() const { return w_.packed ? w_.packed->size() : 0; }
 
   std::unique_ptr<KvCache> NewCache() const;
 

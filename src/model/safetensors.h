@@ -25,6 +25,9 @@ struct TensorInfo {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;  // into the mmap'd file
   size_t nbytes = 0;
+  /// False when data is a copy in memory (a GGUF tensor reordered at load), whose pages
+  /// must not be dropped the way a file map's can.
+  bool mapped = true;
   std::string file;  // the file it came from, for error messages
   /// Set for GGUF block-quantized tensors (dtype is then kU8 and shape the logical
   /// [rows, cols] of the weights).

@@ -91,6 +91,51 @@ kernels::Weight Compact(const kernels::Weight& w, std::vector<std::vector<uint8_
   return out;
 }
 
+// Drops the mapped pages under the rows of w (a view into a file map) from this
+// process's memory; they are read again from the file if touched.
+void DropPages(const kernels::Weight& w) {
+  const size_t row = QuantRowBytes(*w.quant, w.cols);
+  const size_t stride = QuantRowBytes(*w.quant, w.row_stride);
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(src) & ~(page - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(src + (w.rows - 1) * stride + row);
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// Repacks every packable matrix of w into one huge-page buffer (kernels::PackWeight),
+// and drops the source pages of those that lie in a file map.
+Status PackMatrices(const TensorStore& store, ModelWeights* w) {
+  auto in_memory = [&](const void* p) {
+    const uint8_t* b = static_cast<const uint8_t*>(p);
+    for (const auto& [name, t] : store.tensors()) {
+      if (!t.mapped && b >= t.data && b < t.data + t.nbytes) return true;
+    }
+    return false;
+  };
+  std::vector<kernels::Weight*> ms;
+  for (LayerWeights& l : w->layers) {
+    for (kernels::Weight* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      ms.push_back(m);
+    }
+  }
+  ms.push_back(&w->lm_head);
+  size_t total = 0;
+  for (const kernels::Weight* m : ms) total += kernels::PackedWeightBytes(*m);
+  if (total == 0) return OkStatus();
+  MESHLM_ASSIGN_OR_RETURN(w->packed, HugePageBuffer::Allocate(total));
+  size_t off = 0;
+  for (kernels::Weight* m : ms) {
+    const size_t n = kernels::PackedWeightBytes(*m);
+    if (n == 0) continue;
+    const kernels::Weight src = *m;
+    *m = kernels::PackWeight(src, w->packed->data() + off);
+    if (!in_memory(src.data)) DropPages(src);
+    off += n;
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
@@ -104,6 +149,11 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
   const Range q_part{heads.begin * Dh, heads.end * Dh};
   const Range kv_part{kv_heads.begin * Dh, kv_heads.end * Dh};
   const Range f_part = SplitEven(F, tp, r);
+  // Column slices that will be packed need no compact copy first.
+  const bool pack = kernels::PackedLayoutHelps();
+  auto compact = [&](const kernels::Weight& m) {
+    return tp > 1 && !(pack && kernels::PackedWeightBytes(m) > 0) ? Compact(m, &w.owned) : m;
+  };
   MESHLM_ASSIGN_OR_RETURN(w.embed, GetMatrix(store, "model.embed_tokens.weight", V, D));
   w.layers.resize(shard.layer_end - shard.layer_begin);
   for (size_t l = shard.layer_begin; l < shard.layer_end; ++l) {
@@ -120,7 +170,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     lw.wv = Rows(lw.wv, kv_part);
 
     MESHLM_ASSIGN_OR_RETURN(lw.wo, Cols(lw.wo, q_part, p + "self_attn.o_proj.weight"));
-    if (tp > 1) lw.wo = Compact(lw.wo, &w.owned);
+    lw.wo = compact(lw.wo);
     if (c.attention_bias) {
       MESHLM_ASSIGN_OR_RETURN(lw.bq, GetVector(store, p + "self_attn.q_proj.bias", q_dim, q_part));
       MESHLM_ASSIGN_OR_RETURN(lw.bk, GetVector(store, p + "self_attn.k_proj.bias", kv_dim, kv_part));
@@ -137,7 +187,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     lw.w_up = Rows(lw.w_up, f_part);
 
     MESHLM_ASSIGN_OR_RETURN(lw.w_down, Cols(lw.w_down, f_part, p + "mlp.down_proj.weight"));
-    if (tp > 1) lw.w_down = Compact(lw.w_down, &w.owned);
+    lw.w_down = compact(lw.w_down);
   }
   MESHLM_ASSIGN_OR_RETURN(w.final_norm, GetVector(store, "model.norm.weight", D));
   if (store.Find("lm_head.weight") != nullptr) {
@@ -149,7 +199,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
                  "false in config.json", store.dir());
   }
   w.lm_head = Rows(w.lm_head, SplitEven(V, tp, r));
-
+  if (pack) MESHLM_RETURN_IF_ERROR(PackMatrices(store, &w));
   return w;
 }
 

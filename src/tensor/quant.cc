@@ -232,6 +232,7 @@ Status ValidateQuantWeight(const QuantWeight& w, std::string_view what) {
 }
 
 Result<QuantWeight> SliceColumns(const QuantWeight& w, size_t col0, size_t ncols) {
+  if (w.packed) return Error("[quant] a packed {} matrix has no column slices", QuantTypeName(w.type));
   const size_t unit = IsMlx(w.type) ? w.group_size : QuantBlockElems(w.type);
   if (col0 + ncols > w.cols || col0 % unit != 0 || ncols % unit != 0) {
     return Error("[quant] columns [{}, {}) of a {} matrix of {} columns do not fall on its "
@@ -254,6 +255,13 @@ QuantWeight SliceRows(const QuantWeight& w, size_t row0, size_t nrows) {
   MESHLM_CHECK(row0 + nrows <= w.rows, "rows [{}, {}) beyond {}", row0, row0 + nrows, w.rows);
   QuantWeight s = w;
   s.rows = nrows;
+  if (w.packed) {
+    MESHLM_CHECK(row0 % kPackRows == 0 && (nrows % kPackRows == 0 || row0 + nrows == w.rows),
+                 "rows [{}, {}) of a packed matrix do not fall on groups of {}", row0,
+                 row0 + nrows, kPackRows);
+    s.data = w.data + row0 / kPackRows * w.row_stride;
+    return s;
+  }
   s.data = w.data + row0 * w.row_stride;
   if (IsMlx(w.type)) {
     const size_t off = row0 * w.scale_stride * DTypeSize(w.scale_dtype);
@@ -263,7 +271,72 @@ QuantWeight SliceRows(const QuantWeight& w, size_t row0, size_t nrows) {
   return s;
 }
 
+size_t PackedQuantBytes(QuantType t) { return t == QuantType::kQ8_0 ? 512 : 256; }
+
+size_t PackedGroupBytes(QuantType t, size_t cols) {
+  const size_t nb = cols / 32;
+  return nb * PackedQuantBytes(t) + (nb * 2 * kPackRows + 63) / 64 * 64;
+}
+
+bool CanPack(const QuantWeight& w) {
+  return (w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0) && !w.packed &&
+         w.rows % kPackRows == 0 && w.cols % 32 == 0 && w.cols > 0;
+}
+
+QuantWeight PackRows(const QuantWeight& w, uint8_t* out) {
+  MESHLM_CHECK(CanPack(w), "{} [{}, {}] cannot be packed", QuantTypeName(w.type), w.rows, w.cols);
+  const size_t nb = w.cols / 32, qb = PackedQuantBytes(w.type), gb = PackedGroupBytes(w.type, w.cols);
+  const size_t bb = QuantBlockBytes(w.type);
+  const bool q8 = w.type == QuantType::kQ8_0;
+  for (size_t g = 0; g < w.rows / kPackRows; ++g) {
+    uint8_t* grp = out + g * gb;
+    std::memset(grp + nb * qb, 0, gb - nb * qb);
+    for (size_t r = 0; r < kPackRows; ++r) {
+      const uint8_t* row = w.data + (g * kPackRows + r) * w.row_stride;
+      for (size_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = row + b * bb;
+        std::memcpy(grp + nb * qb + 32 * b + 2 * r, blk, 2);  // the f16 scale
+        uint8_t* q = grp + b * qb + 4 * r;
+        for (size_t j = 0; j < qb / 64; ++j) {
+          for (size_t i = 0; i < 4; ++i) {
+            q[64 * j + i] = q8 ? blk[2 + 4 * j + i] ^ 0x80 : blk[2 + 4 * j + i];
+          }
+        }
+      }
+    }
+  }
+  QuantWeight p = w;
+  p.data = out;
+  p.row_stride = gb;
+  p.packed = true;
+  return p;
+}
+
+void ReadBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* out) {
+  const size_t bb = QuantBlockBytes(w.type);
+  if (!w.packed) {
+    std::memcpy(out, w.data + r * w.row_stride + b * bb, bb);
+    return;
+  }
+  const size_t nb = w.cols / 32, qb = PackedQuantBytes(w.type), lane = r % kPackRows;
+  const uint8_t* grp = w.data + r / kPackRows * w.row_stride;
+  std::memcpy(out, grp + nb * qb + 32 * b + 2 * lane, 2);
+  const uint8_t* q = grp + b * qb + 4 * lane;
+  const uint8_t flip = w.type == QuantType::kQ8_0 ? 0x80 : 0;
+  for (size_t j = 0; j < qb / 64; ++j) {
+    for (size_t i = 0; i < 4; ++i) out[2 + 4 * j + i] = q[64 * j + i] ^ flip;
+  }
+}
+
 void DequantizeRow(const QuantWeight& w, size_t r, float* out) {
+  if (w.packed) {
+    uint8_t blk[sizeof(BlockQ8_0)];
+    for (size_t b = 0; b < w.cols / 32; ++b) {
+      ReadBlock(w, r, b, blk);
+      DequantizeRowGguf(w.type, blk, 32, out + 32 * b);
+    }
+    return;
+  }
   const uint8_t* row = w.data + r * w.row_stride;
   if (!IsMlx(w.type)) {
     DequantizeRowGguf(w.type, row, w.cols, out);

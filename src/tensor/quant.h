@@ -99,7 +99,33 @@ struct QuantWeight {
   DType scale_dtype = DType::kF16;
   size_t group_size = 0;
   size_t scale_stride = 0;
+  /// Q8_0/Q4_0 in the packed layout below: row_stride is then the bytes of one group of
+  /// kPackRows rows, and row r lies in group r / kPackRows.
+  bool packed = false;
 };
+
+/// The packed layout, made at load time from Q8_0 and Q4_0 matrices whose row count is a
+/// multiple of kPackRows, for the x86 kernels (kernels/quant_matmul.h). Each 16 rows form a
+/// group of PackedGroupBytes(type, cols) bytes (a multiple of 64): first the quants of its
+/// nb = cols / 32 blocks, PackedQuantBytes(type) per block, then the blocks' scales, 16 f16
+/// per block in row order, padded to 64 bytes. Within a block's quants, 4-byte word j of
+/// row r lies at 64 * j + 4 * r. Q8_0 has 8 words of quants, stored unsigned (q ^ 0x80);
+/// Q4_0 has its 16 nibble bytes as 4 words, unchanged (the low nibble of byte i is weight
+/// i, the high nibble weight i + 16). One 64-byte vector thus holds one word of 16 rows,
+/// and one integer dot-product instruction against a broadcast activation word advances
+/// 16 rows at once with no sums across lanes. Same bytes as the file's blocks, reordered.
+constexpr size_t kPackRows = 16;
+/// Quant bytes per block and group: 512 (Q8_0) or 256 (Q4_0).
+size_t PackedQuantBytes(QuantType t);
+size_t PackedGroupBytes(QuantType t, size_t cols);
+/// Whether w can be packed: Q8_0 or Q4_0, unpacked, rows a multiple of kPackRows.
+bool CanPack(const QuantWeight& w);
+/// Writes w (CanPack(w)) packed to out (rows / kPackRows * PackedGroupBytes bytes) and
+/// returns the view of out.
+QuantWeight PackRows(const QuantWeight& w, uint8_t* out);
+/// The file bytes of block b of row r (QuantBlockBytes(w.type) of them) into out, from
+/// the packed layout or in place: for code that reads a block at a time.
+void ReadBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* out);
 
 /// Checks a view's fields against each other (block multiples, strides, MLX group size
 /// 32/64/128 and scale dtype); `what` names the tensor in the message.
@@ -109,7 +135,8 @@ Status ValidateQuantWeight(const QuantWeight& w, std::string_view what);
 /// block or group size, when the range does not fall on block (GGUF) or group (MLX)
 /// boundaries.
 Result<QuantWeight> SliceColumns(const QuantWeight& w, size_t col0, size_t ncols);
-/// Rows [row0, row0 + nrows) of w.
+/// Rows [row0, row0 + nrows) of w (for packed weights on whole groups; a packed matrix has
+/// no column slices).
 QuantWeight SliceRows(const QuantWeight& w, size_t row0, size_t nrows);
 
 /// out: [cols] f32 = row r of w, dequantized.

@@ -385,7 +385,8 @@ void DotRows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, flo
 
 }  // namespace
 
-void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, QuantActs* a) {
+void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, bool packed,
+                      QuantActs* a) {
   ResizeActs(T, K, a);
   const int offset = ActOffset(t);
   // Positions of the 16 even and 16 odd elements of a block (MLX 4-bit order).
@@ -410,14 +411,16 @@ void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, QuantActs
     int8_t* q = a->q.data() + i * kActBlock;
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(qlo));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(qhi));
-    a->sum[i] = a->d[i] * static_cast<float>(_mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi)));
+    const int32_t isum = _mm512_reduce_add_epi32(_mm512_add_epi32(qlo, qhi));
+    a->sum[i] = a->d[i] * static_cast<float>(isum);
+    a->bcorr[i] = -offset * isum;
     // Sums of each 4 consecutive q: vpdpbusd of ones with q.
     const __m256i q8 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
     const __m256i s4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q8);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(a->corr.data() + 8 * i),
                         _mm256_mullo_epi32(s4, _mm256_set1_epi32(-offset)));
   }
-  if (t == QuantType::kQ4_0 && T < kMaxTileT) {
+  if (t == QuantType::kQ4_0 && T < kMaxTileT && !packed) {
     // Each 4 blocks [b0 b1 b2 b3] of 32 as [b0..b3 bytes 0-15, b0..b3 bytes 16-31].
     a->quads.resize(T * K);
     for (size_t tok = 0; tok < T; ++tok) {
