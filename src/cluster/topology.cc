@@ -188,14 +188,20 @@ std::string ProbeScript(const HostInfo& from,
     s += "p() { ping -c1 -t1 -b \"$2\" \"$3\" >/dev/null 2>&1; "
          "m=$(arp -n \"$3\" 2>/dev/null | awk '{print $4}'); echo \"probe $1 ${m:--}\"; }\n";
   } else {
+    // Up to three tries: a first packet can be lost while a link comes up, and the TCP
+    // fallback (hosts without ping) left some neighbour entries unresolved when several
+    // probes ran at once.
     s += "p() {\n"
-         "  if command -v ping >/dev/null 2>&1; then ping -c1 -W1 -I \"$2\" \"$3\" >/dev/null "
+         "  for i in 1 2 3; do\n"
+         "    if command -v ping >/dev/null 2>&1; then ping -c1 -W1 -I \"$2\" \"$3\" >/dev/null "
          "2>&1\n"
-         "  elif command -v bash >/dev/null 2>&1; then timeout 2 bash -c \"exec "
+         "    elif command -v bash >/dev/null 2>&1; then timeout 2 bash -c \"exec "
          "3<>/dev/tcp/$3/9\" >/dev/null 2>&1\n"
-         "  fi\n"
-         "  m=$(ip neigh show to \"$3\" dev \"$2\" 2>/dev/null | sed -n 's/.* lladdr "
+         "    fi\n"
+         "    m=$(ip neigh show to \"$3\" dev \"$2\" 2>/dev/null | sed -n 's/.* lladdr "
          "\\([0-9a-fA-F:]*\\).*/\\1/p')\n"
+         "    [ -n \"$m\" ] && break\n"
+         "  done\n"
          "  echo \"probe $1 ${m:--}\"\n"
          "}\n";
   }
