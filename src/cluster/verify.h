@@ -52,6 +52,9 @@ struct HostProbe {
   std::string error;  // why not reached (ssh output, timeout)
   double rtt_s = 0;
   double skew_s = 0;  // host clock minus ours at the round trip's midpoint
+  /// The skew is known to lie in [skew_min_s, skew_max_s]: the probe started and ended
+  /// somewhere inside the round trip.
+  double skew_min_s = 0, skew_max_s = 0;
   std::string version, build, hostname;
   uint64_t mem_available = 0;
   std::vector<std::pair<std::string, bool>> devices;  // interfaces and RDMA devices
