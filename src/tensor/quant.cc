@@ -274,8 +274,7 @@ QuantWeight SliceRows(const QuantWeight& w, size_t row0, size_t nrows) {
 size_t PackedQuantBytes(QuantType t) { return t == QuantType::kQ8_0 ? 512 : 256; }
 
 size_t PackedGroupBytes(QuantType t, size_t cols) {
-  const size_t nb = cols / 32;
-  return nb * PackedQuantBytes(t) + (nb * 2 * kPackRows + 63) / 64 * 64;
+  return (cols / 32 + 1) / 2 * (64 + 2 * PackedQuantBytes(t));
 }
 
 bool CanPack(const QuantWeight& w) {
@@ -290,13 +289,13 @@ QuantWeight PackRows(const QuantWeight& w, uint8_t* out) {
   const bool q8 = w.type == QuantType::kQ8_0;
   for (size_t g = 0; g < w.rows / kPackRows; ++g) {
     uint8_t* grp = out + g * gb;
-    std::memset(grp + nb * qb, 0, gb - nb * qb);
+    std::memset(grp, 0, gb);
     for (size_t r = 0; r < kPackRows; ++r) {
       const uint8_t* row = w.data + (g * kPackRows + r) * w.row_stride;
       for (size_t b = 0; b < nb; ++b) {
         const uint8_t* blk = row + b * bb;
-        std::memcpy(grp + nb * qb + 32 * b + 2 * r, blk, 2);  // the f16 scale
-        uint8_t* q = grp + b * qb + 4 * r;
+        std::memcpy(grp + PackedScaleOffset(w.type, b) + 2 * r, blk, 2);  // the f16 scale
+        uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * r;
         for (size_t j = 0; j < qb / 64; ++j) {
           for (size_t i = 0; i < 4; ++i) {
             q[64 * j + i] = q8 ? blk[2 + 4 * j + i] ^ 0x80 : blk[2 + 4 * j + i];
@@ -318,10 +317,10 @@ void ReadBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* out) {
     std::memcpy(out, w.data + r * w.row_stride + b * bb, bb);
     return;
   }
-  const size_t nb = w.cols / 32, qb = PackedQuantBytes(w.type), lane = r % kPackRows;
+  const size_t qb = PackedQuantBytes(w.type), lane = r % kPackRows;
   const uint8_t* grp = w.data + r / kPackRows * w.row_stride;
-  std::memcpy(out, grp + nb * qb + 32 * b + 2 * lane, 2);
-  const uint8_t* q = grp + b * qb + 4 * lane;
+  std::memcpy(out, grp + PackedScaleOffset(w.type, b) + 2 * lane, 2);
+  const uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * lane;
   const uint8_t flip = w.type == QuantType::kQ8_0 ? 0x80 : 0;
   for (size_t j = 0; j < qb / 64; ++j) {
     for (size_t i = 0; i < 4; ++i) out[2 + 4 * j + i] = q[64 * j + i] ^ flip;

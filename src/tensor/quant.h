@@ -106,17 +106,26 @@ struct QuantWeight {
 
 /// The packed layout, made at load time from Q8_0 and Q4_0 matrices whose row count is a
 /// multiple of kPackRows, for the x86 kernels (kernels/quant_matmul.h). Each 16 rows form a
-/// group of PackedGroupBytes(type, cols) bytes (a multiple of 64): first the quants of its
-/// nb = cols / 32 blocks, PackedQuantBytes(type) per block, then the blocks' scales, 16 f16
-/// per block in row order, padded to 64 bytes. Within a block's quants, 4-byte word j of
-/// row r lies at 64 * j + 4 * r. Q8_0 has 8 words of quants, stored unsigned (q ^ 0x80);
-/// Q4_0 has its 16 nibble bytes as 4 words, unchanged (the low nibble of byte i is weight
-/// i, the high nibble weight i + 16). One 64-byte vector thus holds one word of 16 rows,
-/// and one integer dot-product instruction against a broadcast activation word advances
-/// 16 rows at once with no sums across lanes. Same bytes as the file's blocks, reordered.
+/// group of PackedGroupBytes(type, cols) bytes (a multiple of 64), and a group is its
+/// blocks (32 columns each) in pairs: the pair's scales (16 f16 per block, in row order:
+/// 64 bytes), then the first block's quants, then the second's, PackedQuantBytes(type)
+/// each (an odd last block leaves the second half zero). Within a block's quants, 4-byte
+/// word j of row r lies at 64 * j + 4 * r. Q8_0 has 8 words of quants, stored unsigned
+/// (q ^ 0x80); Q4_0 has its 16 nibble bytes as 4 words, unchanged (the low nibble of byte
+/// i is weight i, the high nibble weight i + 16). One 64-byte vector thus holds one word of
+/// 16 rows, and one integer dot-product instruction against a broadcast activation word
+/// advances 16 rows at once with no sums across lanes; a decode reads the whole matrix as
+/// one sequential stream. Same bytes as the file's blocks, reordered.
 constexpr size_t kPackRows = 16;
 /// Quant bytes per block and group: 512 (Q8_0) or 256 (Q4_0).
 size_t PackedQuantBytes(QuantType t);
+/// Offsets of block b's scales and quants from the start of its group.
+inline size_t PackedScaleOffset(QuantType t, size_t b) {
+  return b / 2 * (64 + 2 * PackedQuantBytes(t)) + 32 * (b % 2);
+}
+inline size_t PackedQuantOffset(QuantType t, size_t b) {
+  return b / 2 * (64 + 2 * PackedQuantBytes(t)) + 64 + (b % 2) * PackedQuantBytes(t);
+}
 size_t PackedGroupBytes(QuantType t, size_t cols);
 /// Whether w can be packed: Q8_0 or Q4_0, unpacked, rows a multiple of kPackRows.
 bool CanPack(const QuantWeight& w);

@@ -25,8 +25,7 @@ namespace meshlm::kernels::x86 {
 namespace {
 
 constexpr size_t kMaxTile = 8;
-// Decode prefetches the weight stream this many bytes ahead (and the scale plane an eighth
-// of it): without it, one token ran at 45-50 tok/s on qwen3-0.6b Q4_0 with 1 thread, with
+// Decode prefetches the weight stream this many bytes ahead: without it, one token ran at 45-50 tok/s on qwen3-0.6b Q4_0 with 1 thread, with
 // it 59-77 (4 KiB and 8 KiB alike; 1 KiB 63, 2 KiB 68), Q8_0 32-36 → 40. The hardware
 // prefetchers alone keep too few lines in flight for one core's stream.
 constexpr size_t kAhead = 4096;
@@ -43,48 +42,61 @@ template <bool kQ8, size_t TT>
 void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size_t ldy,
                size_t n0) {
   constexpr size_t kQB = kQ8 ? 512 : 256;
-  constexpr int kChains = TT == 1 ? 4 : TT <= 3 ? 2 : 1;
+  constexpr int kChains = kQ8 ? (TT == 1 ? 4 : TT <= 3 ? 2 : 1) : (TT == 1 ? 4 : 2);
   const size_t K = a.K, nb = a.nb;
-  const uint8_t* scales = grp + nb * kQB;
+  constexpr size_t kPair = 64 + 2 * kQB;  // two blocks' scales, then their quants
   __m512 acc[TT];
   for (size_t t = 0; t < TT; ++t) acc[t] = _mm512_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
-    const __m512 dw =
-        _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(scales + 32 * b)));
-    const uint8_t* q = grp + b * kQB;
+    const uint8_t* pair = grp + b / 2 * kPair;
+    const __m512 dw = _mm512_cvtph_ps(
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(pair + 32 * (b % 2))));
+    const uint8_t* q = pair + 64 + (b % 2) * kQB;
     if constexpr (TT <= 3) {
-      for (size_t j = 0; j < kQB; j += 64) {
+      // The block's share of the stream: 64 + kQB bytes from its quants on.
+      for (size_t j = 0; j < kQB + 64; j += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(q + kAhead + j), _MM_HINT_T0);
       }
-      _mm_prefetch(reinterpret_cast<const char*>(scales + 32 * b + kAhead / 8), _MM_HINT_T0);
     }
+    // Q4_0: w[j] the low nibbles (weights 4j..4j+3), w[4 + j] the high nibbles left in
+    // place, i.e. 16 × the weights 16+4j..: their dots come out 16× too large, exactly,
+    // and one shift per block undoes it instead of one per vector.
     __m512i w[8];
     if constexpr (kQ8) {
       for (int j = 0; j < 8; ++j) w[j] = _mm512_load_si512(q + 64 * j);
     } else {
-      const __m512i m = _mm512_set1_epi8(0x0F);
       for (int j = 0; j < 4; ++j) {
         const __m512i v = _mm512_load_si512(q + 64 * j);
-        w[j] = _mm512_and_si512(v, m);                            // weights 4j..4j+3
-        w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);  // weights 16+4j..
+        w[j] = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+        w[4 + j] = _mm512_and_si512(v, _mm512_set1_epi8(static_cast<char>(0xF0)));
       }
     }
     for (size_t t = 0; t < TT; ++t) {
       const size_t tb = (t0 + t) * nb + b;
       const int8_t* x = a.q.data() + (t0 + t) * K + 32 * b;
-      // Few tokens leave few independent dependency chains: split the block's 8 dependent
-      // vpdpbusd into kChains chains (decode with one chain ran at half the speed).
+      // The block's 8 vpdpbusd in kChains independent chains (Q4_0: the low and the high
+      // nibbles apart), so that few tokens still give the core independent work.
       __m512i c[kChains];
       c[0] = _mm512_set1_epi32(a.bcorr[tb]);
       for (int k = 1; k < kChains; ++k) c[k] = _mm512_setzero_si512();
       for (int j = 0; j < 8; ++j) {
-        c[j % kChains] =
-            _mm512_dpbusd_epi32(c[j % kChains], w[j], _mm512_set1_epi32(LoadWord(x + 4 * j)));
+        const int k = kQ8 ? j % kChains : (j / 4) * (kChains / 2) + j % (kChains / 2);
+        c[k] = _mm512_dpbusd_epi32(c[k], w[j], _mm512_set1_epi32(LoadWord(x + 4 * j)));
       }
-      for (int k = kChains / 2; k > 0; k /= 2) {
-        for (int i = 0; i < k; ++i) c[i] = _mm512_add_epi32(c[i], c[i + k]);
+      __m512i s;
+      if constexpr (kQ8) {
+        for (int k = kChains / 2; k > 0; k /= 2) {
+          for (int i = 0; i < k; ++i) c[i] = _mm512_add_epi32(c[i], c[i + k]);
+        }
+        s = c[0];
+      } else {
+        constexpr int h = kChains / 2;  // chains [0, h) low nibbles, [h, kChains) high
+        for (int i = 1; i < h; ++i) {
+          c[0] = _mm512_add_epi32(c[0], c[i]);
+          c[h] = _mm512_add_epi32(c[h], c[h + i]);
+        }
+        s = _mm512_add_epi32(c[0], _mm512_srai_epi32(c[h], 4));
       }
-      const __m512i s = c[0];
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a.d[tb])),
                                acc[t]);
     }
