@@ -100,6 +100,18 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
       return;
     case QuantType::kMlx4:
     case QuantType::kMlx8: {
+      if (w.packed) {  // MLX 4-bit
+        uint8_t nib[16];
+        for (size_t b = 0; b < K / 32; ++b) {
+          ReadMlx4Block(w, n, b, nib, &sc[2 * b], &r->mn[b]);
+          sc[2 * b + 1] = sc[2 * b];
+          for (int j = 0; j < 16; ++j) {
+            v[32 * b + j] = nib[j] & 0xF;  // element 2j
+            v[32 * b + 16 + j] = nib[j] >> 4;  // element 2j + 1
+          }
+        }
+        return;
+      }
       const size_t g0 = n * w.scale_stride;
       for (size_t b = 0; b < K / 32; ++b) {
         const uint8_t* p = row + b * (w.type == QuantType::kMlx4 ? 16 : 32);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -155,6 +156,10 @@ std::vector<Case> Cases() {
       const size_t N = T % 2 == 0 ? 16 : 48;
       cases.push_back({QuantType::kQ8_0, T, N, K, 0, DType::kF16, true});
       cases.push_back({QuantType::kQ4_0, T, N + 16, K, 0, DType::kF16, true});
+      for (size_t gs : {32, 64, 128}) {
+        if (K % gs != 0) continue;
+        cases.push_back({QuantType::kMlx4, T, N, K, gs, gs == 64 ? DType::kF16 : DType::kBF16, true});
+      }
     }
   }
   return cases;
@@ -250,6 +255,30 @@ TEST(QuantPacked, SameBlocksAsTheRows) {
       auto cols = SliceColumns(p, 0, 32);
       ASSERT_FALSE(cols.ok());
       EXPECT_NE(cols.status().message().find("packed"), std::string::npos);
+    }
+  }
+  // MLX 4-bit: the nibbles and each block's group scale and bias; f32 scales stay unpacked.
+  for (size_t gs : {32, 64, 128}) {
+    SCOPED_TRACE(::testing::Message() << "MLX4 gs=" << gs);
+    const size_t K = 384;
+    const QuantMatrix m = MakeMatrix(rng, QuantType::kMlx4, 32, K, gs, DType::kBF16, 0);
+    ASSERT_TRUE(CanPack(m.w));
+    EXPECT_FALSE(CanPack(MakeMatrix(rng, QuantType::kMlx4, 32, K, gs, DType::kF32, 0).w));
+    AlignedVector<uint8_t> buf(2 * PackedGroupBytes(QuantType::kMlx4, K));
+    const QuantWeight p = PackRows(m.w, buf.data());
+    uint8_t na[16], nb[16];
+    float sa, sb, ba, bb;
+    for (size_t r = 0; r < 32; ++r) {
+      for (size_t blk = 0; blk < K / 32; ++blk) {
+        ReadMlx4Block(m.w, r, blk, na, &sa, &ba);
+        ReadMlx4Block(p, r, blk, nb, &sb, &bb);
+        ASSERT_EQ(0, std::memcmp(na, nb, 16)) << "row " << r << " block " << blk;
+        ASSERT_EQ(sa, sb);
+        ASSERT_EQ(ba, bb);
+      }
+      std::vector<float> y(K);
+      DequantizeRow(p, r, y.data());
+      for (size_t k = 0; k < K; ++k) ASSERT_EQ(y[k], m.deq[r * K + k]) << "row " << r;
     }
   }
 }

@@ -271,14 +271,14 @@ QuantWeight SliceRows(const QuantWeight& w, size_t row0, size_t nrows) {
   return s;
 }
 
-size_t PackedQuantBytes(QuantType t) { return t == QuantType::kQ8_0 ? 512 : 256; }
-
 size_t PackedGroupBytes(QuantType t, size_t cols) {
-  return (cols / 32 + 1) / 2 * (64 + 2 * PackedQuantBytes(t));
+  return (cols / 32 + 1) / 2 * 2 * (PackedParamBytes(t) + PackedQuantBytes(t));
 }
 
 bool CanPack(const QuantWeight& w) {
-  return (w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0) && !w.packed &&
+  const bool mlx4 = w.type == QuantType::kMlx4 &&
+                    (w.scale_dtype == DType::kF16 || w.scale_dtype == DType::kBF16);
+  return (w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0 || mlx4) && !w.packed &&
          w.rows % kPackRows == 0 && w.cols % 32 == 0 && w.cols > 0;
 }
 
@@ -291,10 +291,22 @@ QuantWeight PackRows(const QuantWeight& w, uint8_t* out) {
     uint8_t* grp = out + g * gb;
     std::memset(grp, 0, gb);
     for (size_t r = 0; r < kPackRows; ++r) {
-      const uint8_t* row = w.data + (g * kPackRows + r) * w.row_stride;
+      const size_t n = g * kPackRows + r;
+      const uint8_t* row = w.data + n * w.row_stride;
+      if (w.type == QuantType::kMlx4) {
+        for (size_t b = 0; b < nb; ++b) {
+          uint8_t* par = grp + PackedParamOffset(w.type, b) + 2 * r;
+          const size_t gi = n * w.scale_stride + b * 32 / w.group_size;
+          std::memcpy(par, static_cast<const uint8_t*>(w.scales) + 2 * gi, 2);
+          std::memcpy(par + 32, static_cast<const uint8_t*>(w.biases) + 2 * gi, 2);
+          uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * r;
+          for (size_t j = 0; j < 4; ++j) std::memcpy(q + 64 * j, row + 16 * b + 4 * j, 4);
+        }
+        continue;
+      }
       for (size_t b = 0; b < nb; ++b) {
         const uint8_t* blk = row + b * bb;
-        std::memcpy(grp + PackedScaleOffset(w.type, b) + 2 * r, blk, 2);  // the f16 scale
+        std::memcpy(grp + PackedParamOffset(w.type, b) + 2 * r, blk, 2);  // the f16 scale
         uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * r;
         for (size_t j = 0; j < qb / 64; ++j) {
           for (size_t i = 0; i < 4; ++i) {
@@ -319,7 +331,7 @@ void ReadBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* out) {
   }
   const size_t qb = PackedQuantBytes(w.type), lane = r % kPackRows;
   const uint8_t* grp = w.data + r / kPackRows * w.row_stride;
-  std::memcpy(out, grp + PackedScaleOffset(w.type, b) + 2 * lane, 2);
+  std::memcpy(out, grp + PackedParamOffset(w.type, b) + 2 * lane, 2);
   const uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * lane;
   const uint8_t flip = w.type == QuantType::kQ8_0 ? 0x80 : 0;
   for (size_t j = 0; j < qb / 64; ++j) {
@@ -327,7 +339,37 @@ void ReadBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* out) {
   }
 }
 
+void ReadMlx4Block(const QuantWeight& w, size_t r, size_t b, uint8_t* nibbles, float* scale,
+                   float* bias) {
+  if (!w.packed) {
+    std::memcpy(nibbles, w.data + r * w.row_stride + 16 * b, 16);
+    const size_t gi = r * w.scale_stride + b * 32 / w.group_size;
+    *scale = LoadScale(w.scales, w.scale_dtype, gi);
+    *bias = LoadScale(w.biases, w.scale_dtype, gi);
+    return;
+  }
+  const size_t lane = r % kPackRows;
+  const uint8_t* grp = w.data + r / kPackRows * w.row_stride;
+  const uint8_t* par = grp + PackedParamOffset(w.type, b);
+  *scale = LoadScale(par, w.scale_dtype, lane);
+  *bias = LoadScale(par + 32, w.scale_dtype, lane);
+  const uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * lane;
+  for (size_t j = 0; j < 4; ++j) std::memcpy(nibbles + 4 * j, q + 64 * j, 4);
+}
+
 void DequantizeRow(const QuantWeight& w, size_t r, float* out) {
+  if (w.packed && w.type == QuantType::kMlx4) {
+    uint8_t nib[16];
+    float scale, bias;
+    for (size_t b = 0; b < w.cols / 32; ++b) {
+      ReadMlx4Block(w, r, b, nib, &scale, &bias);
+      for (size_t i = 0; i < 16; ++i) {
+        out[32 * b + 2 * i] = scale * static_cast<float>(nib[i] & 0xF) + bias;
+        out[32 * b + 2 * i + 1] = scale * static_cast<float>(nib[i] >> 4) + bias;
+      }
+    }
+    return;
+  }
   if (w.packed) {
     uint8_t blk[sizeof(BlockQ8_0)];
     for (size_t b = 0; b < w.cols / 32; ++b) {

@@ -1,12 +1,14 @@
-// Quantized matmul with AVX512-VNNI for Q8_0 and Q4_0 weights in the packed layout
-// (tensor/quant.h): 16 rows per group, one 4-byte word of each row per 64-byte vector.
+// Quantized matmul with AVX512-VNNI for Q8_0, Q4_0 and MLX 4-bit weights in the packed
+// layout (tensor/quant.h): 16 rows per group, one 4-byte word of each row per 64-byte
+// vector.
 //
 // One vpdpbusd of a weight vector against one activation word broadcast to all lanes
 // (an embedded-broadcast memory operand, no shuffle) adds 4 products to each of 16 rows,
 // so each lane is one row from start to end: no sums across lanes, no scale permutes. A
 // block of 32 weights is 8 of them; its int32 sums start from the activation block's
 // -offset · Σ q (QuantActs::bcorr), which removes the unsigned zero point exactly, then
-// one conversion and one FMA by d_w · d_x per block and token. A register tile of 16
+// one conversion and one FMA by d_w · d_x per block and token (MLX: one more for the
+// bias times the activation block's sum). A register tile of 16
 // rows × up to 8 tokens reuses each weight vector for every token of the tile; decode
 // (one token) reads the group's bytes in a single sequential stream.
 #include <immintrin.h>
@@ -38,23 +40,37 @@ inline int32_t LoadWord(const int8_t* p) {
 
 // Rows of group `grp` (16 rows, nb blocks) against tokens [t0, t0 + TT) of a; results to
 // y[t * ldy + n0 + r].
-template <bool kQ8, size_t TT>
+// The weight kinds of the packed layout.
+enum Kind { kKindQ8, kKindQ4, kKindMlx4F16, kKindMlx4BF16 };
+
+// 16 scales (or biases) of 16 bits at p as f32.
+template <Kind kKind>
+inline __m512 LoadParams(const uint8_t* p) {
+  const __m256i h = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+  if constexpr (kKind == kKindMlx4BF16) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  } else {
+    return _mm512_cvtph_ps(h);
+  }
+}
+
+template <Kind kKind, size_t TT>
 void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size_t ldy,
                size_t n0) {
-  constexpr size_t kQB = kQ8 ? 512 : 256;
+  constexpr bool kQ8 = kKind == kKindQ8, kMlx = kKind == kKindMlx4F16 || kKind == kKindMlx4BF16;
+  constexpr size_t kQB = kQ8 ? 512 : 256, kPB = kMlx ? 64 : 32;
   constexpr int kChains = kQ8 ? (TT == 1 ? 4 : TT <= 3 ? 2 : 1) : (TT == 1 ? 4 : 2);
   const size_t K = a.K, nb = a.nb;
-  constexpr size_t kPair = 64 + 2 * kQB;  // two blocks' scales, then their quants
+  constexpr size_t kPair = 2 * (kPB + kQB);  // two blocks' parameters, then their quants
   __m512 acc[TT];
   for (size_t t = 0; t < TT; ++t) acc[t] = _mm512_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
     const uint8_t* pair = grp + b / 2 * kPair;
-    const __m512 dw = _mm512_cvtph_ps(
-        _mm256_load_si256(reinterpret_cast<const __m256i*>(pair + 32 * (b % 2))));
-    const uint8_t* q = pair + 64 + (b % 2) * kQB;
+    const __m512 dw = LoadParams<kKind>(pair + kPB * (b % 2));
+    const uint8_t* q = pair + 2 * kPB + (b % 2) * kQB;
     if constexpr (TT <= 3) {
-      // The block's share of the stream: 64 + kQB bytes from its quants on.
-      for (size_t j = 0; j < kQB + 64; j += 64) {
+      // The block's share of the stream: kPB + kQB bytes (rounded up) from its quants on.
+      for (size_t j = 0; j < kQB + kPB; j += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(q + kAhead + j), _MM_HINT_T0);
       }
     }
@@ -99,27 +115,31 @@ void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size
       }
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a.d[tb])),
                                acc[t]);
+      if constexpr (kMlx) {  // + bias · Σ x of the block
+        acc[t] = _mm512_fmadd_ps(LoadParams<kKind>(pair + kPB * (b % 2) + 32),
+                                 _mm512_set1_ps(a.sum[tb]), acc[t]);
+      }
     }
   }
   for (size_t t = 0; t < TT; ++t) _mm512_storeu_ps(y + (t0 + t) * ldy + n0, acc[t]);
 }
 
-template <bool kQ8>
+template <Kind kKind>
 void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y,
             size_t ldy) {
   for (size_t g = g0; g < g1; ++g) {
     const uint8_t* grp = w.data + g * w.row_stride;
     const size_t n0 = g * kPackRows;
     size_t t = 0;
-    for (; t + kMaxTile <= a.T; t += kMaxTile) GroupTile<kQ8, kMaxTile>(grp, a, t, y, ldy, n0);
+    for (; t + kMaxTile <= a.T; t += kMaxTile) GroupTile<kKind, kMaxTile>(grp, a, t, y, ldy, n0);
     switch (a.T - t) {
-      case 7: GroupTile<kQ8, 7>(grp, a, t, y, ldy, n0); break;
-      case 6: GroupTile<kQ8, 6>(grp, a, t, y, ldy, n0); break;
-      case 5: GroupTile<kQ8, 5>(grp, a, t, y, ldy, n0); break;
-      case 4: GroupTile<kQ8, 4>(grp, a, t, y, ldy, n0); break;
-      case 3: GroupTile<kQ8, 3>(grp, a, t, y, ldy, n0); break;
-      case 2: GroupTile<kQ8, 2>(grp, a, t, y, ldy, n0); break;
-      case 1: GroupTile<kQ8, 1>(grp, a, t, y, ldy, n0); break;
+      case 7: GroupTile<kKind, 7>(grp, a, t, y, ldy, n0); break;
+      case 6: GroupTile<kKind, 6>(grp, a, t, y, ldy, n0); break;
+      case 5: GroupTile<kKind, 5>(grp, a, t, y, ldy, n0); break;
+      case 4: GroupTile<kKind, 4>(grp, a, t, y, ldy, n0); break;
+      case 3: GroupTile<kKind, 3>(grp, a, t, y, ldy, n0); break;
+      case 2: GroupTile<kKind, 2>(grp, a, t, y, ldy, n0); break;
+      case 1: GroupTile<kKind, 1>(grp, a, t, y, ldy, n0); break;
       default: break;
     }
   }
@@ -129,10 +149,16 @@ void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, floa
 
 void QuantDotGroupsVnni(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a,
                         float* y, size_t ldy) {
-  if (w.type == QuantType::kQ8_0) {
-    Groups<true>(w, g0, g1, a, y, ldy);
-  } else {
-    Groups<false>(w, g0, g1, a, y, ldy);
+  switch (w.type) {
+    case QuantType::kQ8_0: Groups<kKindQ8>(w, g0, g1, a, y, ldy); return;
+    case QuantType::kQ4_0: Groups<kKindQ4>(w, g0, g1, a, y, ldy); return;
+    default:
+      if (w.scale_dtype == DType::kBF16) {
+        Groups<kKindMlx4BF16>(w, g0, g1, a, y, ldy);
+      } else {
+        Groups<kKindMlx4F16>(w, g0, g1, a, y, ldy);
+      }
+      return;
   }
 }
 
