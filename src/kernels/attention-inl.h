@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstddef>
 
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/elementwise-inl.h"
 
@@ -48,6 +49,17 @@ HWY_INLINE void AddScaled(float p, const float* HWY_RESTRICT v, size_t Dh,
   for (; d < Dh; ++d) out[d] += p * v[d];
 }
 
+// The KV cache is read from memory at every decode step (the weights streamed in between
+// evict it), and its rows of a few heads, kv_stride apart, are a pattern the hardware
+// prefetchers follow poorly: each row is fetched this many rows ahead (8 measured the
+// same). qwen3-0.6b Q4_0, 2 threads: decode after a 400-token prompt 55 -> 80-89 tok/s,
+// after 128 tokens 87 -> 101.
+constexpr size_t kAheadRows = 4;
+
+HWY_INLINE void PrefetchRow(const float* p, size_t n) {
+  for (size_t d = 0; d < n; d += 16) hwy::Prefetch(p + d);
+}
+
 // One query row of nq query heads, in groups of G that share a KV head, against keys and
 // values 0 .. S-1. K and V are read one row at a time across all the heads, so that each
 // KV row is read once for its G query heads and memory is swept in order: decode at long S
@@ -60,8 +72,10 @@ HWY_INLINE void AttendHeads(const float* q, size_t nq, size_t G, size_t S, const
                             float* scratch, float* out) {
   float* scores = scratch;
   float* inv_sum = scratch + nq * S;
+  const size_t row = nq / G * Dh;  // floats of a K or V row that these heads read
   for (size_t j = 0; j < S; ++j) {
     const float* kj = k + j * kv_stride;
+    if (j + kAheadRows < S) PrefetchRow(kj + kAheadRows * kv_stride, row);
     for (size_t i = 0; i < nq; ++i) scores[i * S + j] = Dot(q + i * Dh, kj + i / G * Dh, Dh);
   }
   for (size_t i = 0; i < nq; ++i) {
@@ -72,6 +86,7 @@ HWY_INLINE void AttendHeads(const float* q, size_t nq, size_t G, size_t S, const
   }
   for (size_t j = 0; j < S; ++j) {
     const float* vj = v + j * kv_stride;
+    if (j + kAheadRows < S) PrefetchRow(vj + kAheadRows * kv_stride, row);
     for (size_t i = 0; i < nq; ++i) AddScaled(scores[i * S + j], vj + i / G * Dh, Dh, out + i * Dh);
   }
   for (size_t i = 0; i < nq; ++i) Scale(out + i * Dh, Dh, inv_sum[i]);
