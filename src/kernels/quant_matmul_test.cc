@@ -92,7 +92,7 @@ void Check(const Case& c, ThreadPool& pool, std::mt19937& rng, std::vector<float
   QuantWeight w = m.w;
   AlignedVector<uint8_t> packed;
   if (c.packed) {
-    packed.resize(c.N / kPackRows * PackedGroupBytes(c.type, c.K));
+    packed.assign(c.N / kPackRows * PackedGroupBytes(c.type, c.K), 0xEE);  // no byte left unset is read
     w = PackRows(m.w, packed.data());  // from rows with padding when T is odd
   }
   std::uniform_real_distribution<float> ud(-2.0f, 2.0f);
@@ -233,7 +233,7 @@ TEST(QuantPacked, SameBlocksAsTheRows) {
       const size_t gb = PackedGroupBytes(t, K);
       EXPECT_EQ(gb % 64, 0u);
       EXPECT_GE(gb, 16 * QuantRowBytes(t, K));
-      AlignedVector<uint8_t> buf(3 * gb);
+      AlignedVector<uint8_t> buf(3 * gb, 0xEE);
       const QuantWeight p = PackRows(m.w, buf.data());
       ASSERT_TRUE(p.packed);
       EXPECT_FALSE(CanPack(p));

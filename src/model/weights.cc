@@ -6,7 +6,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "kernels/quant_matmul.h"
 #include "model/mlx_quant.h"
@@ -124,15 +126,28 @@ Status PackMatrices(const TensorStore& store, ModelWeights* w) {
   for (const kernels::Weight* m : ms) total += kernels::PackedWeightBytes(*m);
   if (total == 0) return OkStatus();
   MESHLM_ASSIGN_OR_RETURN(w->packed, HugePageBuffer::Allocate(total));
+  std::vector<std::pair<kernels::Weight*, size_t>> jobs;  // matrix, offset in the buffer
   size_t off = 0;
   for (kernels::Weight* m : ms) {
     const size_t n = kernels::PackedWeightBytes(*m);
     if (n == 0) continue;
-    const kernels::Weight src = *m;
-    *m = kernels::PackWeight(src, w->packed->data() + off);
-    if (!in_memory(src.data)) DropPages(src);
+    jobs.emplace_back(m, off);
     off += n;
   }
+  // The copy is bound by first touches of the new memory (the kernel zeroes each page),
+  // which cores take in parallel: matrices are dealt out to one thread per core.
+  auto pack = [&](size_t first, size_t step) {
+    for (size_t i = first; i < jobs.size(); i += step) {
+      const kernels::Weight src = *jobs[i].first;
+      *jobs[i].first = kernels::PackWeight(src, w->packed->data() + jobs[i].second);
+      if (!in_memory(src.data)) DropPages(src);
+    }
+  };
+  const size_t threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(pack, t, threads);
+  pack(0, threads);
+  for (std::thread& t : pool) t.join();
   return OkStatus();
 }
 

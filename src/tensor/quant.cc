@@ -289,7 +289,10 @@ QuantWeight PackRows(const QuantWeight& w, uint8_t* out) {
   const bool q8 = w.type == QuantType::kQ8_0;
   for (size_t g = 0; g < w.rows / kPackRows; ++g) {
     uint8_t* grp = out + g * gb;
-    std::memset(grp, 0, gb);
+    if (nb % 2 == 1) {  // the missing second block of the last pair
+      std::memset(grp + PackedParamOffset(w.type, nb), 0, PackedParamBytes(w.type));
+      std::memset(grp + PackedQuantOffset(w.type, nb), 0, qb);
+    }
     for (size_t r = 0; r < kPackRows; ++r) {
       const size_t n = g * kPackRows + r;
       const uint8_t* row = w.data + n * w.row_stride;
@@ -309,9 +312,10 @@ QuantWeight PackRows(const QuantWeight& w, uint8_t* out) {
         std::memcpy(grp + PackedParamOffset(w.type, b) + 2 * r, blk, 2);  // the f16 scale
         uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * r;
         for (size_t j = 0; j < qb / 64; ++j) {
-          for (size_t i = 0; i < 4; ++i) {
-            q[64 * j + i] = q8 ? blk[2 + 4 * j + i] ^ 0x80 : blk[2 + 4 * j + i];
-          }
+          uint32_t word;
+          std::memcpy(&word, blk + 2 + 4 * j, 4);
+          if (q8) word ^= 0x80808080u;
+          std::memcpy(q + 64 * j, &word, 4);
         }
       }
     }
