@@ -63,6 +63,18 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
       }
       return;
     case QuantType::kQ4_K:
+      if (w.packed) {
+        uint8_t nib[16];
+        for (size_t b = 0; b < K / 32; ++b) {
+          ReadNibbleBlock(w, n, b, nib, &sc[2 * b], &r->mn[b]);
+          sc[2 * b + 1] = sc[2 * b];
+          for (int i = 0; i < 16; ++i) {
+            v[32 * b + i] = nib[i] & 0xF;
+            v[32 * b + 16 + i] = nib[i] >> 4;
+          }
+        }
+        return;
+      }
       for (size_t s = 0; s < K / 256; ++s) {
         BlockQ4_K blk;
         std::memcpy(&blk, row + s * sizeof(blk), sizeof(blk));
@@ -103,7 +115,7 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
       if (w.packed) {  // MLX 4-bit
         uint8_t nib[16];
         for (size_t b = 0; b < K / 32; ++b) {
-          ReadMlx4Block(w, n, b, nib, &sc[2 * b], &r->mn[b]);
+          ReadNibbleBlock(w, n, b, nib, &sc[2 * b], &r->mn[b]);
           sc[2 * b + 1] = sc[2 * b];
           for (int j = 0; j < 16; ++j) {
             v[32 * b + j] = nib[j] & 0xF;  // element 2j

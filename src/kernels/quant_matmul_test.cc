@@ -160,6 +160,7 @@ std::vector<Case> Cases() {
         if (K % gs != 0) continue;
         cases.push_back({QuantType::kMlx4, T, N, K, gs, gs == 64 ? DType::kF16 : DType::kBF16, true});
       }
+      if (K % 256 == 0) cases.push_back({QuantType::kQ4_K, T, N, K, 0, DType::kF16, true});
     }
   }
   return cases;
@@ -257,6 +258,22 @@ TEST(QuantPacked, SameBlocksAsTheRows) {
       EXPECT_NE(cols.status().message().find("packed"), std::string::npos);
     }
   }
+  // Q4_K: the sub-blocks' values, reordered into nibble pairs 16 apart.
+  {
+    const size_t K = 768;
+    const QuantMatrix m = MakeMatrix(rng, QuantType::kQ4_K, 32, K, 0, DType::kF16, 1);
+    ASSERT_TRUE(CanPack(m.w));
+    AlignedVector<uint8_t> buf(2 * PackedGroupBytes(QuantType::kQ4_K, K), 0xEE);
+    const QuantWeight p = PackRows(m.w, buf.data());
+    std::vector<float> y(K);
+    for (size_t r = 0; r < 32; ++r) {
+      DequantizeRow(p, r, y.data());
+      for (size_t k = 0; k < K; ++k) {
+        ASSERT_NEAR(y[k], m.deq[r * K + k], 1e-6 * (1 + std::fabs(m.deq[r * K + k])))
+            << "row " << r << " column " << k;
+      }
+    }
+  }
   // MLX 4-bit: the nibbles and each block's group scale and bias; f32 scales stay unpacked.
   for (size_t gs : {32, 64, 128}) {
     SCOPED_TRACE(::testing::Message() << "MLX4 gs=" << gs);
@@ -270,8 +287,8 @@ TEST(QuantPacked, SameBlocksAsTheRows) {
     float sa, sb, ba, bb;
     for (size_t r = 0; r < 32; ++r) {
       for (size_t blk = 0; blk < K / 32; ++blk) {
-        ReadMlx4Block(m.w, r, blk, na, &sa, &ba);
-        ReadMlx4Block(p, r, blk, nb, &sb, &bb);
+        ReadNibbleBlock(m.w, r, blk, na, &sa, &ba);
+        ReadNibbleBlock(p, r, blk, nb, &sb, &bb);
         ASSERT_EQ(0, std::memcmp(na, nb, 16)) << "row " << r << " block " << blk;
         ASSERT_EQ(sa, sb);
         ASSERT_EQ(ba, bb);

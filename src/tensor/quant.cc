@@ -278,7 +278,8 @@ size_t PackedGroupBytes(QuantType t, size_t cols) {
 bool CanPack(const QuantWeight& w) {
   const bool mlx4 = w.type == QuantType::kMlx4 &&
                     (w.scale_dtype == DType::kF16 || w.scale_dtype == DType::kBF16);
-  return (w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0 || mlx4) && !w.packed &&
+  return (w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0 ||
+          w.type == QuantType::kQ4_K || mlx4) && !w.packed &&
          w.rows % kPackRows == 0 && w.cols % 32 == 0 && w.cols > 0;
 }
 
@@ -296,6 +297,32 @@ QuantWeight PackRows(const QuantWeight& w, uint8_t* out) {
     for (size_t r = 0; r < kPackRows; ++r) {
       const size_t n = g * kPackRows + r;
       const uint8_t* row = w.data + n * w.row_stride;
+      if (w.type == QuantType::kQ4_K) {
+        for (size_t sb = 0; sb < w.cols / 256; ++sb) {
+          BlockQ4_K blk;
+          std::memcpy(&blk, row + sb * sizeof(blk), sizeof(blk));
+          const float d = F16ToF32(blk.d), dmin = F16ToF32(blk.dmin);
+          for (int j = 0; j < 8; ++j) {
+            const size_t b = 8 * sb + j;
+            int sc, m;
+            Q4KScaleMin(blk.scales, j, &sc, &m);
+            const float scale = d * static_cast<float>(sc), bias = -(dmin * static_cast<float>(m));
+            uint8_t* par = grp + PackedParamOffset(w.type, b) + 4 * r;
+            std::memcpy(par, &scale, 4);
+            std::memcpy(par + 64, &bias, 4);
+            const uint8_t* qs = blk.qs + 32 * (j / 2);
+            const int shift = 4 * (j % 2);
+            uint8_t nib[16];
+            for (int i = 0; i < 16; ++i) {
+              nib[i] = static_cast<uint8_t>(((qs[i] >> shift) & 0xF) |
+                                            (((qs[i + 16] >> shift) & 0xF) << 4));
+            }
+            uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * r;
+            for (size_t jj = 0; jj < 4; ++jj) std::memcpy(q + 64 * jj, nib + 4 * jj, 4);
+          }
+        }
+        continue;
+      }
       if (w.type == QuantType::kMlx4) {
         for (size_t b = 0; b < nb; ++b) {
           uint8_t* par = grp + PackedParamOffset(w.type, b) + 2 * r;
@@ -343,8 +370,10 @@ void ReadBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* out) {
   }
 }
 
-void ReadMlx4Block(const QuantWeight& w, size_t r, size_t b, uint8_t* nibbles, float* scale,
+void ReadNibbleBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* nibbles, float* scale,
                    float* bias) {
+  MESHLM_CHECK(w.type == QuantType::kMlx4 || (w.packed && w.type == QuantType::kQ4_K),
+               "[quant] no nibble blocks in a {} matrix", QuantTypeName(w.type));
   if (!w.packed) {
     std::memcpy(nibbles, w.data + r * w.row_stride + 16 * b, 16);
     const size_t gi = r * w.scale_stride + b * 32 / w.group_size;
@@ -355,21 +384,28 @@ void ReadMlx4Block(const QuantWeight& w, size_t r, size_t b, uint8_t* nibbles, f
   const size_t lane = r % kPackRows;
   const uint8_t* grp = w.data + r / kPackRows * w.row_stride;
   const uint8_t* par = grp + PackedParamOffset(w.type, b);
-  *scale = LoadScale(par, w.scale_dtype, lane);
-  *bias = LoadScale(par + 32, w.scale_dtype, lane);
+  if (w.type == QuantType::kQ4_K) {
+    std::memcpy(scale, par + 4 * lane, 4);
+    std::memcpy(bias, par + 64 + 4 * lane, 4);
+  } else {
+    *scale = LoadScale(par, w.scale_dtype, lane);
+    *bias = LoadScale(par + 32, w.scale_dtype, lane);
+  }
   const uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * lane;
   for (size_t j = 0; j < 4; ++j) std::memcpy(nibbles + 4 * j, q + 64 * j, 4);
 }
 
 void DequantizeRow(const QuantWeight& w, size_t r, float* out) {
-  if (w.packed && w.type == QuantType::kMlx4) {
+  if (w.packed && (w.type == QuantType::kMlx4 || w.type == QuantType::kQ4_K)) {
     uint8_t nib[16];
     float scale, bias;
+    // MLX pairs neighbours in a byte, Q4_K weights 16 apart.
+    const size_t lo_step = w.type == QuantType::kMlx4 ? 2 : 1, hi = w.type == QuantType::kMlx4 ? 1 : 16;
     for (size_t b = 0; b < w.cols / 32; ++b) {
-      ReadMlx4Block(w, r, b, nib, &scale, &bias);
+      ReadNibbleBlock(w, r, b, nib, &scale, &bias);
       for (size_t i = 0; i < 16; ++i) {
-        out[32 * b + 2 * i] = scale * static_cast<float>(nib[i] & 0xF) + bias;
-        out[32 * b + 2 * i + 1] = scale * static_cast<float>(nib[i] >> 4) + bias;
+        out[32 * b + lo_step * i] = scale * static_cast<float>(nib[i] & 0xF) + bias;
+        out[32 * b + lo_step * i + hi] = scale * static_cast<float>(nib[i] >> 4) + bias;
       }
     }
     return;

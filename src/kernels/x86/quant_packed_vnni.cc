@@ -1,4 +1,4 @@
-// Quantized matmul with AVX512-VNNI for Q8_0, Q4_0 and MLX 4-bit weights in the packed
+// Quantized matmul with AVX512-VNNI for Q8_0, Q4_0, Q4_K and MLX 4-bit weights in the packed
 // layout (tensor/quant.h): 16 rows per group, one 4-byte word of each row per 64-byte
 // vector.
 //
@@ -7,8 +7,8 @@
 // so each lane is one row from start to end: no sums across lanes, no scale permutes. A
 // block of 32 weights is 8 of them; its int32 sums start from the activation block's
 // -offset · Σ q (QuantActs::bcorr), which removes the unsigned zero point exactly, then
-// one conversion and one FMA by d_w · d_x per block and token (MLX: one more for the
-// bias times the activation block's sum). A register tile of 16
+// one conversion and one FMA by d_w · d_x per block and token (MLX and Q4_K: one more for
+// the bias times the activation block's sum). A register tile of 16
 // rows × up to 8 tokens reuses each weight vector for every token of the tile; decode
 // (one token) reads the group's bytes in a single sequential stream.
 #include <immintrin.h>
@@ -42,11 +42,12 @@ inline int32_t LoadWord(const int8_t* p) {
 // Rows of group `grp` (16 rows, nb blocks) against tokens [t0, t0 + TT) of a; results to
 // y[t * ldy + n0 + r].
 // The weight kinds of the packed layout.
-enum Kind { kKindQ8, kKindQ4, kKindMlx4F16, kKindMlx4BF16 };
+enum Kind { kKindQ8, kKindQ4, kKindMlx4F16, kKindMlx4BF16, kKindQ4K };
 
 // 16 scales (or biases) of 16 bits at p as f32.
 template <Kind kKind>
 inline __m512 LoadParams(const uint8_t* p) {
+  if constexpr (kKind == kKindQ4K) return _mm512_load_ps(p);
   const __m256i h = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
   if constexpr (kKind == kKindMlx4BF16) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -58,8 +59,10 @@ inline __m512 LoadParams(const uint8_t* p) {
 template <Kind kKind, size_t TT>
 void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size_t ldy,
                size_t n0) {
-  constexpr bool kQ8 = kKind == kKindQ8, kMlx = kKind == kKindMlx4F16 || kKind == kKindMlx4BF16;
-  constexpr size_t kQB = kQ8 ? 512 : 256, kPB = kMlx ? 64 : 32;
+  constexpr bool kQ8 = kKind == kKindQ8;
+  // Types with a bias per block (w = scale · q + bias), and where it lies in the params.
+  constexpr bool kBias = kKind == kKindMlx4F16 || kKind == kKindMlx4BF16 || kKind == kKindQ4K;
+  constexpr size_t kQB = kQ8 ? 512 : 256, kPB = kKind == kKindQ4K ? 128 : kBias ? 64 : 32;
   constexpr int kChains = kQ8 ? (TT == 1 ? 4 : TT <= 3 ? 2 : 1) : (TT == 1 ? 4 : 2);
   const size_t K = a.K, nb = a.nb;
   constexpr size_t kPair = 2 * (kPB + kQB);  // two blocks' parameters, then their quants
@@ -118,8 +121,8 @@ void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size
       }
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(a.d[tb])),
                                acc[t]);
-      if constexpr (kMlx) {  // + bias · Σ x of the block
-        acc[t] = _mm512_fmadd_ps(LoadParams<kKind>(pair + kPB * (b % 2) + 32),
+      if constexpr (kBias) {  // + bias · Σ x of the block
+        acc[t] = _mm512_fmadd_ps(LoadParams<kKind>(pair + kPB * (b % 2) + kPB / 2),
                                  _mm512_set1_ps(a.sum[tb]), acc[t]);
       }
     }
@@ -155,6 +158,7 @@ void QuantDotGroupsVnni(const QuantWeight& w, size_t g0, size_t g1, const QuantA
   switch (w.type) {
     case QuantType::kQ8_0: Groups<kKindQ8>(w, g0, g1, a, y, ldy); return;
     case QuantType::kQ4_0: Groups<kKindQ4>(w, g0, g1, a, y, ldy); return;
+    case QuantType::kQ4_K: Groups<kKindQ4K>(w, g0, g1, a, y, ldy); return;
     default:
       if (w.scale_dtype == DType::kBF16) {
         Groups<kKindMlx4BF16>(w, g0, g1, a, y, ldy);
