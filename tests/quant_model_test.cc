@@ -71,12 +71,13 @@ TEST_P(QuantModelTest, LogitsMatchReferenceOnStoredValues) {
   const auto orig = ReadF32(base + ".orig_logits.bin");
   const size_t V = m.config().vocab_size;
   ASSERT_EQ(ref.size(), ids.size() * V);
-  // Q8_0, Q4_0, Q4_K and MLX 4-bit are repacked when the VNNI kernels are in use; the portable
+  // Q8_0, Q4_0, Q4_K, Q6_K and MLX 4-bit are repacked when the VNNI kernels are in use; the portable
   // path below then reads the packed bytes too.
   const bool packable = c.name.find("q8_0") != std::string::npos ||
                         c.name.find("q4_0") != std::string::npos ||
                         c.name.find("mlx4") != std::string::npos ||
-                        c.name.find("q4_k") != std::string::npos;
+                        c.name.find("q4_k") != std::string::npos ||
+                        c.name.find("q6_k") != std::string::npos;
   EXPECT_EQ(m.packed_bytes() > 0, packable && kernels::PackedLayoutHelps()) << c.name;
   for (const std::string& qpath : kernels::QuantPaths()) {
     ASSERT_TRUE(kernels::SetQuantPath(qpath));

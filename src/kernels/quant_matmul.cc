@@ -92,6 +92,14 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
       }
       return;
     case QuantType::kQ6_K:
+      if (w.packed) {
+        uint8_t q[32];
+        for (size_t b = 0; b < K / 32; ++b) {
+          ReadQ6KBlock(w, n, b, q, &sc[2 * b]);
+          for (int i = 0; i < 32; ++i) v[32 * b + i] = static_cast<int16_t>(q[i] - 32);
+        }
+        return;
+      }
       for (size_t s = 0; s < K / 256; ++s) {
         BlockQ6_K blk;
         std::memcpy(&blk, row + s * sizeof(blk), sizeof(blk));
@@ -166,6 +174,15 @@ void ResizeActs(size_t T, size_t K, QuantActs* a) {
   a->sum.resize(T * nb);
   a->corr.resize(T * nb * 8);
   a->bcorr.resize(T * nb);
+  a->hcorr.resize(T * nb * 2);
+}
+
+void HalfCorrections(QuantActs* a) {
+  for (size_t i = 0; i < a->T * a->nb; ++i) {
+    const int32_t* c = a->corr.data() + 8 * i;
+    a->hcorr[2 * i] = c[0] + c[1] + c[2] + c[3];
+    a->hcorr[2 * i + 1] = c[4] + c[5] + c[6] + c[7];
+  }
 }
 
 void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a) {
@@ -192,6 +209,7 @@ void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a)
       a->corr[i * 8 + l] = -offset * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
     }
   }
+  HalfCorrections(a);
 }
 
 void QuantDotRowsPortable(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,

@@ -29,6 +29,8 @@ struct QuantActs {
   std::vector<int32_t> corr;
   /// [T, K/32]: -offset · Σ q of each block (the whole block's corr), for packed weights.
   std::vector<int32_t> bcorr;
+  /// [T, K/32, 2]: the same for each half of a block (packed Q6_K, a scale per 16).
+  std::vector<int32_t> hcorr;
   /// Q4_0 decode (T < 4) on x86 only: q with each 4 blocks b0..b3 stored as bytes 0-15 of
   /// b0..b3, then bytes 16-31 of b0..b3 (K / 128 whole groups per token; the rest unset).
   std::vector<int8_t> quads;
@@ -41,6 +43,8 @@ int ActOffset(QuantType t);
 void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a);
 /// Sets a's sizes for x: [T, K].
 void ResizeActs(size_t T, size_t K, QuantActs* a);
+/// Fills a->hcorr from a->corr.
+void HalfCorrections(QuantActs* a);
 
 /// y[t * ldy + n] = Σ_k a[t, k] · w[n, k] for n in [n0, n1), t < a.T (no bias).
 void QuantDotRowsPortable(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,

@@ -160,7 +160,10 @@ std::vector<Case> Cases() {
         if (K % gs != 0) continue;
         cases.push_back({QuantType::kMlx4, T, N, K, gs, gs == 64 ? DType::kF16 : DType::kBF16, true});
       }
-      if (K % 256 == 0) cases.push_back({QuantType::kQ4_K, T, N, K, 0, DType::kF16, true});
+      if (K % 256 == 0) {
+        cases.push_back({QuantType::kQ4_K, T, N, K, 0, DType::kF16, true});
+        cases.push_back({QuantType::kQ6_K, T, N + 16, K, 0, DType::kF16, true});
+      }
     }
   }
   return cases;
@@ -258,12 +261,14 @@ TEST(QuantPacked, SameBlocksAsTheRows) {
       EXPECT_NE(cols.status().message().find("packed"), std::string::npos);
     }
   }
-  // Q4_K: the sub-blocks' values, reordered into nibble pairs 16 apart.
-  {
+  // Q4_K: the sub-blocks' values, reordered into nibble pairs 16 apart; Q6_K: the 6-bit
+  // values as bytes with a scale per 16.
+  for (QuantType t : {QuantType::kQ4_K, QuantType::kQ6_K}) {
+    SCOPED_TRACE(QuantTypeName(t));
     const size_t K = 768;
-    const QuantMatrix m = MakeMatrix(rng, QuantType::kQ4_K, 32, K, 0, DType::kF16, 1);
+    const QuantMatrix m = MakeMatrix(rng, t, 32, K, 0, DType::kF16, 1);
     ASSERT_TRUE(CanPack(m.w));
-    AlignedVector<uint8_t> buf(2 * PackedGroupBytes(QuantType::kQ4_K, K), 0xEE);
+    AlignedVector<uint8_t> buf(2 * PackedGroupBytes(t, K), 0xEE);
     const QuantWeight p = PackRows(m.w, buf.data());
     std::vector<float> y(K);
     for (size_t r = 0; r < 32; ++r) {

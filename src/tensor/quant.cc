@@ -279,7 +279,7 @@ bool CanPack(const QuantWeight& w) {
   const bool mlx4 = w.type == QuantType::kMlx4 &&
                     (w.scale_dtype == DType::kF16 || w.scale_dtype == DType::kBF16);
   return (w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0 ||
-          w.type == QuantType::kQ4_K || mlx4) && !w.packed &&
+          w.type == QuantType::kQ4_K || w.type == QuantType::kQ6_K || mlx4) && !w.packed &&
          w.rows % kPackRows == 0 && w.cols % 32 == 0 && w.cols > 0;
 }
 
@@ -297,6 +297,36 @@ QuantWeight PackRows(const QuantWeight& w, uint8_t* out) {
     for (size_t r = 0; r < kPackRows; ++r) {
       const size_t n = g * kPackRows + r;
       const uint8_t* row = w.data + n * w.row_stride;
+      if (w.type == QuantType::kQ6_K) {
+        for (size_t sb = 0; sb < w.cols / 256; ++sb) {
+          BlockQ6_K blk;
+          std::memcpy(&blk, row + sb * sizeof(blk), sizeof(blk));
+          uint8_t u[256];  // the values 0..63, as DequantizeQ6_K reads them
+          for (int h = 0; h < 2; ++h) {
+            const uint8_t* ql = blk.ql + 64 * h;
+            const uint8_t* qh = blk.qh + 32 * h;
+            uint8_t* o = u + 128 * h;
+            for (int l = 0; l < 32; ++l) {
+              o[l] = static_cast<uint8_t>((ql[l] & 0xF) | ((qh[l] & 3) << 4));
+              o[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+              o[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+              o[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+            }
+          }
+          const float d = F16ToF32(blk.d);
+          for (int j = 0; j < 8; ++j) {
+            const size_t b = 8 * sb + j;
+            uint8_t* par = grp + PackedParamOffset(w.type, b) + 4 * r;
+            for (int h = 0; h < 2; ++h) {
+              const float scale = d * static_cast<float>(blk.scales[2 * j + h]);
+              std::memcpy(par + 64 * h, &scale, 4);
+            }
+            uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * r;
+            for (size_t jj = 0; jj < 8; ++jj) std::memcpy(q + 64 * jj, u + 32 * j + 4 * jj, 4);
+          }
+        }
+        continue;
+      }
       if (w.type == QuantType::kQ4_K) {
         for (size_t sb = 0; sb < w.cols / 256; ++sb) {
           BlockQ4_K blk;
@@ -370,6 +400,17 @@ void ReadBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* out) {
   }
 }
 
+void ReadQ6KBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* q, float* scales) {
+  MESHLM_CHECK(w.packed && w.type == QuantType::kQ6_K, "[quant] not a packed Q6_K matrix");
+  const size_t lane = r % kPackRows;
+  const uint8_t* grp = w.data + r / kPackRows * w.row_stride;
+  const uint8_t* par = grp + PackedParamOffset(w.type, b);
+  std::memcpy(&scales[0], par + 4 * lane, 4);
+  std::memcpy(&scales[1], par + 64 + 4 * lane, 4);
+  const uint8_t* src = grp + PackedQuantOffset(w.type, b) + 4 * lane;
+  for (size_t j = 0; j < 8; ++j) std::memcpy(q + 4 * j, src + 64 * j, 4);
+}
+
 void ReadNibbleBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* nibbles, float* scale,
                    float* bias) {
   MESHLM_CHECK(w.type == QuantType::kMlx4 || (w.packed && w.type == QuantType::kQ4_K),
@@ -396,6 +437,15 @@ void ReadNibbleBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* nibbles,
 }
 
 void DequantizeRow(const QuantWeight& w, size_t r, float* out) {
+  if (w.packed && w.type == QuantType::kQ6_K) {
+    uint8_t q[32];
+    float sc[2];
+    for (size_t b = 0; b < w.cols / 32; ++b) {
+      ReadQ6KBlock(w, r, b, q, sc);
+      for (size_t i = 0; i < 32; ++i) out[32 * b + i] = sc[i / 16] * (static_cast<int>(q[i]) - 32);
+    }
+    return;
+  }
   if (w.packed && (w.type == QuantType::kMlx4 || w.type == QuantType::kQ4_K)) {
     uint8_t nib[16];
     float scale, bias;

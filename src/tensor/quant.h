@@ -104,7 +104,7 @@ struct QuantWeight {
   bool packed = false;
 };
 
-/// The packed layout, made at load time from Q8_0, Q4_0, Q4_K and MLX 4-bit (f16 or bf16
+/// The packed layout, made at load time from Q8_0, Q4_0, Q4_K, Q6_K and MLX 4-bit (f16 or bf16
 /// scales) matrices whose row count is a multiple of kPackRows, for the x86 kernels
 /// (kernels/quant_matmul.h). Each 16 rows form a group of PackedGroupBytes(type, cols)
 /// bytes (a multiple of 64), and a group is its blocks (32 columns each) in pairs: the
@@ -113,21 +113,25 @@ struct QuantWeight {
 /// half zero). Parameters: Q8_0/Q4_0 16 f16 scales, one per row; MLX 4-bit the 16 scales
 /// then the 16 biases of the rows' groups that hold the block, in the file's 16-bit dtype;
 /// Q4_K the 16 f32 scales d · sc then the 16 f32 biases -dmin · m of the rows' sub-blocks
-/// (w = scale · q + bias; 6 bits a weight where the file has 4.5, for exact values).
+/// (w = scale · q + bias; 6 bits a weight where the file has 4.5, for exact values);
+/// Q6_K the 16 f32 scales d · sc of the block's first 16 weights, then of its last 16.
 /// Within a block's quants, 4-byte word j of row r lies at 64 * j + 4 * r. Q8_0 has 8
 /// words of quants, stored unsigned (q ^ 0x80); Q4_0 and MLX 4-bit have their 16 nibble
 /// bytes as 4 words, unchanged (Q4_0: the low nibble of byte i is weight i, the high
-/// nibble weight i + 16; MLX: weights 2i and 2i + 1); Q4_K's are rebuilt in the Q4_0 order. One 64-byte vector thus holds one
+/// nibble weight i + 16; MLX: weights 2i and 2i + 1); Q4_K's are rebuilt in the Q4_0 order.
+/// Q6_K has 8 words of its 6-bit values 0..63 as bytes (w = scale · (q - 32)). One 64-byte vector thus holds one
 /// word of 16 rows, and one integer dot-product instruction against a broadcast
 /// activation word advances 16 rows at once with no sums across lanes; a decode reads the
 /// whole matrix as one sequential stream. The file's bytes, reordered (MLX scales and
 /// biases repeated for each block of a group).
 constexpr size_t kPackRows = 16;
 /// Quant bytes per block and group: 512 (Q8_0) or 256 (Q4_0, MLX 4-bit).
-inline size_t PackedQuantBytes(QuantType t) { return t == QuantType::kQ8_0 ? 512 : 256; }
-/// Parameter bytes per block and group: 32 (Q8_0, Q4_0), 64 (MLX 4-bit), 128 (Q4_K).
+inline size_t PackedQuantBytes(QuantType t) {
+  return t == QuantType::kQ8_0 || t == QuantType::kQ6_K ? 512 : 256;
+}
+/// Parameter bytes per block and group: 32 (Q8_0, Q4_0), 64 (MLX 4-bit), 128 (Q4_K, Q6_K).
 inline size_t PackedParamBytes(QuantType t) {
-  return t == QuantType::kMlx4 ? 64 : t == QuantType::kQ4_K ? 128 : 32;
+  return t == QuantType::kMlx4 ? 64 : t == QuantType::kQ4_K || t == QuantType::kQ6_K ? 128 : 32;
 }
 /// Offsets of block b's parameters and quants from the start of its group.
 inline size_t PackedParamOffset(QuantType t, size_t b) {
@@ -138,7 +142,7 @@ inline size_t PackedQuantOffset(QuantType t, size_t b) {
          (b % 2) * PackedQuantBytes(t);
 }
 size_t PackedGroupBytes(QuantType t, size_t cols);
-/// Whether w can be packed: Q8_0, Q4_0, Q4_K or MLX 4-bit with f16/bf16 scales, unpacked,
+/// Whether w can be packed: Q8_0, Q4_0, Q4_K, Q6_K or MLX 4-bit with f16/bf16 scales, unpacked,
 /// rows a multiple of kPackRows.
 bool CanPack(const QuantWeight& w);
 /// Writes w (CanPack(w)) packed to out (rows / kPackRows * PackedGroupBytes bytes) and
@@ -150,6 +154,9 @@ void ReadBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* out);
 /// As ReadBlock for MLX 4-bit, and for Q4_K when packed: the 16 nibble bytes of weights
 /// 32b.. of row r (MLX: weights 2i and 2i + 1 in byte i; Q4_K: weights i and i + 16), and
 /// w = scale · q + bias.
+/// Block b of row r of a packed Q6_K matrix: its 32 values 0..63 and the scales of its
+/// two halves (w = scale · (q - 32)).
+void ReadQ6KBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* q, float* scales);
 void ReadNibbleBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* nibbles, float* scale,
                    float* bias);
 

@@ -420,6 +420,7 @@ void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, bool pack
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(a->corr.data() + 8 * i),
                         _mm256_mullo_epi32(s4, _mm256_set1_epi32(-offset)));
   }
+  HalfCorrections(a);
   if (t == QuantType::kQ4_0 && T < kMaxTileT && !packed) {
     // Each 4 blocks [b0 b1 b2 b3] of 32 as [b0..b3 bytes 0-15, b0..b3 bytes 16-31].
     a->quads.resize(T * K);

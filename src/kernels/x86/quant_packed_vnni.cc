@@ -1,4 +1,4 @@
-// Quantized matmul with AVX512-VNNI for Q8_0, Q4_0, Q4_K and MLX 4-bit weights in the packed
+// Quantized matmul with AVX512-VNNI for Q8_0, Q4_0, Q4_K, Q6_K and MLX 4-bit weights in the packed
 // layout (tensor/quant.h): 16 rows per group, one 4-byte word of each row per 64-byte
 // vector.
 //
@@ -42,12 +42,12 @@ inline int32_t LoadWord(const int8_t* p) {
 // Rows of group `grp` (16 rows, nb blocks) against tokens [t0, t0 + TT) of a; results to
 // y[t * ldy + n0 + r].
 // The weight kinds of the packed layout.
-enum Kind { kKindQ8, kKindQ4, kKindMlx4F16, kKindMlx4BF16, kKindQ4K };
+enum Kind { kKindQ8, kKindQ4, kKindMlx4F16, kKindMlx4BF16, kKindQ4K, kKindQ6K };
 
-// 16 scales (or biases) of 16 bits at p as f32.
+// 16 scales (or biases) at p as f32: 16-bit, or f32 for the K types.
 template <Kind kKind>
 inline __m512 LoadParams(const uint8_t* p) {
-  if constexpr (kKind == kKindQ4K) return _mm512_load_ps(p);
+  if constexpr (kKind == kKindQ4K || kKind == kKindQ6K) return _mm512_load_ps(p);
   const __m256i h = _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
   if constexpr (kKind == kKindMlx4BF16) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
@@ -59,10 +59,11 @@ inline __m512 LoadParams(const uint8_t* p) {
 template <Kind kKind, size_t TT>
 void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size_t ldy,
                size_t n0) {
-  constexpr bool kQ8 = kKind == kKindQ8;
+  constexpr bool kQ8 = kKind == kKindQ8, kQ6 = kKind == kKindQ6K;
   // Types with a bias per block (w = scale · q + bias), and where it lies in the params.
   constexpr bool kBias = kKind == kKindMlx4F16 || kKind == kKindMlx4BF16 || kKind == kKindQ4K;
-  constexpr size_t kQB = kQ8 ? 512 : 256, kPB = kKind == kKindQ4K ? 128 : kBias ? 64 : 32;
+  constexpr size_t kQB = kQ8 || kQ6 ? 512 : 256;
+  constexpr size_t kPB = kKind == kKindQ4K || kQ6 ? 128 : kBias ? 64 : 32;
   constexpr int kChains = kQ8 ? (TT == 1 ? 4 : TT <= 3 ? 2 : 1) : (TT == 1 ? 4 : 2);
   const size_t K = a.K, nb = a.nb;
   constexpr size_t kPair = 2 * (kPB + kQB);  // two blocks' parameters, then their quants
@@ -84,7 +85,7 @@ void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size
     // place, i.e. 16 × the weights 16+4j..: their dots come out 16× too large, exactly,
     // and one shift per block undoes it instead of one per vector.
     __m512i w[8];
-    if constexpr (kQ8) {
+    if constexpr (kQ8 || kQ6) {
       for (int j = 0; j < 8; ++j) w[j] = _mm512_load_si512(q + 64 * j);
     } else {
       for (int j = 0; j < 4; ++j) {
@@ -96,17 +97,33 @@ void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size
     for (size_t t = 0; t < TT; ++t) {
       const size_t tb = (t0 + t) * nb + b;
       const int8_t* x = a.q.data() + (t0 + t) * K + 32 * b;
-      // The block's 8 vpdpbusd in kChains independent chains (Q4_0: the low and the high
-      // nibbles apart), so that few tokens still give the core independent work.
+      // The block's 8 vpdpbusd in kChains independent chains (4-bit and Q6_K: the two
+      // halves apart), so that few tokens still give the core independent work.
       __m512i c[kChains];
-      c[0] = _mm512_set1_epi32(a.bcorr[tb]);
       for (int k = 1; k < kChains; ++k) c[k] = _mm512_setzero_si512();
+      if constexpr (kQ6) {  // a scale and a zero-point term per half
+        c[0] = _mm512_set1_epi32(a.hcorr[2 * tb]);
+        c[kChains / 2] = _mm512_set1_epi32(a.hcorr[2 * tb + 1]);
+      } else {
+        c[0] = _mm512_set1_epi32(a.bcorr[tb]);
+      }
       for (int j = 0; j < 8; ++j) {
         const int k = kQ8 ? j % kChains : (j / 4) * (kChains / 2) + j % (kChains / 2);
         c[k] = _mm512_dpbusd_epi32(c[k], w[j], _mm512_set1_epi32(LoadWord(x + 4 * j)));
       }
       __m512i s;
-      if constexpr (kQ8) {
+      if constexpr (kQ6) {
+        constexpr int h = kChains / 2;
+        for (int i = 1; i < h; ++i) {
+          c[0] = _mm512_add_epi32(c[0], c[i]);
+          c[h] = _mm512_add_epi32(c[h], c[h + i]);
+        }
+        const __m512 dx = _mm512_set1_ps(a.d[tb]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c[h]),
+                                 _mm512_mul_ps(LoadParams<kKind>(pair + kPB * (b % 2) + 64), dx),
+                                 acc[t]);
+        s = c[0];  // the first half, scaled by dw below
+      } else if constexpr (kQ8) {
         for (int k = kChains / 2; k > 0; k /= 2) {
           for (int i = 0; i < k; ++i) c[i] = _mm512_add_epi32(c[i], c[i + k]);
         }
@@ -159,6 +176,7 @@ void QuantDotGroupsVnni(const QuantWeight& w, size_t g0, size_t g1, const QuantA
     case QuantType::kQ8_0: Groups<kKindQ8>(w, g0, g1, a, y, ldy); return;
     case QuantType::kQ4_0: Groups<kKindQ4>(w, g0, g1, a, y, ldy); return;
     case QuantType::kQ4_K: Groups<kKindQ4K>(w, g0, g1, a, y, ldy); return;
+    case QuantType::kQ6_K: Groups<kKindQ6K>(w, g0, g1, a, y, ldy); return;
     default:
       if (w.scale_dtype == DType::kBF16) {
         Groups<kKindMlx4BF16>(w, g0, g1, a, y, ldy);
