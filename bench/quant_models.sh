@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# meshlm bench on quantized random-weight models of the real shapes: GGUF Q8_0 and Q4_0
+# meshlm bench on quantized random-weight models of the real shapes: GGUF Q8_0, Q4_0, Q4_K_M
 # and MLX 4-bit (group 64) for qwen3-0.6b and llama-3.2-1b, at 1 and 2 threads, prompt
 # 128 / generation 64. Models are made once under WORK (about 6 GB).
 # Usage: bench/quant_models.sh BUILD_DIR WORK_DIR [shape ...]   (REPEATS=3 by default; the
@@ -20,7 +20,7 @@ for shape in "${shapes[@]}"; do
   hf="$work/$shape"
   [ -f "$hf/model.safetensors" ] || "$py" "$here/tools/make_model.py" --shape "$shape" \
     --dtype bf16 --seed 1 --out "$hf"
-  for t in q8_0 q4_0; do
+  for t in q8_0 q4_0 q4_k_m; do
     [ -f "$work/$shape-$t.gguf" ] || "$py" "$here/tools/write_gguf.py" --model "$hf" --type "$t" \
       --out "$work/$shape-$t.gguf"
   done
@@ -29,7 +29,7 @@ for shape in "${shapes[@]}"; do
 done
 printf "%-14s %-6s %-7s %10s %10s %8s\n" shape format threads prompt_tps gen_tps cpu/wall
 for shape in "${shapes[@]}"; do
-  for fmt in q8_0.gguf q4_0.gguf mlx4; do
+  for fmt in q8_0.gguf q4_0.gguf q4_k_m.gguf mlx4; do
     for threads in 1 2; do
       out=$( { /usr/bin/time -f "TIME %e %U %S" "$build/src/cli/meshlm" bench \
         --model "$work/$shape-$fmt" --threads "$threads" --ctx 512 --prompt-tokens 128 \
