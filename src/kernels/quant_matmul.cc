@@ -42,6 +42,20 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
   const uint8_t* row = w.data + n * w.row_stride;
   int16_t* v = r->v.data();
   float* sc = r->sc.data();
+  if (w.packed && (w.type == QuantType::kQ4_K || w.type == QuantType::kMlx4)) {
+    // Nibbles in the order the activations of the type are quantized in (MLX: even then
+    // odd elements), a scale and a bias per 32 weights.
+    uint8_t nib[16];
+    for (size_t b = 0; b < K / 32; ++b) {
+      ReadNibbleBlock(w, n, b, nib, &sc[2 * b], &r->mn[b]);
+      sc[2 * b + 1] = sc[2 * b];
+      for (int i = 0; i < 16; ++i) {
+        v[32 * b + i] = nib[i] & 0xF;
+        v[32 * b + 16 + i] = nib[i] >> 4;
+      }
+    }
+    return;
+  }
   switch (w.type) {
     case QuantType::kQ8_0:
     case QuantType::kQ4_0:
@@ -63,18 +77,6 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
       }
       return;
     case QuantType::kQ4_K:
-      if (w.packed) {
-        uint8_t nib[16];
-        for (size_t b = 0; b < K / 32; ++b) {
-          ReadNibbleBlock(w, n, b, nib, &sc[2 * b], &r->mn[b]);
-          sc[2 * b + 1] = sc[2 * b];
-          for (int i = 0; i < 16; ++i) {
-            v[32 * b + i] = nib[i] & 0xF;
-            v[32 * b + 16 + i] = nib[i] >> 4;
-          }
-        }
-        return;
-      }
       for (size_t s = 0; s < K / 256; ++s) {
         BlockQ4_K blk;
         std::memcpy(&blk, row + s * sizeof(blk), sizeof(blk));
@@ -120,18 +122,6 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
       return;
     case QuantType::kMlx4:
     case QuantType::kMlx8: {
-      if (w.packed) {  // MLX 4-bit
-        uint8_t nib[16];
-        for (size_t b = 0; b < K / 32; ++b) {
-          ReadNibbleBlock(w, n, b, nib, &sc[2 * b], &r->mn[b]);
-          sc[2 * b + 1] = sc[2 * b];
-          for (int j = 0; j < 16; ++j) {
-            v[32 * b + j] = nib[j] & 0xF;  // element 2j
-            v[32 * b + 16 + j] = nib[j] >> 4;  // element 2j + 1
-          }
-        }
-        return;
-      }
       const size_t g0 = n * w.scale_stride;
       for (size_t b = 0; b < K / 32; ++b) {
         const uint8_t* p = row + b * (w.type == QuantType::kMlx4 ? 16 : 32);

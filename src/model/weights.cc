@@ -66,6 +66,22 @@ Result<kernels::Weight> Cols(const kernels::Weight& w, Range c, const std::strin
   return s;
 }
 
+// Bytes of n weights of a row of w (dense or GGUF blocks).
+size_t RowBytes(const kernels::Weight& w, size_t n) {
+  return w.quant ? QuantRowBytes(*w.quant, n) : n * DTypeSize(w.dtype);
+}
+
+// Drops the mapped pages under the rows of w (a view into a file map) from this
+// process's memory; they are read again from the file if touched.
+void DropPages(const kernels::Weight& w) {
+  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(src) & ~(page - 1);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(src + (w.rows - 1) * RowBytes(w, w.row_stride) +
+                                                    RowBytes(w, w.cols));
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 // A column slice of a matrix (f32/f16/bf16 or GGUF blocks), copied into memory the shard
 // owns. A column slice touches every page of its rows, so left as a view it would fault
 // in the whole matrix, and its short strided rows stream slower; the copy is made once
@@ -76,33 +92,16 @@ kernels::Weight Compact(const kernels::Weight& w, std::vector<std::vector<uint8_
   if (w.cols == w.row_stride || w.rows == 0) return w;
   if (w.quant && IsMlx(*w.quant)) return w;
   // Bytes of one row of the slice, and between the starts of two rows.
-  const size_t row = w.quant ? QuantRowBytes(*w.quant, w.cols) : w.cols * DTypeSize(w.dtype);
-  const size_t stride =
-      w.quant ? QuantRowBytes(*w.quant, w.row_stride) : w.row_stride * DTypeSize(w.dtype);
+  const size_t row = RowBytes(w, w.cols), stride = RowBytes(w, w.row_stride);
   owned->emplace_back(w.rows * row);
   uint8_t* dst = owned->back().data();
   const uint8_t* src = static_cast<const uint8_t*>(w.data);
   for (size_t r = 0; r < w.rows; ++r) std::memcpy(dst + r * row, src + r * stride, row);
-  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(src) & ~(page - 1);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(src + (w.rows - 1) * stride + row);
-  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+  DropPages(w);
   kernels::Weight out = w;
   out.data = dst;
   out.row_stride = w.cols;
   return out;
-}
-
-// Drops the mapped pages under the rows of w (a view into a file map) from this
-// process's memory; they are read again from the file if touched.
-void DropPages(const kernels::Weight& w) {
-  const size_t row = QuantRowBytes(*w.quant, w.cols);
-  const size_t stride = QuantRowBytes(*w.quant, w.row_stride);
-  const uint8_t* src = static_cast<const uint8_t*>(w.data);
-  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(src) & ~(page - 1);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(src + (w.rows - 1) * stride + row);
-  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 // Repacks every packable matrix of w into one huge-page buffer (kernels::PackWeight),

@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "base/mapped_file.h"
-
 #include "kernels/kernels.h"
 #include "model/config.h"
 #include "model/safetensors.h"
@@ -37,14 +36,15 @@ struct ModelWeights {
   kernels::Weight lm_head;  // [V, D]; the embedding table when tied
   /// Copies of column slices (tensor-parallel shards of o_proj and down_proj).
   std::vector<std::vector<uint8_t>> owned;
-  /// The Q8_0/Q4_0 matrices in the packed layout, when the kernels in use read it faster
+  /// The matrices in the packed layout of tensor/quant.h, when the kernels in use read it faster
   /// (kernels::PackedLayoutHelps); their mapped source pages are dropped after the copy.
   std::unique_ptr<HugePageBuffer> packed;
 };
 
 /// Finds and checks every tensor the config calls for, and takes this shard's slices of
-/// them (views into the mmap'd files: only the slices' pages are ever read). Q8_0 and Q4_0
-/// matrices are repacked into `packed` when that makes the matmuls faster. Errors name
+/// them (views into the mmap'd files: only the slices' pages are ever read). Q8_0, Q4_0,
+/// Q4_K, Q6_K and MLX 4-bit matrices are repacked into `packed` when that makes the
+/// matmuls faster. Errors name
 /// the tensor, the file and the expected and actual shapes or dtypes.
 Result<ModelWeights> LoadWeights(const ModelConfig& config, const TensorStore& store,
                                  const ShardSpec& shard);

@@ -256,7 +256,7 @@ QuantWeight SliceRows(const QuantWeight& w, size_t row0, size_t nrows) {
   QuantWeight s = w;
   s.rows = nrows;
   if (w.packed) {
-    MESHLM_CHECK(row0 % kPackRows == 0 && (nrows % kPackRows == 0 || row0 + nrows == w.rows),
+    MESHLM_CHECK(row0 % kPackRows == 0 && nrows % kPackRows == 0,
                  "rows [{}, {}) of a packed matrix do not fall on groups of {}", row0,
                  row0 + nrows, kPackRows);
     s.data = w.data + row0 / kPackRows * w.row_stride;
