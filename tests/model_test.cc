@@ -127,7 +127,9 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"tiny-qwen3", "f32", 1e-4}, Case{"tiny-qwen2", "f32", 1e-4},
                       Case{"tiny-mistral", "f32", 1e-4}, Case{"tiny-llama", "bf16", 2e-2},
                       Case{"tiny-llama2", "bf16", 2e-2}, Case{"tiny-qwen3", "bf16", 2e-2},
-                      Case{"tiny-qwen2", "bf16", 2e-2}, Case{"tiny-mistral", "bf16", 2e-2}),
+                      Case{"tiny-qwen2", "bf16", 2e-2}, Case{"tiny-mistral", "bf16", 2e-2},
+                      Case{"tiny-qwen3moe", "f32", 1e-4}, Case{"tiny-mixtral", "f32", 1e-4},
+                      Case{"tiny-qwen3moe", "bf16", 2e-2}, Case{"tiny-mixtral", "bf16", 2e-2}),
     [](const auto& info) {
       std::string n = info.param.shape + "_" + info.param.dtype;
       std::replace(n.begin(), n.end(), '-', '_');

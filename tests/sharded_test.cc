@@ -74,9 +74,11 @@ Status Drive(engine::Executor& ex, Trace* trace) {
 
 struct Layout {
   std::string model;
-  size_t tp, pp;
+  size_t tp, pp, ep = 1;
 };
-void PrintTo(const Layout& l, std::ostream* os) { *os << l.model << " tp" << l.tp << " pp" << l.pp; }
+void PrintTo(const Layout& l, std::ostream* os) {
+  *os << l.model << " tp" << l.tp << " pp" << l.pp << " ep" << l.ep;
+}
 
 class ShardedTest : public ::testing::TestWithParam<Layout> {};
 
@@ -84,7 +86,7 @@ TEST_P(ShardedTest, SameTokensAndLogitsAsOneProcess) {
   const Layout& l = GetParam();
   const std::string dir = ModelsDir() + "/" + l.model;
   const Trace one = testing::RunLocal(dir, Drive);
-  const Trace many = testing::RunSharded(dir, l.tp, l.pp, Drive);
+  const Trace many = testing::RunSharded(dir, l.tp, l.pp, Drive, l.ep);
   ASSERT_EQ(one.tokens.size(), many.tokens.size());
   for (size_t s = 0; s < one.tokens.size(); ++s) {
     EXPECT_EQ(one.tokens[s], many.tokens[s]) << "step " << s;
@@ -103,10 +105,19 @@ INSTANTIATE_TEST_SUITE_P(
                       Layout{"tiny-llama-deep-f32", 2, 2}, Layout{"tiny-qwen3-deep-f32", 2, 1},
                       Layout{"tiny-qwen3-deep-f32", 4, 1}, Layout{"tiny-qwen3-deep-f32", 1, 2},
                       Layout{"tiny-qwen3-deep-f32", 1, 3}, Layout{"tiny-qwen3-deep-f32", 2, 2},
-                      Layout{"tiny-qwen2-f32", 2, 1}),
+                      Layout{"tiny-qwen2-f32", 2, 1},
+                      // Mixtures of experts: 12 experts (a dense layer between sparse ones)
+                      // and 4 experts.
+                      Layout{"tiny-qwen3moe-f32", 1, 1, 2}, Layout{"tiny-qwen3moe-f32", 1, 1, 3},
+                      Layout{"tiny-qwen3moe-f32", 1, 1, 4}, Layout{"tiny-qwen3moe-f32", 2, 1, 1},
+                      Layout{"tiny-qwen3moe-f32", 2, 1, 2}, Layout{"tiny-qwen3moe-f32", 1, 2, 1},
+                      Layout{"tiny-qwen3moe-f32", 1, 3, 2}, Layout{"tiny-qwen3moe-f32", 2, 2, 2},
+                      Layout{"tiny-mixtral-f32", 1, 1, 2}, Layout{"tiny-mixtral-f32", 1, 1, 4},
+                      Layout{"tiny-mixtral-f32", 2, 1, 2}, Layout{"tiny-mixtral-f32", 1, 2, 2}),
     [](const auto& info) {
       std::string n = info.param.model + "_tp" + std::to_string(info.param.tp) + "_pp" +
-                      std::to_string(info.param.pp);
+                      std::to_string(info.param.pp) +
+                      (info.param.ep > 1 ? "_ep" + std::to_string(info.param.ep) : "");
       for (char& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
       return n;
     });

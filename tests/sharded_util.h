@@ -39,10 +39,11 @@ inline Trace RunLocal(const std::string& path, const Driver& drive) {
   return trace;
 }
 
-/// tp x pp ranks, one thread each, joined by an in-process group; rank 0 runs `drive`.
-/// A rank that fails is marked dead so the others fail instead of waiting.
-inline Trace RunSharded(const std::string& path, size_t tp, size_t pp, const Driver& drive) {
-  const size_t world = tp * pp;
+/// tp x pp x ep ranks, one thread each, joined by an in-process group; rank 0 runs
+/// `drive`. A rank that fails is marked dead so the others fail instead of waiting.
+inline Trace RunSharded(const std::string& path, size_t tp, size_t pp, const Driver& drive,
+                        size_t ep = 1) {
+  const size_t world = tp * pp * ep;
   auto lw = comm::MakeLoopbackWorld(static_cast<int>(world));
   Trace trace;
   std::vector<Status> status(world);
@@ -56,6 +57,7 @@ inline Trace RunSharded(const std::string& path, size_t tp, size_t pp, const Dri
         req.world_size = world;
         req.tp = tp;
         req.pp = pp;
+        req.ep = ep;
         MESHLM_ASSIGN_OR_RETURN(auto plan, parallel::MakePlan(config, req));
         model::LoadOptions opt;
         opt.shard = plan.ranks[r].shard;

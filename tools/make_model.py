@@ -3,6 +3,7 @@
 
 import argparse
 import json
+import math
 import os
 import struct
 import sys
@@ -78,6 +79,52 @@ SHAPES = {
         tie_word_embeddings=True, rope_scaling=None,
         bos_token_id=1, eos_token_id=2, gen_eos=[2, 1],
         sampling=dict(temperature=0.6, top_p=0.95, top_k=20)),
+    # Mixtures of experts. tiny-qwen3moe has a dense layer (mlp_only_layers) between sparse
+    # ones and 12 experts, so ep can be 2, 3 or 4; small-* widths suit every GGUF type.
+    "tiny-qwen3moe": dict(
+        arch="Qwen3MoeForCausalLM", model_type="qwen3_moe", hidden_size=64, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=32, intermediate_size=160,
+        moe_intermediate_size=32, num_experts=12, num_experts_per_tok=4, norm_topk_prob=True,
+        decoder_sparse_step=1, mlp_only_layers=[1],
+        vocab_size=300, rope_theta=1000000.0, rms_norm_eps=1e-6, max_position_embeddings=256,
+        tie_word_embeddings=False, rope_scaling=None,
+        bos_token_id=1, eos_token_id=2, gen_eos=[2, 1],
+        sampling=dict(temperature=0.7, top_p=0.8, top_k=20)),
+    "tiny-mixtral": dict(
+        arch="MixtralForCausalLM", model_type="mixtral", hidden_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, intermediate_size=96,
+        num_local_experts=4, num_experts_per_tok=2,
+        vocab_size=256, rope_theta=1000000.0, rms_norm_eps=1e-5, max_position_embeddings=256,
+        tie_word_embeddings=False, rope_scaling=None,
+        bos_token_id=1, eos_token_id=2, gen_eos=2,
+        sampling=dict(temperature=0.7, top_p=1.0, top_k=50)),
+    "small-qwen3moe": dict(
+        arch="Qwen3MoeForCausalLM", model_type="qwen3_moe", hidden_size=256,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=64,
+        intermediate_size=512, moe_intermediate_size=256, num_experts=8, num_experts_per_tok=2,
+        norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
+        vocab_size=512, rope_theta=1000000.0, rms_norm_eps=1e-6, max_position_embeddings=256,
+        tie_word_embeddings=False, rope_scaling=None,
+        bos_token_id=1, eos_token_id=2, gen_eos=[2, 1],
+        sampling=dict(temperature=0.7, top_p=0.8, top_k=20)),
+    "small-mixtral": dict(
+        arch="MixtralForCausalLM", model_type="mixtral", hidden_size=256, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=64, intermediate_size=256,
+        num_local_experts=4, num_experts_per_tok=2,
+        vocab_size=512, rope_theta=1000000.0, rms_norm_eps=1e-5, max_position_embeddings=256,
+        tie_word_embeddings=False, rope_scaling=None,
+        bos_token_id=1, eos_token_id=2, gen_eos=2,
+        sampling=dict(temperature=0.7, top_p=1.0, top_k=50)),
+    # Qwen3-30B-A3B's layer shape (12 of its 48 layers), for speed measurements.
+    "qwen3-30b-a3b-12l": dict(
+        arch="Qwen3MoeForCausalLM", model_type="qwen3_moe", hidden_size=2048,
+        num_hidden_layers=12, num_attention_heads=32, num_key_value_heads=4, head_dim=128,
+        intermediate_size=6144, moe_intermediate_size=768, num_experts=128,
+        num_experts_per_tok=8, norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[],
+        vocab_size=151936, rope_theta=1000000.0, rms_norm_eps=1e-6,
+        max_position_embeddings=40960, tie_word_embeddings=False, rope_scaling=None,
+        bos_token_id=151643, eos_token_id=151645, gen_eos=[151645, 151643],
+        sampling=dict(temperature=0.6, top_p=0.95, top_k=20)),
     "qwen3-0.6b": dict(
         arch="Qwen3ForCausalLM", model_type="qwen3", hidden_size=1024, num_hidden_layers=28,
         num_attention_heads=16, num_key_value_heads=8, head_dim=128, intermediate_size=3072,
@@ -140,7 +187,29 @@ def BuildConfig(s, dtype):
     elif mt == "qwen3":
         c.update(attention_bias=False, use_sliding_window=False, sliding_window=None,
                  max_window_layers=s["num_hidden_layers"])
+    elif mt == "qwen3_moe":
+        c.update(attention_bias=False, use_sliding_window=False, sliding_window=None,
+                 max_window_layers=s["num_hidden_layers"],
+                 moe_intermediate_size=s["moe_intermediate_size"], num_experts=s["num_experts"],
+                 num_experts_per_tok=s["num_experts_per_tok"],
+                 norm_topk_prob=s["norm_topk_prob"],
+                 decoder_sparse_step=s["decoder_sparse_step"],
+                 mlp_only_layers=s["mlp_only_layers"], output_router_logits=False,
+                 router_aux_loss_coef=0.001)
+    elif mt == "mixtral":
+        c.update(sliding_window=None, num_local_experts=s["num_local_experts"],
+                 num_experts_per_tok=s["num_experts_per_tok"], output_router_logits=False,
+                 router_aux_loss_coef=0.02, router_jitter_noise=0.0)
     return c
+
+
+def IsMoeLayer(s, i):
+    """Whether layer i's FFN is a mixture of experts (Qwen3-MoE's rule; Mixtral: all)."""
+    if s["model_type"] == "mixtral":
+        return True
+    if s["model_type"] != "qwen3_moe":
+        return False
+    return i not in s["mlp_only_layers"] and (i + 1) % s["decoder_sparse_step"] == 0
 
 
 def BuildGenerationConfig(s):
@@ -157,7 +226,7 @@ def BuildGenerationConfig(s):
 def TensorList(s):
     """[(name, shape, kind)] in the order Hugging Face models declare them.
 
-    kind is "w" (linear / embedding), "b" (bias) or "n" (norm weight)."""
+    kind is "w" (linear / embedding), "b" (bias), "n" (norm weight) or "r" (MoE router)."""
     D, F, V = s["hidden_size"], s["intermediate_size"], s["vocab_size"]
     H, Hk, Dh = s["num_attention_heads"], s["num_key_value_heads"], s["head_dim"]
     mt = s["model_type"]
@@ -170,10 +239,26 @@ def TensorList(s):
             if mt == "qwen2":
                 out.append((p + f"self_attn.{proj}_proj.bias", (rows,), "b"))
         out.append((p + "self_attn.o_proj.weight", (D, H * Dh), "w"))
-        if mt == "qwen3":
+        if mt in ("qwen3", "qwen3_moe"):
             out.append((p + "self_attn.q_norm.weight", (Dh,), "n"))
             out.append((p + "self_attn.k_norm.weight", (Dh,), "n"))
         out.append((p + "post_attention_layernorm.weight", (D,), "n"))
+        if IsMoeLayer(s, i) and mt == "mixtral":
+            E, Fe = s["num_local_experts"], F
+            m = p + "block_sparse_moe."
+            out.append((m + "gate.weight", (E, D), "r"))
+            for e in range(E):
+                out.append((m + f"experts.{e}.w1.weight", (Fe, D), "w"))
+                out.append((m + f"experts.{e}.w2.weight", (D, Fe), "w"))
+                out.append((m + f"experts.{e}.w3.weight", (Fe, D), "w"))
+            continue
+        if IsMoeLayer(s, i):
+            E, Fe = s["num_experts"], s["moe_intermediate_size"]
+            out.append((p + "mlp.gate.weight", (E, D), "r"))
+            for e in range(E):
+                for proj, shape in (("gate", (Fe, D)), ("up", (Fe, D)), ("down", (D, Fe))):
+                    out.append((p + f"mlp.experts.{e}.{proj}_proj.weight", shape, "w"))
+            continue
         out.append((p + "mlp.gate_proj.weight", (F, D), "w"))
         out.append((p + "mlp.up_proj.weight", (F, D), "w"))
         out.append((p + "mlp.down_proj.weight", (D, F), "w"))
@@ -218,6 +303,11 @@ def WriteTensorData(f, name, shape, kind, dtype, seed, std):
         if kind == "n":
             x *= np.float32(0.05)
             x += np.float32(1.0)
+        elif kind == "r":
+            # Router logits of std ~2 whatever D: the top-k weights are mixed (not one
+            # expert taking all) and the choices have margins that rounding cannot flip
+            # (near-uniform logits from tiny weights would leave near-ties).
+            x *= np.float32(2.0 / math.sqrt(shape[1]))
         else:
             x *= np.float32(std)
         f.write(memoryview(Encode(x, dtype)).cast("B"))

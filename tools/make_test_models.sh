@@ -11,7 +11,7 @@ if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp_src" ]; then
   echo "test models up to date in $out"
   exit 0
 fi
-for shape in tiny-llama tiny-llama2 tiny-qwen3 tiny-qwen2 tiny-mistral; do
+for shape in tiny-llama tiny-llama2 tiny-qwen3 tiny-qwen2 tiny-mistral tiny-qwen3moe tiny-mixtral; do
   for dtype in f32 bf16; do
     dir="$out/$shape-$dtype"
     rm -rf "$dir"

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Reference float64 numpy forward pass of Llama/Mistral/Qwen2/Qwen3 Hugging Face checkpoints."""
+"""Reference float64 numpy forward pass of Llama/Mistral/Qwen2/Qwen3/Qwen3-MoE/Mixtral Hugging
+Face checkpoints."""
 
 # Written from the architecture definitions, independently of the C++ engine, so the two can
 # check each other. Shapes: T tokens, D width, H / Hk query / KV heads, Dh head dim,
@@ -14,7 +15,8 @@ import sys
 
 import numpy as np
 
-ARCHS = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}
+ARCHS = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+         "Qwen3MoeForCausalLM", "MixtralForCausalLM"}
 
 
 class Weights:
@@ -130,9 +132,53 @@ def Linear(w, x, name):
     return y
 
 
+def MoeLayer(cfg, arch, l):
+    """Whether layer l is a mixture of experts: Mixtral's every layer; Qwen3-MoE's where
+    (l + 1) % decoder_sparse_step == 0 and l is not in mlp_only_layers."""
+    if arch == "MixtralForCausalLM":
+        return True
+    if arch != "Qwen3MoeForCausalLM":
+        return False
+    step = cfg.get("decoder_sparse_step") or 1
+    return l not in (cfg.get("mlp_only_layers") or []) and (l + 1) % step == 0
+
+
+def SwiGlu(w, h, gate, up, down):
+    g = h @ w.Get(gate).T
+    return (g / (1 + np.exp(-g)) * (h @ w.Get(up).T)) @ w.Get(down).T
+
+
+def Moe(cfg, arch, w, h, p):
+    """Sparse MoE block on h: [T, D], token by token: softmax over every expert's router
+    logit, the top k experts, their probabilities renormalised to sum to 1 (Mixtral always,
+    Qwen3-MoE when norm_topk_prob), and the weighted sum of those experts' SwiGLU outputs."""
+    if arch == "MixtralForCausalLM":
+        m, E, norm = p + "block_sparse_moe.", cfg["num_local_experts"], True
+        names = ("w1", "w3", "w2")
+    else:
+        m, E, norm = p + "mlp.", cfg["num_experts"], bool(cfg.get("norm_topk_prob", False))
+        names = ("gate_proj", "up_proj", "down_proj")
+    k = cfg["num_experts_per_tok"]
+    logits = h @ w.Get(m + "gate.weight").T  # [T, E]
+    if logits.shape[1] != E:
+        raise SystemExit(f"[reference] router of {logits.shape[1]} experts, config says {E}")
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    out = np.zeros_like(h)
+    for t in range(h.shape[0]):
+        top = sorted(range(E), key=lambda e: (-probs[t, e], e))[:k]
+        wt = probs[t, top]
+        if norm:
+            wt = wt / wt.sum()
+        for e, g in zip(top, wt):
+            gate, up, down = (m + f"experts.{e}.{n}.weight" for n in names)
+            out[t] += g * SwiGlu(w, h[t:t + 1], gate, up, down)[0]
+    return out
+
+
 def UsesSlidingWindow(cfg):
     """Mistral applies sliding_window whenever it is set; Qwen only with use_sliding_window."""
-    if cfg.get("model_type") in ("qwen2", "qwen3"):
+    if cfg.get("model_type") in ("qwen2", "qwen3", "qwen3_moe"):
         return bool(cfg.get("use_sliding_window"))
     return True
 
@@ -197,9 +243,12 @@ def Forward(folder, tokens, hidden_out=None):
             att[:, hh, :] = (e / e.sum(axis=-1, keepdims=True)) @ v[:, kv, :]
         x = x + Linear(w, att.reshape(T, H * Dh), p + "self_attn.o_proj")
         h = RmsNorm(x, w.Get(p + "post_attention_layernorm.weight"), eps)
-        g = Linear(w, h, p + "mlp.gate_proj")
-        u = Linear(w, h, p + "mlp.up_proj")
-        x = x + Linear(w, g / (1 + np.exp(-g)) * u, p + "mlp.down_proj")
+        if MoeLayer(cfg, arch, l):
+            x = x + Moe(cfg, arch, w, h, p)
+        else:
+            g = Linear(w, h, p + "mlp.gate_proj")
+            u = Linear(w, h, p + "mlp.up_proj")
+            x = x + Linear(w, g / (1 + np.exp(-g)) * u, p + "mlp.down_proj")
         if hidden_out:
             x.astype("<f4").tofile(os.path.join(hidden_out, f"hidden_{l}.bin"))
 

@@ -31,6 +31,9 @@ void AddJobFlags(CLI::App* cmd, JobFlags* f) {
   cmd->add_option("--ctx", f->ctx, "Context limit in tokens (at most the model's)");
   cmd->add_option("--tp", f->tp, "Tensor-parallel ranks per stage (default: world / pp)");
   cmd->add_option("--pp", f->pp, "Pipeline stages (default: 1)");
+  cmd->add_option("--ep", f->ep,
+                  "Expert-parallel groups per stage: each holds 1/ep of every MoE layer's "
+                  "experts (default: 1)");
   cmd->add_option("--layers", f->layers, "Layers per stage, e.g. 10,18 (default: even split)");
   cmd->add_flag("--no-gate", f->no_gate,
                 "Skip the start checks (links, same meshlm and model on every rank)");
@@ -81,6 +84,7 @@ Result<Job> StartJob(const JobFlags& f, size_t default_ctx) {
   req.world_size = job.world->size();
   req.tp = f.tp;
   req.pp = f.pp;
+  req.ep = f.ep;
   req.context = f.ctx ? f.ctx : default_ctx;
   if (!f.layers.empty()) {
     MESHLM_ASSIGN_OR_RETURN(req.layers, parallel::ParseSizeList(f.layers, "--layers"));

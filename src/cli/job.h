@@ -19,11 +19,12 @@ struct JobFlags {
   size_t ctx = 0;
   size_t tp = 0;
   size_t pp = 0;
+  size_t ep = 0;
   std::string layers;  // "10,18"
   bool no_gate = false;  // skip the start gate (cluster/gate.h)
 };
 
-/// Adds --model, --threads, --ctx, --tp, --pp, --layers, --no-gate to a subcommand.
+/// Adds --model, --threads, --ctx, --tp, --pp, --ep, --layers, --no-gate to a subcommand.
 void AddJobFlags(CLI::App* cmd, JobFlags* flags);
 
 struct Job {

@@ -55,6 +55,7 @@ std::vector<std::string> RankCommand(const ServeFlags& f) {
   add("--ctx", f.job.ctx);
   add("--tp", f.job.tp);
   add("--pp", f.job.pp);
+  add("--ep", f.job.ep);
   if (!f.job.layers.empty()) c.insert(c.end(), {"--layers", f.job.layers});
   return c;
 }

@@ -30,21 +30,9 @@ Result<std::unique_ptr<Executor>> Executor::Create(comm::Group& world,
                  world.size());
   }
   std::unique_ptr<Executor> e(new Executor(world, pool));
-  e->tp_ = plan.tp;
   e->pp_ = plan.pp;
-  e->stage_ = plan.stage_of(world.rank());
-  e->tp_rank_ = plan.tp_rank_of(world.rank());
   e->model_ = std::move(model);
-  if (e->tp_ > 1) {
-    MESHLM_ASSIGN_OR_RETURN(e->tp_group_, world.Split(static_cast<int>(e->stage_),
-                                                      static_cast<int>(e->tp_rank_)));
-    Executor* self = e.get();
-    e->model_->all_sum = [self](float* data, size_t n) {
-      const double t0 = NowSeconds();
-      return self->Timed(self->tp_group_->AllReduce(data, n, DType::kF32, comm::ReduceOp::kSum),
-                         t0);
-    };
-  }
+  MESHLM_ASSIGN_OR_RETURN(e->runtime_, parallel::Runtime::Create(world, e->model_.get(), plan));
   return e;
 }
 
@@ -166,7 +154,7 @@ Status Executor::RunWorker() {
 
 Result<std::vector<int32_t>> Executor::Execute(const StepMessage& msg) {
   const double step_start = NowSeconds();
-  const double comm_before = times_.comm_seconds;
+  const double comm_before = times_.comm_seconds, runtime_before = runtime_->comm_seconds();
   std::vector<Sequence*> active;
   for (const SeqWork& w : msg.seqs) {
     if (w.start) {
@@ -198,28 +186,18 @@ Result<std::vector<int32_t>> Executor::Execute(const StepMessage& msg) {
                                          full_rows ? &step_logits_[r.begin * V] : nullptr));
     if (!part_tokens.empty()) std::copy(part_tokens.begin(), part_tokens.end(), tokens.begin() + r.begin);
   }
-  if (pp_ > 1 && !active.empty()) {
+  if (!active.empty()) {
     // The last stage's first member returns the tokens (and rows) to rank 0.
-    const int last_lead = static_cast<int>((pp_ - 1) * tp_);
-    const double t0 = NowSeconds();
-    if (world_.rank() == last_lead) {
-      MESHLM_RETURN_IF_ERROR(Timed(world_.Send(tokens.data(), tokens.size() * 4, 0), t0));
-      if (full_rows) {
-        MESHLM_RETURN_IF_ERROR(
-            Timed(world_.Send(step_logits_.data(), step_logits_.size() * 4, 0), t0));
-      }
-    } else if (world_.rank() == 0) {
-      MESHLM_RETURN_IF_ERROR(Timed(world_.Recv(tokens.data(), tokens.size() * 4, last_lead), t0));
-      if (full_rows) {
-        MESHLM_RETURN_IF_ERROR(
-            Timed(world_.Recv(step_logits_.data(), step_logits_.size() * 4, last_lead), t0));
-      }
+    MESHLM_RETURN_IF_ERROR(runtime_->ToDriver(tokens.data(), tokens.size() * 4));
+    if (full_rows) {
+      MESHLM_RETURN_IF_ERROR(runtime_->ToDriver(step_logits_.data(), step_logits_.size() * 4));
     }
   }
   for (const SeqWork& w : msg.seqs) {
     if (w.release) seqs_.erase(w.id);
     else seqs_.at(w.id)->work = nullptr;
   }
+  times_.comm_seconds += runtime_->comm_seconds() - runtime_before;
   times_.compute_seconds += (NowSeconds() - step_start) - (times_.comm_seconds - comm_before);
   return tokens;
 }
@@ -233,78 +211,27 @@ Status Executor::RunMicroBatch(const std::vector<Sequence*>& seqs, bool full_row
     steps.push_back({s->cache.get(), s->work->tokens.data(), s->work->tokens.size(), false});
     T += s->work->tokens.size();
   }
-  const bool first = model_->shard().first_stage, last = model_->shard().last_stage;
-  const int rank = world_.rank(), tp = static_cast<int>(tp_);
   if (hidden_.size() < T * D) hidden_.resize(T * D);
-  if (!first) {
-    const double t0 = NowSeconds();
-    MESHLM_RETURN_IF_ERROR(Timed(world_.Recv(hidden_.data(), T * D * 4, rank - tp), t0));
-  }
   const size_t vloc = model_->vocab_range().size();
+  const bool last = runtime_->last_stage();
   if (last && logits_.size() < seqs.size() * vloc) logits_.resize(seqs.size() * vloc);
-  float* out = last ? logits_.data() : hidden_.data();
-  MESHLM_RETURN_IF_ERROR(model_->Forward(steps, hidden_.data(), out, pool_));
-  if (!last) {
-    const double t0 = NowSeconds();
-    return Timed(world_.Send(hidden_.data(), T * D * 4, rank + tp), t0);
-  }
+  MESHLM_RETURN_IF_ERROR(runtime_->Forward(steps, T, hidden_.data(), logits_.data(), pool_));
+  if (!last) return OkStatus();
   return SampleRows(seqs, logits_.data(), full_rows, tokens, rows_out);
 }
 
 Status Executor::SampleRows(const std::vector<Sequence*>& seqs, float* logits, bool full_rows,
                             std::vector<int32_t>* tokens, float* rows_out) {
   const size_t n = seqs.size(), V = model_->config().vocab_size;
-  const model::Range mine = model_->vocab_range();
-  const size_t vloc = mine.size();
   tokens->assign(n, -1);
   bool greedy = !full_rows;
   for (Sequence* s : seqs) {
     greedy = greedy && s->params.temperature == 0.0f && s->params.repetition_penalty == 1.0f &&
              s->params.presence_penalty == 0.0f && s->params.frequency_penalty == 0.0f;
   }
-  if (greedy) {
-    // Each shard's best (logit, id) per row; only these cross the network.
-    struct Best {
-      float value;
-      int32_t id;
-    };
-    std::vector<Best> best(n);
-    for (size_t i = 0; i < n; ++i) {
-      const float* row = logits + i * vloc;
-      const size_t k = std::max_element(row, row + vloc) - row;
-      best[i] = {row[k], static_cast<int32_t>(mine.begin + k)};
-    }
-    if (tp_ > 1) {
-      std::vector<Best> all(n * tp_);
-      const double t0 = NowSeconds();
-      MESHLM_RETURN_IF_ERROR(Timed(tp_group_->AllGather(best.data(), n * sizeof(Best), all.data()), t0));
-      for (size_t i = 0; i < n; ++i) {
-        for (size_t r = 1; r < tp_; ++r) {  // shards ascend in id: ties keep the lowest id
-          if (all[r * n + i].value > best[i].value) best[i] = all[r * n + i];
-        }
-      }
-    }
-    for (size_t i = 0; i < n; ++i) (*tokens)[i] = best[i].id;
-    return OkStatus();
-  }
-  // Sampling needs whole rows: gather the vocabulary slices (padded to equal size).
-  float* rows = logits;
-  if (tp_ > 1) {
-    const size_t vpad = (V + tp_ - 1) / tp_;
-    std::vector<float> padded(n * vpad, -std::numeric_limits<float>::infinity());
-    for (size_t i = 0; i < n; ++i) std::memcpy(&padded[i * vpad], logits + i * vloc, vloc * 4);
-    std::vector<float> all(tp_ * n * vpad);
-    const double t0 = NowSeconds();
-    MESHLM_RETURN_IF_ERROR(Timed(tp_group_->AllGather(padded.data(), padded.size() * 4, all.data()), t0));
-    if (gathered_.size() < n * V) gathered_.resize(n * V);
-    for (size_t r = 0; r < tp_; ++r) {
-      const model::Range vr = model::SplitEven(V, tp_, r);
-      for (size_t i = 0; i < n; ++i) {
-        std::memcpy(&gathered_[i * V + vr.begin], &all[(r * n + i) * vpad], vr.size() * 4);
-      }
-    }
-    rows = gathered_.data();
-  }
+  // Greedy rows need only each shard's best (logit, id); sampling needs whole rows.
+  if (greedy) return runtime_->BestTokens(logits, n, tokens);
+  MESHLM_ASSIGN_OR_RETURN(float* rows, runtime_->GatherRows(logits, n));
   if (rows_out) std::memcpy(rows_out, rows, n * V * sizeof(float));
   for (size_t i = 0; i < n; ++i) {
     const std::span<const int32_t> history = seqs[i]->history;

@@ -1,7 +1,7 @@
 // Executor: runs engine steps on every rank of a job. Rank 0 decides each step and
-// broadcasts it; every rank runs its shard (tensor-parallel all-sums inside a stage,
-// activations passed stage to stage); the last stage samples and returns the tokens to
-// rank 0. A job of one process is the same code with a group of one.
+// broadcasts it; every rank runs its shard through the parallel runtime (all-sums inside
+// a stage, activations passed stage to stage); the last stage samples and returns the
+// tokens to rank 0. A job of one process is the same code with a group of one.
 //
 // Goals: rank 0 alone reads user input; workers only decode step messages. Several
 // sequences in one step are split into micro-batches, one per stage, so the pipeline's
@@ -19,6 +19,7 @@
 #include "engine/step_codec.h"
 #include "model/model.h"
 #include "parallel/plan.h"
+#include "parallel/runtime.h"
 
 namespace meshlm::engine {
 
@@ -83,12 +84,12 @@ class Executor {
   comm::Group& world_;
   ThreadPool& pool_;
   std::unique_ptr<model::Model> model_;
-  std::unique_ptr<comm::Group> tp_group_;  // this rank's stage
-  size_t tp_ = 1, pp_ = 1, stage_ = 0, tp_rank_ = 0;
+  std::unique_ptr<parallel::Runtime> runtime_;
+  size_t pp_ = 1;
   std::map<uint64_t, std::unique_ptr<Sequence>> seqs_;
   StepTimes times_, earlier_;
   Status ShareTimes(std::vector<StepTimes>* all);
-  std::vector<float> hidden_, logits_, gathered_, step_logits_;
+  std::vector<float> hidden_, logits_, step_logits_;
 };
 
 }  // namespace meshlm::engine

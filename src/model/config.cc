@@ -67,6 +67,59 @@ Result<json> ParseJson(const std::string& text, const std::string& path) {
   }
 }
 
+// The expert fields of Qwen3MoeForCausalLM and MixtralForCausalLM config.json files.
+Status ParseMoe(const json& j, const std::string& path, ModelConfig* c) {
+  const bool mixtral = c->arch == Arch::kMixtral;
+  // Mixtral names the expert count num_local_experts; Qwen3-MoE num_experts.
+  const char* count_key = mixtral ? "num_local_experts" : "num_experts";
+  MESHLM_RETURN_IF_ERROR(GetInt(j, count_key, path, true, &c->num_experts));
+  MESHLM_RETURN_IF_ERROR(GetInt(j, "num_experts_per_tok", path, true, &c->num_experts_per_tok));
+  if (c->num_experts == 0) return Error("[config] '{}': {} must be positive", path, count_key);
+  if (mixtral) {
+    // Every layer is sparse and each expert is an intermediate_size-wide SwiGLU; the
+    // router's top-k weights are renormalised (a softmax over the chosen experts).
+    c->moe_intermediate_size = c->intermediate_size;
+    c->norm_topk_prob = true;
+    c->moe_layers.assign(c->num_layers, true);
+    return CheckMoeConfig(*c, path);
+  }
+  MESHLM_RETURN_IF_ERROR(
+      GetInt(j, "moe_intermediate_size", path, true, &c->moe_intermediate_size));
+  c->norm_topk_prob = false;
+  if (j.contains("norm_topk_prob") && !j["norm_topk_prob"].is_null()) {
+    if (!j["norm_topk_prob"].is_boolean()) {
+      return Error("[config] '{}': field 'norm_topk_prob' must be true or false, got {}", path,
+                   j["norm_topk_prob"].dump());
+    }
+    c->norm_topk_prob = j["norm_topk_prob"].get<bool>();
+  }
+  int64_t step = 1;
+  MESHLM_RETURN_IF_ERROR(GetInt(j, "decoder_sparse_step", path, false, &step));
+  if (step == 0) return Error("[config] '{}': decoder_sparse_step must be positive", path);
+  std::vector<bool> dense(c->num_layers, false);
+  if (j.contains("mlp_only_layers") && !j["mlp_only_layers"].is_null()) {
+    const json& m = j["mlp_only_layers"];
+    if (!m.is_array()) {
+      return Error("[config] '{}': field 'mlp_only_layers' must be a list of layer indices, "
+                   "got {}", path, m.dump());
+    }
+    for (const json& e : m) {
+      if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= c->num_layers) {
+        return Error("[config] '{}': mlp_only_layers entry {} is not a layer index in [0, {})",
+                     path, e.dump(), c->num_layers);
+      }
+      dense[e.get<int64_t>()] = true;
+    }
+  }
+  // As Qwen3-MoE decides it: layer l is sparse when (l + 1) % decoder_sparse_step == 0
+  // and l is not listed in mlp_only_layers.
+  c->moe_layers.resize(c->num_layers);
+  for (int64_t l = 0; l < c->num_layers; ++l) {
+    c->moe_layers[l] = !dense[l] && (l + 1) % step == 0;
+  }
+  return CheckMoeConfig(*c, path);
+}
+
 }  // namespace
 
 Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string& path) {
@@ -87,9 +140,15 @@ Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string&
   } else if (c.arch_name == "Qwen3ForCausalLM") {
     c.arch = Arch::kQwen3;
     c.qk_norm = true;
+  } else if (c.arch_name == "Qwen3MoeForCausalLM") {
+    c.arch = Arch::kQwen3Moe;
+    c.qk_norm = true;
+  } else if (c.arch_name == "MixtralForCausalLM") {
+    c.arch = Arch::kMixtral;
   } else {
     return Error("[config] '{}': architecture '{}' unsupported (supported: LlamaForCausalLM, "
-                 "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)", path, c.arch_name);
+                 "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, "
+                 "MixtralForCausalLM)", path, c.arch_name);
   }
   MESHLM_RETURN_IF_ERROR(GetInt(j, "hidden_size", path, true, &c.hidden_size));
   MESHLM_RETURN_IF_ERROR(GetInt(j, "intermediate_size", path, true, &c.intermediate_size));
@@ -143,7 +202,31 @@ Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string&
   }
   MESHLM_RETURN_IF_ERROR(GetIds(j, "bos_token_id", path, &c.bos_token_ids));
   MESHLM_RETURN_IF_ERROR(GetIds(j, "eos_token_id", path, &c.eos_token_ids));
+  if (c.arch == Arch::kQwen3Moe || c.arch == Arch::kMixtral) {
+    MESHLM_RETURN_IF_ERROR(ParseMoe(j, path, &c));
+  }
   return c;
+}
+
+Status CheckMoeConfig(const ModelConfig& c, const std::string& where) {
+  if (c.num_experts <= 0) return OkStatus();
+  if (c.num_experts_per_tok <= 0 || c.num_experts_per_tok > c.num_experts) {
+    return Error("[config] '{}': num_experts_per_tok={} must lie in [1, num_experts={}]", where,
+                 c.num_experts_per_tok, c.num_experts);
+  }
+  if (c.moe_intermediate_size <= 0) {
+    return Error("[config] '{}': the experts' FFN width (moe_intermediate_size) must be "
+                 "positive, got {}", where, c.moe_intermediate_size);
+  }
+  if (c.num_experts > 4096) {
+    return Error("[config] '{}': num_experts={} is beyond the supported 4096", where,
+                 c.num_experts);
+  }
+  if (c.moe_layers.size() != static_cast<size_t>(c.num_layers)) {
+    return Error("[config] '{}': {} MoE layer flags for {} layers", where, c.moe_layers.size(),
+                 c.num_layers);
+  }
+  return OkStatus();
 }
 
 Result<ModelConfig> LoadModelConfig(const std::string& dir) {

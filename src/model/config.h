@@ -10,7 +10,7 @@
 
 namespace meshlm::model {
 
-enum class Arch { kLlama, kMistral, kQwen2, kQwen3 };
+enum class Arch { kLlama, kMistral, kQwen2, kQwen3, kQwen3Moe, kMixtral };
 
 struct RopeScaling {
   std::string type;  // "" (none), "llama3", "linear"
@@ -37,9 +37,28 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v projections carry biases (Qwen2)
   bool qk_norm = false;         // per-head RMSNorm of q and k before RoPE (Qwen3)
+  // Mixture of experts (Qwen3-MoE, Mixtral); num_experts = 0 for a dense model.
+  int64_t num_experts = 0;            // E
+  int64_t num_experts_per_tok = 0;    // K, experts each token is routed to
+  int64_t moe_intermediate_size = 0;  // Fe, one expert's FFN width
+  /// Whether the top-K routing weights are divided by their sum (Qwen3-MoE's
+  /// norm_topk_prob; Mixtral always does).
+  bool norm_topk_prob = true;
+  /// Per layer: true where the FFN is a mixture of experts (Qwen3-MoE's
+  /// decoder_sparse_step and mlp_only_layers); empty for a dense model.
+  std::vector<bool> moe_layers;
   std::vector<int32_t> bos_token_ids;
   std::vector<int32_t> eos_token_ids;
 };
+
+/// Whether layer l's FFN is a mixture of experts.
+inline bool IsMoeLayer(const ModelConfig& c, size_t l) {
+  return l < c.moe_layers.size() && c.moe_layers[l];
+}
+
+/// Checks the expert fields against each other (E, K, Fe, the MoE layer list); `where`
+/// names the file in errors.
+Status CheckMoeConfig(const ModelConfig& config, const std::string& where);
 
 struct GenerationDefaults {
   std::vector<int32_t> eos_token_ids;

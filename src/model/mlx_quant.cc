@@ -17,6 +17,15 @@ Result<kernels::Weight> GetMlxMatrix(const TensorStore& store, const TensorInfo&
   const std::string module = name.substr(0, name.size() - suffix.size());
   MESHLM_ASSIGN_OR_RETURN(const TensorInfo* scales, store.Get(module + ".scales"));
   MESHLM_ASSIGN_OR_RETURN(const TensorInfo* biases, store.Get(module + ".biases"));
+  return GetMlxMatrix(packed, *scales, *biases, rows, cols);
+}
+
+Result<kernels::Weight> GetMlxMatrix(const TensorInfo& packed, const TensorInfo& scales_info,
+                                     const TensorInfo& biases_info, int64_t rows, int64_t cols) {
+  const std::string& name = packed.name;
+  const std::string module = name.substr(0, name.size() - std::string(".weight").size());
+  const TensorInfo* scales = &scales_info;
+  const TensorInfo* biases = &biases_info;
   // A row of cols weights packs into cols / 8 words at 4 bits, cols / 4 at 8 bits.
   const int64_t words = packed.shape.size() == 2 ? packed.shape[1] : 0;
   if (packed.shape.size() != 2 || packed.shape[0] != rows ||

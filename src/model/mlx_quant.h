@@ -19,4 +19,9 @@ namespace meshlm::model {
 Result<kernels::Weight> GetMlxMatrix(const TensorStore& store, const TensorInfo& packed,
                                      int64_t rows, int64_t cols);
 
+/// The same with the scales and biases given: for stacked expert tensors ([E, rows, …]
+/// viewed as [E·rows, …]), whose reshaped infos are not in the store.
+Result<kernels::Weight> GetMlxMatrix(const TensorInfo& packed, const TensorInfo& scales,
+                                     const TensorInfo& biases, int64_t rows, int64_t cols);
+
 }  // namespace meshlm::model

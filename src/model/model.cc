@@ -32,7 +32,9 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOpt
   m->shard_ = options.shard;
   const ModelConfig& c = m->config_;
   MESHLM_RETURN_IF_ERROR(m->shard_.Resolve(c.num_layers));
+  MESHLM_RETURN_IF_ERROR(CheckMoeConfig(c, dir));
   MESHLM_RETURN_IF_ERROR(CheckTensorParallel(c, m->shard_.tp_size));
+  MESHLM_RETURN_IF_ERROR(CheckExpertParallel(c, m->shard_.ep_size));
   const size_t tp = m->shard_.tp_size;
   m->num_heads_ = c.num_heads / tp;
   m->num_heads_kv_ = c.num_heads_kv / tp;
@@ -55,8 +57,18 @@ size_t Model::weight_bytes() const {
   auto bytes = [](const kernels::Weight& w) { return kernels::WeightBytes(w); };
   size_t total = bytes(w_.lm_head) + bytes(kernels::SliceWeightRows(w_.embed, 0, 1));
   for (const auto& l : w_.layers) {
-    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo) + bytes(l.w_gate) +
-             bytes(l.w_up) + bytes(l.w_down);
+    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo);
+    if (!l.moe) {
+      total += bytes(l.w_gate) + bytes(l.w_up) + bytes(l.w_down);
+      continue;
+    }
+    // A token reads the router and K experts; this shard holds held/E of them.
+    total += bytes(l.moe->router);
+    size_t experts = 0;
+    for (const ExpertWeights& e : l.moe->experts) {
+      experts += bytes(e.gate) + bytes(e.up) + bytes(e.down);
+    }
+    total += experts / config_.num_experts * config_.num_experts_per_tok;
   }
   return total;
 }
@@ -104,6 +116,7 @@ Status Model::Forward(std::span<const SeqStep> steps, const float* hidden_in, fl
   const ModelConfig& c = config_;
   const size_t D = c.hidden_size, half = c.head_dim / 2;
   if (shard_.tp_size > 1 && !all_sum) return Error("[model] tp > 1 needs an all_sum");
+  if (shard_.ep_size > 1 && !stage_all_sum) return Error("[model] ep > 1 needs a stage_all_sum");
   size_t T = 0, rows = 0;
   for (const SeqStep& st : steps) {
     T += st.num_tokens;
@@ -198,10 +211,23 @@ Status Model::Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPo
   if (split) MESHLM_RETURN_IF_ERROR(all_sum(xn, T * D));
   kernels::AddInPlace(x, xn, T * D);
 
+  kernels::RmsNorm(x, lw.ffn_norm.data(), T, D, c.rms_norm_eps, xn);
+  if (lw.moe) {
+    // Every rank of the stage holds a share of the experts (and of their columns): the
+    // partial outputs are summed over the whole stage.
+    float* y = Grow(attn_, T * D);
+    MoeForward(c, *lw.moe, xn, T, y, &moe_, pool);
+    if (shard_.ep_size > 1) {
+      MESHLM_RETURN_IF_ERROR(stage_all_sum(y, T * D));
+    } else if (split) {
+      MESHLM_RETURN_IF_ERROR(all_sum(y, T * D));
+    }
+    kernels::AddInPlace(x, y, T * D);
+    return OkStatus();
+  }
   // MLP block. gate, up: [T, F].
   float* gate = Grow(gate_, T * F);
   float* up = Grow(up_, T * F);
-  kernels::RmsNorm(x, lw.ffn_norm.data(), T, D, c.rms_norm_eps, xn);
   kernels::MatMul(xn, T, lw.w_gate, nullptr, gate, pool);
   kernels::MatMul(xn, T, lw.w_up, nullptr, up, pool);
   kernels::SiluMul(gate, up, T * F, gate);

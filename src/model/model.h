@@ -17,6 +17,7 @@
 #include "model/config.h"
 #include "model/gguf_model.h"
 #include "model/kv_cache.h"
+#include "model/moe.h"
 #include "model/safetensors.h"
 #include "model/shard.h"
 #include "model/weights.h"
@@ -79,6 +80,10 @@ class Model {
   /// Sums `n` floats across the tensor-parallel group, in place. Set by the parallel
   /// layer when tp > 1.
   std::function<Status(float* data, size_t n)> all_sum;
+  /// Sums `n` floats across the whole stage (tp × ep ranks), in place: the combine of a
+  /// mixture-of-experts layer. Set by the parallel layer when ep > 1 (with ep = 1 the
+  /// stage is the tensor-parallel group and all_sum serves).
+  std::function<Status(float* data, size_t n)> stage_all_sum;
 
   /// Test hook: called after each layer with the residual stream x: [T, D].
   std::function<void(size_t layer, const float* x, size_t T)> layer_observer;
@@ -101,6 +106,7 @@ class Model {
   // Scratch, grown as needed: x [T, D], xn [T, D], q [T, H*Dh], k/v [T, Hk*Dh],
   // attn [T, H*Dh], gate/up [T, F], cos/sin [T, Dh/2].
   AlignedVector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, cos_, sin_, rows_;
+  MoeScratch moe_;
 };
 
 }  // namespace meshlm::model

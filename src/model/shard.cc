@@ -10,6 +10,9 @@ Status ShardSpec::Resolve(size_t num_layers) {
   if (tp_size == 0 || tp_rank >= tp_size) {
     return Error("[shard] tensor-parallel rank {} is outside a group of {}", tp_rank, tp_size);
   }
+  if (ep_size == 0 || ep_rank >= ep_size) {
+    return Error("[shard] expert-parallel rank {} is outside a group of {}", ep_rank, ep_size);
+  }
   if (layer_end == 0) layer_end = num_layers;
   if (layer_begin >= layer_end || layer_end > num_layers) {
     return Error("[shard] layer range [{}, {}) is not inside the model's {} layers", layer_begin,
@@ -29,7 +32,8 @@ Range SplitEven(size_t n, size_t parts, size_t index) {
 std::vector<size_t> ValidTensorParallel(const ModelConfig& c, size_t max_tp) {
   std::vector<size_t> valid;
   for (size_t tp = 1; tp <= max_tp; ++tp) {
-    if (c.num_heads % tp == 0 && c.num_heads_kv % tp == 0 && c.intermediate_size % tp == 0) {
+    if (c.num_heads % tp == 0 && c.num_heads_kv % tp == 0 && c.intermediate_size % tp == 0 &&
+        (c.num_experts == 0 || c.moe_intermediate_size % tp == 0)) {
       valid.push_back(tp);
     }
   }
@@ -49,10 +53,32 @@ Status CheckTensorParallel(const ModelConfig& c, size_t tp) {
   } else if (c.intermediate_size % tp != 0) {
     what = "intermediate_size";
     value = c.intermediate_size;
+  } else if (c.num_experts > 0 && c.moe_intermediate_size % tp != 0) {
+    what = "moe_intermediate_size";
+    value = c.moe_intermediate_size;
   }
   if (what == nullptr) return OkStatus();
   return Error("[plan] {}={} is not divisible by tp={}; valid tp: {}", what, value, tp,
                fmt::join(ValidTensorParallel(c), ", "));
+}
+
+std::vector<size_t> ValidExpertParallel(const ModelConfig& c, size_t max_ep) {
+  std::vector<size_t> valid = {1};
+  for (size_t ep = 2; ep <= max_ep && c.num_experts > 0; ++ep) {
+    if (c.num_experts % ep == 0) valid.push_back(ep);
+  }
+  return valid;
+}
+
+Status CheckExpertParallel(const ModelConfig& c, size_t ep) {
+  if (ep == 0) return Error("[plan] ep must be at least 1");
+  if (ep == 1) return OkStatus();
+  if (c.num_experts == 0) {
+    return Error("[plan] ep={} needs a mixture-of-experts model; {} is dense", ep, c.arch_name);
+  }
+  if (c.num_experts % ep == 0) return OkStatus();
+  return Error("[plan] num_experts={} is not divisible by ep={}; valid ep: {}", c.num_experts,
+               ep, fmt::join(ValidExpertParallel(c), ", "));
 }
 
 }  // namespace meshlm::model

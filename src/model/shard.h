@@ -14,6 +14,11 @@ namespace meshlm::model {
 struct ShardSpec {
   size_t tp_rank = 0;
   size_t tp_size = 1;
+  /// Expert parallelism inside a stage: the stage's tp × ep ranks hold attention
+  /// tensor-parallel over tp (the same slices in each of the ep groups), and each ep group
+  /// holds E/ep of the experts, each expert's FFN split over its tp ranks.
+  size_t ep_rank = 0;
+  size_t ep_size = 1;
   size_t layer_begin = 0;
   size_t layer_end = 0;  // exclusive; 0 = through the last layer
   /// Whether this shard embeds tokens (the first pipeline stage) and computes logits
@@ -23,7 +28,9 @@ struct ShardSpec {
 
   /// Fills layer_end and the stage flags for a model of `num_layers` layers; checks ranges.
   Status Resolve(size_t num_layers);
-  bool whole() const { return tp_size == 1 && first_stage && last_stage; }
+  bool whole() const { return tp_size == 1 && ep_size == 1 && first_stage && last_stage; }
+  /// Ranks in this shard's stage, all of which hold a part of each MoE layer.
+  size_t stage_size() const { return tp_size * ep_size; }
 };
 
 /// A half-open range [begin, end) of a dimension split `parts` ways: the first
@@ -40,5 +47,11 @@ std::vector<size_t> ValidTensorParallel(const ModelConfig& config, size_t max_tp
 /// OK when `tp` splits the model evenly, else an error listing the valid values:
 /// "[plan] num_heads_kv=8 is not divisible by tp=3; valid tp: 1, 2, 4, 8".
 Status CheckTensorParallel(const ModelConfig& config, size_t tp);
+
+/// ep values (1..max) that divide the experts (only 1 for a dense model).
+std::vector<size_t> ValidExpertParallel(const ModelConfig& config, size_t max_ep = 256);
+/// OK when `ep` splits the experts evenly, else an error naming the counts and the valid
+/// values: "[plan] num_experts=12 is not divisible by ep=5; valid ep: 1, 2, 3, 4, 6, 12".
+Status CheckExpertParallel(const ModelConfig& config, size_t ep);
 
 }  // namespace meshlm::model

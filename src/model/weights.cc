@@ -104,6 +104,93 @@ kernels::Weight Compact(const kernels::Weight& w, std::vector<std::vector<uint8_
   return out;
 }
 
+// The MoE module of a layer: Mixtral checkpoints name it block_sparse_moe, the others mlp.
+std::string MoeModule(const TensorStore& store, const std::string& layer_prefix) {
+  const std::string mixtral = layer_prefix + "block_sparse_moe.";
+  return store.Find(mixtral + "gate.weight") != nullptr ? mixtral : layer_prefix + "mlp.";
+}
+
+// The experts' matrices of one kind (gate, up or down) stacked in one tensor
+// [E, rows, cols] (GGUF *_exps, MLX switch_mlp), as one [E·rows, cols] matrix.
+Result<kernels::Weight> GetStacked(const TensorStore& store, const TensorInfo& t, int64_t E,
+                                   int64_t rows, int64_t cols) {
+  auto flat = [&](const TensorInfo& x) {
+    TensorInfo f = x;
+    f.shape = {x.shape[0] * x.shape[1], x.shape[2]};
+    return f;
+  };
+  if (t.shape.size() != 3 || t.shape[0] != E || t.shape[1] != rows) {
+    return Error("[model] stacked expert tensor '{}' in '{}' has shape [{}] but config.json "
+                 "implies [{}, {}, {}] (num_experts={})", t.name, t.file, fmt::join(t.shape, ", "),
+                 E, rows, t.dtype == DType::kU32 ? std::string("packed words") :
+                 std::to_string(cols), E);
+  }
+  if (t.dtype == DType::kU32) {  // MLX: weight words with scales and biases [E, rows, groups]
+    const std::string module = t.name.substr(0, t.name.size() - std::string(".weight").size());
+    MESHLM_ASSIGN_OR_RETURN(const TensorInfo* sc, store.Get(module + ".scales"));
+    MESHLM_ASSIGN_OR_RETURN(const TensorInfo* bi, store.Get(module + ".biases"));
+    for (const TensorInfo* x : {sc, bi}) {
+      if (x->shape.size() != 3 || x->shape[0] != E || x->shape[1] != rows) {
+        return Error("[model] '{}' in '{}' has shape [{}]; expected [{}, {}, groups]", x->name,
+                     x->file, fmt::join(x->shape, ", "), E, rows);
+      }
+    }
+    return GetMlxMatrix(flat(t), flat(*sc), flat(*bi), E * rows, cols);
+  }
+  if (t.shape[2] != cols) {
+    return Error("[model] stacked expert tensor '{}' in '{}' has shape [{}] but config.json "
+                 "implies [{}, {}, {}]", t.name, t.file, fmt::join(t.shape, ", "), E, rows, cols);
+  }
+  if (!t.quant && t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16) {
+    return Error("[model] tensor '{}' in '{}' has dtype {}; supported: F32, F16, BF16", t.name,
+                 t.file, DTypeName(t.dtype));
+  }
+  kernels::Weight w{t.data, t.dtype, static_cast<size_t>(E * rows), static_cast<size_t>(cols),
+                    static_cast<size_t>(cols)};
+  w.quant = t.quant;
+  return w;
+}
+
+// Expert e's matrix of one kind: per-expert tensors "experts.{e}.{name}.weight" (Hugging
+// Face; Mixtral's w1/w3/w2) or rows of the stacked "switch_mlp.{name}.weight".
+class ExpertSource {
+ public:
+  static Result<ExpertSource> Open(const TensorStore& store, const std::string& module,
+                                   const char* hf, const char* mixtral, int64_t E, int64_t rows,
+                                   int64_t cols) {
+    ExpertSource src;
+    src.rows_ = rows;
+    src.cols_ = cols;
+    const std::string stacked = module + "switch_mlp." + hf + ".weight";
+    if (const TensorInfo* t = store.Find(stacked)) {
+      MESHLM_ASSIGN_OR_RETURN(src.stacked_, GetStacked(store, *t, E, rows, cols));
+      src.is_stacked_ = true;
+      return src;
+    }
+    const bool mix = store.Find(module + "experts.0." + mixtral + ".weight") != nullptr;
+    src.per_expert_ = module + "experts.{}." + (mix ? mixtral : hf) + ".weight";
+    const std::string beyond = fmt::format(fmt::runtime(src.per_expert_), E);
+    if (store.Find(beyond) != nullptr) {
+      return Error("[model] tensor '{}' exists in '{}' but config.json says num_experts={}",
+                   beyond, store.dir(), E);
+    }
+    return src;
+  }
+  Result<kernels::Weight> Get(const TensorStore& store, size_t e) const {
+    if (is_stacked_) return kernels::SliceWeightRows(stacked_, e * rows_, rows_);
+    return GetMatrix(store, fmt::format(fmt::runtime(per_expert_), e), rows_, cols_);
+  }
+  std::string Name(size_t e) const {
+    return is_stacked_ ? "stacked experts" : fmt::format(fmt::runtime(per_expert_), e);
+  }
+
+ private:
+  bool is_stacked_ = false;
+  kernels::Weight stacked_;
+  std::string per_expert_;
+  int64_t rows_ = 0, cols_ = 0;
+};
+
 // Repacks every packable matrix of w into one huge-page buffer (kernels::PackWeight),
 // and drops the source pages of those that lie in a file map.
 Status PackMatrices(const TensorStore& store, ModelWeights* w) {
@@ -117,7 +204,13 @@ Status PackMatrices(const TensorStore& store, ModelWeights* w) {
   std::vector<kernels::Weight*> ms;
   for (LayerWeights& l : w->layers) {
     for (kernels::Weight* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
-      ms.push_back(m);
+      if (m->data != nullptr) ms.push_back(m);
+    }
+    if (l.moe) {
+      ms.push_back(&l.moe->router);
+      for (ExpertWeights& e : l.moe->experts) {
+        for (kernels::Weight* m : {&e.gate, &e.up, &e.down}) ms.push_back(m);
+      }
     }
   }
   ms.push_back(&w->lm_head);
@@ -148,6 +241,35 @@ Status PackMatrices(const TensorStore& store, ModelWeights* w) {
   pack(0, threads);
   for (std::thread& t : pool) t.join();
   return OkStatus();
+}
+
+// Layer `p`'s router and this shard's experts: E/ep of them, each with Fe/tp columns.
+template <typename Compact>
+Result<std::unique_ptr<MoeWeights>> LoadMoe(const ModelConfig& c, const TensorStore& store,
+                                            const std::string& p, const ShardSpec& shard,
+                                            const Compact& compact) {
+  const int64_t D = c.hidden_size, E = c.num_experts, Fe = c.moe_intermediate_size;
+  auto moe = std::make_unique<MoeWeights>();
+  const std::string module = MoeModule(store, p);
+  MESHLM_ASSIGN_OR_RETURN(moe->router, GetMatrix(store, module + "gate.weight", E, D));
+  MESHLM_ASSIGN_OR_RETURN(auto gate, ExpertSource::Open(store, module, "gate_proj", "w1", E, Fe, D));
+  MESHLM_ASSIGN_OR_RETURN(auto up, ExpertSource::Open(store, module, "up_proj", "w3", E, Fe, D));
+  MESHLM_ASSIGN_OR_RETURN(auto down, ExpertSource::Open(store, module, "down_proj", "w2", E, D, Fe));
+  const Range mine = SplitEven(E, shard.ep_size, shard.ep_rank);
+  const Range f_part = SplitEven(Fe, shard.tp_size, shard.tp_rank);
+  moe->expert_begin = mine.begin;
+  for (size_t e = mine.begin; e < mine.end; ++e) {
+    ExpertWeights ew;
+    MESHLM_ASSIGN_OR_RETURN(ew.gate, gate.Get(store, e));
+    MESHLM_ASSIGN_OR_RETURN(ew.up, up.Get(store, e));
+    MESHLM_ASSIGN_OR_RETURN(ew.down, down.Get(store, e));
+    ew.gate = Rows(ew.gate, f_part);
+    ew.up = Rows(ew.up, f_part);
+    MESHLM_ASSIGN_OR_RETURN(ew.down, Cols(ew.down, f_part, down.Name(e)));
+    ew.down = compact(ew.down);
+    moe->experts.push_back(ew);
+  }
+  return moe;
 }
 
 }  // namespace
@@ -193,6 +315,10 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     if (c.qk_norm) {
       MESHLM_ASSIGN_OR_RETURN(lw.q_norm, GetVector(store, p + "self_attn.q_norm.weight", c.head_dim));
       MESHLM_ASSIGN_OR_RETURN(lw.k_norm, GetVector(store, p + "self_attn.k_norm.weight", c.head_dim));
+    }
+    if (IsMoeLayer(c, l)) {
+      MESHLM_ASSIGN_OR_RETURN(lw.moe, LoadMoe(c, store, p, shard, compact));
+      continue;
     }
     MESHLM_ASSIGN_OR_RETURN(lw.w_gate, GetMatrix(store, p + "mlp.gate_proj.weight", F, D));
     MESHLM_ASSIGN_OR_RETURN(lw.w_up, GetMatrix(store, p + "mlp.up_proj.weight", F, D));

@@ -14,6 +14,22 @@ namespace meshlm::model {
 
 /// Shapes below are of the whole model; a tensor-parallel shard holds H/tp heads,
 /// Hk/tp KV heads and F/tp FFN columns of each layer, and V/tp rows of the LM head.
+/// One expert's SwiGLU: [Fe, D], [Fe, D], [D, Fe] (Fe/tp columns of it in a shard).
+struct ExpertWeights {
+  kernels::Weight gate;
+  kernels::Weight up;
+  kernels::Weight down;
+};
+
+/// A mixture-of-experts FFN. Every rank holds the whole router (it routes every token)
+/// and the experts [expert_begin, expert_begin + experts.size()) of its expert-parallel
+/// share.
+struct MoeWeights {
+  kernels::Weight router;  // [E, D]
+  size_t expert_begin = 0;
+  std::vector<ExpertWeights> experts;
+};
+
 struct LayerWeights {
   std::vector<float> attn_norm;  // [D]
   std::vector<float> ffn_norm;   // [D]
@@ -27,6 +43,8 @@ struct LayerWeights {
   kernels::Weight w_gate;        // [F, D]
   kernels::Weight w_up;          // [F, D]
   kernels::Weight w_down;        // [D, F]
+  /// Set in MoE layers, which have no dense w_gate/w_up/w_down.
+  std::unique_ptr<MoeWeights> moe;
 };
 
 struct ModelWeights {

@@ -53,15 +53,68 @@ Result<std::vector<size_t>> ParseSizeList(const std::string& text, const char* f
   return out;
 }
 
+namespace {
+
+// Weights a rank holds for one layer, in elements: attention (over tp), and the dense
+// FFN (over tp) or the router plus E/ep experts (each over tp).
+double LayerElements(const model::ModelConfig& c, size_t l, size_t tp, size_t ep) {
+  const double D = c.hidden_size, Dh = c.head_dim;
+  const double attn = (D * c.num_heads * Dh * 2 + D * c.num_heads_kv * Dh * 2) / tp;
+  if (!model::IsMoeLayer(c, l)) return attn + 3.0 * D * c.intermediate_size / tp;
+  const double experts = static_cast<double>(c.num_experts) / ep;
+  return attn + D * c.num_experts + experts * 3.0 * D * c.moe_intermediate_size / tp;
+}
+
+Result<Plan> MakePlanOnce(const model::ModelConfig& c, const PlanRequest& req);
+
+}  // namespace
+
 Result<Plan> MakePlan(const model::ModelConfig& c, const PlanRequest& req) {
+  auto plan = MakePlanOnce(c, req);
+  if (plan.ok() || req.memory.empty() || plan.status().message().find("needs") ==
+                                             std::string::npos) {
+    return plan;
+  }
+  // It does not fit: name the layouts of the same ranks that would.
+  std::vector<std::string> fits;
+  const size_t world = req.world_size;
+  for (size_t pp = 1; pp <= world; ++pp) {
+    for (size_t ep = 1; ep * pp <= world; ++ep) {
+      if (world % (pp * ep) != 0) continue;
+      PlanRequest alt = req;
+      alt.pp = pp;
+      alt.ep = ep;
+      alt.tp = world / (pp * ep);
+      alt.layers.clear();
+      if (alt.tp == req.tp && alt.pp == req.pp && alt.ep == std::max<size_t>(1, req.ep)) {
+        continue;
+      }
+      if (MakePlanOnce(c, alt).ok()) fits.push_back(fmt::format("tp={} pp={} ep={}", alt.tp, pp, ep));
+    }
+  }
+  if (fits.empty()) {
+    return Error("{}. No split of these {} ranks fits", plan.status().message(), world);
+  }
+  return Error("{}. These splits of the same ranks would fit: {}", plan.status().message(),
+               fmt::join(fits, "; "));
+}
+
+namespace {
+
+Result<Plan> MakePlanOnce(const model::ModelConfig& c, const PlanRequest& req) {
   const size_t world = req.world_size;
   if (world == 0) return Error("[plan] world size must be at least 1");
-  const size_t pp = req.pp ? req.pp : (req.tp ? std::max<size_t>(1, world / req.tp) : 1);
-  const size_t tp = req.tp ? req.tp : world / pp;
-  if (tp * pp != world) {
-    return Error("[plan] tp={} x pp={} = {} ranks, but the job has {}", tp, pp, tp * pp, world);
+  const size_t ep = req.ep ? req.ep : 1;
+  const size_t pp =
+      req.pp ? req.pp : (req.tp ? std::max<size_t>(1, world / (req.tp * ep)) : 1);
+  const size_t tp = req.tp ? req.tp : std::max<size_t>(1, world / (pp * ep));
+  if (tp * pp * ep != world) {
+    return Error("[plan] tp={} x pp={} x ep={} = {} ranks, but the job has {}", tp, pp, ep,
+                 tp * pp * ep, world);
   }
   MESHLM_RETURN_IF_ERROR(model::CheckTensorParallel(c, tp));
+  MESHLM_RETURN_IF_ERROR(model::CheckExpertParallel(c, ep));
+  const size_t S = tp * ep;  // ranks per stage
   const size_t L = c.num_layers;
   if (pp > L) return Error("[plan] pp={} exceeds the model's {} layers", pp, L);
   std::vector<size_t> per_stage;
@@ -84,7 +137,7 @@ Result<Plan> MakePlan(const model::ModelConfig& c, const PlanRequest& req) {
       // A stage is as strong as its smallest member.
       for (size_t s = 0; s < pp; ++s) {
         w[s] = static_cast<double>(
-            *std::min_element(req.memory.begin() + s * tp, req.memory.begin() + (s + 1) * tp));
+            *std::min_element(req.memory.begin() + s * S, req.memory.begin() + (s + 1) * S));
       }
     }
     per_stage = Proportional(L, w);
@@ -93,24 +146,31 @@ Result<Plan> MakePlan(const model::ModelConfig& c, const PlanRequest& req) {
   Plan plan;
   plan.tp = tp;
   plan.pp = pp;
+  plan.ep = ep;
   plan.context = req.context ? req.context : c.max_position_embeddings;
-  const size_t D = c.hidden_size, F = c.intermediate_size, Dh = c.head_dim, V = c.vocab_size;
-  const size_t eb = req.weight_bytes_per_element;
-  const size_t layer_weights = (D * c.num_heads * Dh * 2 + D * c.num_heads_kv * Dh * 2 + 3 * D * F) * eb / tp;
+  const size_t D = c.hidden_size, Dh = c.head_dim, V = c.vocab_size;
+  const double eb = req.weight_bytes_per_element;
   const size_t layer_kv = 2 * (c.num_heads_kv / tp) * Dh * sizeof(float) * plan.context * req.sequences;
   size_t begin = 0;
   for (size_t s = 0; s < pp; ++s) {
-    for (size_t r = 0; r < tp; ++r) {
-      RankPlan rp;
-      rp.shard.tp_rank = r;
-      rp.shard.tp_size = tp;
-      rp.shard.layer_begin = begin;
-      rp.shard.layer_end = begin + per_stage[s];
-      MESHLM_RETURN_IF_ERROR(rp.shard.Resolve(L));
-      rp.weight_bytes = per_stage[s] * layer_weights;
-      if (rp.shard.last_stage) rp.weight_bytes += model::SplitEven(V, tp, r).size() * D * eb;
-      rp.kv_bytes = per_stage[s] * layer_kv;
-      plan.ranks.push_back(rp);
+    double elements = 0;
+    for (size_t l = begin; l < begin + per_stage[s]; ++l) elements += LayerElements(c, l, tp, ep);
+    for (size_t e = 0; e < ep; ++e) {
+      for (size_t r = 0; r < tp; ++r) {
+        RankPlan rp;
+        rp.shard.tp_rank = r;
+        rp.shard.tp_size = tp;
+        rp.shard.ep_rank = e;
+        rp.shard.ep_size = ep;
+        rp.shard.layer_begin = begin;
+        rp.shard.layer_end = begin + per_stage[s];
+        MESHLM_RETURN_IF_ERROR(rp.shard.Resolve(L));
+        double held = elements;
+        if (rp.shard.last_stage) held += model::SplitEven(V, tp, r).size() * static_cast<double>(D);
+        rp.weight_bytes = static_cast<size_t>(held * eb);
+        rp.kv_bytes = per_stage[s] * layer_kv;
+        plan.ranks.push_back(rp);
+      }
     }
     begin += per_stage[s];
   }
@@ -127,21 +187,28 @@ Result<Plan> MakePlan(const model::ModelConfig& c, const PlanRequest& req) {
   return plan;
 }
 
+}  // namespace
+
 std::string FormatPlan(const model::ModelConfig& c, const Plan& plan) {
-  std::string out = fmt::format("{} ranks: tp={} pp={} context={}\n", plan.ranks.size(), plan.tp,
-                                plan.pp, plan.context);
-  out += fmt::format("{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>11} {:>11} {:>11}\n", "rank",
-                     "stage", "layers", "heads", "kv", "ffn", "vocab", "weights", "kv cache");
+  std::string out = fmt::format("{} ranks: tp={} pp={} ep={} context={}\n", plan.ranks.size(),
+                                plan.tp, plan.pp, plan.ep, plan.context);
+  out += fmt::format("{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}\n",
+                     "rank", "stage", "layers", "heads", "kv", "ffn", "experts", "vocab",
+                     "weights", "kv cache");
   for (size_t i = 0; i < plan.ranks.size(); ++i) {
     const auto& rp = plan.ranks[i];
     const size_t r = rp.shard.tp_rank, tp = plan.tp;
     const auto h = model::SplitEven(c.num_heads, tp, r), kv = model::SplitEven(c.num_heads_kv, tp, r);
-    const auto f = model::SplitEven(c.intermediate_size, tp, r);
+    // MoE layers split each expert's width over tp; dense layers the FFN width.
+    const bool moe = c.num_experts > 0;
+    const auto f = model::SplitEven(moe ? c.moe_intermediate_size : c.intermediate_size, tp, r);
     const auto v = model::SplitEven(c.vocab_size, tp, r);
-    out += fmt::format("{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>11} {:>11} {:>11}\n", i,
+    const auto x = model::SplitEven(c.num_experts, plan.ep, rp.shard.ep_rank);
+    out += fmt::format("{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}\n", i,
                        plan.stage_of(i), fmt::format("{}-{}", rp.shard.layer_begin, rp.shard.layer_end - 1),
                        fmt::format("{}-{}", h.begin, h.end - 1), fmt::format("{}-{}", kv.begin, kv.end - 1),
                        fmt::format("{}-{}", f.begin, f.end - 1),
+                       moe ? fmt::format("{}-{}", x.begin, x.end - 1) : "-",
                        rp.shard.last_stage ? fmt::format("{}-{}", v.begin, v.end - 1) : "-",
                        Bytes(rp.weight_bytes), Bytes(rp.kv_bytes));
   }

@@ -1,9 +1,10 @@
-// Plan: how a model is split over ranks — tensor-parallel groups inside pipeline
-// stages — and what each rank must hold in memory. Made from config.json alone, before
-// any weight is read.
+// Plan: how a model is split over ranks — tensor- and expert-parallel groups inside
+// pipeline stages — and what each rank must hold in memory. Made from config.json alone,
+// before any weight is read.
 //
-// Rank layout: rank = stage * tp + tp_rank, so rank 0 is the first stage's first member
-// (it embeds tokens and drives every step) and a stage's members are consecutive.
+// Rank layout: rank = (stage * ep + ep_rank) * tp + tp_rank, so rank 0 is the first
+// stage's first member (it embeds tokens and drives every step), a stage's tp × ep
+// members are consecutive, and so are the tp members of each expert group.
 #pragma once
 
 #include <cstddef>
@@ -20,13 +21,14 @@ struct PlanRequest {
   size_t world_size = 1;
   size_t tp = 0;  // 0 = world_size / pp
   size_t pp = 0;  // 0 = 1
+  size_t ep = 0;  // 0 = 1; experts split over ep groups of each stage
   /// Explicit layers per stage (sums to the model's layers), or empty.
   std::vector<size_t> layers;
   /// Bytes each rank can use, to split layers in proportion; empty = equal split.
   std::vector<size_t> memory;
   size_t context = 0;  // KV-cache positions per rank to budget for; 0 = the model's
   size_t sequences = 1;  // sequences cached at once
-  size_t weight_bytes_per_element = 2;  // of the stored matrices
+  double weight_bytes_per_element = 2;  // of the stored matrices (0.5625 for Q4_0, …)
 };
 
 struct RankPlan {
@@ -39,18 +41,21 @@ struct RankPlan {
 struct Plan {
   size_t tp = 1;
   size_t pp = 1;
+  size_t ep = 1;
   size_t context = 0;
   std::vector<RankPlan> ranks;  // by rank
-  size_t stage_of(size_t rank) const { return rank / tp; }
+  size_t stage_size() const { return tp * ep; }
+  size_t stage_of(size_t rank) const { return rank / stage_size(); }
   size_t tp_rank_of(size_t rank) const { return rank % tp; }
+  size_t ep_rank_of(size_t rank) const { return rank / tp % ep; }
 };
 
 /// Checks the request against the model (divisibility, layer counts, memory when given)
 /// and splits it. Errors say what would work instead.
 Result<Plan> MakePlan(const model::ModelConfig& config, const PlanRequest& request);
 
-/// A table: one row per rank with stage, layers, heads, FFN and vocabulary slices, and
-/// memory (weights + KV cache).
+/// A table: one row per rank with stage, layers, heads, FFN, experts and vocabulary
+/// slices, and memory (weights + KV cache).
 std::string FormatPlan(const model::ModelConfig& config, const Plan& plan);
 
 /// Parses "--layers 10,18" style lists.
