@@ -120,7 +120,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"small-llama-q4_k_m", true}, Case{"small-qwen3-q6_k", false},
                       Case{"small-qwen3-q4_0", true}, Case{"tiny-qwen3-mlx4", true},
                       Case{"tiny-llama-mlx8", false}, Case{"small-qwen3-mlx4", true},
-                      Case{"small-llama-mlx8", false}),
+                      Case{"small-llama-mlx8", false}, Case{"tiny-qwen3moe-q8_0", false},
+                      Case{"tiny-qwen3moe-bf16", false}, Case{"tiny-mixtral-q4_0", true},
+                      Case{"small-qwen3moe-q4_k", true}, Case{"small-mixtral-q6_k", false},
+                      Case{"small-qwen3moe-f16", false}, Case{"tiny-qwen3moe-mlx4", true},
+                      Case{"small-mixtral-mlx8", false}),
     [](const auto& info) {
       std::string n = info.param.name;
       for (char& ch : n) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
@@ -182,6 +186,13 @@ TEST(QuantModelErrors, ShardSplitOffBlockBoundaries) {
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("mlp.down_proj.weight"), std::string::npos)
       << m.status().message();
+  EXPECT_NE(m.status().message().find("multiples of 32"), std::string::npos)
+      << m.status().message();
+  // tiny-mixtral-q4_0's experts are 96 wide: tp = 2 cuts each at 48, inside a block.
+  m = model::Model::Load(Dir() + "/tiny-mixtral-q4_0.gguf", opt);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("mlp.switch_mlp.down_proj.weight (expert 0)"),
+            std::string::npos) << m.status().message();
   EXPECT_NE(m.status().message().find("multiples of 32"), std::string::npos)
       << m.status().message();
 }

@@ -43,7 +43,7 @@ Status Drive(engine::Executor& ex, Trace* trace) {
 
 struct Layout {
   std::string model;
-  size_t tp, pp;
+  size_t tp, pp, ep = 1;
 };
 
 class QuantShardedTest : public ::testing::TestWithParam<Layout> {};
@@ -51,7 +51,7 @@ class QuantShardedTest : public ::testing::TestWithParam<Layout> {};
 TEST_P(QuantShardedTest, SameTokensAndLogitsAsOneProcess) {
   const Layout& l = GetParam();
   const Trace one = testing::RunLocal(Path(l.model), Drive);
-  const Trace many = testing::RunSharded(Path(l.model), l.tp, l.pp, Drive);
+  const Trace many = testing::RunSharded(Path(l.model), l.tp, l.pp, Drive, l.ep);
   ASSERT_EQ(one.tokens.size(), many.tokens.size());
   for (size_t s = 0; s < one.tokens.size(); ++s) {
     EXPECT_EQ(one.tokens[s], many.tokens[s]) << "step " << s;
@@ -65,10 +65,17 @@ INSTANTIATE_TEST_SUITE_P(
     Layouts, QuantShardedTest,
     ::testing::Values(Layout{"small-qwen3-q4_0.gguf", 2, 1}, Layout{"small-qwen3-q4_0.gguf", 1, 2},
                       Layout{"small-qwen3-mlx4", 2, 1}, Layout{"small-llama-mlx8", 2, 2},
-                      Layout{"tiny-llama-q8_0.gguf", 1, 2}),
+                      Layout{"tiny-llama-q8_0.gguf", 1, 2},
+                      // Expert-parallel shards of stacked (GGUF) and switch_mlp (MLX) experts.
+                      Layout{"small-qwen3moe-q4_k.gguf", 1, 1, 2},
+                      Layout{"small-qwen3moe-f16.gguf", 2, 1, 2},
+                      Layout{"tiny-qwen3moe-q8_0.gguf", 1, 1, 3},
+                      Layout{"tiny-mixtral-q4_0.gguf", 1, 2, 2},
+                      Layout{"tiny-qwen3moe-mlx4", 1, 2, 2}),
     [](const auto& info) {
       std::string n = info.param.model + "_tp" + std::to_string(info.param.tp) + "_pp" +
-                      std::to_string(info.param.pp);
+                      std::to_string(info.param.pp) +
+                      (info.param.ep > 1 ? "_ep" + std::to_string(info.param.ep) : "");
       for (char& c : n) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
       return n;
     });

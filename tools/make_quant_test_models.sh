@@ -17,7 +17,8 @@ fi
 src="$out/src"
 mkdir -p "$src"
 for spec in tiny-llama:f32 tiny-qwen2:f32 tiny-qwen3:bf16 tiny-mistral:f32 small-llama:f32 \
-            small-qwen3:bf16; do
+            small-qwen3:bf16 tiny-qwen3moe:f32 tiny-mixtral:f32 small-qwen3moe:bf16 \
+            small-mixtral:f32; do
   shape=${spec%%:*} dtype=${spec##*:}
   "$py" "$here/make_model.py" --shape "$shape" --dtype "$dtype" --seed 7 --out "$src/$shape"
   "$py" "$here/reference.py" --model "$src/$shape" --tokens "$tokens" \
@@ -55,6 +56,15 @@ gguf tiny-mistral-bf16 tiny-mistral bf16
 gguf small-llama-q4_k_m small-llama q4_k_m  # Q4_K + Q6_K mix
 gguf small-qwen3-q6_k small-qwen3 q6_k
 gguf small-qwen3-q4_0 small-qwen3 q4_0
+# Mixtures of experts: stacked ffn_*_exps tensors (GGUF) and switch_mlp modules (MLX).
+gguf tiny-qwen3moe-q8_0 tiny-qwen3moe q8_0
+gguf tiny-qwen3moe-bf16 tiny-qwen3moe bf16
+gguf tiny-mixtral-q4_0 tiny-mixtral q4_0  # llama-labelled, q/k row order
+gguf small-qwen3moe-q4_k small-qwen3moe q4_k
+gguf small-mixtral-q6_k small-mixtral q6_k
+gguf small-qwen3moe-f16 small-qwen3moe f16
+mlx tiny-qwen3moe-mlx4 tiny-qwen3moe 4 32
+mlx small-mixtral-mlx8 small-mixtral 8 64
 mlx tiny-qwen3-mlx4 tiny-qwen3 4 32
 mlx tiny-llama-mlx8 tiny-llama 8 64 --override lm_head=4:32 --scale-dtype f32
 mlx small-qwen3-mlx4 small-qwen3 4 128

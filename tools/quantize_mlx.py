@@ -12,6 +12,11 @@ model's dtype unless --scale-dtype), with w = scale * q + bias per group; other 
 copied. config.json gains "quantization" (and "quantization_config") = {"group_size", "bits"},
 plus one entry per --override module, as mlx-lm records per-layer settings.
 
+Mixtures of experts are written as mlx-lm stores them: a layer's per-expert matrices
+(`experts.{e}.{gate,up,down}_proj`, Mixtral's `w1`/`w3`/`w2`) become one stacked
+`switch_mlp.{gate,up,down}_proj` module ([E, rows, …] weight, scales and biases), and the
+router (`mlp.gate` / `block_sparse_moe.gate`) is quantized like any other linear layer.
+
 --dequant-out writes a float32 Hugging Face folder of exactly the values the quantized folder
 holds, for tools/reference.py.
 """
@@ -55,11 +60,46 @@ def main():
     w = Weights(a.model)
     out, deq = [], []
     counts = {"quantized": 0, "kept": 0}
+    # (module prefix, stacked kind) -> [(expert, name)] of the per-expert matrices.
+    kinds = {"gate_proj": "gate_proj", "w1": "gate_proj", "up_proj": "up_proj",
+             "w3": "up_proj", "down_proj": "down_proj", "w2": "down_proj"}
+    stacks = {}
+    for name in w.where:
+        parts = name.split(".")
+        if len(parts) == 8 and parts[4] == "experts" and parts[6] in kinds:
+            key = (".".join(parts[:4]), kinds[parts[6]])
+            stacks.setdefault(key, []).append((int(parts[5]), name))
+    for (prefix, kind), members in sorted(stacks.items()):
+        names = [n for _, n in sorted(members)]
+        module = f"{prefix}.switch_mlp.{kind}"
+        bits, gs = overrides.get(module, (a.bits, a.group_size))
+        packed, sc, bi = [], [], []
+        for n in names:
+            x = w.Get(n).astype(np.float32)
+            p_, s_, b_, q = qf.QuantizeMlx(x, bits, gs)
+            s_enc, s_dt = qf.EncodeDtype(s_, sdt)
+            b_enc, _ = qf.EncodeDtype(b_, sdt)
+            packed.append(p_)
+            sc.append(s_enc)
+            bi.append(b_enc)
+            if a.dequant_out:
+                s32, b32 = qf.DecodeDtype(s_enc, sdt), qf.DecodeDtype(b_enc, sdt)
+                r, k = x.shape
+                v = s32[..., None] * q.reshape(r, k // gs, gs).astype(np.float32) + b32[..., None]
+                deq.append((n, v.reshape(r, k).astype(np.float32), "F32"))
+        out += [(module + ".weight", np.stack(packed), "U32"),
+                (module + ".scales", np.stack(sc), s_dt),
+                (module + ".biases", np.stack(bi), s_dt)]
+        counts["quantized"] += 1
+    stacked = {n for members in stacks.values() for _, n in members}
     for name in sorted(w.where):
+        if name in stacked:
+            continue
         shape = w.Shape(name)
         module = name[: -len(".weight")] if name.endswith(".weight") else None
         bits, gs = overrides.get(module, (a.bits, a.group_size))
-        is_matrix = len(shape) == 2 and (name.endswith("_proj.weight") or
+        is_matrix = len(shape) == 2 and (name.endswith(("_proj.weight", "mlp.gate.weight",
+                                                        "block_sparse_moe.gate.weight")) or
                                          name in ("model.embed_tokens.weight", "lm_head.weight"))
         if is_matrix and shape[1] % gs == 0:
             parts = {"packed": [], "s": [], "b": [], "deq": []}

@@ -6,8 +6,11 @@
 
 Follows the published GGUF specification: header (magic, version 3, counts), metadata
 key/values, tensor infos (dims innermost first), data aligned to general.alignment (32).
-Architectures llama (also for Mistral), qwen2 and qwen3, with the metadata keys and tensor
-names llama.cpp uses. As llama.cpp's converter does, the rows of each llama attn_q / attn_k
+Architectures llama (also for Mistral and Mixtral), qwen2, qwen3 and qwen3moe, with the
+metadata keys and tensor names llama.cpp uses: a layer's experts are stacked into
+ffn_{gate,up,down}_exps [E, rows, cols] (dims innermost first: cols, rows, E), the router is
+ffn_gate_inp (kept F32), and expert_count / expert_used_count / expert_feed_forward_length
+describe them. As llama.cpp's converter does, the rows of each llama attn_q / attn_k
 head are reordered for RoPE on adjacent pairs, and Llama 3 rope scaling is written as the
 'rope_freqs.weight' tensor of per-frequency divisors.
 
@@ -34,7 +37,21 @@ import quant_formats as qf  # noqa: E402
 from reference import Weights  # noqa: E402
 
 ARCH = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "llama",
-        "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3"}
+        "Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3",
+        "Qwen3MoeForCausalLM": "qwen3moe", "MixtralForCausalLM": "llama"}
+
+# Per-expert Hugging Face matrices ("experts.{e}.<name>") -> the stacked GGUF tensor.
+EXPERT_KINDS = {"gate_proj": "ffn_gate_exps", "w1": "ffn_gate_exps",
+                "up_proj": "ffn_up_exps", "w3": "ffn_up_exps",
+                "down_proj": "ffn_down_exps", "w2": "ffn_down_exps"}
+
+
+def ExpertOf(name):
+    """(layer, module prefix, expert, kind) of a per-expert weight name, else None."""
+    parts = name.split(".")
+    if len(parts) == 8 and parts[0] == "model" and parts[4] == "experts":
+        return int(parts[2]), ".".join(parts[:4]), int(parts[5]), parts[6]
+    return None
 ALIGN = 32
 
 # GGUF metadata value types.
@@ -79,6 +96,8 @@ def HfToGguf(name):
     parts = name.split(".")
     layer, rest = parts[2], ".".join(parts[3:])
     table = {"input_layernorm.weight": "attn_norm.weight",
+             "mlp.gate.weight": "ffn_gate_inp.weight",
+             "block_sparse_moe.gate.weight": "ffn_gate_inp.weight",
              "post_attention_layernorm.weight": "ffn_norm.weight",
              "self_attn.o_proj.weight": "attn_output.weight",
              "self_attn.q_norm.weight": "attn_q_norm.weight",
@@ -98,7 +117,8 @@ def PermuteRows(w, heads):
 
 
 def ChooseType(kind, gguf_name, cols, layer, n_layers):
-    if gguf_name.endswith(("norm.weight", ".bias")) or kind == "F32":
+    # Routers stay F32, as llama.cpp's converter and quantizer keep them.
+    if gguf_name.endswith(("norm.weight", ".bias", "ffn_gate_inp.weight")) or kind == "F32":
         return "F32"
     want = kind
     if kind == "Q4_K_M":
@@ -188,6 +208,12 @@ def Metadata(cfg, arch, n_tensors_hint, model_dir):
           Kv(f"{arch}.attention.layer_norm_rms_epsilon", F32, cfg["rms_norm_eps"]),
           Kv(f"{arch}.rope.freq_base", F32, cfg["rope_theta"]),
           Kv(f"{arch}.vocab_size", U32, v)]
+    experts = cfg.get("num_experts") or cfg.get("num_local_experts")
+    if experts:
+        kv += [Kv(f"{arch}.expert_count", U32, experts),
+               Kv(f"{arch}.expert_used_count", U32, cfg["num_experts_per_tok"])]
+        if cfg.get("moe_intermediate_size"):
+            kv.append(Kv(f"{arch}.expert_feed_forward_length", U32, cfg["moe_intermediate_size"]))
     rs = cfg.get("rope_scaling")
     if rs and (rs.get("rope_type") or rs.get("type")) == "linear":
         kv += [Kv(f"{arch}.rope.scaling.type", STRING, "linear"),
@@ -235,8 +261,26 @@ def main():
     heads = {"q": cfg["num_attention_heads"], "k": cfg["num_key_value_heads"]}
     kind = a.type.upper()
 
-    plan = []  # (hf name, gguf name, type, dims innermost first, nbytes)
+    # Each layer's per-expert matrices of one kind become one [E, rows, cols] tensor.
+    stacks = {}  # (layer, kind) -> [hf names by expert]
     for name in names:
+        ex = ExpertOf(name)
+        if ex:
+            stacks.setdefault((ex[0], EXPERT_KINDS[ex[3]]), []).append((ex[2], name))
+    plan = []  # (hf name or [names], gguf name, type, dims innermost first, nbytes)
+    for name in names:
+        ex = ExpertOf(name)
+        if ex:
+            key = (ex[0], EXPERT_KINDS[ex[3]])
+            group = [n for _, n in sorted(stacks[key])]
+            if name != group[0]:
+                continue
+            rows, cols = w.Shape(name)
+            g = f"blk.{ex[0]}.{key[1]}.weight"
+            t = ChooseType(kind, g, cols, ex[0], n_layers)
+            _, be, bb = qf.GGML_TYPES[t]
+            plan.append((group, g, t, [cols, rows, len(group)], len(group) * rows * cols // be * bb))
+            continue
         shape = w.Shape(name)
         g = HfToGguf(name)
         layer = int(name.split(".")[2]) if name.startswith("model.layers.") else None
@@ -266,6 +310,14 @@ def main():
         for name, g, t, dims, nbytes in plan:
             if name is None:
                 data = factors.tobytes()
+            elif isinstance(name, list):  # stacked experts, quantized expert by expert
+                chunks = []
+                for n in name:
+                    b, d = qf.QuantizeGguf(w.Get(n).astype(np.float32), t)
+                    chunks.append(np.ascontiguousarray(b).reshape(b.shape[0], -1))
+                    if a.dequant_out:
+                        deq_tensors.append((n, d.astype(np.float32), "F32"))
+                data = np.concatenate(chunks).tobytes()
             else:
                 shape = w.Shape(name)
                 rows, cols = (shape[0], shape[1]) if len(shape) == 2 else (1, shape[0])

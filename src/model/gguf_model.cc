@@ -1,6 +1,8 @@
 // GGUF metadata → ModelConfig, GGUF tensor names → Hugging Face names, tokenizer metadata.
 #include "model/gguf_model.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 
 namespace meshlm::model {
@@ -22,6 +24,12 @@ constexpr std::pair<const char*, const char*> kLayerNames[] = {
     {"ffn_gate.weight", "mlp.gate_proj.weight"},
     {"ffn_up.weight", "mlp.up_proj.weight"},
     {"ffn_down.weight", "mlp.down_proj.weight"},
+    // Mixtures of experts: the router, and each kind of expert matrix stacked
+    // [E, rows, cols] (the name weights.cc looks for, as MLX folders store them).
+    {"ffn_gate_inp.weight", "mlp.gate.weight"},
+    {"ffn_gate_exps.weight", "mlp.switch_mlp.gate_proj.weight"},
+    {"ffn_up_exps.weight", "mlp.switch_mlp.up_proj.weight"},
+    {"ffn_down_exps.weight", "mlp.switch_mlp.down_proj.weight"},
 };
 
 // llama.cpp's converter reorders the rows of each llama attn_q/attn_k head so that RoPE
@@ -48,6 +56,33 @@ Result<const uint8_t*> UnpermuteRows(const GgufTensor& t, int64_t heads, int64_t
   return static_cast<const uint8_t*>(out->data());
 }
 
+// Mixture-of-experts keys: expert_count, expert_used_count and the experts' width
+// (expert_feed_forward_length; Mixtral files, labelled llama, use feed_forward_length).
+// A layer is sparse where its router tensor ffn_gate_inp is present.
+Status ReadExperts(const GgufFile& f, const std::string& p, ModelConfig* c) {
+  MESHLM_ASSIGN_OR_RETURN(c->num_experts, f.GetInt(p + "expert_count", 0));
+  if (c->num_experts == 0) {
+    if (c->arch == Arch::kQwen3Moe) {
+      return Error("[gguf] '{}': architecture qwen3moe without {}expert_count", f.path(), p);
+    }
+    return OkStatus();
+  }
+  if (c->arch == Arch::kLlama) c->arch = Arch::kMixtral;
+  MESHLM_ASSIGN_OR_RETURN(c->num_experts_per_tok, f.GetInt(p + "expert_used_count"));
+  MESHLM_ASSIGN_OR_RETURN(c->moe_intermediate_size,
+                          f.GetInt(p + "expert_feed_forward_length", c->intermediate_size));
+  // llama.cpp renormalises the top-k weights for both architectures unless told otherwise.
+  c->norm_topk_prob = true;
+  if (f.Find(p + "expert_weights_norm") != nullptr) {
+    MESHLM_ASSIGN_OR_RETURN(c->norm_topk_prob, f.GetBool(p + "expert_weights_norm"));
+  }
+  c->moe_layers.assign(c->num_layers, false);
+  for (int64_t l = 0; l < c->num_layers; ++l) {
+    c->moe_layers[l] = f.FindTensor(fmt::format("blk.{}.ffn_gate_inp.weight", l)) != nullptr;
+  }
+  return CheckMoeConfig(*c, f.path());
+}
+
 Status ReadConfig(const GgufFile& f, const std::string& arch, ModelConfig* c) {
   const std::string p = arch + ".";
   c->arch_name = arch;
@@ -59,9 +94,12 @@ Status ReadConfig(const GgufFile& f, const std::string& arch, ModelConfig* c) {
   } else if (arch == "qwen3") {
     c->arch = Arch::kQwen3;
     c->qk_norm = true;
+  } else if (arch == "qwen3moe") {
+    c->arch = Arch::kQwen3Moe;
+    c->qk_norm = true;
   } else {
-    return Error("[gguf] '{}': architecture '{}' unsupported (supported: llama, qwen2, qwen3)",
-                 f.path(), arch);
+    return Error("[gguf] '{}': architecture '{}' unsupported (supported: llama, qwen2, qwen3, "
+                 "qwen3moe)", f.path(), arch);
   }
   MESHLM_ASSIGN_OR_RETURN(c->hidden_size, f.GetInt(p + "embedding_length"));
   MESHLM_ASSIGN_OR_RETURN(c->intermediate_size, f.GetInt(p + "feed_forward_length"));
@@ -104,7 +142,7 @@ Status ReadConfig(const GgufFile& f, const std::string& arch, ModelConfig* c) {
   }
   c->vocab_size = static_cast<int64_t>(embd->dims[1]);
   c->tie_word_embeddings = f.FindTensor("output.weight") == nullptr;
-  return OkStatus();
+  return ReadExperts(f, p, c);
 }
 
 }  // namespace
@@ -245,7 +283,8 @@ Result<GgufModel> LoadGgufModel(const std::string& path) {
       info.shape.push_back(static_cast<int64_t>(*it));
     }
     const bool is_q = hf.ends_with("q_proj.weight"), is_k = hf.ends_with("k_proj.weight");
-    if (c.arch == Arch::kLlama && (is_q || is_k)) {
+    // Mixtral files are labelled llama and reordered the same way.
+    if ((c.arch == Arch::kLlama || c.arch == Arch::kMixtral) && (is_q || is_k)) {
       m.owned.emplace_back();
       info.mapped = false;
       MESHLM_ASSIGN_OR_RETURN(info.data, UnpermuteRows(t, is_q ? c.num_heads : c.num_heads_kv,

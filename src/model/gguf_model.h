@@ -1,7 +1,8 @@
 // A model from a GGUF file: hyperparameters from metadata into a ModelConfig, tensors
 // under their Hugging Face names, and the tokenizer's metadata.
 //
-// Goals: llama (also Mistral and Llama 2, which GGUF files label llama), qwen2 and qwen3
+// Goals: llama (also Mistral, Llama 2 and Mixtral, which GGUF files label llama), qwen2,
+// qwen3 and qwen3moe
 // files as llama.cpp's converter writes them; tensors used in place from the map except
 // where noted below. Non-goals: other architectures, building the tokenizer itself (the
 // tokenizer layer consumes GgufTokenizer).

@@ -162,6 +162,7 @@ class ExpertSource {
     src.rows_ = rows;
     src.cols_ = cols;
     const std::string stacked = module + "switch_mlp." + hf + ".weight";
+    src.stacked_name_ = stacked;
     if (const TensorInfo* t = store.Find(stacked)) {
       MESHLM_ASSIGN_OR_RETURN(src.stacked_, GetStacked(store, *t, E, rows, cols));
       src.is_stacked_ = true;
@@ -181,13 +182,14 @@ class ExpertSource {
     return GetMatrix(store, fmt::format(fmt::runtime(per_expert_), e), rows_, cols_);
   }
   std::string Name(size_t e) const {
-    return is_stacked_ ? "stacked experts" : fmt::format(fmt::runtime(per_expert_), e);
+    return is_stacked_ ? fmt::format("{} (expert {})", stacked_name_, e)
+                       : fmt::format(fmt::runtime(per_expert_), e);
   }
 
  private:
   bool is_stacked_ = false;
   kernels::Weight stacked_;
-  std::string per_expert_;
+  std::string per_expert_, stacked_name_;
   int64_t rows_ = 0, cols_ = 0;
 };
 
