@@ -34,6 +34,17 @@ TEST(Cli, BadInputGivesAClearErrorAndExitOne) {
       {"generate --model " + tiny + " --ids 1 --top-p 0", "top_p 0 must be in (0, 1]"},
       {"bench --model " + tiny + " --prompt-tokens 300 --gen-tokens 10", "exceeds the model's"},
       {"generate --model " + tiny + " --tp 3 --ids 1", "tp=3 x pp=1 = 3 ranks, but the job has 1"},
+      {"generate --model " + tiny + " --ep 2 --ids 1", "ep=2 needs a mixture-of-experts model"},
+      {"generate --model " + BuildDir() + "/testmodels/tiny-qwen3moe-f32 --ep 2 --ids 1",
+       "x ep=2 = 2 ranks, but the job has 1"},
+      // Qwen3-235B-A22B on four hosts of 192/192/128/64 GiB: an even expert split leaves
+      // the smallest host short, and the plan names the splits that fit.
+      {"plan --model " + std::string(MESHLM_TEST_SOURCE_DIR) +
+           "/tests/data/qwen3-235b-a22b -n 4 --ep 4 --ctx 8192 --memory 192,192,128,64",
+       "rank 3 needs"},
+      {"plan --model " + std::string(MESHLM_TEST_SOURCE_DIR) +
+           "/tests/data/qwen3-235b-a22b -n 4 --ep 4 --ctx 8192 --memory 192,192,128,64",
+       "tp=1 pp=4 ep=1"},
   };
   for (const Case& c : cases) {
     const auto [out, code] = Meshlm(c.args);

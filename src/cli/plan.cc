@@ -22,7 +22,9 @@ struct PlanFlags {
   size_t n = 0;
   size_t tp = 0;
   size_t pp = 0;
+  size_t ep = 0;
   size_t ctx = 0;
+  double bits = 16;  // per stored weight
   std::string layers;
   std::string memory_gib;  // per rank, "16,16,8"
 };
@@ -40,6 +42,7 @@ Status RunPlan(const PlanFlags& f) {
   if (req.world_size == 0) return Error("[plan] give --hostfile or -n");
   req.tp = f.tp;
   req.pp = f.pp;
+  req.ep = f.ep;
   req.context = f.ctx;
   if (!f.layers.empty()) {
     MESHLM_ASSIGN_OR_RETURN(req.layers, parallel::ParseSizeList(f.layers, "--layers"));
@@ -57,8 +60,9 @@ Status RunPlan(const PlanFlags& f) {
   } else {
     memory_note = "memory not checked (give --memory GiB per rank)";
   }
-  // Weight bytes per element as stored; quantized folders are estimated as bf16.
-  req.weight_bytes_per_element = 2;
+  // Weight bytes per element as stored (bf16 unless --bits says otherwise).
+  if (!(f.bits > 0 && f.bits <= 32)) return Error("[plan] --bits {} must lie in (0, 32]", f.bits);
+  req.weight_bytes_per_element = f.bits / 8;
   MESHLM_ASSIGN_OR_RETURN(parallel::Plan plan, parallel::MakePlan(config, req));
   fmt::print("{}", parallel::FormatPlan(config, plan));
   fmt::print("{}\n", memory_note);
@@ -75,6 +79,10 @@ void AddPlanCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("-n", f->n, "Local ranks");
   cmd->add_option("--tp", f->tp, "Tensor-parallel ranks per stage");
   cmd->add_option("--pp", f->pp, "Pipeline stages");
+  cmd->add_option("--ep", f->ep, "Expert-parallel groups per stage (MoE models)");
+  cmd->add_option("--bits", f->bits,
+                  "Bits per stored weight, for the memory estimate (16; 8.5 for Q8_0, 4.5 for "
+                  "Q4_0 or MLX 4-bit)");
   cmd->add_option("--ctx", f->ctx, "Context to budget the KV cache for (default: the model's)");
   cmd->add_option("--layers", f->layers, "Layers per stage, e.g. 10,18");
   cmd->add_option("--memory", f->memory_gib, "GiB available per rank, e.g. 64,64,32");

@@ -105,15 +105,15 @@ Result<Plan> MakePlanOnce(const model::ModelConfig& c, const PlanRequest& req) {
   const size_t world = req.world_size;
   if (world == 0) return Error("[plan] world size must be at least 1");
   const size_t ep = req.ep ? req.ep : 1;
+  MESHLM_RETURN_IF_ERROR(model::CheckExpertParallel(c, ep));
   const size_t pp =
       req.pp ? req.pp : (req.tp ? std::max<size_t>(1, world / (req.tp * ep)) : 1);
   const size_t tp = req.tp ? req.tp : std::max<size_t>(1, world / (pp * ep));
   if (tp * pp * ep != world) {
-    return Error("[plan] tp={} x pp={} x ep={} = {} ranks, but the job has {}", tp, pp, ep,
-                 tp * pp * ep, world);
+    return Error("[plan] tp={} x pp={}{} = {} ranks, but the job has {}", tp, pp,
+                 ep > 1 ? fmt::format(" x ep={}", ep) : "", tp * pp * ep, world);
   }
   MESHLM_RETURN_IF_ERROR(model::CheckTensorParallel(c, tp));
-  MESHLM_RETURN_IF_ERROR(model::CheckExpertParallel(c, ep));
   const size_t S = tp * ep;  // ranks per stage
   const size_t L = c.num_layers;
   if (pp > L) return Error("[plan] pp={} exceeds the model's {} layers", pp, L);

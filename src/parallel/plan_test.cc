@@ -96,5 +96,93 @@ TEST(Plan, KvCacheGrowsWithContextAndShrinksWithTp) {
   EXPECT_NE(FormatPlan(Qwen3(), *two).find("tp=2"), std::string::npos);
 }
 
+// Qwen3-235B-A22B's config.json numbers.
+model::ModelConfig Qwen3_235B() {
+  model::ModelConfig c;
+  c.arch = model::Arch::kQwen3Moe;
+  c.hidden_size = 4096;
+  c.intermediate_size = 12288;
+  c.num_layers = 94;
+  c.num_heads = 64;
+  c.num_heads_kv = 4;
+  c.head_dim = 128;
+  c.vocab_size = 151936;
+  c.max_position_embeddings = 40960;
+  c.num_experts = 128;
+  c.num_experts_per_tok = 8;
+  c.moe_intermediate_size = 1536;
+  c.moe_layers.assign(94, true);
+  return c;
+}
+
+TEST(Plan, ExpertParallelSplitsExpertsAndMemory) {
+  PlanRequest req;
+  req.world_size = 4;
+  req.ep = 4;
+  req.context = 8192;
+  auto p = MakePlan(Qwen3_235B(), req);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->ep, 4u);
+  EXPECT_EQ(p->tp, 1u);
+  EXPECT_EQ(p->ranks[3].shard.ep_rank, 3u);
+  EXPECT_EQ(p->ranks[3].shard.ep_size, 4u);
+  // Each rank: all attention, the routers and 32 experts of every layer, and the LM head.
+  const double D = 4096, experts = 32 * 3.0 * D * 1536;
+  const double attn = D * 64 * 128 * 2 + D * 4 * 128 * 2;
+  const double expect = 94 * (attn + D * 128 + experts) + 151936 * D;
+  EXPECT_NEAR(p->ranks[0].weight_bytes, 2 * expect, 1e6);
+  const std::string table = FormatPlan(Qwen3_235B(), *p);
+  EXPECT_NE(table.find("ep=4"), std::string::npos) << table;
+  EXPECT_NE(table.find("96-127"), std::string::npos) << table;  // rank 3's experts
+  // tp within expert groups: tp=2 x ep=2, experts' widths halved.
+  req.tp = 2;
+  req.ep = 2;
+  p = MakePlan(Qwen3_235B(), req);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->ranks[1].shard.tp_rank, 1u);
+  EXPECT_EQ(p->ranks[1].shard.ep_rank, 0u);
+  EXPECT_EQ(p->ranks[2].shard.ep_rank, 1u);
+  req.tp = 0;
+  req.ep = 3;
+  EXPECT_NE(MakePlan(Qwen3_235B(), req).status().message().find("not divisible by ep=3"),
+            std::string::npos);
+  req.ep = 8;
+  EXPECT_NE(MakePlan(Qwen3_235B(), req).status().message().find("x ep=8 = 8 ranks"),
+            std::string::npos);
+}
+
+TEST(Plan, MoeThatDoesNotFitNamesWhatWould) {
+  // Four hosts of 192, 192, 128 and 64 GiB; the model in bf16 is ~470 GB.
+  const size_t gib = size_t{1} << 30;
+  PlanRequest req;
+  req.world_size = 4;
+  req.ep = 4;
+  req.context = 8192;
+  req.memory = {192 * gib, 192 * gib, 128 * gib, 64 * gib};
+  auto bad = MakePlan(Qwen3_235B(), req);
+  ASSERT_FALSE(bad.ok());
+  const std::string e = bad.status().message();
+  EXPECT_NE(e.find("rank 3 needs"), std::string::npos) << e;
+  // Pipeline stages sized by memory fit where an even expert split cannot.
+  EXPECT_NE(e.find("tp=1 pp=4 ep=1"), std::string::npos) << e;
+  req.pp = 4;
+  req.ep = 1;
+  auto p = MakePlan(Qwen3_235B(), req);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_GT(p->ranks[0].shard.layer_end, 94u / 4);  // more layers on the bigger hosts
+  // At 4.5 bits per weight the even expert split fits too.
+  req.pp = 0;
+  req.ep = 4;
+  req.weight_bytes_per_element = 0.5625;
+  EXPECT_TRUE(MakePlan(Qwen3_235B(), req).ok());
+  // Nothing fits in 4 x 32 GiB of bf16.
+  req.weight_bytes_per_element = 2;
+  req.memory.assign(4, 32 * gib);
+  bad = MakePlan(Qwen3_235B(), req);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("No split of these 4 ranks fits"), std::string::npos)
+      << bad.status().message();
+}
+
 }  // namespace
 }  // namespace meshlm::parallel
