@@ -57,6 +57,34 @@ TEST(ShardedLaunch, GreedyTokensMatchOneProcess) {
   }
 }
 
+// A mixture of experts (12 experts, a dense layer between sparse ones) split by experts,
+// by tensors inside expert groups, and by stages: the greedy tokens of one process.
+TEST(ShardedLaunch, MoeGreedyTokensMatchOneProcess) {
+  const std::string model = BuildDir() + "/testmodels/tiny-qwen3moe-f32";
+  const std::string args = " generate --model " + model +
+                           " --ids 3,17,42,5,99 --max-tokens 16 --temperature 0 --threads 1";
+  const auto [single, code] = RunCommand(Meshlm() + args);
+  ASSERT_EQ(code, 0) << single;
+  const std::string expect = TokensLine(single);
+  ASSERT_FALSE(expect.empty()) << single;
+  struct Case {
+    int n;
+    std::string flags;
+  };
+  for (const Case& c : {Case{2, "--ep 2"}, Case{3, "--ep 3"}, Case{4, "--ep 4"},
+                        Case{4, "--tp 2 --ep 2"}, Case{2, "--pp 2"}, Case{4, "--pp 2 --ep 2"}}) {
+    const auto [out, rc] = RunCommand(Meshlm() + " launch -n " + std::to_string(c.n) + " -- " +
+                                      Meshlm() + args + " " + c.flags);
+    EXPECT_EQ(rc, 0) << c.flags << "\n" << out;
+    EXPECT_EQ(TokensLine(out), expect) << c.flags << "\n" << out;
+  }
+  const auto [out, rc] = RunCommand(Meshlm() + " launch -n 5 -- " + Meshlm() + args + " --ep 5",
+                                    60, true);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("num_experts=12 is not divisible by ep=5; valid ep: 1, 2, 3, 4, 6, 12"),
+            std::string::npos) << out;
+}
+
 TEST(ShardedLaunch, TpThatDoesNotDivideIsRefusedWithTheValidValues) {
   const std::string model = BuildDir() + "/testmodels/tiny-llama-deep-f32";
   const auto [out, code] = RunCommand(Meshlm() + " launch -n 3 -- " + Meshlm() +
