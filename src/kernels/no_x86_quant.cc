@@ -6,6 +6,16 @@
 namespace meshlm::kernels::x86 {
 
 bool QuantVnniSupported() { return false; }
+bool QuantAvx2Supported() { return false; }
+bool QuantAvx2Handles(const QuantWeight&) { return false; }
+
+void QuantizeActsAvx2(const float*, size_t, size_t, QuantType, QuantActs*) {
+  MESHLM_CHECK(false, "[quant_matmul] AVX2 path called on a non-x86 build");
+}
+
+void QuantDotRowsAvx2(const QuantWeight&, size_t, size_t, const QuantActs&, float*, size_t) {
+  MESHLM_CHECK(false, "[quant_matmul] AVX2 path called on a non-x86 build");
+}
 
 void QuantizeActsVnni(const float*, size_t, size_t, QuantType, bool, QuantActs*) {
   MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");

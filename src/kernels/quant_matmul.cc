@@ -13,16 +13,28 @@
 namespace meshlm::kernels {
 namespace {
 
-enum Path : int { kAuto = 0, kPortable = 1, kVnni = 2 };
+enum Path : int { kAuto = 0, kPortable = 1, kVnni = 2, kAvx2 = 3 };
 std::atomic<int> g_path{kAuto};
 
 bool UseVnni() {
   const int p = g_path.load(std::memory_order_relaxed);
-  if (p == kPortable || !x86::QuantVnniSupported()) return false;
+  if (p == kPortable || p == kAvx2 || !x86::QuantVnniSupported()) return false;
   if (p == kVnni) return true;
   // Follow a forced lower Highway target (tests of the portable code run the whole model
   // that way): VNNI belongs to the AVX-512 level.
   return CurrentTarget().rfind("AVX3", 0) == 0;
+}
+
+// The AVX2 rows kernel, on CPUs without VNNI (or when forced), for the types it reads.
+bool UseAvx2(const QuantWeight& w) {
+  const int p = g_path.load(std::memory_order_relaxed);
+  if (p == kPortable || p == kVnni || !x86::QuantAvx2Supported() || !x86::QuantAvx2Handles(w)) {
+    return false;
+  }
+  if (p == kAvx2) return true;
+  // As above: a forced Highway target below AVX2 means the portable code is under test.
+  const std::string target = CurrentTarget();
+  return !UseVnni() && (target.rfind("AVX", 0) == 0);
 }
 
 // A weight row unpacked for the portable kernel: integer quants v: [K] in the activation
@@ -232,8 +244,11 @@ void QuantMatMul(const float* x, size_t T, const QuantWeight& w, const float* bi
   thread_local QuantActs scratch;
   const QuantActs& acts = scratch;
   const bool vnni = UseVnni();
+  const bool avx2 = !vnni && UseAvx2(w);
   if (vnni) {
     x86::QuantizeActsVnni(x, T, w.cols, w.type, w.packed, &scratch);
+  } else if (avx2 && w.type != QuantType::kMlx4) {
+    x86::QuantizeActsAvx2(x, T, w.cols, w.type, &scratch);
   } else {
     QuantizeActs(x, T, w.cols, w.type, &scratch);
   }
@@ -246,6 +261,8 @@ void QuantMatMul(const float* x, size_t T, const QuantWeight& w, const float* bi
     pool.ParallelFor(N, 4, [&](size_t begin, size_t end, size_t) {
       if (vnni) {
         x86::QuantDotRowsVnni(w, begin, end, acts, y, N);
+      } else if (avx2) {
+        x86::QuantDotRowsAvx2(w, begin, end, acts, y, N);
       } else {
         QuantDotRowsPortable(w, begin, end, acts, y, N);
       }
@@ -348,6 +365,7 @@ Weight PackWeight(const Weight& w, uint8_t* out) {
 std::vector<std::string> QuantPaths() {
   std::vector<std::string> paths;
   if (x86::QuantVnniSupported()) paths.emplace_back("avx512vnni");
+  if (x86::QuantAvx2Supported()) paths.emplace_back("avx2");
   paths.emplace_back("portable");
   return paths;
 }
@@ -359,12 +377,22 @@ bool SetQuantPath(const std::string& name) {
     g_path.store(kPortable);
   } else if (name == "avx512vnni" && x86::QuantVnniSupported()) {
     g_path.store(kVnni);
+  } else if (name == "avx2" && x86::QuantAvx2Supported()) {
+    g_path.store(kAvx2);
   } else {
     return false;
   }
   return true;
 }
 
-std::string CurrentQuantPath() { return UseVnni() ? "avx512vnni" : "portable"; }
+std::string CurrentQuantPath() {
+  if (UseVnni()) return "avx512vnni";
+  const int p = g_path.load(std::memory_order_relaxed);
+  if (x86::QuantAvx2Supported() && p != kPortable &&
+      (p == kAvx2 || CurrentTarget().rfind("AVX", 0) == 0)) {
+    return "avx2";  // Q8_0 and Q4_0; the other types take the portable kernel
+  }
+  return "portable";
+}
 
 }  // namespace meshlm::kernels

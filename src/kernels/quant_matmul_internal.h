@@ -63,6 +63,17 @@ void QuantDotRowsVnni(const QuantWeight& w, size_t n0, size_t n1, const QuantAct
 /// As QuantDotRowsVnni for packed weights, rows [kPackRows · g0, kPackRows · g1).
 void QuantDotGroupsVnni(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a,
                         float* y, size_t ldy);
+
+/// Whether the CPU has AVX2, FMA and F16C.
+bool QuantAvx2Supported();
+/// Whether QuantDotRowsAvx2 reads w (Q8_0 and Q4_0 in the file layout).
+bool QuantAvx2Handles(const QuantWeight& w);
+/// As QuantizeActs (the same bytes) for every type but MLX 4-bit; call only if
+/// QuantAvx2Supported().
+void QuantizeActsAvx2(const float* x, size_t T, size_t K, QuantType t, QuantActs* a);
+/// As QuantDotRowsPortable for weights QuantAvx2Handles; call only if QuantAvx2Supported().
+void QuantDotRowsAvx2(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,
+                      float* y, size_t ldy);
 }  // namespace x86
 
 }  // namespace meshlm::kernels

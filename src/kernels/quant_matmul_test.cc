@@ -224,6 +224,30 @@ TEST(QuantMatMul, ActivationQuantizersAgreeExactly) {
   }
 }
 
+TEST(QuantMatMul, Avx2ActivationQuantizerAgreesExactly) {
+  if (!x86::QuantAvx2Supported()) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_real_distribution<float> ud(-3.0f, 3.0f);
+  for (QuantType t : {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
+                      QuantType::kMlx8}) {
+    const size_t T = 3, K = 256;
+    std::vector<float> x(T * K);
+    for (float& f : x) f = ud(rng);
+    // Ties: values exactly between two steps of a block whose max is 127.
+    for (size_t k = 0; k < 32; ++k) x[k] = (k == 0) ? 127.0f : static_cast<float>(k) + 0.5f;
+    for (size_t k = 32; k < 64; ++k) x[k] = 0.0f;  // an all-zero block
+    QuantActs a, b;
+    QuantizeActs(x.data(), T, K, t, &a);
+    x86::QuantizeActsAvx2(x.data(), T, K, t, &b);
+    EXPECT_EQ(a.q, b.q) << QuantTypeName(t);
+    EXPECT_EQ(a.d, b.d) << QuantTypeName(t);
+    EXPECT_EQ(a.sum, b.sum) << QuantTypeName(t);
+    EXPECT_EQ(a.corr, b.corr) << QuantTypeName(t);
+    EXPECT_EQ(a.bcorr, b.bcorr) << QuantTypeName(t);
+    EXPECT_EQ(a.hcorr, b.hcorr) << QuantTypeName(t);
+  }
+}
+
 // The packed layout holds the same blocks: every block reads back byte for byte, rows
 // dequantize alike, whole groups slice as rows do, and column slices are refused.
 TEST(QuantPacked, SameBlocksAsTheRows) {
