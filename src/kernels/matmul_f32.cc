@@ -1,32 +1,8 @@
-// MatMul for f32 weights, one instantiation per Highway target.
+// MatMul for f32 weights, one instantiation per Highway target (see matmul_typed-inl.h).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/matmul_f32.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 // Must come after foreach_target.h.
-#include "kernels/matmul-inl.h"
-
-HWY_BEFORE_NAMESPACE();
-namespace meshlm::kernels::HWY_NAMESPACE {
-
-void MatMulF32Target(const float* x, size_t T, const Weight& w, const float* bias, float* y,
-                     ThreadPool& pool) {
-  MatMulT<float>(x, T, w, bias, y, pool);
-}
-
-}  // namespace meshlm::kernels::HWY_NAMESPACE
-HWY_AFTER_NAMESPACE();
-
-#if HWY_ONCE
-#include "kernels/matmul_internal.h"
-
-namespace meshlm::kernels {
-
-HWY_EXPORT(MatMulF32Target);
-
-void MatMulF32(const float* x, size_t T, const Weight& w, const float* bias, float* y,
-               ThreadPool& pool) {
-  HWY_DYNAMIC_DISPATCH(MatMulF32Target)(x, T, w, bias, y, pool);
-}
-
-}  // namespace meshlm::kernels
-#endif  // HWY_ONCE
+#define MESHLM_MATMUL_WEIGHT float
+#define MESHLM_MATMUL_NAME MatMulF32
+#include "kernels/matmul_typed-inl.h"

@@ -87,7 +87,7 @@ int64_t UnixNow() {
 
 // Streaming state shared by the content provider's calls.
 struct StreamState {
-  std::shared_ptr<Channel> channel;
+  std::shared_ptr<engine::Channel> channel;
   ResponseMeta meta;
   bool include_usage = false;
   bool sent_role = false;
@@ -99,13 +99,13 @@ struct StreamState {
 
 struct HttpServer::Impl {
   ServerOptions options;
-  Scheduler& scheduler;
+  engine::Scheduler& scheduler;
   Metrics& metrics;
   PromptContext prompt;
   httplib::Server http;
   std::atomic<int> active_streams{0};
 
-  Impl(ServerOptions o, Scheduler& s, Metrics& m, PromptContext p)
+  Impl(ServerOptions o, engine::Scheduler& s, Metrics& m, PromptContext p)
       : options(std::move(o)), scheduler(s), metrics(m), prompt(p) {}
 
   bool Authorized(const httplib::Request& req, httplib::Response& res) {
@@ -168,10 +168,10 @@ struct HttpServer::Impl {
                                                                   : "invalid_value";
       return fail(err);
     }
-    Scheduler::SubmitError why;
-    std::shared_ptr<Channel> channel = scheduler.Submit(api.gen, &why);
+    engine::Scheduler::SubmitError why;
+    std::shared_ptr<engine::Channel> channel = scheduler.Submit(api.gen, &why);
     if (!channel) {
-      if (why == Scheduler::SubmitError::kQueueFull) {
+      if (why == engine::Scheduler::SubmitError::kQueueFull) {
         ++metrics.requests_rejected;
         err.status = 429;
         err.type = "rate_limit_error";
@@ -181,7 +181,7 @@ struct HttpServer::Impl {
         err.status = 503;
         err.type = "server_error";
         err.code = "unavailable";
-        err.message = why == Scheduler::SubmitError::kBroken
+        err.message = why == engine::Scheduler::SubmitError::kBroken
                           ? "the cluster failed: " + scheduler.broken_reason()
                           : "the server is shutting down";
       }
@@ -195,7 +195,7 @@ struct HttpServer::Impl {
     std::string text;
     double checked = NowSeconds();
     for (;;) {
-      Event e;
+      engine::Event e;
       const bool got = channel->Pop(&e, kGoneCheckMs);
       if (NowSeconds() - checked >= kGoneCheckMs / 1e3) {
         checked = NowSeconds();
@@ -206,9 +206,9 @@ struct HttpServer::Impl {
         }
       }
       if (!got) continue;
-      if (e.kind == Event::Kind::kText) {
+      if (e.kind == engine::Event::Kind::kText) {
         text += e.text;
-      } else if (e.kind == Event::Kind::kDone) {
+      } else if (e.kind == engine::Event::Kind::kDone) {
         res.set_content(
             FullResponse(meta, text, e.finish_reason, e.prompt_tokens, e.completion_tokens),
             "application/json");
@@ -223,7 +223,7 @@ struct HttpServer::Impl {
     }
   }
 
-  void Stream(httplib::Response& res, std::shared_ptr<Channel> channel, ResponseMeta meta,
+  void Stream(httplib::Response& res, std::shared_ptr<engine::Channel> channel, ResponseMeta meta,
               bool include_usage) {
     auto st = std::make_shared<StreamState>();
     st->channel = std::move(channel);
@@ -253,7 +253,7 @@ struct HttpServer::Impl {
             st->sent_role = true;
             if (!send(StreamChunk(st->meta, "", true, ""))) return gone();
           }
-          Event e;
+          engine::Event e;
           if (!st->channel->Pop(&e, kPollMs)) {
             if (NowSeconds() - st->last_write > kKeepAliveSeconds) {
               st->last_write = NowSeconds();
@@ -261,12 +261,12 @@ struct HttpServer::Impl {
             }
             return true;
           }
-          if (e.kind == Event::Kind::kText) {
+          if (e.kind == engine::Event::Kind::kText) {
             if (!send(StreamChunk(st->meta, e.text, false, ""))) return gone();
             return true;
           }
           st->finished = true;
-          if (e.kind == Event::Kind::kError) {
+          if (e.kind == engine::Event::Kind::kError) {
             ApiError err;
             err.status = 503;
             err.type = "server_error";
@@ -340,7 +340,7 @@ struct HttpServer::Impl {
   }
 };
 
-HttpServer::HttpServer(ServerOptions options, Scheduler& scheduler, Metrics& metrics,
+HttpServer::HttpServer(ServerOptions options, engine::Scheduler& scheduler, Metrics& metrics,
                        PromptContext prompt)
     : impl_(std::make_unique<Impl>(std::move(options), scheduler, metrics, prompt)) {
   impl_->Routes();

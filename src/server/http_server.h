@@ -1,5 +1,5 @@
 // HttpServer: the OpenAI-compatible HTTP API on rank 0 (cpp-httplib), in front of the
-// Scheduler.
+// engine's Scheduler.
 //
 // Endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions (both with
 // SSE streaming), GET /health, GET /metrics. Every error is OpenAI-shaped JSON.
@@ -14,7 +14,7 @@
 #include "base/status.h"
 #include "server/metrics.h"
 #include "server/openai.h"
-#include "server/scheduler.h"
+#include "engine/scheduler.h"
 
 namespace meshlm::server {
 
@@ -30,7 +30,8 @@ struct ServerOptions {
 class HttpServer {
  public:
   /// `scheduler`, `metrics` and the prompt context's objects must outlive the server.
-  HttpServer(ServerOptions options, Scheduler& scheduler, Metrics& metrics, PromptContext prompt);
+  HttpServer(ServerOptions options, engine::Scheduler& scheduler, Metrics& metrics,
+             PromptContext prompt);
   ~HttpServer();
 
   /// Binds host:port (port 0 picks one; see port()). Errors name the address.

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/scheduler_stats.h"
+
 namespace meshlm::server {
 
 /// A histogram with fixed upper bounds (seconds). Thread-safe.
@@ -25,8 +27,9 @@ class Histogram {
   uint64_t count_ = 0;
 };
 
-/// Everything /metrics shows. Fields are updated by the HTTP threads and the engine thread.
-struct Metrics {
+/// Everything /metrics shows. Fields are updated by the HTTP threads and, through
+/// engine::SchedulerStats, the engine thread.
+struct Metrics : engine::SchedulerStats {
   Metrics();
   std::atomic<uint64_t> requests_total{0};
   std::atomic<uint64_t> requests_failed{0};    // answered with an error status or event
@@ -39,9 +42,21 @@ struct Metrics {
   std::atomic<int64_t> running{0};
   Histogram ttft_seconds;
   Histogram step_seconds;
+
+  // engine::SchedulerStats.
+  void SetQueueDepth(int64_t n) override { queue_depth = n; }
+  void SetRunning(int64_t n) override { running = n; }
+  void AddFailedRequest() override { ++requests_failed; }
+  void AddPromptTokens(uint64_t n) override { prompt_tokens_total += n; }
+  void AddCompletionToken() override { ++completion_tokens_total; }
+  void ObserveTimeToFirstToken(double seconds) override { ttft_seconds.Observe(seconds); }
+  void ObserveStep(double seconds) override {
+    step_seconds.Observe(seconds);
+    ++steps_total;
+  }
   /// Each rank's time computing and inside collectives since start. Rank 0's is current;
   /// the workers' as of their last report (sent while requests run, never while idle).
-  void SetRankTimes(size_t rank, double compute_seconds, double comm_seconds);
+  void SetRankTimes(size_t rank, double compute_seconds, double comm_seconds) override;
 
   /// Prometheus text exposition format.
   std::string Render() const;

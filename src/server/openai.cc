@@ -232,7 +232,7 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
     }
     out->model = it->get<std::string>();
   }
-  GenRequest& g = out->gen;
+  engine::GenRequest& g = out->gen;
   g.sampling.temperature = ctx.defaults.temperature;
   g.sampling.top_k = ctx.defaults.top_k;
   g.sampling.top_p = ctx.defaults.top_p;

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "model/config.h"
-#include "server/scheduler.h"
+#include "engine/request.h"
+#include "engine/sampler.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -31,15 +31,16 @@ struct ApiRequest {
   std::string model;  // "" when absent
   bool stream = false;
   bool include_usage = false;
-  GenRequest gen;
+  engine::GenRequest gen;
 };
 
 /// What parsing needs from the model: its tokenizer (may be null: prompts must then be
-/// token ids) and chat template (may be null), and the generation defaults.
+/// token ids) and chat template (may be null), and the sampling a request gets for the
+/// fields it leaves out (see engine::DefaultSampling).
 struct PromptContext {
   const Tokenizer* tokenizer = nullptr;
   const ChatTemplate* chat_template = nullptr;
-  model::GenerationDefaults defaults;
+  engine::SamplingParams defaults;
 };
 
 /// Parses and tokenizes a request body. False with `error` filled for bad input.

@@ -15,7 +15,7 @@
 #include "base/clock.h"
 #include "base/mapped_file.h"
 #include "engine/model_tokenizer.h"
-#include "server/scheduler.h"
+#include "engine/scheduler.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -67,12 +67,13 @@ Status RunServer(engine::Executor& executor, ServeConfig config) {
   PromptContext prompt;
   prompt.tokenizer = tokenizer.get();
   prompt.chat_template = chat_template.get();
-  prompt.defaults = executor.model().generation_defaults();
+  const model::GenerationDefaults& defaults = executor.model().generation_defaults();
+  prompt.defaults = engine::DefaultSampling(defaults);
 
-  SchedulerOptions sched;
+  engine::SchedulerOptions sched;
   sched.max_running = config.max_running;
   sched.max_queued = config.max_queued;
-  sched.eos_ids = prompt.defaults.eos_token_ids;
+  sched.eos_ids = defaults.eos_token_ids;
   if (tokenizer) {
     for (int32_t id : tokenizer->stop_ids()) {
       if (std::find(sched.eos_ids.begin(), sched.eos_ids.end(), id) == sched.eos_ids.end()) {
@@ -81,7 +82,7 @@ Status RunServer(engine::Executor& executor, ServeConfig config) {
     }
   }
   Metrics metrics;
-  Scheduler scheduler(executor, tokenizer.get(), metrics, sched);
+  engine::Scheduler scheduler(executor, tokenizer.get(), metrics, sched);
   HttpServer http(config.http, scheduler, metrics, prompt);
   if (Status s = http.Bind(); !s.ok()) {
     scheduler.Stop();

@@ -1,8 +1,8 @@
 // ChatTemplate: the public face of the chat-template interpreter.
 #include "tokenizer/chat_template.h"
 
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_interp.h"
+#include "tokenizer/jinja/ast.h"
+#include "tokenizer/jinja/interp.h"
 
 namespace meshlm {
 

@@ -1,5 +1,5 @@
 // Value printing, JSON, equality and truthiness for the chat-template interpreter.
-#include "tokenizer/jinja_value.h"
+#include "tokenizer/jinja/value.h"
 
 #include <fmt/format.h>
 

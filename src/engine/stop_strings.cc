@@ -1,9 +1,9 @@
 // Stop-string matching over streamed text.
-#include "server/stop_strings.h"
+#include "engine/stop_strings.h"
 
 #include <algorithm>
 
-namespace meshlm::server {
+namespace meshlm::engine {
 
 StopMatcher::StopMatcher(std::vector<std::string> stops) {
   for (auto& s : stops) {
@@ -45,4 +45,4 @@ std::string StopMatcher::Flush() {
   return out;
 }
 
-}  // namespace meshlm::server
+}  // namespace meshlm::engine

@@ -3,8 +3,8 @@
 // and, not, comparison and in, + - ~, * / // %, **, is, |, unary sign, call and member.
 #include <cmath>
 
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_value.h"
+#include "tokenizer/jinja/ast.h"
+#include "tokenizer/jinja/value.h"
 
 namespace meshlm::jinja {
 

@@ -1,9 +1,9 @@
 // StopMatcher: stop strings split across pieces are found and never emitted.
-#include "server/stop_strings.h"
+#include "engine/stop_strings.h"
 
 #include <gtest/gtest.h>
 
-namespace meshlm::server {
+namespace meshlm::engine {
 namespace {
 
 std::string Feed(StopMatcher& m, const std::vector<std::string>& pieces) {
@@ -50,4 +50,4 @@ TEST(StopMatcher, HeldTailFlushedAtEnd) {
 }
 
 }  // namespace
-}  // namespace meshlm::server
+}  // namespace meshlm::engine

@@ -2,8 +2,8 @@
 #include <array>
 #include <utility>
 
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_value.h"
+#include "tokenizer/jinja/ast.h"
+#include "tokenizer/jinja/value.h"
 #include "tokenizer/unicode.h"
 
 namespace meshlm::jinja {

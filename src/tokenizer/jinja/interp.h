@@ -1,4 +1,4 @@
-// The chat-template interpreter: evaluates the syntax tree of jinja_ast.h with the
+// The chat-template interpreter: evaluates the syntax tree of ast.h with the
 // semantics of @huggingface/jinja (scoping, operators, filters, tests, methods).
 #pragma once
 
@@ -7,8 +7,8 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "tokenizer/jinja_ast.h"
-#include "tokenizer/jinja_value.h"
+#include "tokenizer/jinja/ast.h"
+#include "tokenizer/jinja/value.h"
 
 namespace meshlm::jinja {
 
@@ -42,7 +42,7 @@ class Interpreter {
   std::string Block(const NodeList& body, Env& env);
   Value Eval(const Node& n, Env& env);
 
-  // Builtins (jinja_builtins.cc).
+  // Builtins: filters.cc (filters), builtins.cc (tests, methods).
   Value ApplyFilter(Value operand, const Node& filter, Env& env);
   Value ApplyFilterNamed(Value operand, const std::string& name, Array& args, Kwargs& kwargs);
   static bool RunTest(const std::string& name, const Value& v, const Value* arg);

@@ -20,29 +20,11 @@
 
 #include "base/status.h"
 #include "engine/executor.h"
-#include "server/metrics.h"
+#include "engine/request.h"
+#include "engine/scheduler_stats.h"
 #include "tokenizer/tokenizer.h"
 
-namespace meshlm::server {
-
-/// What a request asks the engine for.
-struct GenRequest {
-  std::vector<int32_t> prompt;
-  engine::SamplingParams sampling;
-  size_t max_tokens = 0;          // 0: up to the context
-  std::vector<std::string> stop;  // strings that end generation; never emitted
-  bool ignore_eos = false;
-};
-
-/// One piece of a request's output, in order.
-struct Event {
-  enum class Kind { kText, kDone, kError };
-  Kind kind = Kind::kText;
-  std::string text;              // kText: newly final text; kError: the message
-  std::string finish_reason;     // kDone: "stop" or "length"
-  size_t prompt_tokens = 0;      // kDone
-  size_t completion_tokens = 0;  // kDone: every sampled token, the final one included
-};
+namespace meshlm::engine {
 
 /// The link between an HTTP thread and the engine thread for one request. Thread-safe.
 class Channel {
@@ -69,9 +51,9 @@ struct SchedulerOptions {
 
 class Scheduler {
  public:
-  /// `executor` and `tokenizer` must outlive the scheduler; `tokenizer` may be null (text
-  /// is then the decimal ids). Starts the engine thread.
-  Scheduler(engine::Executor& executor, const Tokenizer* tokenizer, Metrics& metrics,
+  /// `executor`, `tokenizer` and `stats` must outlive the scheduler; `tokenizer` may be
+  /// null (text is then the decimal ids). Starts the engine thread.
+  Scheduler(Executor& executor, const Tokenizer* tokenizer, SchedulerStats& stats,
             SchedulerOptions options);
   /// Stops (see Stop).
   ~Scheduler();
@@ -99,12 +81,12 @@ class Scheduler {
   void FailAll(const std::string& message);
   /// Marks the cluster failed (`why`) and ends every request with that error.
   void Break(const Status& why);
-  /// Puts this rank's time in the metrics, and the workers' when they are due to report.
+  /// Puts this rank's time in the stats, and the workers' when they are due to report.
   Status RecordTimes();
 
-  engine::Executor& executor_;
+  Executor& executor_;
   const Tokenizer* tokenizer_;
-  Metrics& metrics_;
+  SchedulerStats& stats_;
   SchedulerOptions options_;
   size_t max_context_;
   size_t vocab_size_;
@@ -115,14 +97,14 @@ class Scheduler {
     std::lock_guard<std::mutex> lock(mu_);
     return queue_.empty();
   }
-  double last_report_ = 0;  // when the workers last reported their times
-  double step_delay_s_ = 0;  // MESHLM_STEP_DELAY_MS
-  bool stopping_ = false;                       // guarded by mu_
-  std::string broken_reason_;                   // guarded by mu_
+  double last_report_ = 0;     // when the workers last reported their times
+  double step_delay_s_ = 0;    // MESHLM_STEP_DELAY_MS
+  bool stopping_ = false;      // guarded by mu_
+  std::string broken_reason_;  // guarded by mu_
   std::atomic<bool> broken_{false};
   std::vector<std::unique_ptr<Running>> running_;  // engine thread only
   uint64_t next_id_ = 1;                           // guarded by mu_
   std::thread thread_;
 };
 
-}  // namespace meshlm::server
+}  // namespace meshlm::engine

@@ -1,5 +1,5 @@
 // Evaluation of statements and expressions of the chat-template language.
-#include "tokenizer/jinja_interp.h"
+#include "tokenizer/jinja/interp.h"
 
 #include <fmt/format.h>
 

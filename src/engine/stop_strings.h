@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace meshlm::server {
+namespace meshlm::engine {
 
 class StopMatcher {
  public:
@@ -24,4 +24,4 @@ class StopMatcher {
   bool stopped_ = false;
 };
 
-}  // namespace meshlm::server
+}  // namespace meshlm::engine

@@ -1,18 +1,16 @@
 // Scheduler: the engine thread's loop of admit, step, stream.
-#include "server/scheduler.h"
-
-#include <chrono>
-#include <cstdlib>
+#include "engine/scheduler.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 
 #include "base/clock.h"
-#include "server/stop_strings.h"
+#include "engine/stop_strings.h"
 
-namespace meshlm::server {
+namespace meshlm::engine {
 
 void Channel::Push(Event e) {
   {
@@ -47,11 +45,11 @@ struct Scheduler::Running {
   std::unique_ptr<StopMatcher> stop;
 };
 
-Scheduler::Scheduler(engine::Executor& executor, const Tokenizer* tokenizer, Metrics& metrics,
+Scheduler::Scheduler(Executor& executor, const Tokenizer* tokenizer, SchedulerStats& stats,
                      SchedulerOptions options)
     : executor_(executor),
       tokenizer_(tokenizer),
-      metrics_(metrics),
+      stats_(stats),
       options_(std::move(options)),
       max_context_(executor.model().max_context()),
       vocab_size_(executor.model().config().vocab_size) {
@@ -121,7 +119,7 @@ std::shared_ptr<Channel> Scheduler::Submit(GenRequest request, SubmitError* erro
     }
     r->id = next_id_++;
     queue_.push_back(std::move(r));
-    metrics_.queue_depth = static_cast<int64_t>(queue_.size());
+    stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
   }
   *error = SubmitError::kNone;
   cv_.notify_one();
@@ -133,12 +131,12 @@ void Scheduler::FailAll(const std::string& message) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     queued.swap(queue_);
-    metrics_.queue_depth = 0;
+    stats_.SetQueueDepth(0);
   }
   auto fail = [&](Running& r) {
     if (r.finished) return;
     r.finished = true;
-    ++metrics_.requests_failed;
+    stats_.AddFailedRequest();
     Event e;
     e.kind = Event::Kind::kError;
     e.text = message;
@@ -147,13 +145,13 @@ void Scheduler::FailAll(const std::string& message) {
   for (auto& r : running_) fail(*r);
   for (auto& r : queued) fail(*r);
   running_.clear();
-  metrics_.running = 0;
+  stats_.SetRunning(0);
 }
 
 bool Scheduler::Advance(Running& r, int32_t token) {
   ++r.generated;
-  ++metrics_.completion_tokens_total;
-  if (r.generated == 1) metrics_.ttft_seconds.Observe(NowSeconds() - r.arrived);
+  stats_.AddCompletionToken();
+  if (r.generated == 1) stats_.ObserveTimeToFirstToken(NowSeconds() - r.arrived);
   r.last_token = token;
   const bool eos = !r.req.ignore_eos && std::find(options_.eos_ids.begin(), options_.eos_ids.end(),
                                                   token) != options_.eos_ids.end();
@@ -194,13 +192,13 @@ void Scheduler::Loop() {
         running_.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
-      metrics_.queue_depth = static_cast<int64_t>(queue_.size());
+      stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
     }
-    std::vector<engine::SeqWork> work;
+    std::vector<SeqWork> work;
     std::vector<Running*> fed;
     for (auto& r : running_) {
       if (r->channel->cancelled()) r->finished = true;
-      engine::SeqWork w;
+      SeqWork w;
       w.id = r->id;
       if (r->finished) {
         if (!r->started) continue;
@@ -209,7 +207,7 @@ void Scheduler::Loop() {
         w.start = true;
         w.params = r->req.sampling;
         w.tokens = r->req.prompt;
-        metrics_.prompt_tokens_total += r->req.prompt.size();
+        stats_.AddPromptTokens(r->req.prompt.size());
       } else {
         w.tokens = {r->last_token};
       }
@@ -222,7 +220,7 @@ void Scheduler::Loop() {
       if (r->finished) leaving.push_back(std::move(r));
     }
     std::erase(running_, nullptr);
-    metrics_.running = static_cast<int64_t>(running_.size());
+    stats_.SetRunning(static_cast<int64_t>(running_.size()));
     if (work.empty()) continue;
     const double t0 = NowSeconds();
     auto out = executor_.Step(std::move(work));
@@ -230,8 +228,7 @@ void Scheduler::Loop() {
     if (step_delay_s_ > 0) {
       std::this_thread::sleep_for(std::chrono::duration<double>(step_delay_s_));
     }
-    metrics_.step_seconds.Observe(NowSeconds() - t0);
-    ++metrics_.steps_total;
+    stats_.ObserveStep(NowSeconds() - t0);
     for (size_t i = 0; i < fed.size(); ++i) {
       fed[i]->started = true;
       if (Advance(*fed[i], (*out)[i])) fed[i]->finished = true;
@@ -252,22 +249,22 @@ void Scheduler::Break(const Status& why) {
 }
 
 Status Scheduler::RecordTimes() {
-  const engine::StepTimes mine = executor_.total_times();
-  metrics_.SetRankTimes(0, mine.compute_seconds, mine.comm_seconds);
+  const StepTimes mine = executor_.total_times();
+  stats_.SetRankTimes(0, mine.compute_seconds, mine.comm_seconds);
   // The workers report their times at most once a second while requests run, and once
   // more when the last running request has finished (so an idle server sends nothing).
-  const bool drained = std::all_of(running_.begin(), running_.end(),
-                                   [](const auto& r) { return r->finished; }) &&
-                       QueueEmpty();
+  const bool drained =
+      std::all_of(running_.begin(), running_.end(), [](const auto& r) { return r->finished; }) &&
+      QueueEmpty();
   if (executor_.world_size() == 1 || (NowSeconds() - last_report_ < 1.0 && !drained)) {
     return OkStatus();
   }
   last_report_ = NowSeconds();
-  MESHLM_ASSIGN_OR_RETURN(std::vector<engine::StepTimes> all, executor_.GatherTimes());
+  MESHLM_ASSIGN_OR_RETURN(std::vector<StepTimes> all, executor_.GatherTimes());
   for (size_t r = 1; r < all.size(); ++r) {
-    metrics_.SetRankTimes(r, all[r].compute_seconds, all[r].comm_seconds);
+    stats_.SetRankTimes(r, all[r].compute_seconds, all[r].comm_seconds);
   }
   return OkStatus();
 }
 
-}  // namespace meshlm::server
+}  // namespace meshlm::engine

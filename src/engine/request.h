@@ -1,0 +1,41 @@
+// What a client asks the engine for (GenRequest) and what comes back (Event), without the
+// model or executor headers, so that the HTTP side can build requests on its own.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/sampler.h"
+
+namespace meshlm::model {
+struct GenerationDefaults;
+}  // namespace meshlm::model
+
+namespace meshlm::engine {
+
+/// What a request asks the engine for.
+struct GenRequest {
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  size_t max_tokens = 0;          // 0: up to the context
+  std::vector<std::string> stop;  // strings that end generation; never emitted
+  bool ignore_eos = false;
+};
+
+/// One piece of a request's output, in order.
+struct Event {
+  enum class Kind { kText, kDone, kError };
+  Kind kind = Kind::kText;
+  std::string text;              // kText: newly final text; kError: the message
+  std::string finish_reason;     // kDone: "stop" or "length"
+  size_t prompt_tokens = 0;      // kDone
+  size_t completion_tokens = 0;  // kDone: every sampled token, the final one included
+};
+
+/// The sampling a model's generation_config.json asks for, as the defaults of a request
+/// that does not set them (the penalties and the seed keep SamplingParams' defaults).
+SamplingParams DefaultSampling(const model::GenerationDefaults& defaults);
+
+}  // namespace meshlm::engine
