@@ -82,7 +82,14 @@ void AddCommtestCommand(CLI::App& app, int* exit_code) {
     }
     for (int p : o->phases) self.insert(self.end(), {"--phases", std::to_string(p)});
     if (o->json) self.push_back("--json");
-    *exit_code = cluster::CommtestCommand(*o, *launch, self);
+    const cluster::CommtestReport report =
+        cluster::CommtestCommand(*o, *launch, self, [](const std::string& text) {
+          std::fputs(text.c_str(), stdout);
+          std::fflush(stdout);
+        });
+    if (!report.error.empty()) std::fprintf(stderr, "%s\n", report.error.c_str());
+    if (!report.json.empty()) std::printf("%s\n", report.json.c_str());
+    *exit_code = report.exit_code;
   });
 }
 

@@ -3,7 +3,8 @@
 #include <memory>
 
 #include "cli/commands.h"
-#include "cluster/discover.h"
+#include "cli/host_flags.h"
+#include "cluster/config.h"
 
 namespace meshlm::cli {
 
@@ -26,9 +27,7 @@ void AddConfigCommand(CLI::App& app, int* exit_code) {
   sub->add_option("--output", o->output, "write the hostfile here (only when complete)");
   sub->add_flag("--auto-setup", o->auto_setup,
                 "give links with no IPv4 their own /30, where passwordless sudo works");
-  sub->add_option("--ssh-arg", o->ssh_args,
-                  "extra argument for ssh, as --ssh-arg=-p2222 (repeatable)")
-      ->allow_extra_args(false);
+  AddHostFlags(*sub, {.ssh_args = &o->ssh_args});
   sub->add_option("--timeout", o->timeout_s, "seconds per ssh round trip (default 10)");
   sub->add_flag("--verbose", o->verbose, "show timings");
   sub->callback([o, over, exit_code] {
@@ -44,7 +43,15 @@ void AddConfigCommand(CLI::App& app, int* exit_code) {
       return;
     }
     o->over = *kind;
-    *exit_code = cluster::ConfigCommand(*o);
+    auto report = cluster::ConfigCommand(*o);
+    if (!report.ok()) {
+      std::fprintf(stderr, "%s\n", report.status().message().c_str());
+      *exit_code = 2;
+      return;
+    }
+    std::fputs(report->err.c_str(), stderr);
+    std::fputs(report->out.c_str(), stdout);
+    *exit_code = report->complete ? 0 : 1;
   });
 }
 

@@ -2,24 +2,22 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/host_flags.h"
 #include "cluster/launcher.h"
 
 namespace meshlm::cli {
 
 /// Adds the launch flags shared by `launch` and `commtest` to `sub`.
 void AddLaunchFlags(CLI::App* sub, cluster::LaunchOptions* o) {
-  sub->add_option("-n,--processes", o->processes, "local ranks; with --hosts, ranks per host");
+  AddHostFlags(*sub,
+               {.processes = &o->processes, .hostfile = &o->hostfile, .ssh_args = &o->ssh_args});
   sub->add_option("--hosts", o->hosts, "comma-separated hosts, one rank each (ssh unless local)")
       ->delimiter(',')
       ->allow_extra_args(false);
-  sub->add_option("--hostfile", o->hostfile, "MLX JSON hostfile");
   sub->add_option("--backend", o->backend, "collective backend (tcp)");
   sub->add_option("--env", o->env, "KEY=VALUE for every rank (repeatable)")
       ->allow_extra_args(false);
   sub->add_option("--port", o->port, "coordinator port on rank 0's host (default: pick one)");
-  sub->add_option("--ssh-arg", o->ssh_args,
-                  "extra argument for ssh, as --ssh-arg=-p2222 (repeatable)")
-      ->allow_extra_args(false);
   sub->add_flag("--verbose", o->verbose, "show what runs where");
 }
 

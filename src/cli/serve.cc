@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/host_flags.h"
 #include "cli/job.h"
 #include "cluster/launcher.h"
 #include "server/daemon.h"
@@ -128,11 +129,8 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "Require 'Authorization: Bearer KEY' (also from MESHLM_API_KEY)");
   cmd->add_option("--max-concurrent", f->max_concurrent, "Sequences generated together");
   cmd->add_option("--max-queue", f->max_queue, "Waiting requests beyond which new ones get 429");
-  cmd->add_option("-n,--processes", f->processes, "Start N local ranks");
-  cmd->add_option("--hostfile", f->hostfile, "Start one rank per host of this hostfile");
-  cmd->add_option("--ssh-arg", f->ssh_args,
-                  "Extra argument for ssh to the hostfile's hosts, as --ssh-arg=-p2222 "
-                  "(repeatable)");
+  AddHostFlags(*cmd,
+               {.processes = &f->processes, .hostfile = &f->hostfile, .ssh_args = &f->ssh_args});
   cmd->add_flag("--detach", f->detach, "Run in the background; `meshlm stop` stops it");
   cmd->add_option("--ready-timeout", f->ready_timeout, "Seconds --detach waits for readiness");
   cmd->callback([f, exit_code] { *exit_code = RunServe(*f); });

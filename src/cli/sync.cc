@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/host_flags.h"
 
 namespace meshlm::cli {
 
@@ -13,14 +14,12 @@ void AddSyncCommand(CLI::App& app, int* exit_code) {
   auto* sub = app.add_subcommand(
       "sync", "Copy the model to every host that lacks it or differs (resumable, verified)");
   auto o = std::make_shared<cluster::SyncOptions>();
-  sub->add_option("--hostfile", o->hostfile, "MLX JSON hostfile")->required();
+  AddHostFlags(*sub, {.hostfile = &o->hostfile, .hostfile_required = true,
+                      .ssh_args = &o->ssh_args});
   sub->add_option("--model", o->model, "model folder or .gguf file, at the same path on every host")
       ->required();
   sub->add_option("--remote-meshlm", o->remote_meshlm,
                   "meshlm's path on the hosts (default: this binary's path)");
-  sub->add_option("--ssh-arg", o->ssh_args,
-                  "extra argument for ssh, as --ssh-arg=-p2222 (repeatable)")
-      ->allow_extra_args(false);
   sub->add_option("--timeout", o->timeout_s, "seconds per control command (default 30)");
   sub->add_option("--stall", o->stall_s,
                   "fail a transfer that makes no progress for this many seconds (default 30)");

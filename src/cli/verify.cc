@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/host_flags.h"
 
 namespace meshlm::cli {
 
@@ -16,14 +17,11 @@ void AddVerifyCommand(CLI::App& app, int* exit_code) {
   auto probe = std::make_shared<cluster::ProbeRequest>();
   auto is_probe = std::make_shared<bool>(false);
   auto min_free_gb = std::make_shared<double>(0);
-  sub->add_option("--hostfile", o->hostfile, "MLX JSON hostfile");
+  AddHostFlags(*sub, {.hostfile = &o->hostfile, .ssh_args = &o->ssh_args});
   sub->add_option("--model", o->model,
                   "model folder or .gguf file, at the same path on every host");
   sub->add_option("--remote-meshlm", o->remote_meshlm,
                   "meshlm's path on the hosts (default: this binary's path)");
-  sub->add_option("--ssh-arg", o->ssh_args,
-                  "extra argument for ssh, as --ssh-arg=-p2222 (repeatable)")
-      ->allow_extra_args(false);
   sub->add_option("--timeout", o->timeout_s, "seconds per host (default 30)");
   sub->add_option("--max-skew", o->max_skew_s, "largest clock skew in seconds (default 1)");
   sub->add_option("--min-free-gb", *min_free_gb, "fail hosts with less free memory");

@@ -141,23 +141,23 @@ bool Has(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end()
 
 }  // namespace
 
-int RunCommtest(comm::Group& g, const CommtestOptions& o) {
+CommtestReport RunCommtest(comm::Group& g, const CommtestOptions& o,
+                           const CommtestPrint& print) {
   const int n = g.size();
   const bool lead = g.rank() == 0;
   auto say = [&](const std::string& s) {
-    if (lead && !o.json) {
-      std::fputs(s.c_str(), stdout);
-      std::fflush(stdout);
-    }
+    if (lead && !o.json && print) print(s);
   };
+  CommtestReport result;
   Json report = {{"ranks", n}};
   std::vector<std::string> names;
   for (int r = 0; r < n; ++r) names.push_back(g.PeerName(r));
   report["members"] = names;
   say(fmt::format("meshlm commtest: {} ranks\n", n));
   auto fail = [&](const std::string& msg) {
-    std::fprintf(stderr, "commtest: %s\n", msg.c_str());
-    return 1;
+    result.exit_code = 1;
+    result.error = "commtest: " + msg;
+    return result;
   };
   if (Has(o.phases, 0)) {
     const double t0 = NowSeconds();
@@ -234,28 +234,35 @@ int RunCommtest(comm::Group& g, const CommtestOptions& o) {
     }
     report["bandwidth"] = rows;
   }
-  if (lead && o.json) std::printf("%s\n", report.dump().c_str());
-  return total_wrong == 0 ? 0 : 1;
+  if (lead && o.json) result.json = report.dump();
+  result.wrong_elements = total_wrong;
+  result.exit_code = total_wrong == 0 ? 0 : 1;
+  return result;
 }
 
-int CommtestCommand(const CommtestOptions& options, LaunchOptions launch,
-                    const std::vector<std::string>& self_argv) {
+CommtestReport CommtestCommand(const CommtestOptions& options, LaunchOptions launch,
+                               const std::vector<std::string>& self_argv,
+                               const CommtestPrint& print) {
+  CommtestReport result;
   const bool in_job = std::getenv("MESHLM_RANK") != nullptr || std::getenv("MLX_RANK") != nullptr;
   if (!in_job && (launch.processes > 0 || !launch.hosts.empty() || !launch.hostfile.empty())) {
     launch.command = self_argv;
     auto code = Launch(launch);
     if (!code.ok()) {
-      std::fprintf(stderr, "%s\n", code.status().message().c_str());
-      return 2;
+      result.exit_code = 2;
+      result.error = code.status().message();
+      return result;
     }
-    return *code;
+    result.exit_code = *code;
+    return result;
   }
   auto group = comm::JoinFromEnv();
   if (!group.ok()) {
-    std::fprintf(stderr, "%s\n", group.status().message().c_str());
-    return 1;
+    result.exit_code = 1;
+    result.error = group.status().message();
+    return result;
   }
-  return RunCommtest(**group, options);
+  return RunCommtest(**group, options, print);
 }
 
 }  // namespace meshlm::cluster

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,14 +28,28 @@ struct CommtestOptions {
   bool json = false;
 };
 
-/// Runs the phases on `group`; rank 0 prints a report (text or one JSON object) to stdout.
-/// Returns 0 when every element was right, 1 otherwise or on a comm error.
-int RunCommtest(comm::Group& group, const CommtestOptions& options);
+/// What a commtest run gives its caller to print.
+struct CommtestReport {
+  int exit_code = 0;  // 0: every element right; 1: wrong elements or a comm error; 2: no job
+  std::string error;  // for stderr when not empty: what stopped the test
+  std::string json;   // rank 0 with options.json: the whole report as one JSON object
+  int64_t wrong_elements = 0;
+};
+
+/// Receives the text report piece by piece as it is measured (so a long sweep shows
+/// progress); called on rank 0 only, and not with options.json.
+using CommtestPrint = std::function<void(const std::string& text)>;
+
+/// Runs the phases on `group` (collective); `print` may be null.
+CommtestReport RunCommtest(comm::Group& group, const CommtestOptions& options,
+                           const CommtestPrint& print);
 
 /// The `meshlm commtest` entry point: inside a job (MESHLM_RANK or MLX_RANK set) joins and
 /// runs; otherwise, when `launch` names ranks (-n, --hosts, --hostfile), starts
-/// `self_argv` as a job through the launcher; otherwise runs alone.
-int CommtestCommand(const CommtestOptions& options, LaunchOptions launch,
-                    const std::vector<std::string>& self_argv);
+/// `self_argv` as a job through the launcher (whose ranks print their own reports, so the
+/// report holds only the exit code); otherwise runs alone.
+CommtestReport CommtestCommand(const CommtestOptions& options, LaunchOptions launch,
+                               const std::vector<std::string>& self_argv,
+                               const CommtestPrint& print);
 
 }  // namespace meshlm::cluster

@@ -1,7 +1,7 @@
 // Topology discovery, the pure part: what the hosts' interfaces are (parsed from `ip -j addr`,
 // macOS `ifconfig` and `networksetup`), which interfaces are cables between which hosts,
 // whether that makes the mesh or ring a backend needs, and the hostfile, Graphviz drawing
-// and address plan that follow. The ssh side (running the scripts) is in discover.h.
+// and address plan that follow. The ssh side (running the scripts) is in config.h.
 //
 // Rules:
 // - A cable is an IPv4 subnet that holds addresses of exactly two hosts, one interface on

@@ -1,8 +1,9 @@
 // `meshlm config`: parallel, bounded ssh discovery and probing around the pure topology code.
-#include "cluster/discover.h"
+#include "cluster/config.h"
+
+#include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
@@ -146,20 +147,21 @@ void FindBareLinks(const ConfigOptions& o, Discovered* d) {
   ApplyBareProbes(&d->hosts, probes, answers);
 }
 
-/// Prints the address plan; with --auto-setup runs it where root or passwordless sudo
-/// works. Returns true when it changed any host (so discovery runs again).
-bool SetUp(const ConfigOptions& o, const Discovered& d, FILE* info) {
+/// Adds the address plan to the report; with --auto-setup runs it where root or
+/// passwordless sudo works. Returns true when it changed any host (so discovery runs again).
+bool SetUp(const ConfigOptions& o, const Discovered& d, ConfigReport* report) {
+  std::string& info = o.dot ? report->err : report->out;
   const auto plan = PlanSetup(d.hosts, o.over);
   if (plan.empty()) return false;
   std::map<int, std::vector<std::string>> by_host;
   for (const auto& c : plan) by_host[c.host].push_back(c.command);
-  std::fprintf(info, "\nLinks with no IPv4 address; to give each its own subnet, run:\n");
+  info += "\nLinks with no IPv4 address; to give each its own subnet, run:\n";
   for (const auto& [h, cmds] : by_host) {
-    std::fprintf(info, "  on %s:\n", o.hosts[h].c_str());
-    for (const auto& c : cmds) std::fprintf(info, "    %s\n", c.c_str());
+    info += fmt::format("  on {}:\n", o.hosts[h]);
+    for (const auto& c : cmds) info += fmt::format("    {}\n", c);
   }
   if (!o.auto_setup) {
-    std::fprintf(info, "(or run meshlm config again with --auto-setup)\n");
+    info += "(or run meshlm config again with --auto-setup)\n";
     return false;
   }
   bool changed = false;
@@ -168,21 +170,19 @@ bool SetUp(const ConfigOptions& o, const Discovered& d, FILE* info) {
     if (!d.hosts[h].root) {
       auto s = RunOnHost(o.hosts[h], o.ssh_args, "sudo -n true", "", o.timeout_s);
       if (!s.ok() || s->code != 0) {
-        std::fprintf(stderr,
-                     "host %s: passwordless sudo is not available; run its commands above by "
-                     "hand\n",
-                     o.hosts[h].c_str());
+        report->err += fmt::format(
+            "host {}: passwordless sudo is not available; run its commands above by hand\n",
+            o.hosts[h]);
         continue;
       }
     }
     for (const auto& c : cmds) script += c + "\n";
     auto r = RunOnHost(o.hosts[h], o.ssh_args, "sh -s", script, o.timeout_s);
     if (!r.ok() || r->timed_out || r->code != 0) {
-      std::fprintf(stderr, "%s\n",
-                   RemoteFailure(o.hosts[h], r, o.timeout_s, "the setup commands").c_str());
+      report->err += RemoteFailure(o.hosts[h], r, o.timeout_s, "the setup commands") + "\n";
       continue;
     }
-    std::fprintf(info, "host %s: set up\n", o.hosts[h].c_str());
+    info += fmt::format("host {}: set up\n", o.hosts[h]);
     changed = true;
   }
   return changed;
@@ -190,44 +190,38 @@ bool SetUp(const ConfigOptions& o, const Discovered& d, FILE* info) {
 
 }  // namespace
 
-int ConfigCommand(const ConfigOptions& o) {
-  if (o.hosts.empty()) {
-    std::fprintf(stderr, "[config] --hosts is empty; give the hosts as a,b,c\n");
-    return 2;
-  }
+Result<ConfigReport> ConfigCommand(const ConfigOptions& o) {
+  if (o.hosts.empty()) return Error("[config] --hosts is empty; give the hosts as a,b,c");
   std::set<std::string> seen;
   for (const auto& h : o.hosts) {
     if (h.empty() || !seen.insert(h).second) {
-      std::fprintf(stderr, "[config] --hosts: '%s' is %s\n", h.c_str(),
-                   h.empty() ? "empty" : "listed twice");
-      return 2;
+      return Error("[config] --hosts: '{}' is {}", h, h.empty() ? "empty" : "listed twice");
     }
   }
   static const std::set<std::string> kBackends = {"", "tcp", "ring", "jaccl", "mpi"};
   if (!kBackends.count(o.backend)) {
-    std::fprintf(stderr, "[config] --backend '%s': expected tcp, ring, jaccl or mpi\n",
-                 o.backend.c_str());
-    return 2;
+    return Error("[config] --backend '{}': expected tcp, ring, jaccl or mpi", o.backend);
   }
-  FILE* info = o.dot ? stderr : stdout;
+  ConfigReport report;
+  std::string& info = o.dot ? report.err : report.out;
   const double t0 = NowSeconds();
   Discovered d = DiscoverAll(o);
   FindBareLinks(o, &d);
-  if (SetUp(o, d, info)) d = DiscoverAll(o);
+  if (SetUp(o, d, &report)) d = DiscoverAll(o);
   std::vector<std::string> probe_errors;
   const auto answers = ProbeAll(o, d, &probe_errors);
   Topology t = MatchSubnets(d.hosts, o.over);
   ApplyProbes(&t, answers, d.hosts);
   if (o.verbose) {
-    std::fprintf(stderr, "[config] discovered and probed %zu hosts in %.1f s\n", o.hosts.size(),
-                 NowSeconds() - t0);
+    report.err += fmt::format("[config] discovered and probed {} hosts in {:.1f} s\n",
+                              o.hosts.size(), NowSeconds() - t0);
   }
   const std::string backend_checked = o.backend.empty() ? "tcp" : o.backend;
   const auto missing = MissingPairs(t, backend_checked, d.reachable);
   if (o.dot) {
-    std::fputs(TopologyDot(t, missing).c_str(), stdout);
+    report.out += TopologyDot(t, missing);
   } else if (std::count(d.reachable.begin(), d.reachable.end(), true) > 0) {
-    std::fputs(TopologyTable(d.hosts, t).c_str(), stdout);
+    report.out += TopologyTable(d.hosts, t);
   }
   std::vector<std::string> problems = d.errors;
   problems.insert(problems.end(), probe_errors.begin(), probe_errors.end());
@@ -236,34 +230,34 @@ int ConfigCommand(const ConfigOptions& o) {
     problems.push_back(p);
   }
   if (!problems.empty()) {
-    std::fprintf(stderr, "\n[config] not ready for the %s backend (%s):\n", backend_checked.c_str(),
-                 backend_checked == "ring" ? "a ring" : "a full mesh");
-    for (const auto& p : problems) std::fprintf(stderr, "  - %s\n", p.c_str());
+    report.err += fmt::format("\n[config] not ready for the {} backend ({}):\n", backend_checked,
+                              backend_checked == "ring" ? "a ring" : "a full mesh");
+    for (const auto& p : problems) report.err += fmt::format("  - {}\n", p);
   }
   if (!o.output.empty()) {
     if (!problems.empty()) {
-      std::fprintf(stderr, "[config] not writing %s: fix the above and run again\n",
-                   o.output.c_str());
-      return 1;
+      report.err += fmt::format("[config] not writing {}: fix the above and run again\n", o.output);
+      return report;
     }
     const std::string json = HostfileJson(d.hosts, t, o.backend);
     auto check = ParseHostfile(json, o.output);
     if (!check.ok()) {
-      std::fprintf(stderr, "[config] internal: the hostfile does not parse: %s\n",
-                   check.status().message().c_str());
-      return 1;
+      report.err += fmt::format("[config] internal: the hostfile does not parse: {}\n",
+                                check.status().message());
+      return report;
     }
     std::ofstream f(o.output);
     f << json;
     f.close();
     if (!f) {
-      std::fprintf(stderr, "[config] cannot write %s\n", o.output.c_str());
-      return 1;
+      report.err += fmt::format("[config] cannot write {}\n", o.output);
+      return report;
     }
-    std::fprintf(info, "\nwrote %s: %zu hosts, %zu cables\n", o.output.c_str(), o.hosts.size(),
-                 t.cables.size());
+    info +=
+        fmt::format("\nwrote {}: {} hosts, {} cables\n", o.output, o.hosts.size(), t.cables.size());
   }
-  return problems.empty() ? 0 : 1;
+  report.complete = problems.empty();
+  return report;
 }
 
 }  // namespace meshlm::cluster

@@ -1,5 +1,5 @@
 // `meshlm config`: ssh to every host, discover interfaces and cables, check the topology the
-// backend needs, and print or write the result (table, Graphviz, hostfile, setup commands).
+// backend needs, and report or write the result (table, Graphviz, hostfile, setup commands).
 //
 // Every ssh is bounded by a deadline and hosts are queried in parallel, so an unreachable
 // host costs one timeout, named with the likely fix, never a hang.
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "cluster/topology.h"
 
 namespace meshlm::cluster {
@@ -25,8 +26,20 @@ struct ConfigOptions {
   bool verbose = false;
 };
 
-/// Runs `meshlm config`. Returns the exit code: 0 when every host answered and the
-/// topology is complete, 1 when not (what was found is still printed), 2 for bad options.
-int ConfigCommand(const ConfigOptions& options);
+/// What `meshlm config` found and did, for the caller to print.
+struct ConfigReport {
+  /// Every host answered and the topology is what the backend needs (the hostfile, if
+  /// asked for, was written).
+  bool complete = false;
+  /// For stdout: the topology table (or Graphviz with --dot), the address plan and the
+  /// hostfile written (those two go to `err` with --dot, so stdout stays one graph).
+  std::string out;
+  /// For stderr: unreachable hosts, problems found, failed setup steps, timings.
+  std::string err;
+};
+
+/// Runs `meshlm config`: errors for bad options only; a host that does not answer or an
+/// incomplete topology is a report with `complete` false.
+Result<ConfigReport> ConfigCommand(const ConfigOptions& options);
 
 }  // namespace meshlm::cluster
