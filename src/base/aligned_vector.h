@@ -27,4 +27,11 @@ struct CacheAlignedAllocator {
 template <typename T>
 using AlignedVector = std::vector<T, CacheAlignedAllocator<T>>;
 
+/// Resizes a scratch vector to at least n elements (it never shrinks) and returns its data.
+template <typename Vec>
+auto* GrowTo(Vec& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
 }  // namespace meshlm

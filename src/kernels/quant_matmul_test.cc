@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -201,12 +202,14 @@ TEST(QuantMatMul, EveryPathAndTypeMatchesDequantizedReference) {
 
 // The x86 activation quantizer must give the bytes of the portable one, so that both
 // paths compute the same integer dot products.
-TEST(QuantMatMul, ActivationQuantizersAgreeExactly) {
-  if (!x86::QuantVnniSupported()) GTEST_SKIP() << "no AVX512-VNNI";
+// The x86 activation quantizers give the portable quantizer's bytes exactly: blocks with
+// ties between two steps and all-zero blocks included.
+void ExpectSameActs(
+    const std::function<void(const float*, size_t, size_t, QuantType, QuantActs*)>& quantize,
+    const std::vector<QuantType>& types) {
   std::mt19937 rng(std::random_device{}());
   std::uniform_real_distribution<float> ud(-3.0f, 3.0f);
-  for (QuantType t : {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
-                      QuantType::kMlx4, QuantType::kMlx8}) {
+  for (QuantType t : types) {
     const size_t T = 3, K = 256;
     std::vector<float> x(T * K);
     for (float& f : x) f = ud(rng);
@@ -215,7 +218,7 @@ TEST(QuantMatMul, ActivationQuantizersAgreeExactly) {
     for (size_t k = 32; k < 64; ++k) x[k] = 0.0f;  // an all-zero block
     QuantActs a, b;
     QuantizeActs(x.data(), T, K, t, &a);
-    x86::QuantizeActsVnni(x.data(), T, K, t, false, &b);
+    quantize(x.data(), T, K, t, &b);
     EXPECT_EQ(a.q, b.q) << QuantTypeName(t);
     EXPECT_EQ(a.d, b.d) << QuantTypeName(t);
     EXPECT_EQ(a.sum, b.sum) << QuantTypeName(t);
@@ -224,28 +227,20 @@ TEST(QuantMatMul, ActivationQuantizersAgreeExactly) {
   }
 }
 
+TEST(QuantMatMul, ActivationQuantizersAgreeExactly) {
+  if (!x86::QuantVnniSupported()) GTEST_SKIP() << "no AVX512-VNNI";
+  ExpectSameActs(
+      [](const float* x, size_t T, size_t K, QuantType t, QuantActs* a) {
+        x86::QuantizeActsVnni(x, T, K, t, false, a);
+      },
+      {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
+       QuantType::kMlx4, QuantType::kMlx8});
+}
+
 TEST(QuantMatMul, Avx2ActivationQuantizerAgreesExactly) {
   if (!x86::QuantAvx2Supported()) GTEST_SKIP() << "no AVX2";
-  std::mt19937 rng(std::random_device{}());
-  std::uniform_real_distribution<float> ud(-3.0f, 3.0f);
-  for (QuantType t : {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
-                      QuantType::kMlx8}) {
-    const size_t T = 3, K = 256;
-    std::vector<float> x(T * K);
-    for (float& f : x) f = ud(rng);
-    // Ties: values exactly between two steps of a block whose max is 127.
-    for (size_t k = 0; k < 32; ++k) x[k] = (k == 0) ? 127.0f : static_cast<float>(k) + 0.5f;
-    for (size_t k = 32; k < 64; ++k) x[k] = 0.0f;  // an all-zero block
-    QuantActs a, b;
-    QuantizeActs(x.data(), T, K, t, &a);
-    x86::QuantizeActsAvx2(x.data(), T, K, t, &b);
-    EXPECT_EQ(a.q, b.q) << QuantTypeName(t);
-    EXPECT_EQ(a.d, b.d) << QuantTypeName(t);
-    EXPECT_EQ(a.sum, b.sum) << QuantTypeName(t);
-    EXPECT_EQ(a.corr, b.corr) << QuantTypeName(t);
-    EXPECT_EQ(a.bcorr, b.bcorr) << QuantTypeName(t);
-    EXPECT_EQ(a.hcorr, b.hcorr) << QuantTypeName(t);
-  }
+  ExpectSameActs(x86::QuantizeActsAvx2, {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K,
+                                         QuantType::kQ6_K, QuantType::kMlx8});
 }
 
 // The packed layout holds the same blocks: every block reads back byte for byte, rows

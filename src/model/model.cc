@@ -97,14 +97,6 @@ Status Model::Validate(std::span<const SeqStep> steps) const {
   return OkStatus();
 }
 
-namespace {
-template <typename Vec>
-auto* Grow(Vec& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
-}  // namespace
-
 void Model::Forward(std::span<const SeqStep> steps, float* logits, ThreadPool& pool) {
   MESHLM_CHECK(shard_.whole(), "the single-process Forward needs the whole model");
   const Status s = Forward(steps, nullptr, logits, pool);
@@ -123,7 +115,7 @@ Status Model::Forward(std::span<const SeqStep> steps, const float* hidden_in, fl
     rows += st.all_logits ? st.num_tokens : 1;
   }
   // x: [T, D], every step's tokens back to back.
-  float* x = Grow(x_, T * D);
+  float* x = GrowTo(x_, T * D);
   std::vector<int32_t> positions;
   positions.reserve(T);
   for (const SeqStep& st : steps) {
@@ -139,8 +131,8 @@ Status Model::Forward(std::span<const SeqStep> steps, const float* hidden_in, fl
   } else {
     std::memcpy(x, hidden_in, T * D * sizeof(float));
   }
-  kernels::RopeTable(positions.data(), T, inv_freq_.data(), half, Grow(cos_, T * half),
-                     Grow(sin_, T * half));
+  kernels::RopeTable(positions.data(), T, inv_freq_.data(), half, GrowTo(cos_, T * half),
+                     GrowTo(sin_, T * half));
   for (const SeqStep& st : steps) st.cache->Reserve(st.cache->length() + st.num_tokens);
 
   for (size_t l = 0; l < w_.layers.size(); ++l) {
@@ -154,7 +146,7 @@ Status Model::Forward(std::span<const SeqStep> steps, const float* hidden_in, fl
   }
 
   // Only the rows that need logits go through the final norm and the LM head.
-  float* sel = Grow(rows_, rows * D);
+  float* sel = GrowTo(rows_, rows * D);
   size_t r = 0, t0 = 0;
   for (const SeqStep& st : steps) {
     const size_t first = st.all_logits ? 0 : st.num_tokens - 1;
@@ -177,11 +169,11 @@ Status Model::Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPo
   const bool split = shard_.tp_size > 1;
   const size_t q_dim = H * Dh, kv_dim = Hk * Dh;
   float* x = x_.data();
-  float* xn = Grow(xn_, T * D);
-  float* q = Grow(q_, T * q_dim);
-  float* k = Grow(k_, T * kv_dim);
-  float* v = Grow(v_, T * kv_dim);
-  float* attn = Grow(attn_, T * q_dim);
+  float* xn = GrowTo(xn_, T * D);
+  float* q = GrowTo(q_, T * q_dim);
+  float* k = GrowTo(k_, T * kv_dim);
+  float* v = GrowTo(v_, T * kv_dim);
+  float* attn = GrowTo(attn_, T * q_dim);
 
   // Attention block. xn: [T, D]; q: [T, H, Dh]; k, v: [T, Hk, Dh].
   kernels::RmsNorm(x, lw.attn_norm.data(), T, D, c.rms_norm_eps, xn);
@@ -215,7 +207,7 @@ Status Model::Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPo
   if (lw.moe) {
     // Every rank of the stage holds a share of the experts (and of their columns): the
     // partial outputs are summed over the whole stage.
-    float* y = Grow(attn_, T * D);
+    float* y = GrowTo(attn_, T * D);
     MoeForward(c, *lw.moe, xn, T, y, &moe_, pool);
     if (shard_.ep_size > 1) {
       MESHLM_RETURN_IF_ERROR(stage_all_sum(y, T * D));
@@ -226,8 +218,8 @@ Status Model::Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPo
     return OkStatus();
   }
   // MLP block. gate, up: [T, F].
-  float* gate = Grow(gate_, T * F);
-  float* up = Grow(up_, T * F);
+  float* gate = GrowTo(gate_, T * F);
+  float* up = GrowTo(up_, T * F);
   kernels::MatMul(xn, T, lw.w_gate, nullptr, gate, pool);
   kernels::MatMul(xn, T, lw.w_up, nullptr, up, pool);
   kernels::SiluMul(gate, up, T * F, gate);

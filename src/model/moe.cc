@@ -8,16 +8,6 @@
 #include "kernels/kernels.h"
 
 namespace meshlm::model {
-namespace {
-
-template <typename Vec>
-auto* Grow(Vec& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
-
-}  // namespace
-
 void Route(const float* logits, size_t T, size_t E, size_t K, bool norm_topk_prob,
            Routing* out) {
   out->k = K;
@@ -49,7 +39,7 @@ void MoeForward(const ModelConfig& c, const MoeWeights& w, const float* xn, size
                 float* out, MoeScratch* s, ThreadPool& pool) {
   const size_t D = c.hidden_size, E = c.num_experts, K = c.num_experts_per_tok;
   // Router logits: [T, E], every expert's, on every rank.
-  float* logits = Grow(s->logits, T * E);
+  float* logits = GrowTo(s->logits, T * E);
   kernels::MatMul(xn, T, w.router, nullptr, logits, pool);
   Route(logits, T, E, K, c.norm_topk_prob, &s->routing);
   const Routing& r = s->routing;
@@ -77,13 +67,13 @@ void MoeForward(const ModelConfig& c, const MoeWeights& w, const float* xn, size
     const size_t F = ew.gate.rows;
     const uint32_t* slots = s->order.data() + start[e];
     // xs: [n, D] the rows of the tokens routed to expert e; gate, up: [n, F]; ys: [n, D].
-    float* xs = Grow(s->xs, n * D);
+    float* xs = GrowTo(s->xs, n * D);
     for (size_t i = 0; i < n; ++i) {
       std::memcpy(xs + i * D, xn + (slots[i] / K) * D, D * sizeof(float));
     }
-    float* gate = Grow(s->gate, n * F);
-    float* up = Grow(s->up, n * F);
-    float* ys = Grow(s->ys, n * D);
+    float* gate = GrowTo(s->gate, n * F);
+    float* up = GrowTo(s->up, n * F);
+    float* ys = GrowTo(s->ys, n * D);
     kernels::MatMul(xs, n, ew.gate, nullptr, gate, pool);
     kernels::MatMul(xs, n, ew.up, nullptr, up, pool);
     kernels::SiluMul(gate, up, n * F, gate);
