@@ -36,48 +36,43 @@ std::string TokensLine(const std::string& out) {
   return line;
 }
 
-TEST(ShardedLaunch, GreedyTokensMatchOneProcess) {
-  const std::string model = BuildDir() + "/testmodels/tiny-llama-deep-f32";
-  const std::string args = " generate --model " + model +
-                           " --ids 3,17,42,5,99 --max-tokens 16 --temperature 0 --threads 1";
-  const auto [single, code] = RunCommand(Meshlm() + args);
-  ASSERT_EQ(code, 0);
-  const std::string expect = TokensLine(single);
-  ASSERT_FALSE(expect.empty()) << single;
-  struct Case {
-    int n;
-    std::string flags;
-  };
-  for (const Case& c : {Case{2, "--tp 2"}, Case{2, "--pp 2"}, Case{3, "--pp 3 --layers 1,3,1"},
-                        Case{4, "--tp 2 --pp 2"}}) {
-    const auto [out, rc] = RunCommand(Meshlm() + " launch -n " + std::to_string(c.n) + " -- " +
-                               Meshlm() + args + " " + c.flags);
-    EXPECT_EQ(rc, 0) << c.flags << "\n" << out;
-    EXPECT_EQ(TokensLine(out), expect) << c.flags << "\n" << out;
-  }
-}
+struct LaunchCase {
+  int n;
+  std::string flags;
+};
 
-// A mixture of experts (12 experts, a dense layer between sparse ones) split by experts,
-// by tensors inside expert groups, and by stages: the greedy tokens of one process.
-TEST(ShardedLaunch, MoeGreedyTokensMatchOneProcess) {
-  const std::string model = BuildDir() + "/testmodels/tiny-qwen3moe-f32";
+// Greedy generation of `model` under `meshlm launch` with each case's ranks and flags gives
+// the tokens of one process. Returns the generate arguments, for further runs.
+std::string ExpectLaunchesMatchOneProcess(const std::string& model,
+                                          const std::vector<LaunchCase>& cases) {
   const std::string args = " generate --model " + model +
                            " --ids 3,17,42,5,99 --max-tokens 16 --temperature 0 --threads 1";
   const auto [single, code] = RunCommand(Meshlm() + args);
-  ASSERT_EQ(code, 0) << single;
+  EXPECT_EQ(code, 0) << single;
   const std::string expect = TokensLine(single);
-  ASSERT_FALSE(expect.empty()) << single;
-  struct Case {
-    int n;
-    std::string flags;
-  };
-  for (const Case& c : {Case{2, "--ep 2"}, Case{3, "--ep 3"}, Case{4, "--ep 4"},
-                        Case{4, "--tp 2 --ep 2"}, Case{2, "--pp 2"}, Case{4, "--pp 2 --ep 2"}}) {
+  EXPECT_FALSE(expect.empty()) << single;
+  for (const LaunchCase& c : cases) {
     const auto [out, rc] = RunCommand(Meshlm() + " launch -n " + std::to_string(c.n) + " -- " +
                                       Meshlm() + args + " " + c.flags);
     EXPECT_EQ(rc, 0) << c.flags << "\n" << out;
     EXPECT_EQ(TokensLine(out), expect) << c.flags << "\n" << out;
   }
+  return args;
+}
+
+TEST(ShardedLaunch, GreedyTokensMatchOneProcess) {
+  ExpectLaunchesMatchOneProcess(BuildDir() + "/testmodels/tiny-llama-deep-f32",
+                                {{2, "--tp 2"}, {2, "--pp 2"}, {3, "--pp 3 --layers 1,3,1"},
+                                 {4, "--tp 2 --pp 2"}});
+}
+
+// A mixture of experts (12 experts, a dense layer between sparse ones) split by experts,
+// by tensors inside expert groups, and by stages: the greedy tokens of one process.
+TEST(ShardedLaunch, MoeGreedyTokensMatchOneProcess) {
+  const std::string args = ExpectLaunchesMatchOneProcess(
+      BuildDir() + "/testmodels/tiny-qwen3moe-f32",
+      {{2, "--ep 2"}, {3, "--ep 3"}, {4, "--ep 4"}, {4, "--tp 2 --ep 2"}, {2, "--pp 2"},
+       {4, "--pp 2 --ep 2"}});
   const auto [out, rc] = RunCommand(Meshlm() + " launch -n 5 -- " + Meshlm() + args + " --ep 5",
                                     60, true);
   EXPECT_NE(rc, 0);

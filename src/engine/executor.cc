@@ -2,9 +2,7 @@
 #include "engine/executor.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
-#include <limits>
 
 #include "base/clock.h"
 

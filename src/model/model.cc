@@ -68,7 +68,7 @@ size_t Model::weight_bytes() const {
     for (const ExpertWeights& e : l.moe->experts) {
       experts += bytes(e.gate) + bytes(e.up) + bytes(e.down);
     }
-    total += experts / config_.num_experts * config_.num_experts_per_tok;
+    total += experts * config_.num_experts_per_tok / config_.num_experts;
   }
   return total;
 }

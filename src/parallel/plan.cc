@@ -65,16 +65,28 @@ double LayerElements(const model::ModelConfig& c, size_t l, size_t tp, size_t ep
   return attn + D * c.num_experts + experts * 3.0 * D * c.moe_intermediate_size / tp;
 }
 
-Result<Plan> MakePlanOnce(const model::ModelConfig& c, const PlanRequest& req);
+// The split the request asks for, without the memory check.
+Result<Plan> SplitRanks(const model::ModelConfig& c, const PlanRequest& req);
+
+// OK when every rank's weights and KV cache fit its memory (or none was given).
+Status CheckFits(const Plan& plan, const PlanRequest& req) {
+  for (size_t i = 0; i < req.memory.size() && i < plan.ranks.size(); ++i) {
+    const RankPlan& r = plan.ranks[i];
+    if (r.total_bytes() > req.memory[i]) {
+      return Error("[plan] rank {} needs {} (weights {} + KV cache {} at context {}) but has {}; "
+                   "add ranks, lower --ctx, or use a quantized model", i, Bytes(r.total_bytes()),
+                   Bytes(r.weight_bytes), Bytes(r.kv_bytes), plan.context, Bytes(req.memory[i]));
+    }
+  }
+  return OkStatus();
+}
 
 }  // namespace
 
 Result<Plan> MakePlan(const model::ModelConfig& c, const PlanRequest& req) {
-  auto plan = MakePlanOnce(c, req);
-  if (plan.ok() || req.memory.empty() || plan.status().message().find("needs") ==
-                                             std::string::npos) {
-    return plan;
-  }
+  MESHLM_ASSIGN_OR_RETURN(Plan plan, SplitRanks(c, req));
+  const Status fits_here = CheckFits(plan, req);
+  if (fits_here.ok()) return plan;
   // It does not fit: name the layouts of the same ranks that would.
   std::vector<std::string> fits;
   const size_t world = req.world_size;
@@ -89,19 +101,20 @@ Result<Plan> MakePlan(const model::ModelConfig& c, const PlanRequest& req) {
       if (alt.tp == req.tp && alt.pp == req.pp && alt.ep == std::max<size_t>(1, req.ep)) {
         continue;
       }
-      if (MakePlanOnce(c, alt).ok()) fits.push_back(fmt::format("tp={} pp={} ep={}", alt.tp, pp, ep));
+      auto other = SplitRanks(c, alt);
+      if (other.ok() && CheckFits(*other, alt).ok()) {
+        fits.push_back(fmt::format("tp={} pp={} ep={}", alt.tp, pp, ep));
+      }
     }
   }
-  if (fits.empty()) {
-    return Error("{}. No split of these {} ranks fits", plan.status().message(), world);
-  }
-  return Error("{}. These splits of the same ranks would fit: {}", plan.status().message(),
+  if (fits.empty()) return Error("{}. No split of these {} ranks fits", fits_here.message(), world);
+  return Error("{}. These splits of the same ranks would fit: {}", fits_here.message(),
                fmt::join(fits, "; "));
 }
 
 namespace {
 
-Result<Plan> MakePlanOnce(const model::ModelConfig& c, const PlanRequest& req) {
+Result<Plan> SplitRanks(const model::ModelConfig& c, const PlanRequest& req) {
   const size_t world = req.world_size;
   if (world == 0) return Error("[plan] world size must be at least 1");
   const size_t ep = req.ep ? req.ep : 1;
@@ -173,16 +186,6 @@ Result<Plan> MakePlanOnce(const model::ModelConfig& c, const PlanRequest& req) {
       }
     }
     begin += per_stage[s];
-  }
-  if (!req.memory.empty()) {
-    for (size_t i = 0; i < world; ++i) {
-      if (plan.ranks[i].total_bytes() > req.memory[i]) {
-        return Error("[plan] rank {} needs {} (weights {} + KV cache {} at context {}) but has {}; "
-                     "add ranks, lower --ctx, or use a quantized model", i,
-                     Bytes(plan.ranks[i].total_bytes()), Bytes(plan.ranks[i].weight_bytes),
-                     Bytes(plan.ranks[i].kv_bytes), plan.context, Bytes(req.memory[i]));
-      }
-    }
   }
   return plan;
 }
