@@ -144,5 +144,32 @@ TEST(Sharded, ShardReadsOnlyItsSlices) {
   EXPECT_LT((*b)->weight_bytes(), (*a)->weight_bytes() * 0.6);
 }
 
+TEST(Sharded, ExpertGroupsSplitAttentionWhenTheHeadsDivide) {
+  const std::string dir = ModelsDir() + "/tiny-qwen3moe-f32";
+  auto config = model::LoadModelConfig(dir);
+  ASSERT_TRUE(config.ok());
+  parallel::PlanRequest req;
+  req.world_size = 2;
+  req.ep = 2;
+  // 4 heads and 2 KV heads over 2 ranks: each expert group holds half of attention too.
+  auto two = parallel::MakePlan(*config, req);
+  ASSERT_TRUE(two.ok()) << two.status().message();
+  EXPECT_TRUE(two->dense_over_stage);
+  model::LoadOptions whole, half;
+  half.shard = two->ranks[1].shard;
+  auto a = model::Model::Load(dir, whole);
+  auto b = model::Model::Load(dir, half);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ((*b)->vocab_range().begin, 150u);
+  EXPECT_LT((*b)->weight_bytes(), (*a)->weight_bytes() * 0.6);
+  // 2 KV heads cannot split 4 ways: the 4 expert groups each repeat all of attention.
+  req.world_size = 4;
+  req.ep = 4;
+  auto four = parallel::MakePlan(*config, req);
+  ASSERT_TRUE(four.ok()) << four.status().message();
+  EXPECT_FALSE(four->dense_over_stage);
+  EXPECT_EQ(four->ranks[3].shard.dense_size(), 1u);
+}
+
 }  // namespace
 }  // namespace meshlm

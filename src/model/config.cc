@@ -176,6 +176,13 @@ Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string&
   }
   MESHLM_RETURN_IF_ERROR(GetFloat(j, "rms_norm_eps", path, &c.rms_norm_eps));
   MESHLM_RETURN_IF_ERROR(GetFloat(j, "rope_theta", path, &c.rope_theta));
+  if (j.contains("quantization") && j["quantization"].is_object()) {  // MLX quantized
+    MESHLM_RETURN_IF_ERROR(GetInt(j["quantization"], "group_size", path, false, &c.column_unit));
+    if (c.column_unit <= 0) {
+      return Error("[config] '{}': quantization.group_size={} must be positive", path,
+                   c.column_unit);
+    }
+  }
   if (j.contains("tie_word_embeddings") && j["tie_word_embeddings"].is_boolean()) {
     c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();
   }

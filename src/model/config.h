@@ -49,6 +49,10 @@ struct ModelConfig {
   std::vector<bool> moe_layers;
   std::vector<int32_t> bos_token_ids;
   std::vector<int32_t> eos_token_ids;
+  /// Weights along a row that share one scale, the widest over the stored matrices: 1
+  /// for float, 32 for Q8_0/Q4_0, 256 for K-quants, the group size of an MLX folder. A
+  /// column split must fall on multiples of it.
+  int64_t column_unit = 1;
 };
 
 /// Whether layer l's FFN is a mixture of experts.

@@ -231,6 +231,9 @@ Status ConfigAndTokenizer(const GgufFile& f, ModelConfig* c, GgufTokenizer* tok)
   MESHLM_ASSIGN_OR_RETURN(std::string arch, f.GetString("general.architecture"));
   MESHLM_RETURN_IF_ERROR(ReadConfig(f, arch, c));
   MESHLM_ASSIGN_OR_RETURN(*tok, ReadGgufTokenizer(f));
+  for (const GgufTensor& t : f.contents().tensors) {
+    if (t.quant) c->column_unit = std::max<int64_t>(c->column_unit, QuantBlockElems(*t.quant));
+  }
   if (tok->bos_id >= 0) c->bos_token_ids = {static_cast<int32_t>(tok->bos_id)};
   if (tok->eos_id >= 0) c->eos_token_ids = {static_cast<int32_t>(tok->eos_id)};
   if (tok->eot_id >= 0 && tok->eot_id != tok->eos_id) {

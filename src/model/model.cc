@@ -35,11 +35,16 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOpt
   MESHLM_RETURN_IF_ERROR(CheckMoeConfig(c, dir));
   MESHLM_RETURN_IF_ERROR(CheckTensorParallel(c, m->shard_.tp_size));
   MESHLM_RETURN_IF_ERROR(CheckExpertParallel(c, m->shard_.ep_size));
-  const size_t tp = m->shard_.tp_size;
-  m->num_heads_ = c.num_heads / tp;
-  m->num_heads_kv_ = c.num_heads_kv / tp;
-  m->ffn_ = c.intermediate_size / tp;
-  m->vocab_range_ = SplitEven(c.vocab_size, tp, m->shard_.tp_rank);
+  const size_t parts = m->shard_.dense_size();
+  if (!SplitsDense(c, parts)) {
+    return Error("[plan] attention over the stage's {} ranks needs num_heads={}, "
+                 "num_heads_kv={} and intermediate_size={} divisible by {}", parts, c.num_heads,
+                 c.num_heads_kv, c.intermediate_size, parts);
+  }
+  m->num_heads_ = c.num_heads / parts;
+  m->num_heads_kv_ = c.num_heads_kv / parts;
+  m->ffn_ = c.intermediate_size / parts;
+  m->vocab_range_ = SplitEven(c.vocab_size, parts, m->shard_.dense_rank());
   if (!m->store_) {
     MESHLM_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
   }
@@ -107,7 +112,7 @@ Status Model::Forward(std::span<const SeqStep> steps, const float* hidden_in, fl
                       ThreadPool& pool) {
   const ModelConfig& c = config_;
   const size_t D = c.hidden_size, half = c.head_dim / 2;
-  if (shard_.tp_size > 1 && !all_sum) return Error("[model] tp > 1 needs an all_sum");
+  if (shard_.dense_size() > 1 && !all_sum) return Error("[model] a split model needs an all_sum");
   if (shard_.ep_size > 1 && !stage_all_sum) return Error("[model] ep > 1 needs a stage_all_sum");
   size_t T = 0, rows = 0;
   for (const SeqStep& st : steps) {
@@ -166,7 +171,7 @@ Status Model::Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPo
   // This shard's heads and FFN columns; the same as the model's when tp = 1.
   const size_t D = c.hidden_size, F = ffn_, Dh = c.head_dim;
   const size_t H = num_heads_, Hk = num_heads_kv_;
-  const bool split = shard_.tp_size > 1;
+  const bool split = shard_.dense_size() > 1;
   const size_t q_dim = H * Dh, kv_dim = Hk * Dh;
   float* x = x_.data();
   float* xn = GrowTo(xn_, T * D);
@@ -211,7 +216,7 @@ Status Model::Layer(size_t l, std::span<const SeqStep> steps, size_t T, ThreadPo
     MoeForward(c, *lw.moe, xn, T, y, &moe_, pool);
     if (shard_.ep_size > 1) {
       MESHLM_RETURN_IF_ERROR(stage_all_sum(y, T * D));
-    } else if (split) {
+    } else if (shard_.tp_size > 1) {
       MESHLM_RETURN_IF_ERROR(all_sum(y, T * D));
     }
     kernels::AddInPlace(x, y, T * D);

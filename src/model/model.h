@@ -69,7 +69,7 @@ class Model {
   /// tokens (hidden_in is ignored); later stages start from hidden_in: [T, D], T the
   /// steps' total tokens. The last stage writes logits to `out`: for each step in order,
   /// num_tokens rows when all_logits, else one row, each of vocab_range().size(); other
-  /// stages write the hidden state [T, D]. With tp > 1, `all_sum` must be set; its
+  /// stages write the hidden state [T, D]. A split shard needs `all_sum` set; its
   /// error (a failed peer) is returned. Call Validate first for outside input.
   /// Not thread-safe (uses internal scratch).
   Status Forward(std::span<const SeqStep> steps, const float* hidden_in, float* out,
@@ -77,8 +77,9 @@ class Model {
   /// The whole model in one process: tokens in, logits [rows, V] out.
   void Forward(std::span<const SeqStep> steps, float* logits, ThreadPool& pool);
 
-  /// Sums `n` floats across the tensor-parallel group, in place. Set by the parallel
-  /// layer when tp > 1.
+  /// Sums `n` floats, in place, across the ranks that split attention and the dense FFN
+  /// (shard().dense_size() of them: the tensor-parallel group, or the whole stage when
+  /// dense_over_stage). Set by the parallel layer when that is more than one.
   std::function<Status(float* data, size_t n)> all_sum;
   /// Sums `n` floats across the whole stage (tp × ep ranks), in place: the combine of a
   /// mixture-of-experts layer. Set by the parallel layer when ep > 1 (with ep = 1 the

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+
 namespace meshlm::model {
 
 Status ShardSpec::Resolve(size_t num_layers) {
@@ -29,11 +31,23 @@ Range SplitEven(size_t n, size_t parts, size_t index) {
   return {begin, begin + base + (index < extra ? 1 : 0)};
 }
 
+bool SplitsDense(const ModelConfig& c, size_t parts) {
+  const int64_t n = static_cast<int64_t>(parts);
+  return n > 0 && c.num_heads % n == 0 && c.num_heads_kv % n == 0 && c.intermediate_size % n == 0;
+}
+
+bool SplitsDenseColumns(const ModelConfig& c, size_t parts) {
+  const int64_t n = static_cast<int64_t>(parts), unit = c.column_unit;
+  const bool dense_layers =
+      c.num_experts == 0 || std::count(c.moe_layers.begin(), c.moe_layers.end(), false) > 0;
+  return SplitsDense(c, parts) && (c.num_heads * c.head_dim / n) % unit == 0 &&
+         (!dense_layers || (c.intermediate_size / n) % unit == 0);
+}
+
 std::vector<size_t> ValidTensorParallel(const ModelConfig& c, size_t max_tp) {
   std::vector<size_t> valid;
   for (size_t tp = 1; tp <= max_tp; ++tp) {
-    if (c.num_heads % tp == 0 && c.num_heads_kv % tp == 0 && c.intermediate_size % tp == 0 &&
-        (c.num_experts == 0 || c.moe_intermediate_size % tp == 0)) {
+    if (SplitsDense(c, tp) && (c.num_experts == 0 || c.moe_intermediate_size % tp == 0)) {
       valid.push_back(tp);
     }
   }

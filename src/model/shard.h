@@ -14,11 +14,14 @@ namespace meshlm::model {
 struct ShardSpec {
   size_t tp_rank = 0;
   size_t tp_size = 1;
-  /// Expert parallelism inside a stage: the stage's tp × ep ranks hold attention
-  /// tensor-parallel over tp (the same slices in each of the ep groups), and each ep group
-  /// holds E/ep of the experts, each expert's FFN split over its tp ranks.
+  /// Expert parallelism inside a stage: each of the ep groups holds E/ep of the experts,
+  /// each expert's FFN split over the group's tp ranks.
   size_t ep_rank = 0;
   size_t ep_size = 1;
+  /// How attention, the dense FFN layers and the LM head are split when ep > 1: over all
+  /// tp × ep ranks of the stage (each rank its own heads), or, when false, over tp alone
+  /// and repeated in every ep group (when the heads do not divide by tp × ep).
+  bool dense_over_stage = false;
   size_t layer_begin = 0;
   size_t layer_end = 0;  // exclusive; 0 = through the last layer
   /// Whether this shard embeds tokens (the first pipeline stage) and computes logits
@@ -31,6 +34,9 @@ struct ShardSpec {
   bool whole() const { return tp_size == 1 && ep_size == 1 && first_stage && last_stage; }
   /// Ranks in this shard's stage, all of which hold a part of each MoE layer.
   size_t stage_size() const { return tp_size * ep_size; }
+  /// This rank's part of the attention, dense FFN and LM head, and the number of parts.
+  size_t dense_rank() const { return dense_over_stage ? ep_rank * tp_size + tp_rank : tp_rank; }
+  size_t dense_size() const { return dense_over_stage ? stage_size() : tp_size; }
 };
 
 /// A half-open range [begin, end) of a dimension split `parts` ways: the first
@@ -42,6 +48,11 @@ struct Range {
 };
 Range SplitEven(size_t n, size_t parts, size_t index);
 
+/// Whether heads, KV heads and the dense FFN width divide into `parts` equal shares.
+bool SplitsDense(const ModelConfig& config, size_t parts);
+/// SplitsDense, and the column slices that split (of the attention output projection, and
+/// of the dense layers' down projection) fall on whole blocks of the stored weights.
+bool SplitsDenseColumns(const ModelConfig& config, size_t parts);
 /// tp values (1..max) that divide heads, KV heads and the FFN width.
 std::vector<size_t> ValidTensorParallel(const ModelConfig& config, size_t max_tp = 64);
 /// OK when `tp` splits the model evenly, else an error listing the valid values:

@@ -281,17 +281,21 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
   ModelWeights w;
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_heads_kv * c.head_dim;
-  const size_t tp = shard.tp_size, r = shard.tp_rank, Dh = c.head_dim;
+  const size_t parts = shard.dense_size(), r = shard.dense_rank(), Dh = c.head_dim;
   // This rank's heads, KV heads and FFN columns, as element ranges.
-  const Range heads = SplitEven(c.num_heads, tp, r), kv_heads = SplitEven(c.num_heads_kv, tp, r);
+  const Range heads = SplitEven(c.num_heads, parts, r);
+  const Range kv_heads = SplitEven(c.num_heads_kv, parts, r);
   const Range q_part{heads.begin * Dh, heads.end * Dh};
   const Range kv_part{kv_heads.begin * Dh, kv_heads.end * Dh};
-  const Range f_part = SplitEven(F, tp, r);
-  // Column slices that will be packed need no compact copy first.
+  const Range f_part = SplitEven(F, parts, r);
+  // Column slices (of a matrix split `n` ways) that will be packed need no compact copy.
   const bool pack = kernels::PackedLayoutHelps();
-  auto compact = [&](const kernels::Weight& m) {
-    return tp > 1 && !(pack && kernels::PackedWeightBytes(m) > 0) ? Compact(m, &w.owned) : m;
+  auto compact_of = [&](size_t n) {
+    return [&, n](const kernels::Weight& m) {
+      return n > 1 && !(pack && kernels::PackedWeightBytes(m) > 0) ? Compact(m, &w.owned) : m;
+    };
   };
+  const auto compact = compact_of(parts);
   MESHLM_ASSIGN_OR_RETURN(w.embed, GetMatrix(store, "model.embed_tokens.weight", V, D));
   w.layers.resize(shard.layer_end - shard.layer_begin);
   for (size_t l = shard.layer_begin; l < shard.layer_end; ++l) {
@@ -319,7 +323,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
       MESHLM_ASSIGN_OR_RETURN(lw.k_norm, GetVector(store, p + "self_attn.k_norm.weight", c.head_dim));
     }
     if (IsMoeLayer(c, l)) {
-      MESHLM_ASSIGN_OR_RETURN(lw.moe, LoadMoe(c, store, p, shard, compact));
+      MESHLM_ASSIGN_OR_RETURN(lw.moe, LoadMoe(c, store, p, shard, compact_of(shard.tp_size)));
       continue;
     }
     MESHLM_ASSIGN_OR_RETURN(lw.w_gate, GetMatrix(store, p + "mlp.gate_proj.weight", F, D));
@@ -340,7 +344,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     return Error("[model] tensor 'lm_head.weight' not found in '{}' and tie_word_embeddings is "
                  "false in config.json", store.dir());
   }
-  w.lm_head = Rows(w.lm_head, SplitEven(V, tp, r));
+  w.lm_head = Rows(w.lm_head, SplitEven(V, parts, r));
   if (pack) MESHLM_RETURN_IF_ERROR(PackMatrices(store, &w));
   return w;
 }

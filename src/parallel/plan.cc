@@ -55,12 +55,13 @@ Result<std::vector<size_t>> ParseSizeList(const std::string& text, const char* f
 
 namespace {
 
-// Weights a rank holds for one layer, in elements: attention (over tp), and the dense
-// FFN (over tp) or the router plus E/ep experts (each over tp).
-double LayerElements(const model::ModelConfig& c, size_t l, size_t tp, size_t ep) {
+// Weights a rank holds for one layer, in elements: attention and the dense FFN (over
+// `parts`: tp, or tp × ep when they are split over the stage), or the router plus E/ep
+// experts (each over tp).
+double LayerElements(const model::ModelConfig& c, size_t l, size_t parts, size_t tp, size_t ep) {
   const double D = c.hidden_size, Dh = c.head_dim;
-  const double attn = (D * c.num_heads * Dh * 2 + D * c.num_heads_kv * Dh * 2) / tp;
-  if (!model::IsMoeLayer(c, l)) return attn + 3.0 * D * c.intermediate_size / tp;
+  const double attn = (D * c.num_heads * Dh * 2 + D * c.num_heads_kv * Dh * 2) / parts;
+  if (!model::IsMoeLayer(c, l)) return attn + 3.0 * D * c.intermediate_size / parts;
   const double experts = static_cast<double>(c.num_experts) / ep;
   return attn + D * c.num_experts + experts * 3.0 * D * c.moe_intermediate_size / tp;
 }
@@ -160,14 +161,22 @@ Result<Plan> SplitRanks(const model::ModelConfig& c, const PlanRequest& req) {
   plan.tp = tp;
   plan.pp = pp;
   plan.ep = ep;
+  // Attention (and the dense FFN and LM head) split over all of a stage's ranks when the
+  // heads and the stored blocks allow: each rank then reads and caches only its heads.
+  // Otherwise every expert group repeats the tensor-parallel split.
+  plan.dense_over_stage = ep > 1 && model::SplitsDenseColumns(c, S);
+  const size_t parts = plan.dense_parts();
   plan.context = req.context ? req.context : c.max_position_embeddings;
   const size_t D = c.hidden_size, Dh = c.head_dim, V = c.vocab_size;
   const double eb = req.weight_bytes_per_element;
-  const size_t layer_kv = 2 * (c.num_heads_kv / tp) * Dh * sizeof(float) * plan.context * req.sequences;
+  const size_t layer_kv =
+      2 * (c.num_heads_kv / parts) * Dh * sizeof(float) * plan.context * req.sequences;
   size_t begin = 0;
   for (size_t s = 0; s < pp; ++s) {
     double elements = 0;
-    for (size_t l = begin; l < begin + per_stage[s]; ++l) elements += LayerElements(c, l, tp, ep);
+    for (size_t l = begin; l < begin + per_stage[s]; ++l) {
+      elements += LayerElements(c, l, parts, tp, ep);
+    }
     for (size_t e = 0; e < ep; ++e) {
       for (size_t r = 0; r < tp; ++r) {
         RankPlan rp;
@@ -175,11 +184,14 @@ Result<Plan> SplitRanks(const model::ModelConfig& c, const PlanRequest& req) {
         rp.shard.tp_size = tp;
         rp.shard.ep_rank = e;
         rp.shard.ep_size = ep;
+        rp.shard.dense_over_stage = plan.dense_over_stage;
         rp.shard.layer_begin = begin;
         rp.shard.layer_end = begin + per_stage[s];
         MESHLM_RETURN_IF_ERROR(rp.shard.Resolve(L));
         double held = elements;
-        if (rp.shard.last_stage) held += model::SplitEven(V, tp, r).size() * static_cast<double>(D);
+        if (rp.shard.last_stage) {
+          held += model::SplitEven(V, parts, rp.shard.dense_rank()).size() * static_cast<double>(D);
+        }
         rp.weight_bytes = static_cast<size_t>(held * eb);
         rp.kv_bytes = per_stage[s] * layer_kv;
         plan.ranks.push_back(rp);
@@ -195,17 +207,27 @@ Result<Plan> SplitRanks(const model::ModelConfig& c, const PlanRequest& req) {
 std::string FormatPlan(const model::ModelConfig& c, const Plan& plan) {
   std::string out = fmt::format("{} ranks: tp={} pp={} ep={} context={}\n", plan.ranks.size(),
                                 plan.tp, plan.pp, plan.ep, plan.context);
+  if (plan.ep > 1) {
+    out += plan.dense_over_stage
+               ? fmt::format("attention and LM head split over each stage's {} ranks\n",
+                             plan.stage_size())
+               : fmt::format("attention and LM head repeated in each of the {} expert groups "
+                             "(the heads or the weight blocks do not split {} ways)\n", plan.ep,
+                             plan.stage_size());
+  }
   out += fmt::format("{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}\n",
                      "rank", "stage", "layers", "heads", "kv", "ffn", "experts", "vocab",
                      "weights", "kv cache");
   for (size_t i = 0; i < plan.ranks.size(); ++i) {
     const auto& rp = plan.ranks[i];
-    const size_t r = rp.shard.tp_rank, tp = plan.tp;
-    const auto h = model::SplitEven(c.num_heads, tp, r), kv = model::SplitEven(c.num_heads_kv, tp, r);
+    const size_t r = rp.shard.dense_rank(), parts = rp.shard.dense_size();
+    const auto h = model::SplitEven(c.num_heads, parts, r);
+    const auto kv = model::SplitEven(c.num_heads_kv, parts, r);
     // MoE layers split each expert's width over tp; dense layers the FFN width.
     const bool moe = c.num_experts > 0;
-    const auto f = model::SplitEven(moe ? c.moe_intermediate_size : c.intermediate_size, tp, r);
-    const auto v = model::SplitEven(c.vocab_size, tp, r);
+    const auto f = moe ? model::SplitEven(c.moe_intermediate_size, plan.tp, rp.shard.tp_rank)
+                       : model::SplitEven(c.intermediate_size, parts, r);
+    const auto v = model::SplitEven(c.vocab_size, parts, r);
     const auto x = model::SplitEven(c.num_experts, plan.ep, rp.shard.ep_rank);
     out += fmt::format("{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}\n", i,
                        plan.stage_of(i), fmt::format("{}-{}", rp.shard.layer_begin, rp.shard.layer_end - 1),

@@ -42,9 +42,13 @@ struct Plan {
   size_t tp = 1;
   size_t pp = 1;
   size_t ep = 1;
+  /// Attention, dense FFN layers and the LM head split over each stage's tp × ep ranks
+  /// (ep > 1 and the heads divide), rather than over tp in each expert group.
+  bool dense_over_stage = false;
   size_t context = 0;
   std::vector<RankPlan> ranks;  // by rank
   size_t stage_size() const { return tp * ep; }
+  size_t dense_parts() const { return dense_over_stage ? tp * ep : tp; }
   size_t stage_of(size_t rank) const { return rank / stage_size(); }
   size_t tp_rank_of(size_t rank) const { return rank % tp; }
   size_t ep_rank_of(size_t rank) const { return rank / tp % ep; }

@@ -120,20 +120,48 @@ TEST(Plan, ExpertParallelSplitsExpertsAndMemory) {
   req.world_size = 4;
   req.ep = 4;
   req.context = 8192;
-  auto p = MakePlan(Qwen3_235B(), req);
+  // Column slices of the output projection must hold whole blocks of the stored weights:
+  // 4 heads of 128 over 4 ranks is 128 columns, less than one 256-weight K-quant block.
+  model::ModelConfig narrow = Qwen3_235B();
+  narrow.num_heads = 4;
+  narrow.column_unit = 256;
+  auto p = MakePlan(narrow, req);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_FALSE(p->dense_over_stage);
+  narrow.column_unit = 32;
+  EXPECT_TRUE(MakePlan(narrow, req)->dense_over_stage);
+  p = MakePlan(Qwen3_235B(), req);
   ASSERT_TRUE(p.ok()) << p.status().message();
   EXPECT_EQ(p->ep, 4u);
   EXPECT_EQ(p->tp, 1u);
   EXPECT_EQ(p->ranks[3].shard.ep_rank, 3u);
   EXPECT_EQ(p->ranks[3].shard.ep_size, 4u);
-  // Each rank: all attention, the routers and 32 experts of every layer, and the LM head.
+  // 4 KV heads divide by 4 ranks: each rank holds a quarter of attention (16 heads, 1 KV
+  // head), the routers, 32 experts of every layer and a quarter of the LM head.
+  EXPECT_TRUE(p->dense_over_stage);
+  EXPECT_EQ(p->ranks[3].shard.dense_rank(), 3u);
   const double D = 4096, experts = 32 * 3.0 * D * 1536;
   const double attn = D * 64 * 128 * 2 + D * 4 * 128 * 2;
-  const double expect = 94 * (attn + D * 128 + experts) + 151936 * D;
+  const double expect = 94 * (attn / 4 + D * 128 + experts) + 151936 * D / 4;
   EXPECT_NEAR(p->ranks[0].weight_bytes, 2 * expect, 1e6);
-  const std::string table = FormatPlan(Qwen3_235B(), *p);
+  // One KV head per rank: 2 (K, V) x 128 x 4 bytes x 94 layers x 8192 positions.
+  EXPECT_EQ(p->ranks[3].kv_bytes, size_t{2} * 128 * 4 * 94 * 8192);
+  std::string table = FormatPlan(Qwen3_235B(), *p);
   EXPECT_NE(table.find("ep=4"), std::string::npos) << table;
   EXPECT_NE(table.find("96-127"), std::string::npos) << table;  // rank 3's experts
+  EXPECT_NE(table.find("48-63"), std::string::npos) << table;   // and heads
+  EXPECT_NE(table.find("split over each stage's 4 ranks"), std::string::npos) << table;
+  // 8 ranks cannot split 4 KV heads: each of the 8 expert groups repeats attention.
+  req.world_size = 8;
+  req.ep = 8;
+  p = MakePlan(Qwen3_235B(), req);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_FALSE(p->dense_over_stage);
+  const double expect8 = 94 * (attn + D * 128 + experts / 2) + 151936 * D;
+  EXPECT_NEAR(p->ranks[7].weight_bytes, 2 * expect8, 1e6);
+  table = FormatPlan(Qwen3_235B(), *p);
+  EXPECT_NE(table.find("repeated in each of the 8 expert groups"), std::string::npos) << table;
+  req.world_size = 4;
   // tp within expert groups: tp=2 x ep=2, experts' widths halved.
   req.tp = 2;
   req.ep = 2;

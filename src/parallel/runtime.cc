@@ -29,28 +29,29 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(comm::Group& world, model::Mode
   rt->tp_rank_ = plan.tp_rank_of(rank);
   Runtime* self = rt.get();
   // Split is collective: every rank makes the same calls in the same order.
-  if (plan.tp > 1) {
+  const bool over_stage = plan.dense_over_stage;
+  auto sum_over = [self](comm::Group* g) {
+    return [self, g](float* data, size_t n) {
+      const double t0 = NowSeconds();
+      return self->Timed(g->AllReduce(data, n, DType::kF32, comm::ReduceOp::kSum), t0);
+    };
+  };
+  if (plan.tp > 1 && !over_stage) {
     // One tensor-parallel group per (stage, expert group).
     const int color = static_cast<int>(stage * plan.ep + plan.ep_rank_of(rank));
     MESHLM_ASSIGN_OR_RETURN(rt->tp_group_, world.Split(color, static_cast<int>(rt->tp_rank_)));
-    model->all_sum = [self](float* data, size_t n) {
-      const double t0 = NowSeconds();
-      return self->Timed(self->tp_group_->AllReduce(data, n, DType::kF32, comm::ReduceOp::kSum),
-                         t0);
-    };
+    rt->dense_group_ = rt->tp_group_.get();
   }
   if (plan.ep > 1) {
-    // Each rank's experts give a partial sum of every token's MoE output; with attention
-    // replicated across expert groups, every rank needs the whole sum, so the combine is
-    // an all-reduce over the stage.
+    // Each rank's experts give a partial sum of every token's MoE output, and every rank
+    // needs the whole sum (for its heads of the next layer, or for all of them when
+    // attention is repeated per expert group): an all-reduce over the stage.
     MESHLM_ASSIGN_OR_RETURN(rt->stage_group_, world.Split(static_cast<int>(stage),
                                                           static_cast<int>(rank)));
-    model->stage_all_sum = [self](float* data, size_t n) {
-      const double t0 = NowSeconds();
-      return self->Timed(
-          self->stage_group_->AllReduce(data, n, DType::kF32, comm::ReduceOp::kSum), t0);
-    };
+    model->stage_all_sum = sum_over(rt->stage_group_.get());
+    if (over_stage) rt->dense_group_ = rt->stage_group_.get();
   }
+  if (rt->dense_group_ != nullptr) model->all_sum = sum_over(rt->dense_group_);
   return rt;
 }
 
@@ -71,7 +72,7 @@ Status Runtime::Forward(std::span<const model::SeqStep> steps, size_t T, float* 
 
 Status Runtime::BestTokens(const float* logits, size_t n, std::vector<int32_t>* ids) {
   const model::Range mine = model_->vocab_range();
-  const size_t vloc = mine.size(), tp = plan_.tp;
+  const size_t vloc = mine.size(), tp = model_->shard().dense_size();
   struct Best {
     float value;
     int32_t id;
@@ -86,7 +87,7 @@ Status Runtime::BestTokens(const float* logits, size_t n, std::vector<int32_t>* 
     std::vector<Best> all(n * tp);
     const double t0 = NowSeconds();
     MESHLM_RETURN_IF_ERROR(
-        Timed(tp_group_->AllGather(best.data(), n * sizeof(Best), all.data()), t0));
+        Timed(dense_group_->AllGather(best.data(), n * sizeof(Best), all.data()), t0));
     for (size_t i = 0; i < n; ++i) {
       for (size_t r = 1; r < tp; ++r) {  // shards ascend in id: ties keep the lowest id
         if (all[r * n + i].value > best[i].value) best[i] = all[r * n + i];
@@ -99,7 +100,7 @@ Status Runtime::BestTokens(const float* logits, size_t n, std::vector<int32_t>* 
 }
 
 Result<float*> Runtime::GatherRows(float* logits, size_t n) {
-  const size_t tp = plan_.tp, V = model_->config().vocab_size;
+  const size_t tp = model_->shard().dense_size(), V = model_->config().vocab_size;
   if (tp == 1) return logits;
   // Slices padded to one size, so one all-gather carries them.
   const size_t vloc = model_->vocab_range().size(), vpad = (V + tp - 1) / tp;
@@ -108,7 +109,7 @@ Result<float*> Runtime::GatherRows(float* logits, size_t n) {
   std::vector<float> all(tp * n * vpad);
   const double t0 = NowSeconds();
   MESHLM_RETURN_IF_ERROR(
-      Timed(tp_group_->AllGather(padded.data(), padded.size() * 4, all.data()), t0));
+      Timed(dense_group_->AllGather(padded.data(), padded.size() * 4, all.data()), t0));
   if (gathered_.size() < n * V) gathered_.resize(n * V);
   for (size_t r = 0; r < tp; ++r) {
     const model::Range vr = model::SplitEven(V, tp, r);

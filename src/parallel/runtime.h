@@ -40,8 +40,8 @@ class Runtime {
   Status Forward(std::span<const model::SeqStep> steps, size_t T, float* hidden, float* logits,
                  ThreadPool& pool);
 
-  /// Last stage: every row's highest logit across the tensor-parallel group's vocabulary
-  /// slices (ties keep the lowest id). Only (value, id) pairs cross the network.
+  /// Last stage: every row's highest logit across the vocabulary slices of the ranks
+  /// that split the LM head (ties keep the lowest id). Only (value, id) pairs cross the network.
   Status BestTokens(const float* logits, size_t rows, std::vector<int32_t>* ids);
   /// Last stage: whole rows [rows, V] from every member's slice. Returns `logits` itself
   /// when tp = 1, else a buffer owned by the runtime; the sampler may change the rows.
@@ -61,6 +61,8 @@ class Runtime {
   size_t tp_rank_ = 0;
   std::unique_ptr<comm::Group> tp_group_;     // this rank's tensor-parallel group
   std::unique_ptr<comm::Group> stage_group_;  // all tp × ep ranks of its stage (ep > 1)
+  // The ranks that split attention, the dense FFN and the vocabulary (one of the above).
+  comm::Group* dense_group_ = nullptr;
   double comm_seconds_ = 0;
   std::vector<float> gathered_;
 };
