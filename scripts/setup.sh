@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   nlohmann-json3-dev libhwy-dev libcli11-dev libfmt-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libpcre2-dev libicu-dev
-  python3-numpy iproute2 iputils-ping procps
+  python3-numpy python3-yaml iproute2 iputils-ping procps
   openssh-server openssh-client openmpi-bin libopenmpi-dev
   libcpp-httplib-dev curl
 )

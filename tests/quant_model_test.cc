@@ -1,12 +1,16 @@
-// End-to-end tests of quantized models: GGUF files and MLX-quantized folders give the
-// logits of the numpy reference run on the values they hold; broken files give errors.
+// End-to-end tests of quantized models: GGUF files (from meshlm's writer and from llama.cpp's
+// gguf-py) and MLX-quantized folders give the logits of the numpy reference run on the values
+// they hold; broken files give errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
+#include "base/mapped_file.h"
+#include "engine/model_tokenizer.h"
 #include "kernels/quant_matmul.h"
 #include "model/model.h"
 
@@ -124,7 +128,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"tiny-qwen3moe-bf16", false}, Case{"tiny-mixtral-q4_0", true},
                       Case{"small-qwen3moe-q4_k", true}, Case{"small-mixtral-q6_k", false},
                       Case{"small-qwen3moe-f16", false}, Case{"tiny-qwen3moe-mlx4", true},
-                      Case{"small-mixtral-mlx8", false}),
+                      Case{"small-mixtral-mlx8", false},
+                      // Written by llama.cpp's gguf-py, not by meshlm's tools.
+                      Case{"tiny-qwen3moe-gguf_py-q8_0", false},
+                      Case{"tiny-mixtral-gguf_py-q4_0", true},
+                      Case{"tiny-llama-gguf_py-f16", false}),
     [](const auto& info) {
       std::string n = info.param.name;
       for (char& ch : n) ch = std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
@@ -153,6 +161,86 @@ TEST(QuantModel, GgufTokenizerMetadataAndConfig) {
   EXPECT_EQ(cfg->hidden_size, 256);
   EXPECT_TRUE(cfg->qk_norm);
   EXPECT_TRUE(cfg->tie_word_embeddings);
+}
+
+// Files written by llama.cpp's gguf-py (tools/convert_with_gguf_py.py) from folders with a
+// real tokenizer.json: meshlm reads the converter's metadata as the config.json it came
+// from, and the tokenizer it rebuilds from tokenizer.ggml.* gives the ids of that
+// tokenizer.json.
+TEST(QuantModel, GgufPyTokenizerAndConfig) {
+  struct File {
+    std::string name, vocab_dir, pre;
+    model::Arch arch;
+    int64_t experts, experts_per_tok, expert_width, vocab, bos, eos;
+  };
+  const std::string demo = std::string(MESHLM_TEST_SOURCE_DIR) + "/models/meshlm-demo-6m";
+  const File files[] = {
+      // Qwen3's tokenizer_config.json names no bos token: config.json's id 1 is taken.
+      {"tiny-qwen3moe-gguf_py-q8_0", Dir() + "/vocabs/qwen3", "qwen2", model::Arch::kQwen3Moe, 12,
+       4, 32, 151936, 1, 151645},
+      {"tiny-mixtral-gguf_py-q4_0", demo, "gpt-2", model::Arch::kMixtral, 4, 2, 96, 4096, 4093,
+       4095},
+      {"tiny-llama-gguf_py-f16", demo, "gpt-2", model::Arch::kLlama, 0, 0, 0, 4096, 4093, 4095},
+  };
+  const std::string texts[] = {
+      "Hello, w\u00f6rld! 12345 don't   stop\n\n\ttabs ",
+      "<|im_start|>user\nWhat is 7*6?<|im_end|>\n<|im_start|>assistant\n",
+      "<think>\u65e5\u672c\u8a9e</think> \U0001F999\U0001F999 3.14159 'RE you sure?"};
+  for (const File& f : files) {
+    SCOPED_TRACE(f.name);
+    const std::string path = Dir() + "/" + f.name + ".gguf";
+    auto m = model::Model::Load(path, {});
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    const model::ModelConfig& c = (*m)->config();
+    EXPECT_EQ(c.arch, f.arch);
+    EXPECT_EQ(c.hidden_size, 64);
+    EXPECT_EQ(c.num_heads_kv, 2);
+    EXPECT_EQ(c.vocab_size, f.vocab);
+    EXPECT_FALSE(c.tie_word_embeddings);
+    EXPECT_EQ(c.num_experts, f.experts);
+    EXPECT_EQ(c.num_experts_per_tok, f.experts_per_tok);
+    if (f.experts > 0) {
+      EXPECT_EQ(c.moe_intermediate_size, f.expert_width);
+      EXPECT_EQ(c.moe_layers, std::vector<bool>(c.num_layers, true));
+    }
+    EXPECT_EQ(c.bos_token_ids, std::vector<int32_t>{static_cast<int32_t>(f.bos)});
+    EXPECT_EQ(c.eos_token_ids, std::vector<int32_t>{static_cast<int32_t>(f.eos)});
+
+    const model::GgufTokenizer* g = (*m)->gguf_tokenizer();
+    ASSERT_NE(g, nullptr);
+    EXPECT_EQ(g->model, "gpt2");
+    EXPECT_EQ(g->pre, f.pre);
+    EXPECT_EQ(g->tokens.size(), static_cast<size_t>(f.vocab));
+    EXPECT_FALSE(g->add_bos);
+    auto tj = ReadFileToString(f.vocab_dir + "/tokenizer.json");
+    auto tc = ReadFileToString(f.vocab_dir + "/tokenizer_config.json");
+    ASSERT_TRUE(tj.ok() && tc.ok());
+    EXPECT_EQ(g->merges.size(), nlohmann::json::parse(*tj)["model"]["merges"].size());
+    EXPECT_EQ(g->chat_template, nlohmann::json::parse(*tc)["chat_template"]);
+    if (f.pre == "qwen2") {
+      // The converter's token types: special added tokens CONTROL, the others USER_DEFINED,
+      // ids the vocabulary lacks "[PAD<id>]" UNUSED.
+      EXPECT_EQ(g->token_types[100], 1);
+      EXPECT_EQ(g->tokens[151645], "<|im_end|>");
+      EXPECT_EQ(g->token_types[151645], 3);
+      EXPECT_EQ(g->tokens[151667], "<think>");
+      EXPECT_EQ(g->token_types[151667], 4);
+      EXPECT_EQ(g->tokens[151700], "[PAD151700]");
+      EXPECT_EQ(g->token_types[151700], 5);
+    }
+
+    auto from_gguf = engine::LoadModelTokenizer(path);
+    auto from_hf = Tokenizer::FromHfDir(f.vocab_dir);
+    ASSERT_TRUE(from_gguf.ok()) << from_gguf.status().message();
+    ASSERT_TRUE(from_hf.ok()) << from_hf.status().message();
+    for (const std::string& text : texts) {
+      auto a = (*from_gguf)->Encode(text, true);
+      auto b = (*from_hf)->Encode(text, true);
+      ASSERT_TRUE(a.ok() && b.ok()) << text;
+      EXPECT_EQ(*a, *b) << text;
+      EXPECT_EQ((*from_gguf)->Decode(*a), text);
+    }
+  }
 }
 
 TEST(QuantModelErrors, TruncatedGgufNamesTheTensor) {

@@ -71,7 +71,10 @@ INSTANTIATE_TEST_SUITE_P(
                       Layout{"small-qwen3moe-f16.gguf", 2, 1, 2},
                       Layout{"tiny-qwen3moe-q8_0.gguf", 1, 1, 3},
                       Layout{"tiny-mixtral-q4_0.gguf", 1, 2, 2},
-                      Layout{"tiny-qwen3moe-mlx4", 1, 2, 2}),
+                      Layout{"tiny-qwen3moe-mlx4", 1, 2, 2},
+                      // Files written by llama.cpp's gguf-py.
+                      Layout{"tiny-qwen3moe-gguf_py-q8_0.gguf", 1, 1, 3},
+                      Layout{"tiny-mixtral-gguf_py-q4_0.gguf", 1, 2, 2}),
     [](const auto& info) {
       std::string n = info.param.model + "_tp" + std::to_string(info.param.tp) + "_pp" +
                       std::to_string(info.param.pp) +

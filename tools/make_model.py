@@ -375,6 +375,8 @@ def main():
     ap.add_argument("--kv-heads", type=int, default=0, help="override the shape's KV heads")
     ap.add_argument("--vocab", type=int, default=0,
                     help="override the shape's vocabulary size (to pair it with a real tokenizer)")
+    ap.add_argument("--mlp-only-layers",
+                    help="override a Qwen3-MoE shape's dense layers (comma list, '' for none)")
     a = ap.parse_args()
     if a.shards < 1:
         raise SystemExit("[make_model] --shards must be >= 1")
@@ -384,6 +386,10 @@ def main():
         s["num_hidden_layers"] = a.layers
     if a.vocab:
         s["vocab_size"] = a.vocab
+    if a.mlp_only_layers is not None:
+        if "mlp_only_layers" not in s:
+            raise SystemExit("[make_model] --mlp-only-layers applies to Qwen3-MoE shapes")
+        s["mlp_only_layers"] = [int(x) for x in a.mlp_only_layers.split(",") if x]
     if a.kv_heads:
         if s["num_attention_heads"] % a.kv_heads:
             raise SystemExit("[make_model] --kv-heads must divide the attention heads")

