@@ -1,10 +1,11 @@
-// quant_bench: quantized MatMul at the shapes of one Qwen3-0.6B / Llama-3.2-1B layer, per
+// quant_bench: quantized MatMul at the shapes of one Qwen3-0.6B / Llama-3.2-1B layer (or the
+// matrices one token reads in a Qwen3-30B-A3B layer), per
 // weight type and implementation, decode (T=1) and prefill (T=128), on 1 and 2 threads.
 //
 // Prints weight GB/s (decode is bound by memory bandwidth: compare with bench/stream) and
 // GMAC/s (prefill is bound by arithmetic). Weights are cycled through copies larger than
 // the L3 cache so that decode reads from DRAM as a real forward pass does.
-// Usage: quant_bench [qwen3|llama] [type ...] [--path=NAME] [--threads=N] [--T=N]
+// Usage: quant_bench [qwen3|llama|moe] [type ...] [--path=NAME] [--threads=N] [--T=N] [--packed]
 //        (types: Q8_0 Q4_0 Q4_K Q6_K MLX4 MLX8; paths as kernels::QuantPaths())
 #include <time.h>
 
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/aligned_vector.h"
 #include "base/thread_pool.h"
 #include "kernels/quant_matmul.h"
 
@@ -27,9 +29,15 @@ struct Shape {
 
 struct Matrix {
   std::vector<uint8_t> bytes;
+  AlignedVector<uint8_t> packed;  // the packed layout of bytes (--packed)
   std::vector<uint16_t> scales, biases;
   QuantWeight w;
 };
+
+// Optional filters from the command line ("" / 0 = all).
+std::string g_path;
+size_t g_threads = 0, g_T = 0;
+bool g_packed = false;  // matrices in the packed layout, as a model loads them
 
 Matrix Make(QuantType t, Shape s, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.0f, 0.02f);
@@ -68,6 +76,11 @@ Matrix Make(QuantType t, Shape s, std::mt19937& rng) {
     m.w.group_size = gs;
     m.w.scale_stride = s.K / gs;
   }
+  if (g_packed && CanPack(m.w)) {
+    m.packed.resize(s.N / kPackRows * PackedGroupBytes(t, s.K));
+    m.w = PackRows(m.w, m.packed.data());
+    m.bytes = {};
+  }
   return m;
 }
 
@@ -78,14 +91,12 @@ double CpuSeconds() {
 }
 
 size_t Bytes(const QuantWeight& w) {
+  if (w.packed) return w.rows / kPackRows * w.row_stride;
   size_t b = w.rows * w.row_stride;
   if (IsMlx(w.type)) b += 2 * w.rows * w.scale_stride * 2;
   return b;
 }
 
-// Optional filters from the command line ("" / 0 = all).
-std::string g_path;
-size_t g_threads = 0, g_T = 0;
 
 void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
   std::mt19937 rng(1);
@@ -155,12 +166,16 @@ int main(int argc, char** argv) {
                                     {3072, 1024}, {3072, 1024}, {1024, 3072}};
   const std::vector<Shape> llama = {{2048, 2048}, {512, 2048}, {512, 2048}, {2048, 2048},
                                     {8192, 2048}, {8192, 2048}, {2048, 8192}};
+  // Qwen3-30B-A3B: attention, then the gate, up and down of the 8 experts one token uses.
+  std::vector<Shape> moe = {{4096, 2048}, {512, 2048}, {512, 2048}, {2048, 4096}};
+  for (int e = 0; e < 8; ++e) moe.insert(moe.end(), {{768, 2048}, {768, 2048}, {2048, 768}});
   std::vector<QuantType> types;
   for (int i = 2; i < argc; ++i) {
     const std::string a = argv[i];
     if (a.rfind("--path=", 0) == 0) meshlm::kernels::g_path = a.substr(7);
     if (a.rfind("--threads=", 0) == 0) meshlm::kernels::g_threads = std::stoul(a.substr(10));
     if (a.rfind("--T=", 0) == 0) meshlm::kernels::g_T = std::stoul(a.substr(4));
+    if (a == "--packed") meshlm::kernels::g_packed = true;
     for (QuantType t : {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
                         QuantType::kMlx4, QuantType::kMlx8}) {
       if (argv[i] == meshlm::QuantTypeName(t)) types.push_back(t);
@@ -168,7 +183,8 @@ int main(int argc, char** argv) {
   }
   if (types.empty()) types = {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kMlx4};
   for (QuantType t : types) {
-    meshlm::kernels::Run(t, model == "llama" ? llama : qwen3, model.c_str());
+    meshlm::kernels::Run(t, model == "llama" ? llama : model == "moe" ? moe : qwen3,
+                         model.c_str());
   }
   return 0;
 }

@@ -65,7 +65,7 @@ gguf tiny-mixtral-q4_0 tiny-mixtral q4_0  # llama-labelled, q/k row order
 gguf small-qwen3moe-q4_k small-qwen3moe q4_k
 gguf small-mixtral-q6_k small-mixtral q6_k
 gguf small-qwen3moe-f16 small-qwen3moe f16
-mlx tiny-qwen3moe-mlx4 tiny-qwen3moe 4 32
+mlx tiny-qwen3moe-mlx4 tiny-qwen3moe 4 32 --scale-dtype bf16  # packable scales
 mlx small-mixtral-mlx8 small-mixtral 8 64
 mlx tiny-qwen3-mlx4 tiny-qwen3 4 32
 mlx tiny-llama-mlx8 tiny-llama 8 64 --override lm_head=4:32 --scale-dtype f32

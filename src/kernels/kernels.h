@@ -38,7 +38,7 @@ struct Weight {
   const void* biases = nullptr;
   DType scale_dtype = DType::kF16;
   size_t group_size = 0;
-  /// Q8_0/Q4_0 in the packed layout of tensor/quant.h (see kernels::PackWeight); data
+  /// In the packed layout of tensor/quant.h (see kernels::PackWeight); data
   /// then points at group 0 and row_stride equals cols.
   bool packed = false;
 };

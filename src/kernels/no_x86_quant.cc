@@ -17,6 +17,10 @@ void QuantDotRowsAvx2(const QuantWeight&, size_t, size_t, const QuantActs&, floa
   MESHLM_CHECK(false, "[quant_matmul] AVX2 path called on a non-x86 build");
 }
 
+void QuantDotGroupsAvx2(const QuantWeight&, size_t, size_t, const QuantActs&, float*, size_t) {
+  MESHLM_CHECK(false, "[quant_matmul] AVX2 path called on a non-x86 build");
+}
+
 void QuantizeActsVnni(const float*, size_t, size_t, QuantType, bool, QuantActs*) {
   MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");
 }

@@ -25,17 +25,18 @@ bool UseVnni() {
   return CurrentTarget().rfind("AVX3", 0) == 0;
 }
 
-// The AVX2 rows kernel, on CPUs without VNNI (or when forced), for the types it reads.
-bool UseAvx2(const QuantWeight& w) {
+// The AVX2 kernels, on CPUs without VNNI (or when forced).
+bool Avx2Path() {
   const int p = g_path.load(std::memory_order_relaxed);
-  if (p == kPortable || p == kVnni || !x86::QuantAvx2Supported() || !x86::QuantAvx2Handles(w)) {
-    return false;
-  }
+  if (p == kPortable || p == kVnni || !x86::QuantAvx2Supported()) return false;
   if (p == kAvx2) return true;
   // As above: a forced Highway target below AVX2 means the portable code is under test.
   const std::string target = CurrentTarget();
   return !UseVnni() && (target.rfind("AVX", 0) == 0);
 }
+
+// ... for the layouts they read.
+bool UseAvx2(const QuantWeight& w) { return x86::QuantAvx2Handles(w) && Avx2Path(); }
 
 // A weight row unpacked for the portable kernel: integer quants v: [K] in the activation
 // order, a scale per 16 weights sc: [K/16] and a term per 32 weights mn: [K/32] that
@@ -253,9 +254,13 @@ void QuantMatMul(const float* x, size_t T, const QuantWeight& w, const float* bi
     QuantizeActs(x, T, w.cols, w.type, &scratch);
   }
   const size_t N = w.rows;
-  if (vnni && w.packed) {
+  if ((vnni || avx2) && w.packed) {
     pool.ParallelFor(N / kPackRows, 1, [&](size_t begin, size_t end, size_t) {
-      x86::QuantDotGroupsVnni(w, begin, end, acts, y, N);
+      if (vnni) {
+        x86::QuantDotGroupsVnni(w, begin, end, acts, y, N);
+      } else {
+        x86::QuantDotGroupsAvx2(w, begin, end, acts, y, N);
+      }
     });
   } else {
     pool.ParallelFor(N, 4, [&](size_t begin, size_t end, size_t) {
@@ -344,7 +349,7 @@ size_t WeightBytes(const Weight& w) {
   return bytes;
 }
 
-bool PackedLayoutHelps() { return UseVnni(); }
+bool PackedLayoutHelps() { return UseVnni() || Avx2Path(); }
 
 size_t PackedWeightBytes(const Weight& w) {
   if (!w.quant || w.packed) return 0;

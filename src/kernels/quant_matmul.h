@@ -44,12 +44,12 @@ Result<Weight> SliceWeightCols(const Weight& w, size_t begin, size_t n);
 /// Bytes a matmul reads from w (blocks, or packed words plus scales and biases).
 size_t WeightBytes(const Weight& w);
 
-/// Whether the kernels in use read Q8_0/Q4_0 weights faster in the packed layout of
-/// tensor/quant.h (the x86 VNNI path: about 2× for prompts). The portable path reads
-/// both layouts.
+/// Whether the kernels in use read weights faster in the packed layout of tensor/quant.h
+/// (the x86 VNNI and AVX2 paths: about 2× for prompts, and decode nearer the memory
+/// bound). The portable path reads both layouts.
 bool PackedLayoutHelps();
-/// Bytes PackWeight writes for w: 0 when w cannot be packed (not Q8_0/Q4_0, already
-/// packed, or rows not a multiple of kPackRows). Column slices pack to a compact copy.
+/// Bytes PackWeight writes for w: 0 when w cannot be packed (not Q8_0, Q4_0, Q4_K, Q6_K
+/// or MLX 4-bit with 16-bit scales, already packed, or rows not a multiple of kPackRows). Column slices pack to a compact copy.
 size_t PackedWeightBytes(const Weight& w);
 /// w (PackedWeightBytes(w) > 0) in the packed layout at out, which must hold
 /// PackedWeightBytes(w) bytes on a 64-byte boundary: the view of out.

@@ -66,7 +66,8 @@ void QuantDotGroupsVnni(const QuantWeight& w, size_t g0, size_t g1, const QuantA
 
 /// Whether the CPU has AVX2, FMA and F16C.
 bool QuantAvx2Supported();
-/// Whether QuantDotRowsAvx2 reads w (Q8_0 and Q4_0 in the file layout).
+/// Whether the AVX2 kernels read w: Q8_0 and Q4_0 in the file layout (QuantDotRowsAvx2),
+/// every packed type (QuantDotGroupsAvx2).
 bool QuantAvx2Handles(const QuantWeight& w);
 /// As QuantizeActs (the same bytes) for every type but MLX 4-bit; call only if
 /// QuantAvx2Supported().
@@ -74,6 +75,9 @@ void QuantizeActsAvx2(const float* x, size_t T, size_t K, QuantType t, QuantActs
 /// As QuantDotRowsPortable for weights QuantAvx2Handles; call only if QuantAvx2Supported().
 void QuantDotRowsAvx2(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,
                       float* y, size_t ldy);
+/// As QuantDotGroupsVnni; call only if QuantAvx2Supported().
+void QuantDotGroupsAvx2(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a,
+                        float* y, size_t ldy);
 }  // namespace x86
 
 }  // namespace meshlm::kernels

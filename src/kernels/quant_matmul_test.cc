@@ -80,7 +80,7 @@ struct Case {
   QuantType type;
   size_t T, N, K, gs;
   DType scale_dtype;
-  bool packed = false;  // Q8_0/Q4_0 in the packed layout (N a multiple of 16)
+  bool packed = false;  // in the packed layout (N a multiple of 16)
 };
 
 // The result may differ from Σ x·w only by the int8 rounding of x: at most half a step
@@ -150,8 +150,8 @@ std::vector<Case> Cases() {
       cases.push_back({QuantType::kQ4_0, T, 5, K, 0, DType::kF16});
     }
   }
-  // Packed Q8_0/Q4_0: register tiles of 8 tokens and every remainder, scale planes that
-  // need padding (3 blocks) or not (32), one group or several.
+  // Packed matrices: register tiles of 8 (VNNI) or 2 (AVX2) tokens and every remainder,
+  // scale planes that need padding (3 blocks) or not (32), one group or several.
   for (size_t T : {1, 2, 3, 4, 5, 6, 7, 8, 9, 19}) {
     for (size_t K : {96, 1024, 1184}) {
       const size_t N = T % 2 == 0 ? 16 : 48;
@@ -166,6 +166,10 @@ std::vector<Case> Cases() {
         cases.push_back({QuantType::kQ6_K, T, N + 16, K, 0, DType::kF16, true});
       }
     }
+  }
+  // Tensor-parallel shard shapes of a small model: 4 and 12 blocks per row.
+  for (size_t T : {1, 2, 7}) {
+    for (size_t K : {128, 384}) cases.push_back({QuantType::kQ4_0, T, 256, K, 0, DType::kF16, true});
   }
   return cases;
 }

@@ -201,6 +201,9 @@ Status PackMatrices(const TensorStore& store, ModelWeights* w) {
     for (const auto& [name, t] : store.tensors()) {
       if (!t.mapped && b >= t.data && b < t.data + t.nbytes) return true;
     }
+    for (const std::vector<uint8_t>& o : w->owned) {  // compact copies (never dropped)
+      if (b >= o.data() && b < o.data() + o.size()) return true;
+    }
     return false;
   };
   std::vector<kernels::Weight*> ms;

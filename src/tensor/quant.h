@@ -99,7 +99,7 @@ struct QuantWeight {
   DType scale_dtype = DType::kF16;
   size_t group_size = 0;
   size_t scale_stride = 0;
-  /// Q8_0/Q4_0 in the packed layout below: row_stride is then the bytes of one group of
+  /// In the packed layout below: row_stride is then the bytes of one group of
   /// kPackRows rows, and row r lies in group r / kPackRows.
   bool packed = false;
 };

@@ -25,10 +25,6 @@ bool QuantAvx2Supported() {
   return ok;
 }
 
-bool QuantAvx2Handles(const QuantWeight& w) {
-  return !w.packed && (w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0);
-}
-
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 
