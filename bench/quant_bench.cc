@@ -97,7 +97,6 @@ size_t Bytes(const QuantWeight& w) {
   return b;
 }
 
-
 void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
   std::mt19937 rng(1);
   // Enough copies of the layer to exceed a 32 MiB L3.
@@ -143,10 +142,11 @@ void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
         // Per CPU-second figures: what one core gives when this process is not the only
         // one on the machine (wall time then includes waiting for a core).
         const double cpu = (CpuSeconds() - cpu0) / threads;
-        std::printf("%-6s %-5s %-10s threads %zu T=%-3zu  %7.1f GB/s  %7.1f GMAC/s   per CPU "
-                    "time: %7.1f GB/s %7.1f GMAC/s\n", model,
-                    std::string(QuantTypeName(t)).c_str(), path.c_str(), threads, T,
-                    bytes / secs / 1e9, macs / secs / 1e9, bytes / cpu / 1e9, macs / cpu / 1e9);
+        std::printf(
+            "%-6s %-5s %-10s threads %zu T=%-3zu  %7.1f GB/s  %7.1f GMAC/s   per CPU "
+            "time: %7.1f GB/s %7.1f GMAC/s\n",
+            model, std::string(QuantTypeName(t)).c_str(), path.c_str(), threads, T,
+            bytes / secs / 1e9, macs / secs / 1e9, bytes / cpu / 1e9, macs / cpu / 1e9);
         std::fflush(stdout);
       }
     }
@@ -164,7 +164,7 @@ int main(int argc, char** argv) {
   // One layer's matmuls: q, k, v, o, gate, up, down as [N, K].
   const std::vector<Shape> qwen3 = {{2048, 1024}, {1024, 1024}, {1024, 1024}, {1024, 2048},
                                     {3072, 1024}, {3072, 1024}, {1024, 3072}};
-  const std::vector<Shape> llama = {{2048, 2048}, {512, 2048}, {512, 2048}, {2048, 2048},
+  const std::vector<Shape> llama = {{2048, 2048}, {512, 2048},  {512, 2048}, {2048, 2048},
                                     {8192, 2048}, {8192, 2048}, {2048, 8192}};
   // Qwen3-30B-A3B: attention, then the gate, up and down of the 8 experts one token uses.
   std::vector<Shape> moe = {{4096, 2048}, {512, 2048}, {512, 2048}, {2048, 4096}};
@@ -183,8 +183,7 @@ int main(int argc, char** argv) {
   }
   if (types.empty()) types = {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kMlx4};
   for (QuantType t : types) {
-    meshlm::kernels::Run(t, model == "llama" ? llama : model == "moe" ? moe : qwen3,
-                         model.c_str());
+    meshlm::kernels::Run(t, model == "llama" ? llama : model == "moe" ? moe : qwen3, model.c_str());
   }
   return 0;
 }

@@ -71,8 +71,8 @@ TEST(Cli, GgufTokenizerAndChatTemplateMatchTheFolder) {
   const std::string folder = std::string(MESHLM_TEST_SOURCE_DIR) + "/models/meshlm-demo-6m";
   const std::string gguf = BuildDir() + "/cli-demo-bf16.gguf";
   const auto [wout, wcode] = testing::RunCommand(
-      "/usr/bin/python3 " + std::string(MESHLM_TEST_SOURCE_DIR) + "/tools/write_gguf.py --model " + folder +
-          " --out " + gguf + " --type bf16",
+      "/usr/bin/python3 " + std::string(MESHLM_TEST_SOURCE_DIR) + "/tools/write_gguf.py --model " +
+          folder + " --out " + gguf + " --type bf16",
       120, true);
   ASSERT_EQ(wcode, 0) << wout;
   for (const std::string args :

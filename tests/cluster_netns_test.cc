@@ -138,25 +138,26 @@ TEST(Netns, ServeAcrossTwoHostsAnswersAndStopsEveryRank) {
   const std::string url = fmt::format("http://10.99.0.1:{}", port);
   Sh health = c.InHub(fmt::format("curl -sS --max-time 10 {}/health", url));
   EXPECT_NE(health.out.find("\"ranks\":2"), std::string::npos) << health.out;
-  Sh answer = c.InHub(fmt::format(
-      "curl -sS --max-time 30 {}/v1/completions -H 'Content-Type: application/json' -d "
-      "'{{\"prompt\": \"Once upon\", \"max_tokens\": 12, \"temperature\": 0, "
-      "\"ignore_eos\": true}}'",
-      url));
+  Sh answer = c.InHub(
+      fmt::format("curl -sS --max-time 30 {}/v1/completions -H 'Content-Type: application/json' -d "
+                  "'{{\"prompt\": \"Once upon\", \"max_tokens\": 12, \"temperature\": 0, "
+                  "\"ignore_eos\": true}}'",
+                  url));
   const auto j = nlohmann::json::parse(answer.out, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << answer.out;
   ASSERT_TRUE(j.contains("choices")) << answer.out;
   const std::string text = j["choices"][0]["text"];
   // The same greedy continuation from one process on this machine.
-  Sh local = Shell(fmt::format("{} generate --model {} --prompt 'Once upon' --max-tokens 12 "
-                               "--temperature 0 --ignore-eos 2>/dev/null",
-                               meshlm, model));
+  Sh local =
+      Shell(fmt::format("{} generate --model {} --prompt 'Once upon' --max-tokens 12 "
+                        "--temperature 0 --ignore-eos 2>/dev/null",
+                        meshlm, model));
   ASSERT_EQ(local.code, 0) << local.out;
   EXPECT_NE(local.out.find("Once upon" + text), std::string::npos)
       << "server: " << text << "\nlocal: " << local.out;
   // Every rank of this server carries its port on its command line.
-  const std::string ranks = fmt::format("pgrep -f -- '[s]erve --model {} --host 10.99.0.1 --port {}'",
-                                        model, port);
+  const std::string ranks =
+      fmt::format("pgrep -f -- '[s]erve --model {} --host 10.99.0.1 --port {}'", model, port);
   EXPECT_EQ(Shell(ranks).out.size() > 0, true) << "no rank found by: " << ranks;
   Sh stop = c.InHub(fmt::format("{} stop --port {}", meshlm, port), 60);
   EXPECT_EQ(stop.code, 0) << stop.out;

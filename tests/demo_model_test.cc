@@ -75,12 +75,12 @@ TEST_F(DemoModel, SeededSamplingIsDeterministic) {
 // Most words of the continuations are common English words or plain alphabetic words:
 // random weights give byte soup that fails this.
 TEST_F(DemoModel, GreedyContinuationsAreEnglishLike) {
-  const std::set<std::string> common = {"the", "a", "is", "to", "of", "and", "in", "you",
-                                        "that", "it", "be", "for", "not", "are", "with", "he",
-                                        "as", "was", "on", "have", "i", "he", "his", "what"};
+  const std::set<std::string> common = {"the",  "a",   "is", "to",   "of",  "and", "in",   "you",
+                                        "that", "it",  "be", "for",  "not", "are", "with", "he",
+                                        "as",   "was", "on", "have", "i",   "he",  "his",  "what"};
   size_t words = 0, alphabetic = 0, function_words = 0;
-  for (const std::string prompt : {"The meaning of life is", "A programmer", "Love is",
-                                   "When the sun", "Never trust"}) {
+  for (const std::string prompt :
+       {"The meaning of life is", "A programmer", "Love is", "When the sun", "Never trust"}) {
     std::istringstream in(Complete(*ex_, *tok_, prompt, 0.0f, 0));
     std::string w;
     while (in >> w) {

@@ -1,5 +1,7 @@
 // End-to-end model tests: logits against the independent numpy reference, prefill against
 // step-by-step decode, batching, and errors on broken model folders.
+#include "model/model.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,7 +12,6 @@
 #include <sstream>
 
 #include "engine/generate.h"
-#include "model/model.h"
 #include "test_util.h"
 
 namespace meshlm {
@@ -108,7 +109,8 @@ TEST_P(ReferenceTest, BatchOfSequencesEqualsSeparateRuns) {
   // a's first 3 tokens as a prefill and b whole in one step, then a's last two tokens
   // decoded one at a time next to another sequence's decode step.
   auto ca = m->NewCache(), cb = m->NewCache();
-  std::vector<model::SeqStep> steps = {{ca.get(), a.data(), 3, false}, {cb.get(), b.data(), 3, true}};
+  std::vector<model::SeqStep> steps = {{ca.get(), a.data(), 3, false},
+                                       {cb.get(), b.data(), 3, true}};
   std::vector<float> out(4 * V);
   m->Forward(steps, out.data(), pool);
   EXPECT_LE(RelErr(out.data(), la.data() + 2 * V, V), 1e-5);

@@ -1,5 +1,7 @@
 // Mixture-of-experts models: routing against a brute-force reference, config and tensor
 // errors, and expert-parallel runs against one process.
+#include "model/moe.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,7 +12,6 @@
 
 #include "model/config.h"
 #include "model/model.h"
-#include "model/moe.h"
 #include "sharded_util.h"
 #include "test_util.h"
 
@@ -70,11 +71,20 @@ TEST(MoeRoute, TiesGoToTheLowerExpert) {
 }
 
 nlohmann::json Qwen3Moe() {
-  return {{"architectures", {"Qwen3MoeForCausalLM"}}, {"hidden_size", 2048},
-          {"intermediate_size", 6144}, {"num_hidden_layers", 4}, {"num_attention_heads", 32},
-          {"num_key_value_heads", 4}, {"head_dim", 128}, {"vocab_size", 151936},
-          {"moe_intermediate_size", 768}, {"num_experts", 128}, {"num_experts_per_tok", 8},
-          {"norm_topk_prob", true}, {"decoder_sparse_step", 1}, {"mlp_only_layers", {2}}};
+  return {{"architectures", {"Qwen3MoeForCausalLM"}},
+          {"hidden_size", 2048},
+          {"intermediate_size", 6144},
+          {"num_hidden_layers", 4},
+          {"num_attention_heads", 32},
+          {"num_key_value_heads", 4},
+          {"head_dim", 128},
+          {"vocab_size", 151936},
+          {"moe_intermediate_size", 768},
+          {"num_experts", 128},
+          {"num_experts_per_tok", 8},
+          {"norm_topk_prob", true},
+          {"decoder_sparse_step", 1},
+          {"mlp_only_layers", {2}}};
 }
 
 TEST(MoeConfig, ParsesQwen3MoeAndMixtral) {
@@ -93,10 +103,14 @@ TEST(MoeConfig, ParsesQwen3MoeAndMixtral) {
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->moe_layers, (std::vector<bool>{false, true, false, true}));
 
-  nlohmann::json m = {{"architectures", {"MixtralForCausalLM"}}, {"hidden_size", 4096},
-                      {"intermediate_size", 14336}, {"num_hidden_layers", 2},
-                      {"num_attention_heads", 32}, {"num_key_value_heads", 8},
-                      {"vocab_size", 32000}, {"num_local_experts", 8},
+  nlohmann::json m = {{"architectures", {"MixtralForCausalLM"}},
+                      {"hidden_size", 4096},
+                      {"intermediate_size", 14336},
+                      {"num_hidden_layers", 2},
+                      {"num_attention_heads", 32},
+                      {"num_key_value_heads", 8},
+                      {"vocab_size", 32000},
+                      {"num_local_experts", 8},
                       {"num_experts_per_tok", 2}};
   c = model::ParseModelConfig(m.dump(), "config.json");
   ASSERT_TRUE(c.ok()) << c.status().message();

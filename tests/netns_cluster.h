@@ -194,8 +194,8 @@ class NetnsCluster {
                             "ListenAddress=10.99.0.{2} -o PidFile={1}/sshd{3}.pid{5}",
                             Ns(i), dir_, i + 1, i,
                             private_models_ ? "unshare -m --propagation private sh -c 'mount "
-                                              "--bind " + HostDir(i) + " " + ModelRoot() +
-                                              " && exec "
+                                              "--bind " +
+                                                  HostDir(i) + " " + ModelRoot() + " && exec "
                                             : "",
                             private_models_ ? "'" : ""));
     }

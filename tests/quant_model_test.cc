@@ -53,8 +53,8 @@ double RelErr(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 struct Case {
-  std::string name;   // file or folder under Dir(), and the prefix of its reference files
-  bool four_bit;      // weights coarse enough that the unquantized logits differ clearly
+  std::string name;  // file or folder under Dir(), and the prefix of its reference files
+  bool four_bit;     // weights coarse enough that the unquantized logits differ clearly
 };
 
 class QuantModelTest : public ::testing::TestWithParam<Case> {};
@@ -75,13 +75,12 @@ TEST_P(QuantModelTest, LogitsMatchReferenceOnStoredValues) {
   const auto orig = ReadF32(base + ".orig_logits.bin");
   const size_t V = m.config().vocab_size;
   ASSERT_EQ(ref.size(), ids.size() * V);
-  // Q8_0, Q4_0, Q4_K, Q6_K and MLX 4-bit are repacked when the VNNI kernels are in use; the portable
-  // path below then reads the packed bytes too.
-  const bool packable = c.name.find("q8_0") != std::string::npos ||
-                        c.name.find("q4_0") != std::string::npos ||
-                        c.name.find("mlx4") != std::string::npos ||
-                        c.name.find("q4_k") != std::string::npos ||
-                        c.name.find("q6_k") != std::string::npos;
+  // Q8_0, Q4_0, Q4_K, Q6_K and MLX 4-bit are repacked when the VNNI kernels are in use; the
+  // portable path below then reads the packed bytes too.
+  const bool packable =
+      c.name.find("q8_0") != std::string::npos || c.name.find("q4_0") != std::string::npos ||
+      c.name.find("mlx4") != std::string::npos || c.name.find("q4_k") != std::string::npos ||
+      c.name.find("q6_k") != std::string::npos;
   EXPECT_EQ(m.packed_bytes() > 0, packable && kernels::PackedLayoutHelps()) << c.name;
   for (const std::string& qpath : kernels::QuantPaths()) {
     ASSERT_TRUE(kernels::SetQuantPath(qpath));
@@ -260,8 +259,7 @@ TEST(QuantModelErrors, MlxScalesThatDoNotMatchTheirWeights) {
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("model.layers.1.mlp.up_proj.scales"), std::string::npos)
       << m.status().message();
-  EXPECT_NE(m.status().message().find("does not match"), std::string::npos)
-      << m.status().message();
+  EXPECT_NE(m.status().message().find("does not match"), std::string::npos) << m.status().message();
 }
 
 TEST(QuantModelErrors, ShardSplitOffBlockBoundaries) {
@@ -280,7 +278,8 @@ TEST(QuantModelErrors, ShardSplitOffBlockBoundaries) {
   m = model::Model::Load(Dir() + "/tiny-mixtral-q4_0.gguf", opt);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("mlp.switch_mlp.down_proj.weight (expert 0)"),
-            std::string::npos) << m.status().message();
+            std::string::npos)
+      << m.status().message();
   EXPECT_NE(m.status().message().find("multiples of 32"), std::string::npos)
       << m.status().message();
 }

@@ -4,7 +4,6 @@
 // quantizes the same activation blocks.
 #include <gtest/gtest.h>
 
-
 #include "comm/loopback.h"
 #include "engine/executor.h"
 #include "model/gguf_model.h"

@@ -350,8 +350,7 @@ TEST_P(ServerTest, MetricsShowEveryRanksTime) {
       EXPECT_GT(comm, 0) << metrics;
     }
   }
-  EXPECT_EQ(value(metrics, fmt::format("meshlm_comm_seconds_total{{rank=\"{}\"}}", GetParam())),
-            -1)
+  EXPECT_EQ(value(metrics, fmt::format("meshlm_comm_seconds_total{{rank=\"{}\"}}", GetParam())), -1)
       << "a rank that does not exist\n"
       << metrics;
 }
@@ -380,8 +379,7 @@ TEST(ServerDisconnect, NonStreamingClientThatLeavesIsDropped) {
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
   // 200 tokens at >= 20 ms a step: at least 4 s unless the request is dropped.
   const std::string body =
-      json{{"prompt", "The"}, {"max_tokens", 200}, {"temperature", 0}, {"ignore_eos", true}}
-          .dump();
+      json{{"prompt", "The"}, {"max_tokens", 200}, {"temperature", 0}, {"ignore_eos", true}}.dump();
   const std::string request = fmt::format(
       "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
       "{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",

@@ -1,8 +1,7 @@
 // Sharded generation with real processes under `meshlm launch`: the same greedy tokens
 // as one process for tp, pp and tp x pp, and less memory per rank as ranks are added.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <array>
@@ -61,23 +60,27 @@ std::string ExpectLaunchesMatchOneProcess(const std::string& model,
 }
 
 TEST(ShardedLaunch, GreedyTokensMatchOneProcess) {
-  ExpectLaunchesMatchOneProcess(BuildDir() + "/testmodels/tiny-llama-deep-f32",
-                                {{2, "--tp 2"}, {2, "--pp 2"}, {3, "--pp 3 --layers 1,3,1"},
-                                 {4, "--tp 2 --pp 2"}});
+  ExpectLaunchesMatchOneProcess(
+      BuildDir() + "/testmodels/tiny-llama-deep-f32",
+      {{2, "--tp 2"}, {2, "--pp 2"}, {3, "--pp 3 --layers 1,3,1"}, {4, "--tp 2 --pp 2"}});
 }
 
 // A mixture of experts (12 experts, a dense layer between sparse ones) split by experts,
 // by tensors inside expert groups, and by stages: the greedy tokens of one process.
 TEST(ShardedLaunch, MoeGreedyTokensMatchOneProcess) {
   const std::string args = ExpectLaunchesMatchOneProcess(
-      BuildDir() + "/testmodels/tiny-qwen3moe-f32",
-      {{2, "--ep 2"}, {3, "--ep 3"}, {4, "--ep 4"}, {4, "--tp 2 --ep 2"}, {2, "--pp 2"},
-       {4, "--pp 2 --ep 2"}});
-  const auto [out, rc] = RunCommand(Meshlm() + " launch -n 5 -- " + Meshlm() + args + " --ep 5",
-                                    60, true);
+      BuildDir() + "/testmodels/tiny-qwen3moe-f32", {{2, "--ep 2"},
+                                                     {3, "--ep 3"},
+                                                     {4, "--ep 4"},
+                                                     {4, "--tp 2 --ep 2"},
+                                                     {2, "--pp 2"},
+                                                     {4, "--pp 2 --ep 2"}});
+  const auto [out, rc] =
+      RunCommand(Meshlm() + " launch -n 5 -- " + Meshlm() + args + " --ep 5", 60, true);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find("num_experts=12 is not divisible by ep=5; valid ep: 1, 2, 3, 4, 6, 12"),
-            std::string::npos) << out;
+            std::string::npos)
+      << out;
 }
 
 TEST(ShardedLaunch, TpThatDoesNotDivideIsRefusedWithTheValidValues) {
@@ -95,7 +98,8 @@ TEST(ShardedLaunch, MemoryPerRankFallsWithTp) {
   const std::string model = BuildDir() + "/testmodels/qwen3-0.6b";
   if (!std::filesystem::exists(model + "/config.json")) {
     const auto [out, rc] = RunCommand("/usr/bin/python3 " + std::string(MESHLM_TEST_SOURCE_DIR) +
-                               "/tools/make_model.py --shape qwen3-0.6b --out " + model, 300);
+                                          "/tools/make_model.py --shape qwen3-0.6b --out " + model,
+                                      300);
     ASSERT_EQ(rc, 0) << out;
   }
   // A file written moments ago sits in the page cache as large folios, which the kernel
@@ -114,7 +118,8 @@ TEST(ShardedLaunch, MemoryPerRankFallsWithTp) {
   const auto [one, rc1] = RunCommand(Meshlm() + bench, 300);
   ASSERT_EQ(rc1, 0) << one;
   evict();
-  const auto [two, rc2] = RunCommand(Meshlm() + " launch -n 2 -- " + Meshlm() + bench + " --tp 2", 300);
+  const auto [two, rc2] =
+      RunCommand(Meshlm() + " launch -n 2 -- " + Meshlm() + bench + " --tp 2", 300);
   ASSERT_EQ(rc2, 0) << two;
   const auto j1 = nlohmann::json::parse(one.substr(one.find('{')));
   const auto j2 = nlohmann::json::parse(two.substr(two.find('{')));

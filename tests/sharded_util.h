@@ -62,8 +62,8 @@ inline Trace RunSharded(const std::string& path, size_t tp, size_t pp, const Dri
         model::LoadOptions opt;
         opt.shard = plan.ranks[r].shard;
         MESHLM_ASSIGN_OR_RETURN(auto m, model::Model::Load(path, opt));
-        MESHLM_ASSIGN_OR_RETURN(auto ex, engine::Executor::Create(*lw.groups[r], std::move(m),
-                                                                  plan, pool));
+        MESHLM_ASSIGN_OR_RETURN(auto ex,
+                                engine::Executor::Create(*lw.groups[r], std::move(m), plan, pool));
         if (r != 0) return ex->RunWorker();
         const Status s = drive(*ex, &trace);
         const Status stop = ex->Shutdown();

@@ -7,11 +7,11 @@
 #include <cstdio>
 #include <cstdlib>
 
-#define MESHLM_CHECK(cond, ...)                                                         \
-  do {                                                                                  \
-    if (!(cond)) [[unlikely]] {                                                         \
-      std::fprintf(stderr, "meshlm: check failed at %s:%d: %s %s\n", __FILE__, __LINE__, \
-                   #cond, fmt::format("" __VA_ARGS__).c_str());                         \
-      std::abort();                                                                     \
-    }                                                                                   \
+#define MESHLM_CHECK(cond, ...)                                                                 \
+  do {                                                                                          \
+    if (!(cond)) [[unlikely]] {                                                                 \
+      std::fprintf(stderr, "meshlm: check failed at %s:%d: %s %s\n", __FILE__, __LINE__, #cond, \
+                   fmt::format("" __VA_ARGS__).c_str());                                        \
+      std::abort();                                                                             \
+    }                                                                                           \
   } while (0)

@@ -7,8 +7,7 @@ namespace meshlm {
 
 /// Seconds on a monotonic clock, for measuring intervals.
 inline double NowSeconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace meshlm

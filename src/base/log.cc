@@ -36,10 +36,9 @@ void LogLine(LogLevel level, std::string_view message) {
   const auto now = std::chrono::system_clock::now().time_since_epoch();
   const double secs = std::chrono::duration<double>(now).count();
   const long day_secs = static_cast<long>(secs) % 86400;
-  const std::string line =
-      fmt::format("[{:02}:{:02}:{:06.3f}] {}: {}\n", day_secs / 3600, day_secs / 60 % 60,
-                  day_secs % 60 + (secs - static_cast<long>(secs)),
-                  kNames[static_cast<int>(level)], message);
+  const std::string line = fmt::format(
+      "[{:02}:{:02}:{:06.3f}] {}: {}\n", day_secs / 3600, day_secs / 60 % 60,
+      day_secs % 60 + (secs - static_cast<long>(secs)), kNames[static_cast<int>(level)], message);
   std::lock_guard<std::mutex> lock(mu);
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

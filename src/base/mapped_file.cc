@@ -46,8 +46,8 @@ Result<std::unique_ptr<HugePageBuffer>> HugePageBuffer::Allocate(size_t bytes) {
   if (bytes == 0) return b;
   // Map a huge page more, so that the data can start on a huge-page boundary.
   b->map_size_ = (bytes + kHuge - 1) / kHuge * kHuge + kHuge;
-  void* p = ::mmap(nullptr, b->map_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+  void* p =
+      ::mmap(nullptr, b->map_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     return Error("[memory] cannot map {} bytes for weights: {}", bytes, std::strerror(errno));
   }

@@ -46,7 +46,7 @@ Status Error(fmt::format_string<Args...> f, Args&&... args) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     if (status_.ok()) status_ = Status::Error("Result constructed from an ok Status");
   }
@@ -70,9 +70,9 @@ class [[nodiscard]] Result {
 #define MESHLM_CONCAT(a, b) MESHLM_CONCAT_INNER(a, b)
 
 /// Returns the Status from the enclosing function when `expr` fails.
-#define MESHLM_RETURN_IF_ERROR(expr)                \
-  do {                                              \
-    ::meshlm::Status meshlm_status_ = (expr);       \
+#define MESHLM_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::meshlm::Status meshlm_status_ = (expr);        \
     if (!meshlm_status_.ok()) return meshlm_status_; \
   } while (0)
 

@@ -46,7 +46,7 @@ class ThreadPool {
   // Packs epoch (24 bits) | number of tasks (20) | next task to claim (20), so a claim
   // can never mix one loop's counter with another loop's task count.
   std::atomic<uint64_t> counter_{0};
-  std::atomic<size_t> done_{0};  // tasks of the current loop finished
+  std::atomic<size_t> done_{0};     // tasks of the current loop finished
   std::atomic<uint32_t> epoch_{0};  // what sleeping workers wait on
   uint64_t last_epoch_ = 0;
   std::atomic<bool> stop_{false};

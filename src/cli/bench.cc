@@ -29,8 +29,8 @@ int RunBenchCommand(const BenchFlags& f) {
   }
   engine::BenchResult r;
   const int code = RunJob(*job, "bench", [&]() -> Status {
-    MESHLM_ASSIGN_OR_RETURN(r, engine::RunBench(*job->executor, f.prompt_tokens, f.gen_tokens,
-                                                f.repeats, f.batch));
+    MESHLM_ASSIGN_OR_RETURN(
+        r, engine::RunBench(*job->executor, f.prompt_tokens, f.gen_tokens, f.repeats, f.batch));
     return OkStatus();
   });
   if (code != 0 || job->world->rank() != 0) return code;
@@ -38,13 +38,15 @@ int RunBenchCommand(const BenchFlags& f) {
     const size_t world = job->world->size(), threads = job->pool->num_threads();
     const double gbps = job->executor->model().weight_bytes() * world * r.gen_tps() / r.batch / 1e9;
     if (f.json) {
-      fmt::print("{{\"prompt_tokens\": {}, \"gen_tokens\": {}, \"prompt_tokens_per_sec\": {:.3f}, "
-                 "\"tokens_per_sec\": {:.3f}, \"batch\": {}, \"seconds\": {:.3f}, \"comm_ms_per_token\": {:.3f}, "
-                 "\"compute_ms_per_token\": {:.3f}, \"peak_rss_bytes\": [{}], \"ranks\": {}, "
-                 "\"threads\": {}, \"target\": \"{}\"}}\n",
-                 r.prompt_tokens, r.gen_tokens, r.prompt_tps(), r.gen_tps(), r.batch, r.seconds,
-                 r.comm_seconds_per_token * 1e3, r.compute_seconds_per_token * 1e3,
-                 fmt::join(job->peak_rss, ", "), world, threads, kernels::CurrentTarget());
+      fmt::print(
+          "{{\"prompt_tokens\": {}, \"gen_tokens\": {}, \"prompt_tokens_per_sec\": {:.3f}, "
+          "\"tokens_per_sec\": {:.3f}, \"batch\": {}, \"seconds\": {:.3f}, \"comm_ms_per_token\": "
+          "{:.3f}, "
+          "\"compute_ms_per_token\": {:.3f}, \"peak_rss_bytes\": [{}], \"ranks\": {}, "
+          "\"threads\": {}, \"target\": \"{}\"}}\n",
+          r.prompt_tokens, r.gen_tokens, r.prompt_tps(), r.gen_tps(), r.batch, r.seconds,
+          r.comm_seconds_per_token * 1e3, r.compute_seconds_per_token * 1e3,
+          fmt::join(job->peak_rss, ", "), world, threads, kernels::CurrentTarget());
     } else {
       fmt::print("model            {}\n", f.job.model);
       fmt::print("ranks x threads  {} x {} ({})\n", world, threads, kernels::CurrentTarget());

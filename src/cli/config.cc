@@ -1,10 +1,11 @@
 // meshlm config: discover which interfaces join which hosts, check the mesh, write the hostfile.
+#include "cluster/config.h"
+
 #include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
 #include "cli/host_flags.h"
-#include "cluster/config.h"
 
 namespace meshlm::cli {
 

@@ -1,4 +1,6 @@
 // meshlm generate: generate from a prompt, on one process or under `meshlm launch`.
+#include "engine/generate.h"
+
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -8,7 +10,6 @@
 #include "base/mapped_file.h"
 #include "cli/commands.h"
 #include "cli/job.h"
-#include "engine/generate.h"
 #include "engine/model_tokenizer.h"
 #include "parallel/plan.h"
 #include "tokenizer/chat_template.h"
@@ -46,12 +47,14 @@ Result<std::vector<int32_t>> PromptIds(const GenerateFlags& f, const Tokenizer* 
     return out;
   }
   if (tok == nullptr) {
-    return Error("[generate] '{}' has no tokenizer (tokenizer.json or GGUF metadata): give the prompt with --ids", f.job.model);
+    return Error(
+        "[generate] '{}' has no tokenizer (tokenizer.json or GGUF metadata): give the prompt with "
+        "--ids",
+        f.job.model);
   }
   if (!f.chat) return tok->Encode(f.prompt, true);
   if (tok->chat_template().empty()) {
-    return Error("[generate] --chat: '{}' has no chat template",
-                 f.job.model);
+    return Error("[generate] --chat: '{}' has no chat template", f.job.model);
   }
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (!f.system.empty()) messages.push_back({{"role", "system"}, {"content", f.system}});
@@ -59,7 +62,8 @@ Result<std::vector<int32_t>> PromptIds(const GenerateFlags& f, const Tokenizer* 
   ChatTemplateOptions opt;
   opt.bos_token = tok->bos_token();
   opt.eos_token = tok->eos_token();
-  MESHLM_ASSIGN_OR_RETURN(std::string text, RenderChatTemplate(tok->chat_template(), messages, opt));
+  MESHLM_ASSIGN_OR_RETURN(std::string text,
+                          RenderChatTemplate(tok->chat_template(), messages, opt));
   return tok->Encode(text, false);
 }
 
@@ -98,16 +102,17 @@ int RunGenerate(const GenerateFlags& f) {
     if (tok && !f.prompt.empty()) stream = std::make_unique<StreamDecoder>(*tok, true);
     if (stream) fmt::print("{}", f.chat ? "" : f.prompt);
     bool first = true;
-    MESHLM_ASSIGN_OR_RETURN(auto stats, engine::Generate(*job->executor, prompt, opt, [&](int32_t t) {
-      if (stream) {
-        fmt::print("{}", stream->Push(t));
-      } else {
-        fmt::print("{}{}", first ? "" : ",", t);
-      }
-      std::fflush(stdout);
-      first = false;
-      return true;
-    }));
+    MESHLM_ASSIGN_OR_RETURN(auto stats,
+                            engine::Generate(*job->executor, prompt, opt, [&](int32_t t) {
+                              if (stream) {
+                                fmt::print("{}", stream->Push(t));
+                              } else {
+                                fmt::print("{}{}", first ? "" : ",", t);
+                              }
+                              std::fflush(stdout);
+                              first = false;
+                              return true;
+                            }));
     if (stream) fmt::print("{}", stream->Flush());
     fmt::print("\n");
     fmt::print(stderr, "[generate] prompt {} tokens in {:.3f} s; {} tokens at {:.2f} tok/s\n",

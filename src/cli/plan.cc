@@ -1,5 +1,7 @@
 // meshlm plan: the shard plan and memory per rank for a model on a cluster, without
 // loading any weight.
+#include "parallel/plan.h"
+
 #include <fmt/format.h>
 
 #include <fstream>
@@ -11,7 +13,6 @@
 #include "cluster/hostfile.h"
 #include "model/config.h"
 #include "model/gguf_model.h"
-#include "parallel/plan.h"
 
 namespace meshlm::cli {
 namespace {
@@ -73,7 +74,8 @@ Status RunPlan(const PlanFlags& f) {
 
 void AddPlanCommand(CLI::App& app, int* exit_code) {
   auto f = std::make_shared<PlanFlags>();
-  CLI::App* cmd = app.add_subcommand("plan", "Show how a model splits over ranks, without loading it");
+  CLI::App* cmd =
+      app.add_subcommand("plan", "Show how a model splits over ranks, without loading it");
   cmd->add_option("--model", f->model, "Model folder")->required();
   cmd->add_option("--hostfile", f->hostfile, "MLX JSON hostfile: one rank per host");
   cmd->add_option("-n", f->n, "Local ranks");

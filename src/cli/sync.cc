@@ -14,8 +14,8 @@ void AddSyncCommand(CLI::App& app, int* exit_code) {
   auto* sub = app.add_subcommand(
       "sync", "Copy the model to every host that lacks it or differs (resumable, verified)");
   auto o = std::make_shared<cluster::SyncOptions>();
-  AddHostFlags(*sub, {.hostfile = &o->hostfile, .hostfile_required = true,
-                      .ssh_args = &o->ssh_args});
+  AddHostFlags(*sub,
+               {.hostfile = &o->hostfile, .hostfile_required = true, .ssh_args = &o->ssh_args});
   sub->add_option("--model", o->model, "model folder or .gguf file, at the same path on every host")
       ->required();
   sub->add_option("--remote-meshlm", o->remote_meshlm,

@@ -41,7 +41,8 @@ Result<std::vector<int32_t>> ParseIdList(const std::string& text) {
 int Run(const TokenizeFlags& f) {
   auto tokenizer = engine::LoadModelTokenizer(f.model);
   if (tokenizer.ok() && !*tokenizer) {
-    std::fprintf(stderr, "meshlm tokenize: '%s' has no tokenizer (tokenizer.json or GGUF metadata)\n",
+    std::fprintf(stderr,
+                 "meshlm tokenize: '%s' has no tokenizer (tokenizer.json or GGUF metadata)\n",
                  f.model.c_str());
     return 1;
   }
@@ -89,7 +90,8 @@ int Run(const TokenizeFlags& f) {
 void AddTokenizeCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<TokenizeFlags>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Show the token ids and pieces of a text");
-  cmd->add_option("--model", flags->model, "Model folder holding tokenizer.json, or a .gguf file")->required();
+  cmd->add_option("--model", flags->model, "Model folder holding tokenizer.json, or a .gguf file")
+      ->required();
   cmd->add_option("text", flags->text, "Text to tokenize (with --decode: ids such as 1,2,3)")
       ->required();
   cmd->add_flag("--ids", flags->ids_only, "Print only the ids, comma-separated");

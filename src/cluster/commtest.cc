@@ -141,8 +141,7 @@ bool Has(const std::vector<int>& v, int x) { return std::find(v.begin(), v.end()
 
 }  // namespace
 
-CommtestReport RunCommtest(comm::Group& g, const CommtestOptions& o,
-                           const CommtestPrint& print) {
+CommtestReport RunCommtest(comm::Group& g, const CommtestOptions& o, const CommtestPrint& print) {
   const int n = g.size();
   const bool lead = g.rank() == 0;
   auto say = [&](const std::string& s) {

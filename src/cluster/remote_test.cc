@@ -42,7 +42,7 @@ TEST(RunCommand, MissingProgramIs127WithAMessage) {
 
 TEST(SshArgv, NeverPromptsAndPutsArgsBeforeTheHost) {
   const auto argv = SshArgv("h1", {"-p", "2222"}, "uname -a");
-  const std::vector<std::string> want = {"ssh", "-o", "BatchMode=yes", "-T", "-p",
+  const std::vector<std::string> want = {"ssh",  "-o", "BatchMode=yes", "-T", "-p",
                                          "2222", "h1", "uname -a"};
   EXPECT_EQ(argv, want);
 }

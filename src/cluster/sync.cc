@@ -25,8 +25,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
-
 std::string FirstLine(const std::string& s) {
   const size_t b = s.find_first_not_of(" \n");
   if (b == std::string::npos) return "";
@@ -165,15 +163,16 @@ class Syncer {
       }
     } else {
       MESHLM_ASSIGN_OR_RETURN(
-          reader,
-          Subprocess::Start(HostArgv(src.dest, o_.ssh_args,
-                                fmt::format("tail -c +{} {}", offset + 1, ShellQuote(src_path))),
-                       /*want_in=*/false, /*want_out=*/true));
+          reader, Subprocess::Start(
+                      HostArgv(src.dest, o_.ssh_args,
+                               fmt::format("tail -c +{} {}", offset + 1, ShellQuote(src_path))),
+                      /*want_in=*/false, /*want_out=*/true));
       in_fd = reader.out;
     }
     MESHLM_ASSIGN_OR_RETURN(
-        Subprocess writer, Subprocess::Start(HostArgv(dests_[i], o_.ssh_args, "cat >> " + ShellQuote(part)),
-                                   /*want_in=*/true, /*want_out=*/false));
+        Subprocess writer,
+        Subprocess::Start(HostArgv(dests_[i], o_.ssh_args, "cat >> " + ShellQuote(part)),
+                          /*want_in=*/true, /*want_out=*/false));
     ProgressLine bar(progress_, label, f.size, offset);
     std::vector<char> buf(size_t{1} << 20);
     size_t have = 0, sent_from = 0;

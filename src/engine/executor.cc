@@ -12,7 +12,7 @@ struct Executor::Sequence {
   std::unique_ptr<model::KvCache> cache;
   std::unique_ptr<Sampler> sampler;
   SamplingParams params;
-  std::vector<int32_t> history;  // every token fed so far: the repetition-penalty window
+  std::vector<int32_t> history;   // every token fed so far: the repetition-penalty window
   size_t prompt_len = 0;          // history[prompt_len..] are generated tokens
   const SeqWork* work = nullptr;  // this step's work, while a step runs
 };
@@ -53,7 +53,8 @@ Status Executor::Validate(const std::vector<SeqWork>& work) const {
   const auto& c = model_->config();
   std::map<uint64_t, bool> seen;
   for (const SeqWork& w : work) {
-    if (!seen.emplace(w.id, true).second) return Error("[executor] sequence {} appears twice", w.id);
+    if (!seen.emplace(w.id, true).second)
+      return Error("[executor] sequence {} appears twice", w.id);
     const auto it = seqs_.find(w.id);
     if (w.start && it != seqs_.end()) return Error("[executor] sequence {} already exists", w.id);
     if (!w.start && it == seqs_.end()) return Error("[executor] sequence {} does not exist", w.id);
@@ -72,8 +73,7 @@ Status Executor::Validate(const std::vector<SeqWork>& work) const {
   return OkStatus();
 }
 
-Result<std::vector<int32_t>> Executor::Step(std::vector<SeqWork> work,
-                                            std::vector<float>* logits) {
+Result<std::vector<int32_t>> Executor::Step(std::vector<SeqWork> work, std::vector<float>* logits) {
   MESHLM_RETURN_IF_ERROR(Validate(work));
   StepMessage msg;
   msg.seqs = std::move(work);
@@ -182,7 +182,8 @@ Result<std::vector<int32_t>> Executor::Execute(const StepMessage& msg) {
     std::vector<int32_t> part_tokens;
     MESHLM_RETURN_IF_ERROR(RunMicroBatch(part, full_rows, &part_tokens,
                                          full_rows ? &step_logits_[r.begin * V] : nullptr));
-    if (!part_tokens.empty()) std::copy(part_tokens.begin(), part_tokens.end(), tokens.begin() + r.begin);
+    if (!part_tokens.empty())
+      std::copy(part_tokens.begin(), part_tokens.end(), tokens.begin() + r.begin);
   }
   if (!active.empty()) {
     // The last stage's first member returns the tokens (and rows) to rank 0.
@@ -192,8 +193,10 @@ Result<std::vector<int32_t>> Executor::Execute(const StepMessage& msg) {
     }
   }
   for (const SeqWork& w : msg.seqs) {
-    if (w.release) seqs_.erase(w.id);
-    else seqs_.at(w.id)->work = nullptr;
+    if (w.release)
+      seqs_.erase(w.id);
+    else
+      seqs_.at(w.id)->work = nullptr;
   }
   times_.comm_seconds += runtime_->comm_seconds() - runtime_before;
   times_.compute_seconds += (NowSeconds() - step_start) - (times_.comm_seconds - comm_before);
@@ -233,8 +236,8 @@ Status Executor::SampleRows(const std::vector<Sequence*>& seqs, float* logits, b
   if (rows_out) std::memcpy(rows_out, rows, n * V * sizeof(float));
   for (size_t i = 0; i < n; ++i) {
     const std::span<const int32_t> history = seqs[i]->history;
-    (*tokens)[i] = seqs[i]->sampler->Sample({rows + i * V, V}, history,
-                                            history.subspan(seqs[i]->prompt_len));
+    (*tokens)[i] =
+        seqs[i]->sampler->Sample({rows + i * V, V}, history, history.subspan(seqs[i]->prompt_len));
   }
   return OkStatus();
 }

@@ -38,12 +38,12 @@ Result<GenerateStats> Generate(Executor& ex, std::span<const int32_t> prompt,
   for (;;) {
     const int32_t token = out[0];
     ++stats.gen_tokens;
-    const bool eos = !options.ignore_eos && std::find(options.eos_ids.begin(),
-                                                      options.eos_ids.end(), token) !=
-                                                options.eos_ids.end();
+    const bool eos =
+        !options.ignore_eos &&
+        std::find(options.eos_ids.begin(), options.eos_ids.end(), token) != options.eos_ids.end();
     stats.stopped_by_eos = eos;
-    const bool more = on_token(token) && !eos && stats.gen_tokens < options.max_new_tokens &&
-                      length < ctx;
+    const bool more =
+        on_token(token) && !eos && stats.gen_tokens < options.max_new_tokens && length < ctx;
     SeqWork next;
     next.id = kSeqId;
     if (!more) {
@@ -60,8 +60,8 @@ Result<GenerateStats> Generate(Executor& ex, std::span<const int32_t> prompt,
   return stats;
 }
 
-Result<BenchResult> RunBench(Executor& ex, size_t prompt_tokens, size_t gen_tokens,
-                             size_t repeats, size_t batch) {
+Result<BenchResult> RunBench(Executor& ex, size_t prompt_tokens, size_t gen_tokens, size_t repeats,
+                             size_t batch) {
   const size_t V = ex.model().config().vocab_size;
   if (prompt_tokens == 0) return Error("[bench] --prompt-tokens must be at least 1");
   if (batch == 0) return Error("[bench] --batch must be at least 1");

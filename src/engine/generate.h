@@ -39,8 +39,8 @@ Result<GenerateStats> Generate(Executor& executor, std::span<const int32_t> prom
 struct BenchResult {
   size_t prompt_tokens = 0;
   size_t gen_tokens = 0;
-  size_t batch = 1;               // sequences decoded together
-  double prefill_seconds = 0;     // per sequence
+  size_t batch = 1;            // sequences decoded together
+  double prefill_seconds = 0;  // per sequence
   // Decode: wall time of gen_tokens steps, each producing one token for every sequence.
   double decode_seconds = 0;
   double seconds = 0;

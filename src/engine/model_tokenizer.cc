@@ -41,7 +41,8 @@ constexpr const char* kTekkenRegex =
 constexpr const char* kDeepseekV3Regexes[] = {
     "\\p{N}{1,3}",
     "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
-    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+    "[!\"#$%&'()*+,\\-./"
+    ":;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
     " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
 };
 
@@ -95,8 +96,7 @@ size_t Utf8Length(unsigned char c) {
 // SentencePiece BPE merges a pair when the joined piece is in the vocabulary, highest
 // score first. As merges: every split of every piece into two pieces, ordered by the
 // joined piece's score, then its id, then the ids of the two halves.
-std::vector<std::pair<std::string, std::string>> MergesFromScores(
-    const model::GgufTokenizer& g) {
+std::vector<std::pair<std::string, std::string>> MergesFromScores(const model::GgufTokenizer& g) {
   auto mergeable = [&](size_t id) {
     const int32_t type = g.token_types.empty() ? kNormal : g.token_types[id];
     return type == kNormal || type == kUserDefined;
@@ -194,14 +194,14 @@ Result<TokenizerParts> TokenizerPartsFromGguf(const model::GgufTokenizer& g) {
     p.fuse_unk = true;
     if (g.unk_id >= 0) p.unk_token = g.tokens[static_cast<size_t>(g.unk_id)];
     json replace_space = {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "▁"}};
-    json decoders = json::array(
-        {{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
-         {{"type", "ByteFallback"}},
-         {{"type", "Fuse"}}});
+    json decoders =
+        json::array({{{"type", "Replace"}, {"pattern", {{"String", "▁"}}}, {"content", " "}},
+                     {{"type", "ByteFallback"}},
+                     {{"type", "Fuse"}}});
     if (g.add_space_prefix) {
-      p.normalizer = {{"type", "Sequence"},
-                      {"normalizers",
-                       json::array({{{"type", "Prepend"}, {"prepend", "▁"}}, replace_space})}};
+      p.normalizer = {
+          {"type", "Sequence"},
+          {"normalizers", json::array({{{"type", "Prepend"}, {"prepend", "▁"}}, replace_space})}};
       decoders.push_back({{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}});
     } else {
       p.normalizer = replace_space;
@@ -213,8 +213,8 @@ Result<TokenizerParts> TokenizerPartsFromGguf(const model::GgufTokenizer& g) {
       const std::string& m = g.merges[i];
       const size_t space = m.find(' ', 1);
       if (space == std::string::npos) {
-        return Error("[gguf] tokenizer.ggml.merges[{}] '{}' is not two tokens joined by a space",
-                     i, m);
+        return Error("[gguf] tokenizer.ggml.merges[{}] '{}' is not two tokens joined by a space", i,
+                     m);
       }
       p.merges.emplace_back(m.substr(0, space), m.substr(space + 1));
     }
@@ -224,9 +224,10 @@ Result<TokenizerParts> TokenizerPartsFromGguf(const model::GgufTokenizer& g) {
     }
     if (rule == nullptr) {
       std::string known;
-      for (const auto& name : SupportedGgufPreTokenizers()) known += (known.empty() ? "" : ", ") + name;
-      return Error("[gguf] tokenizer.ggml.pre '{}' is not a pre-tokenizer meshlm knows ({})",
-                   g.pre, known);
+      for (const auto& name : SupportedGgufPreTokenizers())
+        known += (known.empty() ? "" : ", ") + name;
+      return Error("[gguf] tokenizer.ggml.pre '{}' is not a pre-tokenizer meshlm knows ({})", g.pre,
+                   known);
     }
     p.ignore_merges = rule->ignore_merges;
     if (rule->nfc) p.normalizer = {{"type", "NFC"}};

@@ -129,8 +129,8 @@ TEST_P(GgufTokenizerTest, IdsEqualHuggingFace) {
   ASSERT_TRUE(parts.ok()) << parts.status().message();
   auto tok = Tokenizer::FromParts(std::move(parts).value());
   ASSERT_TRUE(tok.ok()) << tok.status().message();
-  const json golden = ReadJson(std::string(MESHLM_TEST_SOURCE_DIR) + "/tests/data/tokenizer/" +
-                               c.vocab + ".json");
+  const json golden =
+      ReadJson(std::string(MESHLM_TEST_SOURCE_DIR) + "/tests/data/tokenizer/" + c.vocab + ".json");
   ASSERT_GT(golden["cases"].size(), 10u);
   for (const json& k : golden["cases"]) {
     const std::string text = k["text"];
@@ -141,8 +141,7 @@ TEST_P(GgufTokenizerTest, IdsEqualHuggingFace) {
     ASSERT_TRUE(special.ok()) << special.status().message();
     EXPECT_EQ(*special, k["ids_special"].get<std::vector<int32_t>>())
         << c.vocab << ": " << json(text);
-    EXPECT_EQ((*tok)->Decode(k["ids"].get<std::vector<int32_t>>()),
-              k["decoded"].get<std::string>())
+    EXPECT_EQ((*tok)->Decode(k["ids"].get<std::vector<int32_t>>()), k["decoded"].get<std::string>())
         << c.vocab;
     EXPECT_EQ((*tok)->Decode(k["ids_special"].get<std::vector<int32_t>>(), true),
               k["decoded_skip"].get<std::string>())
@@ -150,13 +149,15 @@ TEST_P(GgufTokenizerTest, IdsEqualHuggingFace) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Vocabularies, GgufTokenizerTest,
-    testing::Values(Case{"qwen3", "qwen2"}, Case{"qwen2_5", "qwen2"}, Case{"llama3", "llama-bpe"},
-                    Case{"llama3_2", "llama-bpe"}, Case{"mistral_nemo", "tekken"},
-                    Case{"gpt2", "gpt-2"}, Case{"deepseek_v3", "deepseek-v3"},
-                    Case{"llama2", ""}, Case{"gemma3", ""}),
-    [](const testing::TestParamInfo<Case>& i) { return std::string(i.param.vocab); });
+INSTANTIATE_TEST_SUITE_P(Vocabularies, GgufTokenizerTest,
+                         testing::Values(Case{"qwen3", "qwen2"}, Case{"qwen2_5", "qwen2"},
+                                         Case{"llama3", "llama-bpe"}, Case{"llama3_2", "llama-bpe"},
+                                         Case{"mistral_nemo", "tekken"}, Case{"gpt2", "gpt-2"},
+                                         Case{"deepseek_v3", "deepseek-v3"}, Case{"llama2", ""},
+                                         Case{"gemma3", ""}),
+                         [](const testing::TestParamInfo<Case>& i) {
+                           return std::string(i.param.vocab);
+                         });
 
 model::GgufTokenizer Tiny(const std::string& kind, const std::string& pre) {
   model::GgufTokenizer g;

@@ -13,8 +13,10 @@ Status SamplingParams::Validate() const {
     return Error("[sampling] temperature {} must be >= 0", temperature);
   }
   if (top_k < 0) return Error("[sampling] top_k {} must be >= 0", top_k);
-  if (!(top_p > 0.0f && top_p <= 1.0f)) return Error("[sampling] top_p {} must be in (0, 1]", top_p);
-  if (!(min_p >= 0.0f && min_p <= 1.0f)) return Error("[sampling] min_p {} must be in [0, 1]", min_p);
+  if (!(top_p > 0.0f && top_p <= 1.0f))
+    return Error("[sampling] top_p {} must be in (0, 1]", top_p);
+  if (!(min_p >= 0.0f && min_p <= 1.0f))
+    return Error("[sampling] min_p {} must be in [0, 1]", min_p);
   if (!(repetition_penalty > 0.0f) || !std::isfinite(repetition_penalty)) {
     return Error("[sampling] repetition_penalty {} must be > 0", repetition_penalty);
   }
@@ -71,7 +73,8 @@ int32_t Sampler::Sample(std::span<float> logits, std::span<const int32_t> histor
     candidates_[i].first = std::exp(candidates_[i].first - max_z);
     sum += candidates_[i].first;
   }
-  for (size_t i = 0; i < n; ++i) candidates_[i].first = static_cast<float>(candidates_[i].first / sum);
+  for (size_t i = 0; i < n; ++i)
+    candidates_[i].first = static_cast<float>(candidates_[i].first / sum);
   if (params_.min_p > 0.0f) {
     const float floor = params_.min_p * candidates_[0].first;
     size_t keep = 1;

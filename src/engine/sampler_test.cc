@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -78,7 +78,8 @@ TEST(Sampler, TopKTopPMinPExcludeTheTail) {
   std::sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
   std::vector<double> prob(logits.size());
   double sum = 0;
-  for (size_t i = 0; i < logits.size(); ++i) sum += prob[i] = std::exp(logits[i] - logits[order[0]]);
+  for (size_t i = 0; i < logits.size(); ++i)
+    sum += prob[i] = std::exp(logits[i] - logits[order[0]]);
   for (auto& q : prob) q /= sum;
 
   SamplingParams p;

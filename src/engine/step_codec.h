@@ -14,9 +14,9 @@ namespace meshlm::engine {
 /// One sequence's share of a step.
 struct SeqWork {
   uint64_t id = 0;
-  bool start = false;    // create the sequence (cache, sampler) before feeding
-  bool release = false;  // drop the sequence after this step
-  SamplingParams params;  // read when start is set
+  bool start = false;           // create the sequence (cache, sampler) before feeding
+  bool release = false;         // drop the sequence after this step
+  SamplingParams params;        // read when start is set
   std::vector<int32_t> tokens;  // fed this step; a token is sampled when non-empty
 };
 

@@ -140,7 +140,7 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
         const uint8_t* p = row + b * (w.type == QuantType::kMlx4 ? 16 : 32);
         if (w.type == QuantType::kMlx4) {
           for (int j = 0; j < 16; ++j) {
-            v[32 * b + j] = p[j] & 0xF;  // element 2j
+            v[32 * b + j] = p[j] & 0xF;      // element 2j
             v[32 * b + 16 + j] = p[j] >> 4;  // element 2j + 1
           }
         } else {
@@ -159,10 +159,14 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
 
 int ActOffset(QuantType t) {
   switch (t) {
-    case QuantType::kQ8_0: return 128;
-    case QuantType::kQ4_0: return 8;
-    case QuantType::kQ6_K: return 32;
-    default: return 0;
+    case QuantType::kQ8_0:
+      return 128;
+    case QuantType::kQ4_0:
+      return 8;
+    case QuantType::kQ6_K:
+      return 32;
+    default:
+      return 0;
   }
 }
 
@@ -215,8 +219,8 @@ void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a)
   HalfCorrections(a);
 }
 
-void QuantDotRowsPortable(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,
-                          float* y, size_t ldy) {
+void QuantDotRowsPortable(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
+                          size_t ldy) {
   RowInts r;
   const size_t K = w.cols, nb = K / 32;
   for (size_t n = n0; n < n1; ++n) {

@@ -49,7 +49,8 @@ size_t WeightBytes(const Weight& w);
 /// bound). The portable path reads both layouts.
 bool PackedLayoutHelps();
 /// Bytes PackWeight writes for w: 0 when w cannot be packed (not Q8_0, Q4_0, Q4_K, Q6_K
-/// or MLX 4-bit with 16-bit scales, already packed, or rows not a multiple of kPackRows). Column slices pack to a compact copy.
+/// or MLX 4-bit with 16-bit scales, already packed, or rows not a multiple of kPackRows). Column
+/// slices pack to a compact copy.
 size_t PackedWeightBytes(const Weight& w);
 /// w (PackedWeightBytes(w) > 0) in the packed layout at out, which must hold
 /// PackedWeightBytes(w) bytes on a 64-byte boundary: the view of out.

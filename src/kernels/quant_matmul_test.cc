@@ -19,7 +19,7 @@ namespace {
 
 struct QuantMatrix {
   std::vector<uint8_t> bytes;
-  std::vector<uint16_t> scales, biases;  // MLX, f16 or bf16 bits
+  std::vector<uint16_t> scales, biases;   // MLX, f16 or bf16 bits
   std::vector<float> scales32, biases32;  // MLX f32
   QuantWeight w;
   std::vector<float> deq;  // [rows, cols] the dequantized values
@@ -93,7 +93,8 @@ void Check(const Case& c, ThreadPool& pool, std::mt19937& rng, std::vector<float
   QuantWeight w = m.w;
   AlignedVector<uint8_t> packed;
   if (c.packed) {
-    packed.assign(c.N / kPackRows * PackedGroupBytes(c.type, c.K), 0xEE);  // no byte left unset is read
+    packed.assign(c.N / kPackRows * PackedGroupBytes(c.type, c.K),
+                  0xEE);               // no byte left unset is read
     w = PackRows(m.w, packed.data());  // from rows with padding when T is odd
   }
   std::uniform_real_distribution<float> ud(-2.0f, 2.0f);
@@ -109,7 +110,8 @@ void Check(const Case& c, ThreadPool& pool, std::mt19937& rng, std::vector<float
       double ref = with_bias ? bias[n] : 0.0, bound = 0, mag = std::fabs(ref);
       for (size_t k0 = 0; k0 < c.K; k0 += 32) {
         double amax = 0;
-        for (size_t k = k0; k < k0 + 32; ++k) amax = std::max(amax, std::fabs(double(x[t * c.K + k])));
+        for (size_t k = k0; k < k0 + 32; ++k)
+          amax = std::max(amax, std::fabs(double(x[t * c.K + k])));
         for (size_t k = k0; k < k0 + 32; ++k) {
           const double wv = m.deq[n * c.K + k];
           ref += wv * x[t * c.K + k];
@@ -159,7 +161,8 @@ std::vector<Case> Cases() {
       cases.push_back({QuantType::kQ4_0, T, N + 16, K, 0, DType::kF16, true});
       for (size_t gs : {32, 64, 128}) {
         if (K % gs != 0) continue;
-        cases.push_back({QuantType::kMlx4, T, N, K, gs, gs == 64 ? DType::kF16 : DType::kBF16, true});
+        cases.push_back(
+            {QuantType::kMlx4, T, N, K, gs, gs == 64 ? DType::kF16 : DType::kBF16, true});
       }
       if (K % 256 == 0) {
         cases.push_back({QuantType::kQ4_K, T, N, K, 0, DType::kF16, true});
@@ -169,7 +172,8 @@ std::vector<Case> Cases() {
   }
   // Tensor-parallel shard shapes of a small model: 4 and 12 blocks per row.
   for (size_t T : {1, 2, 7}) {
-    for (size_t K : {128, 384}) cases.push_back({QuantType::kQ4_0, T, 256, K, 0, DType::kF16, true});
+    for (size_t K : {128, 384})
+      cases.push_back({QuantType::kQ4_0, T, 256, K, 0, DType::kF16, true});
   }
   return cases;
 }
@@ -233,12 +237,10 @@ void ExpectSameActs(
 
 TEST(QuantMatMul, ActivationQuantizersAgreeExactly) {
   if (!x86::QuantVnniSupported()) GTEST_SKIP() << "no AVX512-VNNI";
-  ExpectSameActs(
-      [](const float* x, size_t T, size_t K, QuantType t, QuantActs* a) {
-        x86::QuantizeActsVnni(x, T, K, t, false, a);
-      },
-      {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
-       QuantType::kMlx4, QuantType::kMlx8});
+  ExpectSameActs([](const float* x, size_t T, size_t K, QuantType t,
+                    QuantActs* a) { x86::QuantizeActsVnni(x, T, K, t, false, a); },
+                 {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
+                  QuantType::kMlx4, QuantType::kMlx8});
 }
 
 TEST(QuantMatMul, Avx2ActivationQuantizerAgreesExactly) {
@@ -376,8 +378,8 @@ TEST(QuantMatMul, WeightRoutingAndSlices) {
     const Weight rows = SliceWeightRows(w, 2, 4);
     auto part = SliceWeightCols(rows, 256, 256);
     ASSERT_TRUE(part.ok()) << part.status().message();
-    EXPECT_EQ(WeightBytes(*part), 4 * QuantRowBytes(t, 256) +
-                                      (IsMlx(t) ? 2 * 4 * (256 / gs) * 2 : 0));
+    EXPECT_EQ(WeightBytes(*part),
+              4 * QuantRowBytes(t, 256) + (IsMlx(t) ? 2 * 4 * (256 / gs) * 2 : 0));
     std::vector<float> y(2 * 4), ref(2 * 4);
     MatMul(x.data(), 2, *part, nullptr, y.data(), pool);
     for (size_t tt = 0; tt < 2; ++tt) {

@@ -1,9 +1,8 @@
 // config.json and generation_config.json parsing.
 #include "model/config.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "base/mapped_file.h"
 
@@ -83,8 +82,7 @@ Status ParseMoe(const json& j, const std::string& path, ModelConfig* c) {
     c->moe_layers.assign(c->num_layers, true);
     return CheckMoeConfig(*c, path);
   }
-  MESHLM_RETURN_IF_ERROR(
-      GetInt(j, "moe_intermediate_size", path, true, &c->moe_intermediate_size));
+  MESHLM_RETURN_IF_ERROR(GetInt(j, "moe_intermediate_size", path, true, &c->moe_intermediate_size));
   c->norm_topk_prob = false;
   if (j.contains("norm_topk_prob") && !j["norm_topk_prob"].is_null()) {
     if (!j["norm_topk_prob"].is_boolean()) {
@@ -100,8 +98,10 @@ Status ParseMoe(const json& j, const std::string& path, ModelConfig* c) {
   if (j.contains("mlp_only_layers") && !j["mlp_only_layers"].is_null()) {
     const json& m = j["mlp_only_layers"];
     if (!m.is_array()) {
-      return Error("[config] '{}': field 'mlp_only_layers' must be a list of layer indices, "
-                   "got {}", path, m.dump());
+      return Error(
+          "[config] '{}': field 'mlp_only_layers' must be a list of layer indices, "
+          "got {}",
+          path, m.dump());
     }
     for (const json& e : m) {
       if (!e.is_number_integer() || e.get<int64_t>() < 0 || e.get<int64_t>() >= c->num_layers) {
@@ -146,9 +146,11 @@ Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string&
   } else if (c.arch_name == "MixtralForCausalLM") {
     c.arch = Arch::kMixtral;
   } else {
-    return Error("[config] '{}': architecture '{}' unsupported (supported: LlamaForCausalLM, "
-                 "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, "
-                 "MixtralForCausalLM)", path, c.arch_name);
+    return Error(
+        "[config] '{}': architecture '{}' unsupported (supported: LlamaForCausalLM, "
+        "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, "
+        "MixtralForCausalLM)",
+        path, c.arch_name);
   }
   MESHLM_RETURN_IF_ERROR(GetInt(j, "hidden_size", path, true, &c.hidden_size));
   MESHLM_RETURN_IF_ERROR(GetInt(j, "intermediate_size", path, true, &c.intermediate_size));
@@ -162,12 +164,16 @@ Result<ModelConfig> ParseModelConfig(const std::string& text, const std::string&
       GetInt(j, "max_position_embeddings", path, false, &c.max_position_embeddings));
   if (c.hidden_size == 0 || c.num_heads == 0 || c.num_heads_kv == 0 || c.num_layers == 0 ||
       c.vocab_size == 0 || c.intermediate_size == 0) {
-    return Error("[config] '{}': hidden_size, intermediate_size, num_hidden_layers, "
-                 "num_attention_heads, num_key_value_heads and vocab_size must be positive", path);
+    return Error(
+        "[config] '{}': hidden_size, intermediate_size, num_hidden_layers, "
+        "num_attention_heads, num_key_value_heads and vocab_size must be positive",
+        path);
   }
   if (c.num_heads % c.num_heads_kv != 0) {
-    return Error("[config] '{}': num_attention_heads={} is not a multiple of "
-                 "num_key_value_heads={}", path, c.num_heads, c.num_heads_kv);
+    return Error(
+        "[config] '{}': num_attention_heads={} is not a multiple of "
+        "num_key_value_heads={}",
+        path, c.num_heads, c.num_heads_kv);
   }
   c.head_dim = c.hidden_size / c.num_heads;
   MESHLM_RETURN_IF_ERROR(GetInt(j, "head_dim", path, false, &c.head_dim));
@@ -222,8 +228,10 @@ Status CheckMoeConfig(const ModelConfig& c, const std::string& where) {
                  c.num_experts_per_tok, c.num_experts);
   }
   if (c.moe_intermediate_size <= 0) {
-    return Error("[config] '{}': the experts' FFN width (moe_intermediate_size) must be "
-                 "positive, got {}", where, c.moe_intermediate_size);
+    return Error(
+        "[config] '{}': the experts' FFN width (moe_intermediate_size) must be "
+        "positive, got {}",
+        where, c.moe_intermediate_size);
   }
   if (c.num_experts > 4096) {
     return Error("[config] '{}': num_experts={} is beyond the supported 4096", where,
@@ -238,7 +246,8 @@ Status CheckMoeConfig(const ModelConfig& c, const std::string& where) {
 
 Result<ModelConfig> LoadModelConfig(const std::string& dir) {
   const std::string path = dir + "/config.json";
-  if (!FileExists(path)) return Error("[config] '{}' not found (is '{}' a model folder?)", path, dir);
+  if (!FileExists(path))
+    return Error("[config] '{}' not found (is '{}' a model folder?)", path, dir);
   MESHLM_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   return ParseModelConfig(text, path);
 }

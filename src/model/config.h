@@ -22,7 +22,7 @@ struct RopeScaling {
 
 struct ModelConfig {
   Arch arch = Arch::kLlama;
-  std::string arch_name;  // as written in config.json
+  std::string arch_name;          // as written in config.json
   int64_t hidden_size = 0;        // D
   int64_t intermediate_size = 0;  // F
   int64_t num_layers = 0;         // L
@@ -78,7 +78,8 @@ Result<ModelConfig> ParseModelConfig(const std::string& json_text, const std::st
 /// Reads DIR/config.json.
 Result<ModelConfig> LoadModelConfig(const std::string& dir);
 /// Reads DIR/generation_config.json when present (defaults otherwise; eos from config).
-Result<GenerationDefaults> LoadGenerationDefaults(const std::string& dir, const ModelConfig& config);
+Result<GenerationDefaults> LoadGenerationDefaults(const std::string& dir,
+                                                  const ModelConfig& config);
 
 /// The inverse RoPE frequencies [head_dim / 2], with the configured scaling applied.
 std::vector<float> RopeInvFreq(const ModelConfig& config);

@@ -10,11 +10,19 @@ namespace meshlm::model {
 namespace {
 
 nlohmann::json Qwen3() {
-  return {{"architectures", {"Qwen3ForCausalLM"}}, {"hidden_size", 1024},
-          {"intermediate_size", 3072}, {"num_hidden_layers", 28}, {"num_attention_heads", 16},
-          {"num_key_value_heads", 8}, {"head_dim", 128}, {"vocab_size", 151936},
-          {"rope_theta", 1000000.0}, {"rms_norm_eps", 1e-6}, {"tie_word_embeddings", true},
-          {"max_position_embeddings", 40960}, {"eos_token_id", 151645}};
+  return {{"architectures", {"Qwen3ForCausalLM"}},
+          {"hidden_size", 1024},
+          {"intermediate_size", 3072},
+          {"num_hidden_layers", 28},
+          {"num_attention_heads", 16},
+          {"num_key_value_heads", 8},
+          {"head_dim", 128},
+          {"vocab_size", 151936},
+          {"rope_theta", 1000000.0},
+          {"rms_norm_eps", 1e-6},
+          {"tie_word_embeddings", true},
+          {"max_position_embeddings", 40960},
+          {"eos_token_id", 151645}};
 }
 
 TEST(Config, ParsesQwen3) {
@@ -51,7 +59,10 @@ TEST(Config, ErrorsNameTheField) {
       {[](auto& j) { j.erase("hidden_size"); }, "missing field 'hidden_size'"},
       {[](auto& j) { j["num_key_value_heads"] = 5; }, "num_key_value_heads=5"},
       {[](auto& j) { j["vocab_size"] = "big"; }, "'vocab_size' must be an integer"},
-      {[](auto& j) { j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}}; }, "yarn"},
+      {[](auto& j) {
+         j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}};
+       },
+       "yarn"},
       {[](auto& j) { j["eos_token_id"] = "x"; }, "eos_token_id"},
   };
   for (const auto& cs : cases) {
@@ -71,8 +82,11 @@ TEST(Config, Llama3RopeScalingMatchesDefinition) {
   j["architectures"] = {"LlamaForCausalLM"};
   j["head_dim"] = 64;
   j["rope_theta"] = 500000.0;
-  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 32.0}, {"low_freq_factor", 1.0},
-                       {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  j["rope_scaling"] = {{"rope_type", "llama3"},
+                       {"factor", 32.0},
+                       {"low_freq_factor", 1.0},
+                       {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192}};
   auto c = ParseModelConfig(j.dump(), "config.json");
   ASSERT_TRUE(c.ok()) << c.status().message();
   const auto inv = RopeInvFreq(*c);

@@ -61,11 +61,23 @@ class Reader {
 // Bytes of a scalar value type; 0 for string/array (variable) and unknown ids.
 size_t ScalarSize(GgufValueType t) {
   switch (t) {
-    case GgufValueType::kU8: case GgufValueType::kI8: case GgufValueType::kBool: return 1;
-    case GgufValueType::kU16: case GgufValueType::kI16: return 2;
-    case GgufValueType::kU32: case GgufValueType::kI32: case GgufValueType::kF32: return 4;
-    case GgufValueType::kU64: case GgufValueType::kI64: case GgufValueType::kF64: return 8;
-    default: return 0;
+    case GgufValueType::kU8:
+    case GgufValueType::kI8:
+    case GgufValueType::kBool:
+      return 1;
+    case GgufValueType::kU16:
+    case GgufValueType::kI16:
+      return 2;
+    case GgufValueType::kU32:
+    case GgufValueType::kI32:
+    case GgufValueType::kF32:
+      return 4;
+    case GgufValueType::kU64:
+    case GgufValueType::kI64:
+    case GgufValueType::kF64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
@@ -75,13 +87,48 @@ bool KnownType(uint32_t t) { return t <= static_cast<uint32_t>(GgufValueType::kF
 Status ReadScalar(Reader& r, GgufValueType t, const std::string& key, int64_t* i, double* f,
                   const std::string& path) {
   switch (t) {
-    case GgufValueType::kU8: { uint8_t v; MESHLM_RETURN_IF_ERROR(r.Read(&v, "a u8")); *i = v; break; }
-    case GgufValueType::kI8: { int8_t v; MESHLM_RETURN_IF_ERROR(r.Read(&v, "an i8")); *i = v; break; }
-    case GgufValueType::kU16: { uint16_t v; MESHLM_RETURN_IF_ERROR(r.Read(&v, "a u16")); *i = v; break; }
-    case GgufValueType::kI16: { int16_t v; MESHLM_RETURN_IF_ERROR(r.Read(&v, "an i16")); *i = v; break; }
-    case GgufValueType::kU32: { uint32_t v; MESHLM_RETURN_IF_ERROR(r.Read(&v, "a u32")); *i = v; break; }
-    case GgufValueType::kI32: { int32_t v; MESHLM_RETURN_IF_ERROR(r.Read(&v, "an i32")); *i = v; break; }
-    case GgufValueType::kI64: { int64_t v; MESHLM_RETURN_IF_ERROR(r.Read(&v, "an i64")); *i = v; break; }
+    case GgufValueType::kU8: {
+      uint8_t v;
+      MESHLM_RETURN_IF_ERROR(r.Read(&v, "a u8"));
+      *i = v;
+      break;
+    }
+    case GgufValueType::kI8: {
+      int8_t v;
+      MESHLM_RETURN_IF_ERROR(r.Read(&v, "an i8"));
+      *i = v;
+      break;
+    }
+    case GgufValueType::kU16: {
+      uint16_t v;
+      MESHLM_RETURN_IF_ERROR(r.Read(&v, "a u16"));
+      *i = v;
+      break;
+    }
+    case GgufValueType::kI16: {
+      int16_t v;
+      MESHLM_RETURN_IF_ERROR(r.Read(&v, "an i16"));
+      *i = v;
+      break;
+    }
+    case GgufValueType::kU32: {
+      uint32_t v;
+      MESHLM_RETURN_IF_ERROR(r.Read(&v, "a u32"));
+      *i = v;
+      break;
+    }
+    case GgufValueType::kI32: {
+      int32_t v;
+      MESHLM_RETURN_IF_ERROR(r.Read(&v, "an i32"));
+      *i = v;
+      break;
+    }
+    case GgufValueType::kI64: {
+      int64_t v;
+      MESHLM_RETURN_IF_ERROR(r.Read(&v, "an i64"));
+      *i = v;
+      break;
+    }
     case GgufValueType::kU64: {
       uint64_t v;
       MESHLM_RETURN_IF_ERROR(r.Read(&v, "a u64"));
@@ -98,8 +145,18 @@ Status ReadScalar(Reader& r, GgufValueType t, const std::string& key, int64_t* i
       *i = v;
       break;
     }
-    case GgufValueType::kF32: { float v; MESHLM_RETURN_IF_ERROR(r.Read(&v, "an f32")); *f = v; break; }
-    case GgufValueType::kF64: { double v; MESHLM_RETURN_IF_ERROR(r.Read(&v, "an f64")); *f = v; break; }
+    case GgufValueType::kF32: {
+      float v;
+      MESHLM_RETURN_IF_ERROR(r.Read(&v, "an f32"));
+      *f = v;
+      break;
+    }
+    case GgufValueType::kF64: {
+      double v;
+      MESHLM_RETURN_IF_ERROR(r.Read(&v, "an f64"));
+      *f = v;
+      break;
+    }
     default:
       return Error("[gguf] '{}': metadata '{}': value type {} is not a scalar", path, key,
                    static_cast<uint32_t>(t));
@@ -112,7 +169,8 @@ bool IsFloat(GgufValueType t) { return t == GgufValueType::kF32 || t == GgufValu
 Status ReadValue(Reader& r, GgufValueType t, const std::string& key, int depth, GgufValue* v,
                  const std::string& path) {
   v->type = t;
-  if (t == GgufValueType::kString) return r.ReadString(&v->s, kMaxStringBytes, "metadata '" + key + "'");
+  if (t == GgufValueType::kString)
+    return r.ReadString(&v->s, kMaxStringBytes, "metadata '" + key + "'");
   if (t != GgufValueType::kArray) return ReadScalar(r, t, key, &v->i, &v->f, path);
   if (depth >= kMaxArrayDepth) {
     return Error("[gguf] '{}': metadata '{}': arrays nested deeper than {}", path, key,
@@ -129,8 +187,8 @@ Status ReadValue(Reader& r, GgufValueType t, const std::string& key, int depth, 
   // beyond the bytes left is corrupt, and checking it first bounds the reservation.
   const size_t min_elem = ScalarSize(v->elem_type) ? ScalarSize(v->elem_type) : 8;
   if (v->count > r.left() / min_elem) {
-    return Error("[gguf] '{}': metadata '{}': array of {} elements exceeds the {} bytes left",
-                 path, key, v->count, r.left());
+    return Error("[gguf] '{}': metadata '{}': array of {} elements exceeds the {} bytes left", path,
+                 key, v->count, r.left());
   }
   if (v->elem_type == GgufValueType::kString) {
     v->strings.resize(v->count);
@@ -145,11 +203,13 @@ Status ReadValue(Reader& r, GgufValueType t, const std::string& key, int depth, 
   } else if (IsFloat(v->elem_type)) {
     v->floats.resize(v->count);
     int64_t unused;
-    for (auto& f : v->floats) MESHLM_RETURN_IF_ERROR(ReadScalar(r, v->elem_type, key, &unused, &f, path));
+    for (auto& f : v->floats)
+      MESHLM_RETURN_IF_ERROR(ReadScalar(r, v->elem_type, key, &unused, &f, path));
   } else {
     v->ints.resize(v->count);
     double unused;
-    for (auto& i : v->ints) MESHLM_RETURN_IF_ERROR(ReadScalar(r, v->elem_type, key, &i, &unused, path));
+    for (auto& i : v->ints)
+      MESHLM_RETURN_IF_ERROR(ReadScalar(r, v->elem_type, key, &i, &unused, path));
   }
   return OkStatus();
 }
@@ -163,21 +223,29 @@ struct TypeInfo {
 
 std::optional<TypeInfo> GgmlTypeInfo(uint32_t t) {
   switch (t) {
-    case kGgmlF32: return TypeInfo{"F32", 1, 4, DType::kF32, std::nullopt};
-    case kGgmlF16: return TypeInfo{"F16", 1, 2, DType::kF16, std::nullopt};
-    case kGgmlBF16: return TypeInfo{"BF16", 1, 2, DType::kBF16, std::nullopt};
-    case kGgmlQ8_0: return TypeInfo{"Q8_0", 32, 34, std::nullopt, QuantType::kQ8_0};
-    case kGgmlQ4_0: return TypeInfo{"Q4_0", 32, 18, std::nullopt, QuantType::kQ4_0};
-    case kGgmlQ4_K: return TypeInfo{"Q4_K", 256, 144, std::nullopt, QuantType::kQ4_K};
-    case kGgmlQ6_K: return TypeInfo{"Q6_K", 256, 210, std::nullopt, QuantType::kQ6_K};
-    default: return std::nullopt;
+    case kGgmlF32:
+      return TypeInfo{"F32", 1, 4, DType::kF32, std::nullopt};
+    case kGgmlF16:
+      return TypeInfo{"F16", 1, 2, DType::kF16, std::nullopt};
+    case kGgmlBF16:
+      return TypeInfo{"BF16", 1, 2, DType::kBF16, std::nullopt};
+    case kGgmlQ8_0:
+      return TypeInfo{"Q8_0", 32, 34, std::nullopt, QuantType::kQ8_0};
+    case kGgmlQ4_0:
+      return TypeInfo{"Q4_0", 32, 18, std::nullopt, QuantType::kQ4_0};
+    case kGgmlQ4_K:
+      return TypeInfo{"Q4_K", 256, 144, std::nullopt, QuantType::kQ4_K};
+    case kGgmlQ6_K:
+      return TypeInfo{"Q6_K", 256, 210, std::nullopt, QuantType::kQ6_K};
+    default:
+      return std::nullopt;
   }
 }
 
 }  // namespace
 
 std::string_view GgufValueTypeName(GgufValueType t) {
-  static constexpr const char* kNames[] = {"u8",  "i8",  "u16",    "i16",   "u32", "i32", "f32",
+  static constexpr const char* kNames[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                            "bool", "string", "array", "u64", "i64", "f64"};
   const auto i = static_cast<uint32_t>(t);
   return i < std::size(kNames) ? kNames[i] : "unknown";
@@ -194,8 +262,10 @@ Result<GgufContents> ParseGguf(const uint8_t* data, size_t size, const std::stri
   }
   MESHLM_RETURN_IF_ERROR(r.Read(&c.version, "the version"));
   if (c.version != 3) {
-    return Error("[gguf] '{}': GGUF version {} unsupported (only version 3); re-convert the "
-                 "model with a current converter", path, c.version);
+    return Error(
+        "[gguf] '{}': GGUF version {} unsupported (only version 3); re-convert the "
+        "model with a current converter",
+        path, c.version);
   }
   uint64_t n_tensors = 0, n_kv = 0;
   MESHLM_RETURN_IF_ERROR(r.Read(&n_tensors, "the tensor count"));
@@ -222,8 +292,7 @@ Result<GgufContents> ParseGguf(const uint8_t* data, size_t size, const std::stri
   if (auto it = c.metadata.find("general.alignment"); it != c.metadata.end()) {
     const GgufValue& a = it->second;
     if (a.type != GgufValueType::kU32 || a.i == 0 || (a.i & (a.i - 1)) != 0 || a.i > 65536) {
-      return Error("[gguf] '{}': general.alignment must be a u32 power of two up to 65536",
-                   path);
+      return Error("[gguf] '{}': general.alignment must be a u32 power of two up to 65536", path);
     }
     c.alignment = static_cast<size_t>(a.i);
   }
@@ -252,12 +321,16 @@ Result<GgufContents> ParseGguf(const uint8_t* data, size_t size, const std::stri
     MESHLM_RETURN_IF_ERROR(r.Read(&t.type, "a tensor type"));
     const auto info = GgmlTypeInfo(t.type);
     if (!info) {
-      return Error("[gguf] '{}': tensor '{}': type {} unsupported (supported: F32, F16, BF16, "
-                   "Q8_0, Q4_0, Q4_K, Q6_K)", path, t.name, t.type);
+      return Error(
+          "[gguf] '{}': tensor '{}': type {} unsupported (supported: F32, F16, BF16, "
+          "Q8_0, Q4_0, Q4_K, Q6_K)",
+          path, t.name, t.type);
     }
     if (t.dims[0] % info->block_elems != 0) {
-      return Error("[gguf] '{}': tensor '{}': row length {} is not a multiple of the {} block "
-                   "of {}", path, t.name, t.dims[0], info->name, info->block_elems);
+      return Error(
+          "[gguf] '{}': tensor '{}': row length {} is not a multiple of the {} block "
+          "of {}",
+          path, t.name, t.dims[0], info->name, info->block_elems);
     }
     t.nbytes = numel / info->block_elems * info->block_bytes;
     t.dtype = info->dtype;
@@ -276,17 +349,18 @@ Result<GgufContents> ParseGguf(const uint8_t* data, size_t size, const std::stri
   }
   const size_t data_start = (r.pos() + c.alignment - 1) / c.alignment * c.alignment;
   if (data_start > size && !c.tensors.empty()) {
-    return Error("[gguf] '{}': tensor data would start at byte {} beyond the file ({} bytes)",
-                 path, data_start, size);
+    return Error("[gguf] '{}': tensor data would start at byte {} beyond the file ({} bytes)", path,
+                 data_start, size);
   }
   const size_t data_size = data_start <= size ? size - data_start : 0;
   for (size_t k = 0; k < c.tensors.size(); ++k) {
     GgufTensor& t = c.tensors[k];
     const uint64_t off = offsets[k].offset;
     if (off > data_size || t.nbytes > data_size - off) {
-      return Error("[gguf] '{}': tensor '{}': data [{}, {}) lies beyond the end of the file "
-                   "(data section of {} bytes); the file is truncated or corrupt", path, t.name,
-                   off, off + t.nbytes, data_size);
+      return Error(
+          "[gguf] '{}': tensor '{}': data [{}, {}) lies beyond the end of the file "
+          "(data section of {} bytes); the file is truncated or corrupt",
+          path, t.name, off, off + t.nbytes, data_size);
     }
     t.data = data + data_start + off;
   }
@@ -380,8 +454,8 @@ Status CheckArray(const GgufValue* v, const std::string& path, const std::string
 
 Result<const std::vector<std::string>*> GgufFile::GetStrings(const std::string& key) const {
   const GgufValue* v = Find(key);
-  MESHLM_RETURN_IF_ERROR(CheckArray(v, path(), key, "strings",
-                                    v && v->elem_type == GgufValueType::kString));
+  MESHLM_RETURN_IF_ERROR(
+      CheckArray(v, path(), key, "strings", v && v->elem_type == GgufValueType::kString));
   return &v->strings;
 }
 

@@ -22,8 +22,19 @@
 namespace meshlm::model {
 
 enum class GgufValueType : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 std::string_view GgufValueTypeName(GgufValueType t);
 
@@ -48,8 +59,8 @@ constexpr uint32_t kGgmlF32 = 0, kGgmlF16 = 1, kGgmlQ4_0 = 2, kGgmlQ8_0 = 8, kGg
 
 struct GgufTensor {
   std::string name;
-  uint32_t type = 0;            // ggml type id, one of the supported ones above
-  std::vector<uint64_t> dims;   // ne0 first: dims[0] is the length of a row
+  uint32_t type = 0;              // ggml type id, one of the supported ones above
+  std::vector<uint64_t> dims;     // ne0 first: dims[0] is the length of a row
   const uint8_t* data = nullptr;  // into the map
   size_t nbytes = 0;
   /// The dense dtype for F32/F16/BF16; empty for block types.

@@ -40,8 +40,8 @@ Result<const uint8_t*> UnpermuteRows(const GgufTensor& t, int64_t heads, int64_t
                                      const std::string& path, std::vector<uint8_t>* out) {
   const uint64_t rows = t.dims.size() == 2 ? t.dims[1] : 0;
   if (rows != static_cast<uint64_t>(heads * head_dim)) {
-    return Error("[gguf] '{}': tensor '{}' has {} rows, expected {} heads × {}", path, t.name,
-                 rows, heads, head_dim);
+    return Error("[gguf] '{}': tensor '{}' has {} rows, expected {} heads × {}", path, t.name, rows,
+                 heads, head_dim);
   }
   const size_t row_bytes = t.nbytes / rows, half = head_dim / 2;
   out->resize(t.nbytes);
@@ -98,8 +98,10 @@ Status ReadConfig(const GgufFile& f, const std::string& arch, ModelConfig* c) {
     c->arch = Arch::kQwen3Moe;
     c->qk_norm = true;
   } else {
-    return Error("[gguf] '{}': architecture '{}' unsupported (supported: llama, qwen2, qwen3, "
-                 "qwen3moe)", f.path(), arch);
+    return Error(
+        "[gguf] '{}': architecture '{}' unsupported (supported: llama, qwen2, qwen3, "
+        "qwen3moe)",
+        f.path(), arch);
   }
   MESHLM_ASSIGN_OR_RETURN(c->hidden_size, f.GetInt(p + "embedding_length"));
   MESHLM_ASSIGN_OR_RETURN(c->intermediate_size, f.GetInt(p + "feed_forward_length"));
@@ -107,19 +109,19 @@ Status ReadConfig(const GgufFile& f, const std::string& arch, ModelConfig* c) {
   MESHLM_ASSIGN_OR_RETURN(c->num_heads, f.GetInt(p + "attention.head_count"));
   MESHLM_ASSIGN_OR_RETURN(c->num_heads_kv, f.GetInt(p + "attention.head_count_kv", c->num_heads));
   MESHLM_ASSIGN_OR_RETURN(c->max_position_embeddings, f.GetInt(p + "context_length", 4096));
-  if (c->hidden_size <= 0 || c->intermediate_size <= 0 || c->num_layers <= 0 ||
-      c->num_heads <= 0 || c->num_heads_kv <= 0 || c->max_position_embeddings <= 0 ||
-      c->num_layers > 100000 || c->num_heads % c->num_heads_kv != 0) {
-    return Error("[gguf] '{}': hyperparameters out of range: embedding_length={} "
-                 "feed_forward_length={} block_count={} head_count={} head_count_kv={}",
-                 f.path(), c->hidden_size, c->intermediate_size, c->num_layers, c->num_heads,
-                 c->num_heads_kv);
+  if (c->hidden_size <= 0 || c->intermediate_size <= 0 || c->num_layers <= 0 || c->num_heads <= 0 ||
+      c->num_heads_kv <= 0 || c->max_position_embeddings <= 0 || c->num_layers > 100000 ||
+      c->num_heads % c->num_heads_kv != 0) {
+    return Error(
+        "[gguf] '{}': hyperparameters out of range: embedding_length={} "
+        "feed_forward_length={} block_count={} head_count={} head_count_kv={}",
+        f.path(), c->hidden_size, c->intermediate_size, c->num_layers, c->num_heads,
+        c->num_heads_kv);
   }
   MESHLM_ASSIGN_OR_RETURN(c->head_dim,
                           f.GetInt(p + "attention.key_length", c->hidden_size / c->num_heads));
   if (c->head_dim <= 0 || c->head_dim % 2 != 0) {
-    return Error("[gguf] '{}': head dimension {} must be positive and even", f.path(),
-                 c->head_dim);
+    return Error("[gguf] '{}': head dimension {} must be positive and even", f.path(), c->head_dim);
   }
   MESHLM_ASSIGN_OR_RETURN(double eps, f.GetFloat(p + "attention.layer_norm_rms_epsilon", 1e-5));
   MESHLM_ASSIGN_OR_RETURN(double theta, f.GetFloat(p + "rope.freq_base", 10000.0));
@@ -132,8 +134,8 @@ Status ReadConfig(const GgufFile& f, const std::string& arch, ModelConfig* c) {
       c->rope_scaling.type = "linear";
       c->rope_scaling.factor = static_cast<float>(factor);
     } else if (type != "none") {
-      return Error("[gguf] '{}': rope scaling '{}' unsupported (supported: none, linear)",
-                   f.path(), type);
+      return Error("[gguf] '{}': rope scaling '{}' unsupported (supported: none, linear)", f.path(),
+                   type);
     }
   }
   const GgufTensor* embd = f.FindTensor("token_embd.weight");
@@ -192,7 +194,8 @@ Result<GgufTokenizer> ReadGgufTokenizer(const GgufFile& f) {
     t.token_types.assign(tt->begin(), tt->end());
   }
   if (f.Find("tokenizer.ggml.merges") != nullptr) {
-    MESHLM_ASSIGN_OR_RETURN(const std::vector<std::string>* m, f.GetStrings("tokenizer.ggml.merges"));
+    MESHLM_ASSIGN_OR_RETURN(const std::vector<std::string>* m,
+                            f.GetStrings("tokenizer.ggml.merges"));
     t.merges = *m;
   }
   struct IdKey {

@@ -25,10 +25,18 @@ class Builder {
     Put<uint64_t>(b, s.size());
     b.insert(b.end(), s.begin(), s.end());
   }
-  void KvU32(const std::string& k, uint32_t v) { Kv(k, 4, [&](auto& b) { Put(b, v); }); }
-  void KvF32(const std::string& k, float v) { Kv(k, 6, [&](auto& b) { Put(b, v); }); }
-  void KvStr(const std::string& k, const std::string& v) { Kv(k, 8, [&](auto& b) { PutStr(b, v); }); }
-  void KvBool(const std::string& k, bool v) { Kv(k, 7, [&](auto& b) { Put<uint8_t>(b, v); }); }
+  void KvU32(const std::string& k, uint32_t v) {
+    Kv(k, 4, [&](auto& b) { Put(b, v); });
+  }
+  void KvF32(const std::string& k, float v) {
+    Kv(k, 6, [&](auto& b) { Put(b, v); });
+  }
+  void KvStr(const std::string& k, const std::string& v) {
+    Kv(k, 8, [&](auto& b) { PutStr(b, v); });
+  }
+  void KvBool(const std::string& k, bool v) {
+    Kv(k, 7, [&](auto& b) { Put<uint8_t>(b, v); });
+  }
   void KvStrs(const std::string& k, const std::vector<std::string>& v) {
     Kv(k, 9, [&](auto& b) {
       Put<uint32_t>(b, 8);
@@ -212,7 +220,8 @@ TEST(Gguf, MetadataOfTheWrongTypeIsAnError) {
   auto v = (*file)->GetInt("llama.embedding_length");
   ASSERT_FALSE(v.ok());
   EXPECT_NE(v.status().message().find("'llama.embedding_length' has type string, expected an "
-                                      "integer"), std::string::npos)
+                                      "integer"),
+            std::string::npos)
       << v.status().message();
   auto m = LoadGgufModel(path);
   ASSERT_FALSE(m.ok());

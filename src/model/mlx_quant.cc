@@ -30,18 +30,21 @@ Result<kernels::Weight> GetMlxMatrix(const TensorInfo& packed, const TensorInfo&
   const int64_t words = packed.shape.size() == 2 ? packed.shape[1] : 0;
   if (packed.shape.size() != 2 || packed.shape[0] != rows ||
       (words * 8 != cols && words * 4 != cols)) {
-    return Error("[model] quantized tensor '{}' in '{}' has shape [{}]; for [{}, {}] weights it "
-                 "must be [{}, {}] (4-bit) or [{}, {}] (8-bit)", name, packed.file,
-                 fmt::join(packed.shape, ", "), rows, cols, rows, cols / 8, rows, cols / 4);
+    return Error(
+        "[model] quantized tensor '{}' in '{}' has shape [{}]; for [{}, {}] weights it "
+        "must be [{}, {}] (4-bit) or [{}, {}] (8-bit)",
+        name, packed.file, fmt::join(packed.shape, ", "), rows, cols, rows, cols / 8, rows,
+        cols / 4);
   }
   const int bits = words * 8 == cols ? 4 : 8;
   if (scales->shape.size() != 2 || scales->shape[0] != rows || scales->shape[1] <= 0 ||
       cols % scales->shape[1] != 0 ||
       (cols / scales->shape[1] != 32 && cols / scales->shape[1] != 64 &&
        cols / scales->shape[1] != 128)) {
-    return Error("[model] '{}.scales' in '{}' has shape [{}], which does not match its weights "
-                 "[{}, {}]: expected [{}, {} / group size] with group size 32, 64 or 128",
-                 module, scales->file, fmt::join(scales->shape, ", "), rows, cols, rows, cols);
+    return Error(
+        "[model] '{}.scales' in '{}' has shape [{}], which does not match its weights "
+        "[{}, {}]: expected [{}, {} / group size] with group size 32, 64 or 128",
+        module, scales->file, fmt::join(scales->shape, ", "), rows, cols, rows, cols);
   }
   if (biases->shape != scales->shape || biases->dtype != scales->dtype) {
     return Error("[model] '{}.biases' in '{}' ({} [{}]) does not match '{}.scales' ({} [{}])",
@@ -53,8 +56,8 @@ Result<kernels::Weight> GetMlxMatrix(const TensorInfo& packed, const TensorInfo&
     return Error("[model] '{}.scales' in '{}' has dtype {}; supported: F32, F16, BF16", module,
                  scales->file, DTypeName(scales->dtype));
   }
-  kernels::Weight w{packed.data, DType::kU32, static_cast<size_t>(rows),
-                    static_cast<size_t>(cols), static_cast<size_t>(cols)};
+  kernels::Weight w{packed.data, DType::kU32, static_cast<size_t>(rows), static_cast<size_t>(cols),
+                    static_cast<size_t>(cols)};
   w.quant = bits == 4 ? QuantType::kMlx4 : QuantType::kMlx8;
   w.scales = scales->data;
   w.biases = biases->data;

@@ -37,9 +37,10 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOpt
   MESHLM_RETURN_IF_ERROR(CheckExpertParallel(c, m->shard_.ep_size));
   const size_t parts = m->shard_.dense_size();
   if (!SplitsDense(c, parts)) {
-    return Error("[plan] attention over the stage's {} ranks needs num_heads={}, "
-                 "num_heads_kv={} and intermediate_size={} divisible by {}", parts, c.num_heads,
-                 c.num_heads_kv, c.intermediate_size, parts);
+    return Error(
+        "[plan] attention over the stage's {} ranks needs num_heads={}, "
+        "num_heads_kv={} and intermediate_size={} divisible by {}",
+        parts, c.num_heads, c.num_heads_kv, c.intermediate_size, parts);
   }
   m->num_heads_ = c.num_heads / parts;
   m->num_heads_kv_ = c.num_heads_kv / parts;

@@ -8,8 +8,7 @@
 #include "kernels/kernels.h"
 
 namespace meshlm::model {
-void Route(const float* logits, size_t T, size_t E, size_t K, bool norm_topk_prob,
-           Routing* out) {
+void Route(const float* logits, size_t T, size_t E, size_t K, bool norm_topk_prob, Routing* out) {
   out->k = K;
   out->expert.resize(T * K);
   out->weight.resize(T * K);
@@ -23,9 +22,8 @@ void Route(const float* logits, size_t T, size_t E, size_t K, bool norm_topk_pro
     for (size_t e = 0; e < E; ++e) sum += p[e] = std::exp(l[e] - mx);
     for (size_t e = 0; e < E; ++e) p[e] /= sum;
     for (size_t e = 0; e < E; ++e) idx[e] = static_cast<int32_t>(e);
-    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(), [&](int32_t a, int32_t b) {
-      return p[a] > p[b] || (p[a] == p[b] && a < b);
-    });
+    std::partial_sort(idx.begin(), idx.begin() + K, idx.end(),
+                      [&](int32_t a, int32_t b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
     float top = 0;
     for (size_t j = 0; j < K; ++j) top += p[idx[j]];
     for (size_t j = 0; j < K; ++j) {
@@ -35,8 +33,8 @@ void Route(const float* logits, size_t T, size_t E, size_t K, bool norm_topk_pro
   }
 }
 
-void MoeForward(const ModelConfig& c, const MoeWeights& w, const float* xn, size_t T,
-                float* out, MoeScratch* s, ThreadPool& pool) {
+void MoeForward(const ModelConfig& c, const MoeWeights& w, const float* xn, size_t T, float* out,
+                MoeScratch* s, ThreadPool& pool) {
   const size_t D = c.hidden_size, E = c.num_experts, K = c.num_experts_per_tok;
   // Router logits: [T, E], every expert's, on every rank.
   float* logits = GrowTo(s->logits, T * E);

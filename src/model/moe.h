@@ -27,8 +27,7 @@ struct Routing {
 /// Picks every token's top-K experts from router logits [T, E]: a softmax over all E,
 /// the K largest (ties to the lower expert id), divided by their sum when
 /// `norm_topk_prob`. Deterministic and independent of the thread count.
-void Route(const float* logits, size_t T, size_t E, size_t K, bool norm_topk_prob,
-           Routing* out);
+void Route(const float* logits, size_t T, size_t E, size_t K, bool norm_topk_prob, Routing* out);
 
 /// Scratch for MoeForward, grown as needed and reused across layers.
 struct MoeScratch {

@@ -1,9 +1,8 @@
 // Safetensors parsing and folder loading.
 #include "model/safetensors.h"
 
-#include <nlohmann/json.hpp>
-
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <set>
 
 namespace meshlm::model {
@@ -54,15 +53,16 @@ Result<std::map<std::string, TensorInfo>> ParseSafetensors(const uint8_t* data, 
         !entry.contains("data_offsets") || !entry["dtype"].is_string() ||
         !entry["shape"].is_array() || !entry["data_offsets"].is_array() ||
         entry["data_offsets"].size() != 2) {
-      return Error("[safetensors] '{}': tensor '{}' needs dtype, shape and two data_offsets",
-                   path, name);
+      return Error("[safetensors] '{}': tensor '{}' needs dtype, shape and two data_offsets", path,
+                   name);
     }
     TensorInfo t;
     t.name = name;
     t.file = path;
     const std::string dtype = entry["dtype"].get<std::string>();
     const auto dt = DTypeFromSafetensors(dtype);
-    if (!dt) return Error("[safetensors] '{}': tensor '{}': dtype {} unsupported", path, name, dtype);
+    if (!dt)
+      return Error("[safetensors] '{}': tensor '{}': dtype {} unsupported", path, name, dtype);
     t.dtype = *dt;
     uint64_t numel = 1;
     for (const auto& d : entry["shape"]) {
@@ -85,8 +85,10 @@ Result<std::map<std::string, TensorInfo>> ParseSafetensors(const uint8_t* data, 
     }
     const uint64_t begin = offs[0].get<uint64_t>(), end = offs[1].get<uint64_t>();
     if (begin > end || end > data_size) {
-      return Error("[safetensors] '{}': tensor '{}': data [{}, {}) lies beyond the data section "
-                   "of {} bytes (file truncated?)", path, name, begin, end, data_size);
+      return Error(
+          "[safetensors] '{}': tensor '{}': data [{}, {}) lies beyond the data section "
+          "of {} bytes (file truncated?)",
+          path, name, begin, end, data_size);
     }
     if (end - begin != numel * DTypeSize(t.dtype)) {
       return Error("[safetensors] '{}': tensor '{}': {} bytes for shape {} of {} (expected {})",
@@ -127,16 +129,19 @@ Result<std::unique_ptr<TensorStore>> TensorStore::Open(const std::string& dir) {
     }
     std::set<std::string> seen;
     for (const auto& [name, file] : index["weight_map"].items()) {
-      if (!file.is_string()) return Error("[safetensors] '{}': entry '{}' is not a file name", index_path, name);
+      if (!file.is_string())
+        return Error("[safetensors] '{}': entry '{}' is not a file name", index_path, name);
       const std::string f = file.get<std::string>();
       if (f.find('/') != std::string::npos || f.empty() || f[0] == '.') {
-        return Error("[safetensors] '{}': shard name '{}' must be a plain file name", index_path, f);
+        return Error("[safetensors] '{}': shard name '{}' must be a plain file name", index_path,
+                     f);
       }
       if (seen.insert(f).second) files.push_back(f);
     }
     for (const auto& f : files) {
       if (!FileExists(dir + "/" + f)) {
-        return Error("[safetensors] '{}' names shard '{}', which is missing from {}", index_path, f, dir);
+        return Error("[safetensors] '{}' names shard '{}', which is missing from {}", index_path, f,
+                     dir);
       }
     }
   } else if (FileExists(dir + "/model.safetensors")) {

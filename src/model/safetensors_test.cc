@@ -26,8 +26,9 @@ std::string MakeFile(const nlohmann::json& header, const std::string& data) {
 class SafetensorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("meshlm_st_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("meshlm_st_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -125,10 +126,10 @@ TEST_F(SafetensorsTest, ShardedFolderAndMissingShard) {
   nlohmann::json h2 = {{"b", {{"dtype", "F16"}, {"shape", {2}}, {"data_offsets", {0, 4}}}}};
   Write("model-00001-of-00002.safetensors", MakeFile(h1, std::string(8, 'a')));
   Write("model-00002-of-00002.safetensors", MakeFile(h2, std::string(4, 'b')));
-  nlohmann::json index = {{"metadata", {{"total_size", 12}}},
-                          {"weight_map",
-                           {{"a", "model-00001-of-00002.safetensors"},
-                            {"b", "model-00002-of-00002.safetensors"}}}};
+  nlohmann::json index = {
+      {"metadata", {{"total_size", 12}}},
+      {"weight_map",
+       {{"a", "model-00001-of-00002.safetensors"}, {"b", "model-00002-of-00002.safetensors"}}}};
   Write("model.safetensors.index.json", index.dump());
   auto store = TensorStore::Open(dir_.string());
   ASSERT_TRUE(store.ok()) << store.status().message();

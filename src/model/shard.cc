@@ -91,8 +91,8 @@ Status CheckExpertParallel(const ModelConfig& c, size_t ep) {
     return Error("[plan] ep={} needs a mixture-of-experts model; {} is dense", ep, c.arch_name);
   }
   if (c.num_experts % ep == 0) return OkStatus();
-  return Error("[plan] num_experts={} is not divisible by ep={}; valid ep: {}", c.num_experts,
-               ep, fmt::join(ValidExpertParallel(c), ", "));
+  return Error("[plan] num_experts={} is not divisible by ep={}; valid ep: {}", c.num_experts, ep,
+               fmt::join(ValidExpertParallel(c), ", "));
 }
 
 }  // namespace meshlm::model

@@ -23,8 +23,7 @@ Result<const TensorInfo*> GetChecked(const TensorStore& store, const std::string
     return Error("[model] tensor '{}' in '{}' has shape [{}] but config.json implies [{}]", name,
                  t->file, fmt::join(t->shape, ", "), fmt::join(shape, ", "));
   }
-  if (!t->quant && t->dtype != DType::kF32 && t->dtype != DType::kF16 &&
-      t->dtype != DType::kBF16) {
+  if (!t->quant && t->dtype != DType::kF32 && t->dtype != DType::kF16 && t->dtype != DType::kBF16) {
     return Error("[model] tensor '{}' in '{}' has dtype {}; supported: F32, F16, BF16", name,
                  t->file, DTypeName(t->dtype));
   }
@@ -120,10 +119,11 @@ Result<kernels::Weight> GetStacked(const TensorStore& store, const TensorInfo& t
     return f;
   };
   if (t.shape.size() != 3 || t.shape[0] != E || t.shape[1] != rows) {
-    return Error("[model] stacked expert tensor '{}' in '{}' has shape [{}] but config.json "
-                 "implies [{}, {}, {}] (num_experts={})", t.name, t.file, fmt::join(t.shape, ", "),
-                 E, rows, t.dtype == DType::kU32 ? std::string("packed words") :
-                 std::to_string(cols), E);
+    return Error(
+        "[model] stacked expert tensor '{}' in '{}' has shape [{}] but config.json "
+        "implies [{}, {}, {}] (num_experts={})",
+        t.name, t.file, fmt::join(t.shape, ", "), E, rows,
+        t.dtype == DType::kU32 ? std::string("packed words") : std::to_string(cols), E);
   }
   if (t.dtype == DType::kU32) {  // MLX: weight words with scales and biases [E, rows, groups]
     const std::string module = t.name.substr(0, t.name.size() - std::string(".weight").size());
@@ -138,8 +138,10 @@ Result<kernels::Weight> GetStacked(const TensorStore& store, const TensorInfo& t
     return GetMlxMatrix(flat(t), flat(*sc), flat(*bi), E * rows, cols);
   }
   if (t.shape[2] != cols) {
-    return Error("[model] stacked expert tensor '{}' in '{}' has shape [{}] but config.json "
-                 "implies [{}, {}, {}]", t.name, t.file, fmt::join(t.shape, ", "), E, rows, cols);
+    return Error(
+        "[model] stacked expert tensor '{}' in '{}' has shape [{}] but config.json "
+        "implies [{}, {}, {}]",
+        t.name, t.file, fmt::join(t.shape, ", "), E, rows, cols);
   }
   if (!t.quant && t.dtype != DType::kF32 && t.dtype != DType::kF16 && t.dtype != DType::kBF16) {
     return Error("[model] tensor '{}' in '{}' has dtype {}; supported: F32, F16, BF16", t.name,
@@ -172,8 +174,8 @@ class ExpertSource {
     src.per_expert_ = module + "experts.{}." + (mix ? mixtral : hf) + ".weight";
     const std::string beyond = fmt::format(fmt::runtime(src.per_expert_), E);
     if (store.Find(beyond) != nullptr) {
-      return Error("[model] tensor '{}' exists in '{}' but config.json says num_experts={}",
-                   beyond, store.dir(), E);
+      return Error("[model] tensor '{}' exists in '{}' but config.json says num_experts={}", beyond,
+                   store.dir(), E);
     }
     return src;
   }
@@ -257,9 +259,11 @@ Result<std::unique_ptr<MoeWeights>> LoadMoe(const ModelConfig& c, const TensorSt
   auto moe = std::make_unique<MoeWeights>();
   const std::string module = MoeModule(store, p);
   MESHLM_ASSIGN_OR_RETURN(moe->router, GetMatrix(store, module + "gate.weight", E, D));
-  MESHLM_ASSIGN_OR_RETURN(auto gate, ExpertSource::Open(store, module, "gate_proj", "w1", E, Fe, D));
+  MESHLM_ASSIGN_OR_RETURN(auto gate,
+                          ExpertSource::Open(store, module, "gate_proj", "w1", E, Fe, D));
   MESHLM_ASSIGN_OR_RETURN(auto up, ExpertSource::Open(store, module, "up_proj", "w3", E, Fe, D));
-  MESHLM_ASSIGN_OR_RETURN(auto down, ExpertSource::Open(store, module, "down_proj", "w2", E, D, Fe));
+  MESHLM_ASSIGN_OR_RETURN(auto down,
+                          ExpertSource::Open(store, module, "down_proj", "w2", E, D, Fe));
   const Range mine = SplitEven(E, shard.ep_size, shard.ep_rank);
   const Range f_part = SplitEven(Fe, shard.tp_size, shard.tp_rank);
   moe->expert_begin = mine.begin;
@@ -305,7 +309,8 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     LayerWeights& lw = w.layers[l - shard.layer_begin];
     const std::string p = fmt::format("model.layers.{}.", l);
     MESHLM_ASSIGN_OR_RETURN(lw.attn_norm, GetVector(store, p + "input_layernorm.weight", D));
-    MESHLM_ASSIGN_OR_RETURN(lw.ffn_norm, GetVector(store, p + "post_attention_layernorm.weight", D));
+    MESHLM_ASSIGN_OR_RETURN(lw.ffn_norm,
+                            GetVector(store, p + "post_attention_layernorm.weight", D));
     MESHLM_ASSIGN_OR_RETURN(lw.wq, GetMatrix(store, p + "self_attn.q_proj.weight", q_dim, D));
     MESHLM_ASSIGN_OR_RETURN(lw.wk, GetMatrix(store, p + "self_attn.k_proj.weight", kv_dim, D));
     MESHLM_ASSIGN_OR_RETURN(lw.wv, GetMatrix(store, p + "self_attn.v_proj.weight", kv_dim, D));
@@ -318,12 +323,16 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     lw.wo = compact(lw.wo);
     if (c.attention_bias) {
       MESHLM_ASSIGN_OR_RETURN(lw.bq, GetVector(store, p + "self_attn.q_proj.bias", q_dim, q_part));
-      MESHLM_ASSIGN_OR_RETURN(lw.bk, GetVector(store, p + "self_attn.k_proj.bias", kv_dim, kv_part));
-      MESHLM_ASSIGN_OR_RETURN(lw.bv, GetVector(store, p + "self_attn.v_proj.bias", kv_dim, kv_part));
+      MESHLM_ASSIGN_OR_RETURN(lw.bk,
+                              GetVector(store, p + "self_attn.k_proj.bias", kv_dim, kv_part));
+      MESHLM_ASSIGN_OR_RETURN(lw.bv,
+                              GetVector(store, p + "self_attn.v_proj.bias", kv_dim, kv_part));
     }
     if (c.qk_norm) {
-      MESHLM_ASSIGN_OR_RETURN(lw.q_norm, GetVector(store, p + "self_attn.q_norm.weight", c.head_dim));
-      MESHLM_ASSIGN_OR_RETURN(lw.k_norm, GetVector(store, p + "self_attn.k_norm.weight", c.head_dim));
+      MESHLM_ASSIGN_OR_RETURN(lw.q_norm,
+                              GetVector(store, p + "self_attn.q_norm.weight", c.head_dim));
+      MESHLM_ASSIGN_OR_RETURN(lw.k_norm,
+                              GetVector(store, p + "self_attn.k_norm.weight", c.head_dim));
     }
     if (IsMoeLayer(c, l)) {
       MESHLM_ASSIGN_OR_RETURN(lw.moe, LoadMoe(c, store, p, shard, compact_of(shard.tp_size)));
@@ -344,8 +353,10 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
   } else if (c.tie_word_embeddings) {
     w.lm_head = w.embed;
   } else {
-    return Error("[model] tensor 'lm_head.weight' not found in '{}' and tie_word_embeddings is "
-                 "false in config.json", store.dir());
+    return Error(
+        "[model] tensor 'lm_head.weight' not found in '{}' and tie_word_embeddings is "
+        "false in config.json",
+        store.dir());
   }
   w.lm_head = Rows(w.lm_head, SplitEven(V, parts, r));
   if (pack) MESHLM_RETURN_IF_ERROR(PackMatrices(store, &w));

@@ -31,27 +31,27 @@ struct MoeWeights {
 };
 
 struct LayerWeights {
-  std::vector<float> attn_norm;  // [D]
-  std::vector<float> ffn_norm;   // [D]
-  std::vector<float> q_norm;     // [Dh], Qwen3 only
-  std::vector<float> k_norm;     // [Dh], Qwen3 only
-  kernels::Weight wq;            // [H*Dh, D]
-  kernels::Weight wk;            // [Hk*Dh, D]
-  kernels::Weight wv;            // [Hk*Dh, D]
-  kernels::Weight wo;            // [D, H*Dh]
+  std::vector<float> attn_norm;   // [D]
+  std::vector<float> ffn_norm;    // [D]
+  std::vector<float> q_norm;      // [Dh], Qwen3 only
+  std::vector<float> k_norm;      // [Dh], Qwen3 only
+  kernels::Weight wq;             // [H*Dh, D]
+  kernels::Weight wk;             // [Hk*Dh, D]
+  kernels::Weight wv;             // [Hk*Dh, D]
+  kernels::Weight wo;             // [D, H*Dh]
   std::vector<float> bq, bk, bv;  // Qwen2 only: [H*Dh], [Hk*Dh], [Hk*Dh]
-  kernels::Weight w_gate;        // [F, D]
-  kernels::Weight w_up;          // [F, D]
-  kernels::Weight w_down;        // [D, F]
+  kernels::Weight w_gate;         // [F, D]
+  kernels::Weight w_up;           // [F, D]
+  kernels::Weight w_down;         // [D, F]
   /// Set in MoE layers, which have no dense w_gate/w_up/w_down.
   std::unique_ptr<MoeWeights> moe;
 };
 
 struct ModelWeights {
-  kernels::Weight embed;    // [V, D]; the whole table (rows are paged in as used)
+  kernels::Weight embed;             // [V, D]; the whole table (rows are paged in as used)
   std::vector<LayerWeights> layers;  // this shard's layers only
-  std::vector<float> final_norm;  // [D]
-  kernels::Weight lm_head;  // [V, D]; the embedding table when tied
+  std::vector<float> final_norm;     // [D]
+  kernels::Weight lm_head;           // [V, D]; the embedding table when tied
   /// Copies of column slices (tensor-parallel shards of o_proj and down_proj).
   std::vector<std::vector<uint8_t>> owned;
   /// The matrices in the packed layout of tensor/quant.h, when the kernels in use read it faster

@@ -47,7 +47,8 @@ Result<std::vector<size_t>> ParseSizeList(const std::string& text, const char* f
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used == 0 || used != item.size()) return Error("[plan] {}: '{}' is not a number", flag, item);
+    if (used == 0 || used != item.size())
+      return Error("[plan] {}: '{}' is not a number", flag, item);
     out.push_back(static_cast<size_t>(v));
   }
   return out;
@@ -74,9 +75,11 @@ Status CheckFits(const Plan& plan, const PlanRequest& req) {
   for (size_t i = 0; i < req.memory.size() && i < plan.ranks.size(); ++i) {
     const RankPlan& r = plan.ranks[i];
     if (r.total_bytes() > req.memory[i]) {
-      return Error("[plan] rank {} needs {} (weights {} + KV cache {} at context {}) but has {}; "
-                   "add ranks, lower --ctx, or use a quantized model", i, Bytes(r.total_bytes()),
-                   Bytes(r.weight_bytes), Bytes(r.kv_bytes), plan.context, Bytes(req.memory[i]));
+      return Error(
+          "[plan] rank {} needs {} (weights {} + KV cache {} at context {}) but has {}; "
+          "add ranks, lower --ctx, or use a quantized model",
+          i, Bytes(r.total_bytes()), Bytes(r.weight_bytes), Bytes(r.kv_bytes), plan.context,
+          Bytes(req.memory[i]));
     }
   }
   return OkStatus();
@@ -120,8 +123,7 @@ Result<Plan> SplitRanks(const model::ModelConfig& c, const PlanRequest& req) {
   if (world == 0) return Error("[plan] world size must be at least 1");
   const size_t ep = req.ep ? req.ep : 1;
   MESHLM_RETURN_IF_ERROR(model::CheckExpertParallel(c, ep));
-  const size_t pp =
-      req.pp ? req.pp : (req.tp ? std::max<size_t>(1, world / (req.tp * ep)) : 1);
+  const size_t pp = req.pp ? req.pp : (req.tp ? std::max<size_t>(1, world / (req.tp * ep)) : 1);
   const size_t tp = req.tp ? req.tp : std::max<size_t>(1, world / (pp * ep));
   if (tp * pp * ep != world) {
     return Error("[plan] tp={} x pp={}{} = {} ranks, but the job has {}", tp, pp,
@@ -211,13 +213,14 @@ std::string FormatPlan(const model::ModelConfig& c, const Plan& plan) {
     out += plan.dense_over_stage
                ? fmt::format("attention and LM head split over each stage's {} ranks\n",
                              plan.stage_size())
-               : fmt::format("attention and LM head repeated in each of the {} expert groups "
-                             "(the heads or the weight blocks do not split {} ways)\n", plan.ep,
-                             plan.stage_size());
+               : fmt::format(
+                     "attention and LM head repeated in each of the {} expert groups "
+                     "(the heads or the weight blocks do not split {} ways)\n",
+                     plan.ep, plan.stage_size());
   }
-  out += fmt::format("{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}\n",
-                     "rank", "stage", "layers", "heads", "kv", "ffn", "experts", "vocab",
-                     "weights", "kv cache");
+  out += fmt::format("{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}\n", "rank",
+                     "stage", "layers", "heads", "kv", "ffn", "experts", "vocab", "weights",
+                     "kv cache");
   for (size_t i = 0; i < plan.ranks.size(); ++i) {
     const auto& rp = plan.ranks[i];
     const size_t r = rp.shard.dense_rank(), parts = rp.shard.dense_size();
@@ -229,13 +232,14 @@ std::string FormatPlan(const model::ModelConfig& c, const Plan& plan) {
                        : model::SplitEven(c.intermediate_size, parts, r);
     const auto v = model::SplitEven(c.vocab_size, parts, r);
     const auto x = model::SplitEven(c.num_experts, plan.ep, rp.shard.ep_rank);
-    out += fmt::format("{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}\n", i,
-                       plan.stage_of(i), fmt::format("{}-{}", rp.shard.layer_begin, rp.shard.layer_end - 1),
-                       fmt::format("{}-{}", h.begin, h.end - 1), fmt::format("{}-{}", kv.begin, kv.end - 1),
-                       fmt::format("{}-{}", f.begin, f.end - 1),
-                       moe ? fmt::format("{}-{}", x.begin, x.end - 1) : "-",
-                       rp.shard.last_stage ? fmt::format("{}-{}", v.begin, v.end - 1) : "-",
-                       Bytes(rp.weight_bytes), Bytes(rp.kv_bytes));
+    out += fmt::format(
+        "{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}\n", i, plan.stage_of(i),
+        fmt::format("{}-{}", rp.shard.layer_begin, rp.shard.layer_end - 1),
+        fmt::format("{}-{}", h.begin, h.end - 1), fmt::format("{}-{}", kv.begin, kv.end - 1),
+        fmt::format("{}-{}", f.begin, f.end - 1),
+        moe ? fmt::format("{}-{}", x.begin, x.end - 1) : "-",
+        rp.shard.last_stage ? fmt::format("{}-{}", v.begin, v.end - 1) : "-",
+        Bytes(rp.weight_bytes), Bytes(rp.kv_bytes));
   }
   return out;
 }

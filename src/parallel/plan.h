@@ -26,7 +26,7 @@ struct PlanRequest {
   std::vector<size_t> layers;
   /// Bytes each rank can use, to split layers in proportion; empty = equal split.
   std::vector<size_t> memory;
-  size_t context = 0;  // KV-cache positions per rank to budget for; 0 = the model's
+  size_t context = 0;    // KV-cache positions per rank to budget for; 0 = the model's
   size_t sequences = 1;  // sequences cached at once
   double weight_bytes_per_element = 2;  // of the stored matrices (0.5625 for Q4_0, …)
 };

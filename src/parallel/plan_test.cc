@@ -75,7 +75,8 @@ TEST(Plan, MemoryProportionalAndRefusesWhatDoesNotFit) {
   req.memory = {gib / 8, gib / 8, gib / 8, gib / 8};
   auto bad = MakePlan(Qwen3(), req);
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("rank 0 needs"), std::string::npos) << bad.status().message();
+  EXPECT_NE(bad.status().message().find("rank 0 needs"), std::string::npos)
+      << bad.status().message();
   req.memory.clear();
   req.tp = 3;
   req.pp = 2;

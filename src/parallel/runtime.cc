@@ -46,8 +46,8 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(comm::Group& world, model::Mode
     // Each rank's experts give a partial sum of every token's MoE output, and every rank
     // needs the whole sum (for its heads of the next layer, or for all of them when
     // attention is repeated per expert group): an all-reduce over the stage.
-    MESHLM_ASSIGN_OR_RETURN(rt->stage_group_, world.Split(static_cast<int>(stage),
-                                                          static_cast<int>(rank)));
+    MESHLM_ASSIGN_OR_RETURN(rt->stage_group_,
+                            world.Split(static_cast<int>(stage), static_cast<int>(rank)));
     model->stage_all_sum = sum_over(rt->stage_group_.get());
     if (over_stage) rt->dense_group_ = rt->stage_group_.get();
   }

@@ -1,11 +1,10 @@
 // HttpServer: routes, API key, SSE streaming and error answers.
 #include "server/http_server.h"
 
-#include <fmt/format.h>
-#include <httplib.h>
-
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fmt/format.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>

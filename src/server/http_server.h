@@ -12,9 +12,9 @@
 #include <string>
 
 #include "base/status.h"
+#include "engine/scheduler.h"
 #include "server/metrics.h"
 #include "server/openai.h"
-#include "engine/scheduler.h"
 
 namespace meshlm::server {
 

@@ -32,8 +32,8 @@ class Histogram {
 struct Metrics : engine::SchedulerStats {
   Metrics();
   std::atomic<uint64_t> requests_total{0};
-  std::atomic<uint64_t> requests_failed{0};    // answered with an error status or event
-  std::atomic<uint64_t> requests_rejected{0};  // refused by the full queue
+  std::atomic<uint64_t> requests_failed{0};     // answered with an error status or event
+  std::atomic<uint64_t> requests_rejected{0};   // refused by the full queue
   std::atomic<uint64_t> requests_cancelled{0};  // the client went away before the end
   std::atomic<uint64_t> prompt_tokens_total{0};
   std::atomic<uint64_t> completion_tokens_total{0};

@@ -1,4 +1,5 @@
-// Reference quantizers and dequantizers for the block layouts of quant.h.
+// The file layouts of quant.h (GGUF blocks, MLX words): reference quantizers and
+// dequantizers, sizes, checks and slices. The packed layout is in quant_packed.cc.
 #include "tensor/quant.h"
 
 #include <algorithm>
@@ -74,7 +75,8 @@ void QuantizeQ4_K(const float* x, BlockQ4_K* b) {
   std::memset(b->scales, 0, sizeof(b->scales));
   for (int j = 0; j < 8; ++j) {
     const int sc = d > 0 ? std::clamp(static_cast<int>(std::nearbyint(scale[j] / d)), 0, 63) : 0;
-    const int m = dmin > 0 ? std::clamp(static_cast<int>(std::nearbyint(minv[j] / dmin)), 0, 63) : 0;
+    const int m =
+        dmin > 0 ? std::clamp(static_cast<int>(std::nearbyint(minv[j] / dmin)), 0, 63) : 0;
     SetQ4KScaleMin(b->scales, j, sc, m);
     const float s = dq * sc, mn = dminq * m;
     for (int i = 0; i < 32; ++i) {
@@ -159,12 +161,18 @@ void DequantizeQ6_K(const BlockQ6_K* b, float* y) {
 
 std::string_view QuantTypeName(QuantType t) {
   switch (t) {
-    case QuantType::kQ8_0: return "Q8_0";
-    case QuantType::kQ4_0: return "Q4_0";
-    case QuantType::kQ4_K: return "Q4_K";
-    case QuantType::kQ6_K: return "Q6_K";
-    case QuantType::kMlx4: return "MLX4";
-    case QuantType::kMlx8: return "MLX8";
+    case QuantType::kQ8_0:
+      return "Q8_0";
+    case QuantType::kQ4_0:
+      return "Q4_0";
+    case QuantType::kQ4_K:
+      return "Q4_K";
+    case QuantType::kQ6_K:
+      return "Q6_K";
+    case QuantType::kMlx4:
+      return "MLX4";
+    case QuantType::kMlx8:
+      return "MLX8";
   }
   return "?";
 }
@@ -172,38 +180,47 @@ std::string_view QuantTypeName(QuantType t) {
 size_t QuantBlockElems(QuantType t) {
   switch (t) {
     case QuantType::kQ8_0:
-    case QuantType::kQ4_0: return 32;
+    case QuantType::kQ4_0:
+      return 32;
     case QuantType::kQ4_K:
-    case QuantType::kQ6_K: return 256;
-    case QuantType::kMlx4: return 8;
-    case QuantType::kMlx8: return 4;
+    case QuantType::kQ6_K:
+      return 256;
+    case QuantType::kMlx4:
+      return 8;
+    case QuantType::kMlx8:
+      return 4;
   }
   return 0;
 }
 
 size_t QuantBlockBytes(QuantType t) {
   switch (t) {
-    case QuantType::kQ8_0: return sizeof(BlockQ8_0);
-    case QuantType::kQ4_0: return sizeof(BlockQ4_0);
-    case QuantType::kQ4_K: return sizeof(BlockQ4_K);
-    case QuantType::kQ6_K: return sizeof(BlockQ6_K);
+    case QuantType::kQ8_0:
+      return sizeof(BlockQ8_0);
+    case QuantType::kQ4_0:
+      return sizeof(BlockQ4_0);
+    case QuantType::kQ4_K:
+      return sizeof(BlockQ4_K);
+    case QuantType::kQ6_K:
+      return sizeof(BlockQ6_K);
     case QuantType::kMlx4:
-    case QuantType::kMlx8: return 4;
+    case QuantType::kMlx8:
+      return 4;
   }
   return 0;
 }
 
 size_t QuantRowBytes(QuantType t, size_t cols) {
-  MESHLM_CHECK(cols % QuantBlockElems(t) == 0, "{} cols {} not a block multiple",
-               QuantTypeName(t), cols);
+  MESHLM_CHECK(cols % QuantBlockElems(t) == 0, "{} cols {} not a block multiple", QuantTypeName(t),
+               cols);
   return cols / QuantBlockElems(t) * QuantBlockBytes(t);
 }
 
 Status ValidateQuantWeight(const QuantWeight& w, std::string_view what) {
   const size_t be = QuantBlockElems(w.type);
   if (w.cols % be != 0) {
-    return Error("[quant] tensor '{}': {} columns are not a multiple of the {} block of {}",
-                 what, w.cols, QuantTypeName(w.type), be);
+    return Error("[quant] tensor '{}': {} columns are not a multiple of the {} block of {}", what,
+                 w.cols, QuantTypeName(w.type), be);
   }
   if (w.row_stride < QuantRowBytes(w.type, w.cols)) {
     return Error("[quant] tensor '{}': row stride {} bytes < row size {}", what, w.row_stride,
@@ -232,13 +249,15 @@ Status ValidateQuantWeight(const QuantWeight& w, std::string_view what) {
 }
 
 Result<QuantWeight> SliceColumns(const QuantWeight& w, size_t col0, size_t ncols) {
-  if (w.packed) return Error("[quant] a packed {} matrix has no column slices", QuantTypeName(w.type));
+  if (w.packed)
+    return Error("[quant] a packed {} matrix has no column slices", QuantTypeName(w.type));
   const size_t unit = IsMlx(w.type) ? w.group_size : QuantBlockElems(w.type);
   if (col0 + ncols > w.cols || col0 % unit != 0 || ncols % unit != 0) {
-    return Error("[quant] columns [{}, {}) of a {} matrix of {} columns do not fall on its "
-                 "{}-weight {} boundaries; choose a split into multiples of {}",
-                 col0, col0 + ncols, QuantTypeName(w.type), w.cols, unit,
-                 IsMlx(w.type) ? "group" : "block", unit);
+    return Error(
+        "[quant] columns [{}, {}) of a {} matrix of {} columns do not fall on its "
+        "{}-weight {} boundaries; choose a split into multiples of {}",
+        col0, col0 + ncols, QuantTypeName(w.type), w.cols, unit, IsMlx(w.type) ? "group" : "block",
+        unit);
   }
   QuantWeight s = w;
   s.cols = ncols;
@@ -257,8 +276,8 @@ QuantWeight SliceRows(const QuantWeight& w, size_t row0, size_t nrows) {
   s.rows = nrows;
   if (w.packed) {
     MESHLM_CHECK(row0 % kPackRows == 0 && nrows % kPackRows == 0,
-                 "rows [{}, {}) of a packed matrix do not fall on groups of {}", row0,
-                 row0 + nrows, kPackRows);
+                 "rows [{}, {}) of a packed matrix do not fall on groups of {}", row0, row0 + nrows,
+                 kPackRows);
     s.data = w.data + row0 / kPackRows * w.row_stride;
     return s;
   }
@@ -269,171 +288,6 @@ QuantWeight SliceRows(const QuantWeight& w, size_t row0, size_t nrows) {
     s.biases = static_cast<const uint8_t*>(w.biases) + off;
   }
   return s;
-}
-
-size_t PackedGroupBytes(QuantType t, size_t cols) {
-  return (cols / 32 + 1) / 2 * 2 * (PackedParamBytes(t) + PackedQuantBytes(t));
-}
-
-bool CanPack(const QuantWeight& w) {
-  const bool mlx4 = w.type == QuantType::kMlx4 &&
-                    (w.scale_dtype == DType::kF16 || w.scale_dtype == DType::kBF16);
-  return (w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0 ||
-          w.type == QuantType::kQ4_K || w.type == QuantType::kQ6_K || mlx4) && !w.packed &&
-         w.rows % kPackRows == 0 && w.cols % 32 == 0 && w.cols > 0;
-}
-
-QuantWeight PackRows(const QuantWeight& w, uint8_t* out) {
-  MESHLM_CHECK(CanPack(w), "{} [{}, {}] cannot be packed", QuantTypeName(w.type), w.rows, w.cols);
-  const size_t nb = w.cols / 32, qb = PackedQuantBytes(w.type), gb = PackedGroupBytes(w.type, w.cols);
-  const size_t bb = QuantBlockBytes(w.type);
-  const bool q8 = w.type == QuantType::kQ8_0;
-  for (size_t g = 0; g < w.rows / kPackRows; ++g) {
-    uint8_t* grp = out + g * gb;
-    if (nb % 2 == 1) {  // the missing second block of the last pair
-      std::memset(grp + PackedParamOffset(w.type, nb), 0, PackedParamBytes(w.type));
-      std::memset(grp + PackedQuantOffset(w.type, nb), 0, qb);
-    }
-    for (size_t r = 0; r < kPackRows; ++r) {
-      const size_t n = g * kPackRows + r;
-      const uint8_t* row = w.data + n * w.row_stride;
-      if (w.type == QuantType::kQ6_K) {
-        for (size_t sb = 0; sb < w.cols / 256; ++sb) {
-          BlockQ6_K blk;
-          std::memcpy(&blk, row + sb * sizeof(blk), sizeof(blk));
-          uint8_t u[256];  // the values 0..63, as DequantizeQ6_K reads them
-          for (int h = 0; h < 2; ++h) {
-            const uint8_t* ql = blk.ql + 64 * h;
-            const uint8_t* qh = blk.qh + 32 * h;
-            uint8_t* o = u + 128 * h;
-            for (int l = 0; l < 32; ++l) {
-              o[l] = static_cast<uint8_t>((ql[l] & 0xF) | ((qh[l] & 3) << 4));
-              o[l + 32] = static_cast<uint8_t>((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
-              o[l + 64] = static_cast<uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
-              o[l + 96] = static_cast<uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
-            }
-          }
-          const float d = F16ToF32(blk.d);
-          for (int j = 0; j < 8; ++j) {
-            const size_t b = 8 * sb + j;
-            uint8_t* par = grp + PackedParamOffset(w.type, b) + 4 * r;
-            for (int h = 0; h < 2; ++h) {
-              const float scale = d * static_cast<float>(blk.scales[2 * j + h]);
-              std::memcpy(par + 64 * h, &scale, 4);
-            }
-            uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * r;
-            for (size_t jj = 0; jj < 8; ++jj) std::memcpy(q + 64 * jj, u + 32 * j + 4 * jj, 4);
-          }
-        }
-        continue;
-      }
-      if (w.type == QuantType::kQ4_K) {
-        for (size_t sb = 0; sb < w.cols / 256; ++sb) {
-          BlockQ4_K blk;
-          std::memcpy(&blk, row + sb * sizeof(blk), sizeof(blk));
-          const float d = F16ToF32(blk.d), dmin = F16ToF32(blk.dmin);
-          for (int j = 0; j < 8; ++j) {
-            const size_t b = 8 * sb + j;
-            int sc, m;
-            Q4KScaleMin(blk.scales, j, &sc, &m);
-            const float scale = d * static_cast<float>(sc), bias = -(dmin * static_cast<float>(m));
-            uint8_t* par = grp + PackedParamOffset(w.type, b) + 4 * r;
-            std::memcpy(par, &scale, 4);
-            std::memcpy(par + 64, &bias, 4);
-            const uint8_t* qs = blk.qs + 32 * (j / 2);
-            const int shift = 4 * (j % 2);
-            uint8_t nib[16];
-            for (int i = 0; i < 16; ++i) {
-              nib[i] = static_cast<uint8_t>(((qs[i] >> shift) & 0xF) |
-                                            (((qs[i + 16] >> shift) & 0xF) << 4));
-            }
-            uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * r;
-            for (size_t jj = 0; jj < 4; ++jj) std::memcpy(q + 64 * jj, nib + 4 * jj, 4);
-          }
-        }
-        continue;
-      }
-      if (w.type == QuantType::kMlx4) {
-        for (size_t b = 0; b < nb; ++b) {
-          uint8_t* par = grp + PackedParamOffset(w.type, b) + 2 * r;
-          const size_t gi = n * w.scale_stride + b * 32 / w.group_size;
-          std::memcpy(par, static_cast<const uint8_t*>(w.scales) + 2 * gi, 2);
-          std::memcpy(par + 32, static_cast<const uint8_t*>(w.biases) + 2 * gi, 2);
-          uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * r;
-          for (size_t j = 0; j < 4; ++j) std::memcpy(q + 64 * j, row + 16 * b + 4 * j, 4);
-        }
-        continue;
-      }
-      for (size_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = row + b * bb;
-        std::memcpy(grp + PackedParamOffset(w.type, b) + 2 * r, blk, 2);  // the f16 scale
-        uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * r;
-        for (size_t j = 0; j < qb / 64; ++j) {
-          uint32_t word;
-          std::memcpy(&word, blk + 2 + 4 * j, 4);
-          if (q8) word ^= 0x80808080u;
-          std::memcpy(q + 64 * j, &word, 4);
-        }
-      }
-    }
-  }
-  QuantWeight p = w;
-  p.data = out;
-  p.row_stride = gb;
-  p.packed = true;
-  return p;
-}
-
-void ReadBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* out) {
-  const size_t bb = QuantBlockBytes(w.type);
-  if (!w.packed) {
-    std::memcpy(out, w.data + r * w.row_stride + b * bb, bb);
-    return;
-  }
-  const size_t qb = PackedQuantBytes(w.type), lane = r % kPackRows;
-  const uint8_t* grp = w.data + r / kPackRows * w.row_stride;
-  std::memcpy(out, grp + PackedParamOffset(w.type, b) + 2 * lane, 2);
-  const uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * lane;
-  const uint8_t flip = w.type == QuantType::kQ8_0 ? 0x80 : 0;
-  for (size_t j = 0; j < qb / 64; ++j) {
-    for (size_t i = 0; i < 4; ++i) out[2 + 4 * j + i] = q[64 * j + i] ^ flip;
-  }
-}
-
-void ReadQ6KBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* q, float* scales) {
-  MESHLM_CHECK(w.packed && w.type == QuantType::kQ6_K, "[quant] not a packed Q6_K matrix");
-  const size_t lane = r % kPackRows;
-  const uint8_t* grp = w.data + r / kPackRows * w.row_stride;
-  const uint8_t* par = grp + PackedParamOffset(w.type, b);
-  std::memcpy(&scales[0], par + 4 * lane, 4);
-  std::memcpy(&scales[1], par + 64 + 4 * lane, 4);
-  const uint8_t* src = grp + PackedQuantOffset(w.type, b) + 4 * lane;
-  for (size_t j = 0; j < 8; ++j) std::memcpy(q + 4 * j, src + 64 * j, 4);
-}
-
-void ReadNibbleBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* nibbles, float* scale,
-                   float* bias) {
-  MESHLM_CHECK(w.type == QuantType::kMlx4 || (w.packed && w.type == QuantType::kQ4_K),
-               "[quant] no nibble blocks in a {} matrix", QuantTypeName(w.type));
-  if (!w.packed) {
-    std::memcpy(nibbles, w.data + r * w.row_stride + 16 * b, 16);
-    const size_t gi = r * w.scale_stride + b * 32 / w.group_size;
-    *scale = LoadScale(w.scales, w.scale_dtype, gi);
-    *bias = LoadScale(w.biases, w.scale_dtype, gi);
-    return;
-  }
-  const size_t lane = r % kPackRows;
-  const uint8_t* grp = w.data + r / kPackRows * w.row_stride;
-  const uint8_t* par = grp + PackedParamOffset(w.type, b);
-  if (w.type == QuantType::kQ4_K) {
-    std::memcpy(scale, par + 4 * lane, 4);
-    std::memcpy(bias, par + 64 + 4 * lane, 4);
-  } else {
-    *scale = LoadScale(par, w.scale_dtype, lane);
-    *bias = LoadScale(par + 32, w.scale_dtype, lane);
-  }
-  const uint8_t* q = grp + PackedQuantOffset(w.type, b) + 4 * lane;
-  for (size_t j = 0; j < 4; ++j) std::memcpy(nibbles + 4 * j, q + 64 * j, 4);
 }
 
 void DequantizeRow(const QuantWeight& w, size_t r, float* out) {
@@ -450,7 +304,8 @@ void DequantizeRow(const QuantWeight& w, size_t r, float* out) {
     uint8_t nib[16];
     float scale, bias;
     // MLX pairs neighbours in a byte, Q4_K weights 16 apart.
-    const size_t lo_step = w.type == QuantType::kMlx4 ? 2 : 1, hi = w.type == QuantType::kMlx4 ? 1 : 16;
+    const size_t lo_step = w.type == QuantType::kMlx4 ? 2 : 1,
+                 hi = w.type == QuantType::kMlx4 ? 1 : 16;
     for (size_t b = 0; b < w.cols / 32; ++b) {
       ReadNibbleBlock(w, r, b, nib, &scale, &bias);
       for (size_t i = 0; i < 16; ++i) {
@@ -493,11 +348,20 @@ void QuantizeRowGguf(QuantType t, const float* x, size_t n, uint8_t* out) {
   for (size_t i = 0; i < n / be; ++i) {
     void* b = out + i * bb;
     switch (t) {
-      case QuantType::kQ8_0: QuantizeQ8_0(x + i * be, static_cast<BlockQ8_0*>(b)); break;
-      case QuantType::kQ4_0: QuantizeQ4_0(x + i * be, static_cast<BlockQ4_0*>(b)); break;
-      case QuantType::kQ4_K: QuantizeQ4_K(x + i * be, static_cast<BlockQ4_K*>(b)); break;
-      case QuantType::kQ6_K: QuantizeQ6_K(x + i * be, static_cast<BlockQ6_K*>(b)); break;
-      default: break;
+      case QuantType::kQ8_0:
+        QuantizeQ8_0(x + i * be, static_cast<BlockQ8_0*>(b));
+        break;
+      case QuantType::kQ4_0:
+        QuantizeQ4_0(x + i * be, static_cast<BlockQ4_0*>(b));
+        break;
+      case QuantType::kQ4_K:
+        QuantizeQ4_K(x + i * be, static_cast<BlockQ4_K*>(b));
+        break;
+      case QuantType::kQ6_K:
+        QuantizeQ6_K(x + i * be, static_cast<BlockQ6_K*>(b));
+        break;
+      default:
+        break;
     }
   }
 }
@@ -538,15 +402,16 @@ void DequantizeRowGguf(QuantType t, const uint8_t* in, size_t n, float* out) {
         DequantizeQ6_K(&b, y);
         break;
       }
-      default: break;
+      default:
+        break;
     }
   }
 }
 
-void QuantizeRowMlx(int bits, size_t gs, const float* x, size_t n, uint32_t* packed,
-                    float* scales, float* biases) {
-  MESHLM_CHECK((bits == 4 || bits == 8) && gs > 0 && n % gs == 0, "bits {} gs {} n {}", bits,
-               gs, n);
+void QuantizeRowMlx(int bits, size_t gs, const float* x, size_t n, uint32_t* packed, float* scales,
+                    float* biases) {
+  MESHLM_CHECK((bits == 4 || bits == 8) && gs > 0 && n % gs == 0, "bits {} gs {} n {}", bits, gs,
+               n);
   const int levels = (1 << bits) - 1;
   const size_t per_word = 32 / bits;
   std::memset(packed, 0, n / per_word * 4);

@@ -23,12 +23,12 @@
 namespace meshlm {
 
 enum class QuantType : uint8_t {
-  kQ8_0,   // 32 weights: f16 d, int8 q[32]; w = d * q
-  kQ4_0,   // 32 weights: f16 d, 16 bytes of nibbles; w = d * (q - 8)
-  kQ4_K,   // 256 weights in 8 sub-blocks of 32 with 6-bit scales and mins
-  kQ6_K,   // 256 weights in 16 sub-blocks of 16 with int8 scales
-  kMlx4,   // MLX affine, 4 bits: 8 weights per uint32, lowest bits first
-  kMlx8,   // MLX affine, 8 bits: 4 weights per uint32, lowest bits first
+  kQ8_0,  // 32 weights: f16 d, int8 q[32]; w = d * q
+  kQ4_0,  // 32 weights: f16 d, 16 bytes of nibbles; w = d * (q - 8)
+  kQ4_K,  // 256 weights in 8 sub-blocks of 32 with 6-bit scales and mins
+  kQ6_K,  // 256 weights in 16 sub-blocks of 16 with int8 scales
+  kMlx4,  // MLX affine, 4 bits: 8 weights per uint32, lowest bits first
+  kMlx8,  // MLX affine, 8 bits: 4 weights per uint32, lowest bits first
 };
 
 std::string_view QuantTypeName(QuantType t);
@@ -119,8 +119,8 @@ struct QuantWeight {
 /// words of quants, stored unsigned (q ^ 0x80); Q4_0 and MLX 4-bit have their 16 nibble
 /// bytes as 4 words, unchanged (Q4_0: the low nibble of byte i is weight i, the high
 /// nibble weight i + 16; MLX: weights 2i and 2i + 1); Q4_K's are rebuilt in the Q4_0 order.
-/// Q6_K has 8 words of its 6-bit values 0..63 as bytes (w = scale · (q - 32)). One 64-byte vector thus holds one
-/// word of 16 rows, and one integer dot-product instruction against a broadcast
+/// Q6_K has 8 words of its 6-bit values 0..63 as bytes (w = scale · (q - 32)). One 64-byte vector
+/// thus holds one word of 16 rows, and one integer dot-product instruction against a broadcast
 /// activation word advances 16 rows at once with no sums across lanes; a decode reads the
 /// whole matrix as one sequential stream. The file's bytes, reordered (MLX scales and
 /// biases repeated for each block of a group).
@@ -158,7 +158,7 @@ void ReadBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* out);
 /// two halves (w = scale · (q - 32)).
 void ReadQ6KBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* q, float* scales);
 void ReadNibbleBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* nibbles, float* scale,
-                   float* bias);
+                     float* bias);
 
 /// Checks a view's fields against each other (block multiples, strides, MLX group size
 /// 32/64/128 and scale dtype); `what` names the tensor in the message.
@@ -183,15 +183,18 @@ void DequantizeRowGguf(QuantType t, const uint8_t* in, size_t n, float* out);
 
 /// MLX affine quantization of x: [n] with `bits` 4 or 8 and group size gs (n % gs == 0):
 /// packed: [n * bits / 32] words, scales/biases: [n / gs] f32 with w = scale * q + bias.
-void QuantizeRowMlx(int bits, size_t gs, const float* x, size_t n, uint32_t* packed,
-                    float* scales, float* biases);
+void QuantizeRowMlx(int bits, size_t gs, const float* x, size_t n, uint32_t* packed, float* scales,
+                    float* biases);
 
 /// One element of a scale/bias array of dtype f32, f16 or bf16.
 inline float LoadScale(const void* p, DType t, size_t i) {
   switch (t) {
-    case DType::kF16: return F16ToF32(static_cast<const uint16_t*>(p)[i]);
-    case DType::kBF16: return BF16ToF32(static_cast<const uint16_t*>(p)[i]);
-    default: return static_cast<const float*>(p)[i];
+    case DType::kF16:
+      return F16ToF32(static_cast<const uint16_t*>(p)[i]);
+    case DType::kBF16:
+      return BF16ToF32(static_cast<const uint16_t*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
   }
 }
 

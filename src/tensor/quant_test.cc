@@ -22,11 +22,16 @@ std::vector<float> Random(std::mt19937& rng, size_t n, float scale) {
 // quantization step plus the rounding of scales to f16 / 6 bits.
 double Tolerance(QuantType t) {
   switch (t) {
-    case QuantType::kQ8_0: return 0.5 / 127 + 1e-3;
-    case QuantType::kQ4_0: return 1.0 / 8 + 1e-3;  // -max maps to 8, clamped to 7
-    case QuantType::kQ4_K: return 2.0 / 15 + 0.05;  // scales and mins rounded to 6 bits
-    case QuantType::kQ6_K: return 0.5 / 31 + 0.02;
-    default: return 0;
+    case QuantType::kQ8_0:
+      return 0.5 / 127 + 1e-3;
+    case QuantType::kQ4_0:
+      return 1.0 / 8 + 1e-3;  // -max maps to 8, clamped to 7
+    case QuantType::kQ4_K:
+      return 2.0 / 15 + 0.05;  // scales and mins rounded to 6 bits
+    case QuantType::kQ6_K:
+      return 0.5 / 31 + 0.02;
+    default:
+      return 0;
   }
 }
 
@@ -89,8 +94,8 @@ TEST(Quant, HandBuiltBlocksDecodeAsPublished) {
 
   BlockQ6_K b6{};
   b6.d = F32ToF16(2.0f);
-  b6.scales[8 + 4] = -3;   // second half, weights 64..79 of that half use scales[8 + 4]
-  b6.ql[64 + 5] = 0x70;    // weight 128 + 64 + 5: low 4 bits from the high nibble = 7
+  b6.scales[8 + 4] = -3;     // second half, weights 64..79 of that half use scales[8 + 4]
+  b6.ql[64 + 5] = 0x70;      // weight 128 + 64 + 5: low 4 bits from the high nibble = 7
   b6.qh[32 + 5] = 0x2 << 4;  // high 2 bits = 2 → q = 7 + 32 = 39 → 39 - 32 = 7
   DequantizeRowGguf(QuantType::kQ6_K, reinterpret_cast<uint8_t*>(&b6), 256, y);
   EXPECT_EQ(y[197], 2.0f * -3 * 7);
@@ -116,9 +121,15 @@ TEST(Quant, MlxRoundTripAllGroupSizesAndScaleTypes) {
         }
         const bool f32 = st == DType::kF32;
         QuantWeight w{bits == 4 ? QuantType::kMlx4 : QuantType::kMlx8,
-                      reinterpret_cast<const uint8_t*>(packed.data()), rows, cols,
-                      cols * bits / 8, f32 ? (const void*)s.data() : s16.data(),
-                      f32 ? (const void*)b.data() : b16.data(), st, gs, cols / gs};
+                      reinterpret_cast<const uint8_t*>(packed.data()),
+                      rows,
+                      cols,
+                      cols * bits / 8,
+                      f32 ? (const void*)s.data() : s16.data(),
+                      f32 ? (const void*)b.data() : b16.data(),
+                      st,
+                      gs,
+                      cols / gs};
         ASSERT_TRUE(ValidateQuantWeight(w, "w").ok());
         std::vector<float> y(cols);
         for (size_t r = 0; r < rows; ++r) {
@@ -126,7 +137,8 @@ TEST(Quant, MlxRoundTripAllGroupSizesAndScaleTypes) {
           for (size_t i = 0; i < cols; ++i) {
             const size_t g = r * cols / gs + i / gs;
             // Half a step, plus scale/bias rounding to 16 bits over the 2^bits levels.
-            const double tol = s[g] * 0.51 + (f32 ? 0 : 0.01 * (std::fabs(b[g]) + s[g] * (1 << bits)));
+            const double tol =
+                s[g] * 0.51 + (f32 ? 0 : 0.01 * (std::fabs(b[g]) + s[g] * (1 << bits)));
             ASSERT_NEAR(y[i], x[r * cols + i], tol) << bits << " bits gs " << gs << " row " << r;
           }
         }

@@ -43,10 +43,10 @@ struct DecQ8_0 {
   static __m512i Pair(const DecQ8_0& a, const DecQ8_0& b) { return Pair(a.p, b.p); }
   // The quants of the blocks at pa and pb (block starts).
   static __m512i Pair(const uint8_t* pa, const uint8_t* pb) {
-    const __m512i qa = _mm512_broadcast_i64x4(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pa + 2)));
-    const __m512i qb = _mm512_broadcast_i64x4(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 2)));
+    const __m512i qa =
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pa + 2)));
+    const __m512i qb =
+        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 2)));
     return _mm512_xor_si512(_mm512_mask_blend_epi64(0xF0, qa, qb),
                             _mm512_set1_epi8(static_cast<char>(0x80)));
   }
@@ -123,19 +123,27 @@ struct DecQ6_K {
   __m256i Quants(size_t j) const {
     // Block j of 32 is part k = j % 4 of half j / 4 (see BlockQ6_K).
     const size_t h = j / 4, k = j % 4;
-    const __m256i ql = _mm256_loadu_si256(
-        reinterpret_cast<const __m256i*>(p + 64 * h + 32 * (k % 2)));
-    const __m256i qh = _mm256_loadu_si256(
-        reinterpret_cast<const __m256i*>(p + offsetof(BlockQ6_K, qh) + 32 * h));
+    const __m256i ql =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * h + 32 * (k % 2)));
+    const __m256i qh =
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + offsetof(BlockQ6_K, qh) + 32 * h));
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x30);
-    const __m256i lo = k < 2 ? _mm256_and_si256(ql, m4)
-                             : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+    const __m256i lo =
+        k < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
     __m256i hi;
     switch (k) {
-      case 0: hi = _mm256_slli_epi16(qh, 4); break;
-      case 1: hi = _mm256_slli_epi16(qh, 2); break;
-      case 2: hi = qh; break;
-      default: hi = _mm256_srli_epi16(qh, 2); break;
+      case 0:
+        hi = _mm256_slli_epi16(qh, 4);
+        break;
+      case 1:
+        hi = _mm256_slli_epi16(qh, 2);
+        break;
+      case 2:
+        hi = qh;
+        break;
+      default:
+        hi = _mm256_srli_epi16(qh, 2);
+        break;
     }
     return _mm256_or_si256(lo, _mm256_and_si256(hi, m2));
   }
@@ -157,7 +165,9 @@ struct DecMlx {
   void Prepare(const QuantWeight& w, size_t n, size_t b) {
     p = w.data + n * w.row_stride + b * 4 * kBits;
     // Group sizes are 32, 64 or 128: blocks per group is a power of two.
-    const size_t g = n * w.scale_stride + (b >> (w.group_size == 32 ? 0 : w.group_size == 64 ? 1 : 2));
+    const size_t g = n * w.scale_stride + (b >> (w.group_size == 32   ? 0
+                                                 : w.group_size == 64 ? 1
+                                                                      : 2));
     scale = Load(w.scales, w.scale_dtype, g);
     bias = Load(w.biases, w.scale_dtype, g);
   }

@@ -5,10 +5,10 @@
 //
 // vpmaddubsw multiplies unsigned bytes by signed bytes: a Q8_0 block w is used as |w|
 // against sign(w) · x (the pairwise int16 sums stay below 2 · 128 · 127 < 2^15), and Q4_0
-// nibbles u as they are, the zero point 8 taken off with the activation block's sum. vpmaddwd with ones widens the
-// 16 pair sums to 8 int32, which are converted once per block and scaled by d_w · d_x.
-// A register tile of NR weight rows × TR tokens decodes each weight block once for every
-// token of the tile (prefill) and loads each activation block once for every row.
+// nibbles u as they are, the zero point 8 taken off with the activation block's sum. vpmaddwd with
+// ones widens the 16 pair sums to 8 int32, which are converted once per block and scaled by d_w ·
+// d_x. A register tile of NR weight rows × TR tokens decodes each weight block once for every token
+// of the tile (prefill) and loads each activation block once for every row.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -76,8 +76,7 @@ inline float HorizontalSum(__m256 v) {
 
 // y[(t0 + t) * ldy + n0 + r] for r < NR, t < TR: rows n0.. of w against tokens t0.. of a.
 template <bool kQ4, size_t NR, size_t TR>
-void Tile(const QuantWeight& w, size_t n0, size_t t0, const QuantActs& a, float* y,
-          size_t ldy) {
+void Tile(const QuantWeight& w, size_t n0, size_t t0, const QuantActs& a, float* y, size_t ldy) {
   const size_t K = a.K, nb = a.nb;
   __m256 acc[NR][TR];
   for (size_t r = 0; r < NR; ++r) {
@@ -102,8 +101,7 @@ void Tile(const QuantWeight& w, size_t n0, size_t t0, const QuantActs& a, float*
       dw[r] = LoadScale(blk);
     }
     for (size_t t = 0; t < TR; ++t) {
-      const __m256i q =
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q0 + t * K + 32 * b));
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q0 + t * K + 32 * b));
       // bcorr = -8 · Σ q: a multiple of 8, so the shift divides exactly.
       const __m256i corr = _mm256_set1_epi32(kQ4 ? c0[t * nb + b] >> 3 : 0);
       const __m256 dx = _mm256_set1_ps(d0[t * nb + b]);
@@ -120,8 +118,8 @@ void Tile(const QuantWeight& w, size_t n0, size_t t0, const QuantActs& a, float*
 
 // Rows [n0, n1) against tokens [t0, t0 + TR): NR rows at a time, then one at a time.
 template <bool kQ4, size_t NR, size_t TR>
-void RowsOfTile(const QuantWeight& w, size_t n0, size_t n1, size_t t0, const QuantActs& a,
-                float* y, size_t ldy) {
+void RowsOfTile(const QuantWeight& w, size_t n0, size_t n1, size_t t0, const QuantActs& a, float* y,
+                size_t ldy) {
   size_t n = n0;
   for (; n + NR <= n1; n += NR) Tile<kQ4, NR, TR>(w, n, t0, a, y, ldy);
   for (; n < n1; ++n) Tile<kQ4, 1, TR>(w, n, t0, a, y, ldy);
@@ -139,10 +137,17 @@ void Rows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float*
   }
   for (; t + 4 <= a.T; t += 4) RowsOfTile<kQ4, 2, 4>(w, n0, n1, t, a, y, ldy);
   switch (a.T - t) {
-    case 3: RowsOfTile<kQ4, 2, 3>(w, n0, n1, t, a, y, ldy); break;
-    case 2: RowsOfTile<kQ4, 2, 2>(w, n0, n1, t, a, y, ldy); break;
-    case 1: RowsOfTile<kQ4, 4, 1>(w, n0, n1, t, a, y, ldy); break;
-    default: break;
+    case 3:
+      RowsOfTile<kQ4, 2, 3>(w, n0, n1, t, a, y, ldy);
+      break;
+    case 2:
+      RowsOfTile<kQ4, 2, 2>(w, n0, n1, t, a, y, ldy);
+      break;
+    case 1:
+      RowsOfTile<kQ4, 4, 1>(w, n0, n1, t, a, y, ldy);
+      break;
+    default:
+      break;
   }
 }
 
@@ -169,9 +174,8 @@ void QuantizeActsAvx2(const float* x, size_t T, size_t K, QuantType t, QuantActs
     const __m256 vinv = _mm256_set1_ps(inv);
     __m256i q32[4];
     for (int j = 0; j < 4; ++j) {
-      q32[j] = _mm256_cvtps_epi32(
-          _mm256_round_ps(_mm256_mul_ps(v[j], vinv), _MM_FROUND_TO_NEAREST_INT |
-                                                        _MM_FROUND_NO_EXC));
+      q32[j] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[j], vinv),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
     // int32 -> int8 in order: packs interleave 128-bit lanes, the permute restores them.
     const __m256i p01 = _mm256_packs_epi32(q32[0], q32[1]);
@@ -181,8 +185,8 @@ void QuantizeActsAvx2(const float* x, size_t T, size_t K, QuantType t, QuantActs
     int8_t* q = a->q.data() + i * kActBlock;
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), p);
     // Sums of each 4 consecutive q, then of the block.
-    const __m256i s4 = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), p),
-                                         _mm256_set1_epi16(1));
+    const __m256i s4 =
+        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), p), _mm256_set1_epi16(1));
     int32_t sums[8];
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(sums), s4);
     int32_t isum = 0;

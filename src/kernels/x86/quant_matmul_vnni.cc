@@ -52,7 +52,7 @@ inline float HorizontalSum(__m256 v) {
 // TR tokens, accumulated into acc / macc.
 template <class Dec, size_t NR, size_t TR>
 MESHLM_ALWAYS_INLINE void Block(const Dec* dec, size_t j, size_t b, const QuantActs& a, size_t t0,
-                           __m256 (&acc)[NR][TR], float (&macc)[NR][TR]) {
+                                __m256 (&acc)[NR][TR], float (&macc)[NR][TR]) {
   const size_t K = a.K, nb = a.nb;
   __m256i wq[NR];
   __m256 ws[NR];
@@ -80,8 +80,7 @@ MESHLM_ALWAYS_INLINE void Block(const Dec* dec, size_t j, size_t b, const QuantA
 // blocks do not wait on one FMA chain (4 cycles each), which capped decode at 8 MACs per
 // cycle.
 template <class Dec, size_t NR, size_t TR>
-void Tile(const QuantWeight& w, size_t n0, const QuantActs& a, size_t t0, float* y,
-          size_t ldy) {
+void Tile(const QuantWeight& w, size_t n0, const QuantActs& a, size_t t0, float* y, size_t ldy) {
   constexpr bool kTwo = NR * TR <= 8;
   const size_t nb = a.nb;
   __m256 acc0[NR][TR], acc1[NR][TR];
@@ -129,10 +128,17 @@ void Rows(const QuantWeight& w, size_t n0, const QuantActs& a, float* y, size_t 
   size_t t = 0;
   for (; t + kMaxTileT <= a.T; t += kMaxTileT) Tile<Dec, NR, kMaxTileT>(w, n0, a, t, y, ldy);
   switch (a.T - t) {
-    case 3: Tile<Dec, NR, 3>(w, n0, a, t, y, ldy); break;
-    case 2: Tile<Dec, NR, 2>(w, n0, a, t, y, ldy); break;
-    case 1: Tile<Dec, NR, 1>(w, n0, a, t, y, ldy); break;
-    default: break;
+    case 3:
+      Tile<Dec, NR, 3>(w, n0, a, t, y, ldy);
+      break;
+    case 2:
+      Tile<Dec, NR, 2>(w, n0, a, t, y, ldy);
+      break;
+    case 1:
+      Tile<Dec, NR, 1>(w, n0, a, t, y, ldy);
+      break;
+    default:
+      break;
   }
 }
 
@@ -158,7 +164,7 @@ void RowPairs(const QuantWeight& w, size_t n, const QuantActs& a, float* y, size
   Dec d0, d1;
   // Pair b of the row into accumulators `into` (two sets alternate, so that consecutive
   // pairs do not wait on one FMA chain).
-  auto pair = [&](size_t b, __m512 (&into)[TR]) MESHLM_ALWAYS_INLINE_LAMBDA {
+  auto pair = [&](size_t b, __m512(&into)[TR]) MESHLM_ALWAYS_INLINE_LAMBDA {
     d0.Prepare(w, n, b);
     d1.Prepare(w, n, b + 1);
     const __m512i wq = Dec::Pair(d0, d1);
@@ -239,9 +245,9 @@ MESHLM_ALWAYS_INLINE __m512i BlockSums16(const __m512i (&d)[8]) {
 MESHLM_ALWAYS_INLINE __m512i Nibbles4Blocks(const uint8_t* p) {
   // Lane k, word j: word 1 + 9k + j of the blocks; words from 32 on come from the second
   // load, which starts 8 bytes (4 words) further than 64.
-  alignas(64) static constexpr uint16_t kIdx[32] = {
-      1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
-      19, 20, 21, 22, 23, 24, 25, 26, 28, 29, 30, 31, 60, 61, 62, 63};
+  alignas(64) static constexpr uint16_t kIdx[32] = {1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12,
+                                                    13, 14, 15, 16, 17, 19, 20, 21, 22, 23, 24,
+                                                    25, 26, 28, 29, 30, 31, 60, 61, 62, 63};
   const __m512i lo = _mm512_loadu_si512(p), hi = _mm512_loadu_si512(p + 8);
   return _mm512_permutex2var_epi16(lo, _mm512_load_si512(kIdx), hi);
 }
@@ -259,10 +265,8 @@ MESHLM_ALWAYS_INLINE __m512 Scales16(const uint8_t* p) {
   constexpr uint16_t kW = kStride / 2;  // block stride in words
   // Word j of each window's result: the scale of block j % kG of the window.
   alignas(64) static constexpr uint16_t kIdx[32] = {
-      0 * kW,        1 * kW,        2 * kW,        3 * kW,
-      (4 % kG) * kW, (5 % kG) * kW, (6 % kG) * kW, (7 % kG) * kW,
-      0 * kW,        1 * kW,        2 * kW,        3 * kW,
-      (4 % kG) * kW, (5 % kG) * kW, (6 % kG) * kW, (7 % kG) * kW};
+      0 * kW, 1 * kW, 2 * kW, 3 * kW, (4 % kG) * kW, (5 % kG) * kW, (6 % kG) * kW, (7 % kG) * kW,
+      0 * kW, 1 * kW, 2 * kW, 3 * kW, (4 % kG) * kW, (5 % kG) * kW, (6 % kG) * kW, (7 % kG) * kW};
   const __m512i idx = _mm512_load_si512(kIdx);
   __m512i h = _mm512_setzero_si512();
   for (int g = 0; g < 16 / kG; ++g) {
@@ -288,8 +292,7 @@ void RowChunks(const QuantWeight& w, size_t n, const QuantActs& a, float* y, siz
   const size_t K = a.K, nb = a.nb;
   const uint8_t* row = w.data + n * w.row_stride;
   // Block b's lane of BlockSums16 → lane b (a 4 × 4 transpose).
-  const __m512i to_block =
-      _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+  const __m512i to_block = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
   __m512 acc[TR], zacc[TR];  // zacc: Σ d_w · block sum, times -offset at the end
   for (size_t t = 0; t < TR; ++t) acc[t] = zacc[t] = _mm512_setzero_ps();
   size_t b = 0;
@@ -336,8 +339,8 @@ void RowChunks(const QuantWeight& w, size_t n, const QuantActs& a, float* y, siz
   }
   float part[TR];
   for (size_t t = 0; t < TR; ++t) {
-    part[t] = _mm512_reduce_add_ps(_mm512_fnmadd_ps(
-        _mm512_set1_ps(static_cast<float>(Dec::kOffset)), zacc[t], acc[t]));
+    part[t] = _mm512_reduce_add_ps(
+        _mm512_fnmadd_ps(_mm512_set1_ps(static_cast<float>(Dec::kOffset)), zacc[t], acc[t]));
   }
   if (b < nb) {
     RowPairs<Dec, TR>(w, n, a, y, ldy, b, part);
@@ -347,16 +350,21 @@ void RowChunks(const QuantWeight& w, size_t n, const QuantActs& a, float* y, siz
 }
 
 template <class Dec>
-void DotRows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
-             size_t ldy) {
+void DotRows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y, size_t ldy) {
   size_t n = n0;
   if constexpr (Dec::kChunks) {
     if (a.T < kMaxTileT) {
       for (; n < n1; ++n) {
         switch (a.T) {
-          case 1: RowChunks<Dec, 1>(w, n, a, y, ldy); break;
-          case 2: RowChunks<Dec, 2>(w, n, a, y, ldy); break;
-          default: RowChunks<Dec, 3>(w, n, a, y, ldy); break;
+          case 1:
+            RowChunks<Dec, 1>(w, n, a, y, ldy);
+            break;
+          case 2:
+            RowChunks<Dec, 2>(w, n, a, y, ldy);
+            break;
+          default:
+            RowChunks<Dec, 3>(w, n, a, y, ldy);
+            break;
         }
       }
       return;
@@ -366,9 +374,15 @@ void DotRows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, flo
     if (a.T < kMaxTileT) {
       for (; n < n1; ++n) {
         switch (a.T) {
-          case 1: RowPairs<Dec, 1>(w, n, a, y, ldy); break;
-          case 2: RowPairs<Dec, 2>(w, n, a, y, ldy); break;
-          default: RowPairs<Dec, 3>(w, n, a, y, ldy); break;
+          case 1:
+            RowPairs<Dec, 1>(w, n, a, y, ldy);
+            break;
+          case 2:
+            RowPairs<Dec, 2>(w, n, a, y, ldy);
+            break;
+          default:
+            RowPairs<Dec, 3>(w, n, a, y, ldy);
+            break;
         }
       }
       return;
@@ -385,8 +399,7 @@ void DotRows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, flo
 
 }  // namespace
 
-void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, bool packed,
-                      QuantActs* a) {
+void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, bool packed, QuantActs* a) {
   ResizeActs(T, K, a);
   const int offset = ActOffset(t);
   // Positions of the 16 even and 16 odd elements of a block (MLX 4-bit order).
@@ -436,15 +449,27 @@ void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, bool pack
   }
 }
 
-void QuantDotRowsVnni(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a,
-                      float* y, size_t ldy) {
+void QuantDotRowsVnni(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
+                      size_t ldy) {
   switch (w.type) {
-    case QuantType::kQ8_0: DotRows<DecQ8_0>(w, n0, n1, a, y, ldy); return;
-    case QuantType::kQ4_0: DotRows<DecQ4_0>(w, n0, n1, a, y, ldy); return;
-    case QuantType::kQ4_K: DotRows<DecQ4_K>(w, n0, n1, a, y, ldy); return;
-    case QuantType::kQ6_K: DotRows<DecQ6_K>(w, n0, n1, a, y, ldy); return;
-    case QuantType::kMlx4: DotRows<DecMlx<4>>(w, n0, n1, a, y, ldy); return;
-    case QuantType::kMlx8: DotRows<DecMlx<8>>(w, n0, n1, a, y, ldy); return;
+    case QuantType::kQ8_0:
+      DotRows<DecQ8_0>(w, n0, n1, a, y, ldy);
+      return;
+    case QuantType::kQ4_0:
+      DotRows<DecQ4_0>(w, n0, n1, a, y, ldy);
+      return;
+    case QuantType::kQ4_K:
+      DotRows<DecQ4_K>(w, n0, n1, a, y, ldy);
+      return;
+    case QuantType::kQ6_K:
+      DotRows<DecQ6_K>(w, n0, n1, a, y, ldy);
+      return;
+    case QuantType::kMlx4:
+      DotRows<DecMlx<4>>(w, n0, n1, a, y, ldy);
+      return;
+    case QuantType::kMlx8:
+      DotRows<DecMlx<8>>(w, n0, n1, a, y, ldy);
+      return;
   }
 }
 

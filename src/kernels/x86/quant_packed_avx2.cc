@@ -27,8 +27,8 @@ namespace meshlm::kernels::x86 {
 
 bool QuantAvx2Handles(const QuantWeight& w) {
   if (w.packed) {
-    return w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0 ||
-           w.type == QuantType::kQ4_K || w.type == QuantType::kQ6_K || w.type == QuantType::kMlx4;
+    return w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0 || w.type == QuantType::kQ4_K ||
+           w.type == QuantType::kQ6_K || w.type == QuantType::kMlx4;
   }
   return w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0;
 }
@@ -73,8 +73,7 @@ MESHLM_ALWAYS_INLINE __m256i LoadQuants(const uint8_t* q, size_t j, size_t h) {
 // Rows n0..n0+15 (group `grp`, nb blocks) against tokens [t0, t0 + TT) of a; results to
 // y[t * ldy + n0 + r].
 template <Kind kKind, size_t TT>
-void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size_t ldy,
-               size_t n0) {
+void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size_t ldy, size_t n0) {
   constexpr bool kQ8 = kKind == kKindQ8, kQ6 = kKind == kKindQ6K;
   constexpr bool kBias = kKind == kKindMlx4F16 || kKind == kKindMlx4BF16 || kKind == kKindQ4K;
   constexpr size_t kQB = kQ8 || kQ6 ? 512 : 256;
@@ -158,9 +157,9 @@ void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size
         const __m256 dx = _mm256_set1_ps(a.d[tb]);
         acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[t][h]), _mm256_mul_ps(dw, dx), acc[t][h]);
         if constexpr (kQ6) {  // the second 16 weights' scales follow the first's
-          acc[t][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s2[t][h]),
-                                      _mm256_mul_ps(LoadParams<kKind>(params + 64, h), dx),
-                                      acc[t][h]);
+          acc[t][h] =
+              _mm256_fmadd_ps(_mm256_cvtepi32_ps(s2[t][h]),
+                              _mm256_mul_ps(LoadParams<kKind>(params + 64, h), dx), acc[t][h]);
         }
         if constexpr (kBias) {  // + bias · Σ x of the block
           acc[t][h] = _mm256_fmadd_ps(LoadParams<kKind>(params + kPB / 2, h),
@@ -175,8 +174,7 @@ void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size
 }
 
 template <Kind kKind>
-void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y,
-            size_t ldy) {
+void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y, size_t ldy) {
   for (size_t g = g0; g < g1; ++g) {
     const uint8_t* grp = w.data + g * w.row_stride;
     const size_t n0 = g * kPackRows;
@@ -188,13 +186,21 @@ void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, floa
 
 }  // namespace
 
-void QuantDotGroupsAvx2(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a,
-                        float* y, size_t ldy) {
+void QuantDotGroupsAvx2(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y,
+                        size_t ldy) {
   switch (w.type) {
-    case QuantType::kQ8_0: Groups<kKindQ8>(w, g0, g1, a, y, ldy); return;
-    case QuantType::kQ4_0: Groups<kKindQ4>(w, g0, g1, a, y, ldy); return;
-    case QuantType::kQ4_K: Groups<kKindQ4K>(w, g0, g1, a, y, ldy); return;
-    case QuantType::kQ6_K: Groups<kKindQ6K>(w, g0, g1, a, y, ldy); return;
+    case QuantType::kQ8_0:
+      Groups<kKindQ8>(w, g0, g1, a, y, ldy);
+      return;
+    case QuantType::kQ4_0:
+      Groups<kKindQ4>(w, g0, g1, a, y, ldy);
+      return;
+    case QuantType::kQ4_K:
+      Groups<kKindQ4K>(w, g0, g1, a, y, ldy);
+      return;
+    case QuantType::kQ6_K:
+      Groups<kKindQ6K>(w, g0, g1, a, y, ldy);
+      return;
     default:
       if (w.scale_dtype == DType::kBF16) {
         Groups<kKindMlx4BF16>(w, g0, g1, a, y, ldy);

@@ -57,8 +57,7 @@ inline __m512 LoadParams(const uint8_t* p) {
 }
 
 template <Kind kKind, size_t TT>
-void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size_t ldy,
-               size_t n0) {
+void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size_t ldy, size_t n0) {
   constexpr bool kQ8 = kKind == kKindQ8, kQ6 = kKind == kKindQ6K;
   // Types with a bias per block (w = scale · q + bias), and where it lies in the params.
   constexpr bool kBias = kKind == kKindMlx4F16 || kKind == kKindMlx4BF16 || kKind == kKindQ4K;
@@ -149,35 +148,57 @@ void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size
 }
 
 template <Kind kKind>
-void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y,
-            size_t ldy) {
+void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y, size_t ldy) {
   for (size_t g = g0; g < g1; ++g) {
     const uint8_t* grp = w.data + g * w.row_stride;
     const size_t n0 = g * kPackRows;
     size_t t = 0;
     for (; t + kMaxTile <= a.T; t += kMaxTile) GroupTile<kKind, kMaxTile>(grp, a, t, y, ldy, n0);
     switch (a.T - t) {
-      case 7: GroupTile<kKind, 7>(grp, a, t, y, ldy, n0); break;
-      case 6: GroupTile<kKind, 6>(grp, a, t, y, ldy, n0); break;
-      case 5: GroupTile<kKind, 5>(grp, a, t, y, ldy, n0); break;
-      case 4: GroupTile<kKind, 4>(grp, a, t, y, ldy, n0); break;
-      case 3: GroupTile<kKind, 3>(grp, a, t, y, ldy, n0); break;
-      case 2: GroupTile<kKind, 2>(grp, a, t, y, ldy, n0); break;
-      case 1: GroupTile<kKind, 1>(grp, a, t, y, ldy, n0); break;
-      default: break;
+      case 7:
+        GroupTile<kKind, 7>(grp, a, t, y, ldy, n0);
+        break;
+      case 6:
+        GroupTile<kKind, 6>(grp, a, t, y, ldy, n0);
+        break;
+      case 5:
+        GroupTile<kKind, 5>(grp, a, t, y, ldy, n0);
+        break;
+      case 4:
+        GroupTile<kKind, 4>(grp, a, t, y, ldy, n0);
+        break;
+      case 3:
+        GroupTile<kKind, 3>(grp, a, t, y, ldy, n0);
+        break;
+      case 2:
+        GroupTile<kKind, 2>(grp, a, t, y, ldy, n0);
+        break;
+      case 1:
+        GroupTile<kKind, 1>(grp, a, t, y, ldy, n0);
+        break;
+      default:
+        break;
     }
   }
 }
 
 }  // namespace
 
-void QuantDotGroupsVnni(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a,
-                        float* y, size_t ldy) {
+void QuantDotGroupsVnni(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y,
+                        size_t ldy) {
   switch (w.type) {
-    case QuantType::kQ8_0: Groups<kKindQ8>(w, g0, g1, a, y, ldy); return;
-    case QuantType::kQ4_0: Groups<kKindQ4>(w, g0, g1, a, y, ldy); return;
-    case QuantType::kQ4_K: Groups<kKindQ4K>(w, g0, g1, a, y, ldy); return;
-    case QuantType::kQ6_K: Groups<kKindQ6K>(w, g0, g1, a, y, ldy); return;
+    case QuantType::kQ8_0:
+      Groups<kKindQ8>(w, g0, g1, a, y, ldy);
+      return;
+    case QuantType::kQ4_0:
+      Groups<kKindQ4>(w, g0, g1, a, y, ldy);
+      return;
+    case QuantType::kQ4_K:
+      Groups<kKindQ4K>(w, g0, g1, a, y, ldy);
+      return;
+    case QuantType::kQ6_K:
+      Groups<kKindQ6K>(w, g0, g1, a, y, ldy);
+      return;
     default:
       if (w.scale_dtype == DType::kBF16) {
         Groups<kKindMlx4BF16>(w, g0, g1, a, y, ldy);
