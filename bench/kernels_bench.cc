@@ -20,7 +20,7 @@
 #include "base/thread_pool.h"
 #include "hwy/aligned_allocator.h"
 #include "kernels/kernels.h"
-#include "tensor/dtype.h"
+#include "base/dtype.h"
 
 namespace meshlm::kernels {
 namespace {

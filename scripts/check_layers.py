@@ -25,11 +25,7 @@ MAY_USE = {
 }
 
 # Known includes against the table, each with the reason it stays for now.
-EXCEPTIONS = {
-    # The collectives reduce typed elements, and the element types live in tensor; they
-    # belong in base (then comm needs nothing above base).
-    ("comm", "tensor/dtype.h"),
-}
+EXCEPTIONS = set()
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"(([^"/]+)/[^"]*)"')
 

@@ -17,7 +17,7 @@
 #include <type_traits>
 
 #include "base/status.h"
-#include "tensor/dtype.h"
+#include "base/dtype.h"
 
 namespace meshlm::comm {
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "base/thread_pool.h"
-#include "tensor/dtype.h"
+#include "base/dtype.h"
 #include "tensor/quant.h"
 
 namespace meshlm::kernels {

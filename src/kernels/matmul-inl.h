@@ -25,7 +25,7 @@
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 #include "kernels/kernels.h"
-#include "tensor/dtype.h"
+#include "base/dtype.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace meshlm::kernels::HWY_NAMESPACE {

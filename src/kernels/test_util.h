@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "kernels/kernels.h"
-#include "tensor/dtype.h"
+#include "base/dtype.h"
 
 namespace meshlm::kernels::testing {
 

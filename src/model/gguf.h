@@ -16,7 +16,7 @@
 
 #include "base/mapped_file.h"
 #include "base/status.h"
-#include "tensor/dtype.h"
+#include "base/dtype.h"
 #include "tensor/quant.h"
 
 namespace meshlm::model {

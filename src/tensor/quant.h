@@ -18,7 +18,7 @@
 #include <string_view>
 
 #include "base/status.h"
-#include "tensor/dtype.h"
+#include "base/dtype.h"
 
 namespace meshlm {
 

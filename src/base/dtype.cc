@@ -1,5 +1,5 @@
 // DType names and IEEE half conversions.
-#include "tensor/dtype.h"
+#include "base/dtype.h"
 
 #include "base/check.h"
 

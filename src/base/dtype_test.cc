@@ -1,5 +1,5 @@
 // Tests for half-precision conversions against the compiler's own _Float16 and bit logic.
-#include "tensor/dtype.h"
+#include "base/dtype.h"
 
 #include <gtest/gtest.h>
 
