@@ -65,6 +65,18 @@ TEST(Cli, GeneratesOnTheTinyModel) {
   EXPECT_EQ(commas, 4u) << out;
 }
 
+// Like generate, bench and serve, tokenize defaults to the bundled demo model.
+TEST(Cli, TokenizeDefaultsToTheDemoModel) {
+  const std::string folder = std::string(MESHLM_TEST_SOURCE_DIR) + "/models/meshlm-demo-6m";
+  const std::string bin = testing::MeshlmBinary() + " tokenize \"Hello, world\" --ids";
+  const auto [dflt, dflt_code] = testing::RunCommand(bin, 60, false);
+  const auto [named, named_code] = testing::RunCommand(bin + " --model " + folder, 60, false);
+  ASSERT_EQ(named_code, 0) << named;
+  EXPECT_EQ(dflt_code, 0) << dflt;
+  EXPECT_NE(named.find_first_of("0123456789"), std::string::npos) << named;
+  EXPECT_EQ(dflt, named);
+}
+
 // A GGUF file carries its tokenizer and chat template in metadata: the demo model written
 // as a bf16 GGUF (exactly its weights) reads, chats and writes like the folder it came from.
 TEST(Cli, GgufTokenizerAndChatTemplateMatchTheFolder) {

@@ -90,8 +90,10 @@ int Run(const TokenizeFlags& f) {
 void AddTokenizeCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<TokenizeFlags>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Show the token ids and pieces of a text");
-  cmd->add_option("--model", flags->model, "Model folder holding tokenizer.json, or a .gguf file")
-      ->required();
+  flags->model = MESHLM_DEFAULT_MODEL;  // as for generate, bench and serve
+  cmd->add_option("--model", flags->model,
+                  "Model folder holding tokenizer.json, or a .gguf file (default: the bundled "
+                  "demo model)");
   cmd->add_option("text", flags->text, "Text to tokenize (with --decode: ids such as 1,2,3)")
       ->required();
   cmd->add_flag("--ids", flags->ids_only, "Print only the ids, comma-separated");
