@@ -126,6 +126,37 @@ TEST_P(ServerTest, HealthIsOpenAndModelsNeedTheKey) {
   EXPECT_NE(m->body.find("meshlm_time_to_first_token_seconds_bucket"), std::string::npos);
 }
 
+// What clients probe: one model by id, and a wrong method on a known path.
+TEST_P(ServerTest, ModelByIdAndWrongMethods) {
+  auto c = Client();
+  auto list = c.Get("/v1/models", Auth());
+  ASSERT_TRUE(list);
+  const std::string id = json::parse(list->body)["data"][0]["id"];
+  auto one = c.Get("/v1/models/" + id, Auth());
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->status, 200) << one->body;
+  EXPECT_EQ(json::parse(one->body)["id"], id);
+  EXPECT_EQ(json::parse(one->body)["object"], "model");
+  auto other = c.Get("/v1/models/not-" + id, Auth());
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 404);
+  EXPECT_EQ(json::parse(other->body)["error"]["code"], "model_not_found");
+  EXPECT_EQ(c.Get("/v1/models/" + id)->status, 401);  // still needs the key
+  auto get_chat = c.Get("/v1/chat/completions", Auth());
+  ASSERT_TRUE(get_chat);
+  EXPECT_EQ(get_chat->status, 405);
+  EXPECT_EQ(get_chat->get_header_value("Allow"), "POST");
+  EXPECT_EQ(json::parse(get_chat->body)["error"]["code"], "method_not_allowed");
+  auto post_models = c.Post("/v1/models", Auth(), "{}", "application/json");
+  ASSERT_TRUE(post_models);
+  EXPECT_EQ(post_models->status, 405);
+  EXPECT_EQ(post_models->get_header_value("Allow"), "GET");
+  auto unknown = c.Get("/v1/nothing-here", Auth());
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_EQ(json::parse(unknown->body)["error"]["code"], "not_found");
+}
+
 TEST_P(ServerTest, ChatStreamingMatchesNonStreaming) {
   auto r = Post("/v1/chat/completions", Chat("Tell me a story.", 20));
   ASSERT_TRUE(r);

@@ -133,6 +133,33 @@ struct HttpServer::Impl {
     res.set_content(j.dump(), "application/json");
   }
 
+  // GET /v1/models/{id}: this server's model, or 404 for any other id.
+  void Model(const std::string& id, httplib::Response& res) {
+    if (id != options.model_name) {
+      ApiError e;
+      e.status = 404;
+      e.code = "model_not_found";
+      e.param = "model";
+      e.message = fmt::format("the model '{}' does not exist; this server serves '{}'", id,
+                              options.model_name);
+      SendError(res, e);
+      return;
+    }
+    nlohmann::json model = {
+        {"id", options.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "meshlm"}};
+    res.set_content(model.dump(), "application/json");
+  }
+
+  // The method a known path takes ("" for an unknown path).
+  static std::string_view AllowedMethod(const std::string& path) {
+    if (path == "/health" || path == "/metrics" || path == "/v1/models" ||
+        path.starts_with("/v1/models/")) {
+      return "GET";
+    }
+    if (path == "/v1/chat/completions" || path == "/v1/completions") return "POST";
+    return "";
+  }
+
   void Health(httplib::Response& res) {
     const bool ready = !scheduler.broken();
     nlohmann::json j = {{"status", ready ? "ok" : "error"},
@@ -307,6 +334,9 @@ struct HttpServer::Impl {
     http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
       if (Authorized(req, res)) Models(res);
     });
+    http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (Authorized(req, res)) Model(req.matches[1], res);
+    });
     http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
       if (Authorized(req, res)) Generate(req, res, true);
     });
@@ -316,10 +346,22 @@ struct HttpServer::Impl {
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;
       ApiError e;
+      // A known path asked with another method is 405 with the method it takes.
+      const std::string_view allow = AllowedMethod(req.path);
+      if (res.status == 404 && !allow.empty()) {
+        res.status = 405;
+        res.set_header("Allow", std::string(allow));
+      }
       e.status = res.status;
-      e.code = res.status == 404 ? "not_found" : "";
-      e.message = res.status == 404 ? fmt::format("no route {} {}", req.method, req.path)
-                                    : fmt::format("HTTP {}", res.status);
+      if (res.status == 404) {
+        e.code = "not_found";
+        e.message = fmt::format("no route {} {}", req.method, req.path);
+      } else if (res.status == 405) {
+        e.code = "method_not_allowed";
+        e.message = fmt::format("{} takes {}, not {}", req.path, allow, req.method);
+      } else {
+        e.message = fmt::format("HTTP {}", res.status);
+      }
       SendError(res, e);
     });
     http.set_exception_handler(
