@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/quant_matmul_internal.h"
 
@@ -44,7 +45,7 @@ namespace {
 // hardware prefetchers alone keep too few lines in flight.
 constexpr size_t kAhead = 4096;
 
-enum Kind { kKindQ8, kKindQ4, kKindMlx4F16, kKindMlx4BF16, kKindQ4K, kKindQ6K };
+#include "kernels/x86/quant_packed_kinds-inl.h"
 
 // Keeps v in a register at this point in tiles of several tokens: without it GCC
 // reassociates a block's chain of adds into a tree, computes every product first and
@@ -83,11 +84,10 @@ MESHLM_ALWAYS_INLINE __m256i LoadQuants(const uint8_t* q, size_t j, size_t h) {
 // y[t * ldy + n0 + r].
 template <Kind kKind, size_t TT>
 void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size_t ldy, size_t n0) {
-  constexpr bool kQ8 = kKind == kKindQ8, kQ6 = kKind == kKindQ6K;
-  constexpr bool kBias = kKind == kKindMlx4F16 || kKind == kKindMlx4BF16 || kKind == kKindQ4K;
-  constexpr size_t kQB = kQ8 || kQ6 ? 512 : 256;
-  constexpr size_t kPB = kKind == kKindQ4K || kQ6 ? 128 : kBias ? 64 : 32;
-  constexpr size_t kPair = 2 * (kPB + kQB);  // two blocks' parameters, then their quants
+  using Tr = KindTraits<kKind>;
+  constexpr bool kQ8 = Tr::kQ8, kQ6 = Tr::kQ6;
+  constexpr bool kBias = Tr::kBias;
+  constexpr size_t kQB = Tr::kQB, kPB = Tr::kPB, kPair = Tr::kPair;
   const size_t K = a.K, nb = a.nb;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[TT][2];
@@ -200,27 +200,7 @@ void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, floa
 
 void QuantDotGroupsAvx2(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y,
                         size_t ldy) {
-  switch (w.type) {
-    case QuantType::kQ8_0:
-      Groups<kKindQ8>(w, g0, g1, a, y, ldy);
-      return;
-    case QuantType::kQ4_0:
-      Groups<kKindQ4>(w, g0, g1, a, y, ldy);
-      return;
-    case QuantType::kQ4_K:
-      Groups<kKindQ4K>(w, g0, g1, a, y, ldy);
-      return;
-    case QuantType::kQ6_K:
-      Groups<kKindQ6K>(w, g0, g1, a, y, ldy);
-      return;
-    default:
-      if (w.scale_dtype == DType::kBF16) {
-        Groups<kKindMlx4BF16>(w, g0, g1, a, y, ldy);
-      } else {
-        Groups<kKindMlx4F16>(w, g0, g1, a, y, ldy);
-      }
-      return;
-  }
+  WithKind(w, [&](auto kind) { Groups<kind.value>(w, g0, g1, a, y, ldy); });
 }
 
 #pragma GCC pop_options

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/quant_matmul_internal.h"
 
@@ -41,8 +42,7 @@ inline int32_t LoadWord(const int8_t* p) {
 
 // Rows of group `grp` (16 rows, nb blocks) against tokens [t0, t0 + TT) of a; results to
 // y[t * ldy + n0 + r].
-// The weight kinds of the packed layout.
-enum Kind { kKindQ8, kKindQ4, kKindMlx4F16, kKindMlx4BF16, kKindQ4K, kKindQ6K };
+#include "kernels/x86/quant_packed_kinds-inl.h"
 
 // 16 scales (or biases) at p as f32: 16-bit, or f32 for the K types.
 template <Kind kKind>
@@ -58,14 +58,12 @@ inline __m512 LoadParams(const uint8_t* p) {
 
 template <Kind kKind, size_t TT>
 void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size_t ldy, size_t n0) {
-  constexpr bool kQ8 = kKind == kKindQ8, kQ6 = kKind == kKindQ6K;
-  // Types with a bias per block (w = scale · q + bias), and where it lies in the params.
-  constexpr bool kBias = kKind == kKindMlx4F16 || kKind == kKindMlx4BF16 || kKind == kKindQ4K;
-  constexpr size_t kQB = kQ8 || kQ6 ? 512 : 256;
-  constexpr size_t kPB = kKind == kKindQ4K || kQ6 ? 128 : kBias ? 64 : 32;
+  using Tr = KindTraits<kKind>;
+  constexpr bool kQ8 = Tr::kQ8, kQ6 = Tr::kQ6;
+  constexpr bool kBias = Tr::kBias;
+  constexpr size_t kQB = Tr::kQB, kPB = Tr::kPB, kPair = Tr::kPair;
   constexpr int kChains = kQ8 ? (TT == 1 ? 4 : TT <= 3 ? 2 : 1) : (TT == 1 ? 4 : 2);
   const size_t K = a.K, nb = a.nb;
-  constexpr size_t kPair = 2 * (kPB + kQB);  // two blocks' parameters, then their quants
   __m512 acc[TT];
   for (size_t t = 0; t < TT; ++t) acc[t] = _mm512_setzero_ps();
   for (size_t b = 0; b < nb; ++b) {
@@ -186,27 +184,7 @@ void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, floa
 
 void QuantDotGroupsVnni(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y,
                         size_t ldy) {
-  switch (w.type) {
-    case QuantType::kQ8_0:
-      Groups<kKindQ8>(w, g0, g1, a, y, ldy);
-      return;
-    case QuantType::kQ4_0:
-      Groups<kKindQ4>(w, g0, g1, a, y, ldy);
-      return;
-    case QuantType::kQ4_K:
-      Groups<kKindQ4K>(w, g0, g1, a, y, ldy);
-      return;
-    case QuantType::kQ6_K:
-      Groups<kKindQ6K>(w, g0, g1, a, y, ldy);
-      return;
-    default:
-      if (w.scale_dtype == DType::kBF16) {
-        Groups<kKindMlx4BF16>(w, g0, g1, a, y, ldy);
-      } else {
-        Groups<kKindMlx4F16>(w, g0, g1, a, y, ldy);
-      }
-      return;
-  }
+  WithKind(w, [&](auto kind) { Groups<kind.value>(w, g0, g1, a, y, ldy); });
 }
 
 #pragma GCC pop_options
