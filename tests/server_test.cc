@@ -457,6 +457,7 @@ TEST(ServerLimits, FullQueueAnswers429) {
     if (!r) return -1;
     if (r->status == 429) {
       EXPECT_EQ(json::parse(r->body)["error"]["code"], "rate_limit_exceeded");
+      EXPECT_EQ(r->get_header_value("Retry-After"), "1");
     }
     return r->status;
   };

@@ -7,6 +7,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 
 #include "cli/commands.h"
@@ -23,6 +24,8 @@ struct ServeFlags {
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string api_key;
+  std::string api_key_file;
+  size_t max_body_mb = 32;
   size_t max_concurrent = 16;
   size_t max_queue = 64;
   int processes = 0;
@@ -48,7 +51,8 @@ std::vector<std::string> RankCommand(const ServeFlags& f) {
                                 "--host",           f.host,
                                 "--port",           std::to_string(f.port),
                                 "--max-concurrent", std::to_string(f.max_concurrent),
-                                "--max-queue",      std::to_string(f.max_queue)};
+                                "--max-queue",      std::to_string(f.max_queue),
+                                "--max-body-mb",    std::to_string(f.max_body_mb)};
   auto add = [&](const char* flag, size_t v) {
     if (v) c.insert(c.end(), {flag, std::to_string(v)});
   };
@@ -82,6 +86,7 @@ int ServeInJob(const ServeFlags& f) {
     if (const char* k = std::getenv("MESHLM_API_KEY"); config.http.api_key.empty() && k) {
       config.http.api_key = k;
     }
+    config.http.max_body_bytes = f.max_body_mb << 20;
     config.http.model_name = server::ModelNameOf(f.job.model);
     config.http.ranks = job->world->size();
     config.max_running = f.max_concurrent;
@@ -90,7 +95,33 @@ int ServeInJob(const ServeFlags& f) {
   });
 }
 
-int RunServe(const ServeFlags& f) {
+// The key from --api-key-file: its first line, without the line end. "" with *error set
+// when the file cannot be read or holds no key.
+std::string ReadKeyFile(const std::string& path, std::string* error) {
+  std::ifstream in(path);
+  std::string key;
+  if (!in || !std::getline(in, key)) {
+    *error = fmt::format("--api-key-file '{}' cannot be read", path);
+    return "";
+  }
+  while (!key.empty() && (key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  if (key.empty()) *error = fmt::format("--api-key-file '{}': the first line holds no key", path);
+  return key;
+}
+
+int RunServe(ServeFlags f) {
+  if (!f.api_key_file.empty()) {
+    std::string error;
+    f.api_key = ReadKeyFile(f.api_key_file, &error);
+    if (!error.empty()) {
+      fmt::print(stderr, "meshlm serve: {}\n", error);
+      return 2;
+    }
+  }
+  if (f.max_body_mb == 0) {
+    fmt::print(stderr, "meshlm serve: --max-body-mb must be at least 1\n");
+    return 2;
+  }
   const bool launch = !InsideJob() && (f.processes > 1 || !f.hostfile.empty());
   if (f.detach && !InsideJob()) {
     int code = 0;
@@ -126,7 +157,12 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--host", f->host, "Address to listen on (default 127.0.0.1)");
   cmd->add_option("--port", f->port, "Port to listen on (default 8080)");
   cmd->add_option("--api-key", f->api_key,
-                  "Require 'Authorization: Bearer KEY' (also from MESHLM_API_KEY)");
+                  "Require 'Authorization: Bearer KEY' (also from MESHLM_API_KEY; a key given "
+                  "here shows in ps, so prefer the variable or --api-key-file)");
+  cmd->add_option("--api-key-file", f->api_key_file, "Read the API key from the file's first line")
+      ->excludes("--api-key");
+  cmd->add_option("--max-body-mb", f->max_body_mb,
+                  "Largest request body in MiB; larger ones get 413 (default 32)");
   cmd->add_option("--max-concurrent", f->max_concurrent, "Sequences generated together");
   cmd->add_option("--max-queue", f->max_queue, "Waiting requests beyond which new ones get 429");
   AddHostFlags(*cmd,

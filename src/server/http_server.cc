@@ -1,14 +1,8 @@
-// HttpServer: routes, API key, SSE streaming and error answers.
+// HttpServer: routes, API key, SSE streaming and error answers, over http::Listener.
 #include "server/http_server.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <fmt/format.h>
-#include <httplib.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
+#include <malloc.h>
 
 #include <atomic>
 #include <chrono>
@@ -16,6 +10,7 @@
 #include <random>
 
 #include "base/clock.h"
+#include "server/http_listener.h"
 
 namespace meshlm::server {
 namespace {
@@ -27,49 +22,18 @@ constexpr int kGoneCheckMs = 20;
 // A streaming client idle this long gets an SSE comment, which also reveals a closed
 // connection while a long prompt is still being processed.
 constexpr double kKeepAliveSeconds = 1.0;
+// A body this large is released to the system once answered (the allocator would keep it).
+constexpr size_t kTrimAfterBytes = 4 << 20;
 
-void SendError(httplib::Response& res, const ApiError& e) {
-  res.status = e.status;
-  res.set_content(ErrorBody(e), "application/json");
-}
+constexpr const char* kJson = "application/json";
 
-// The descriptor of the connection from remote_addr:remote_port to local_port, found among
-// this process's sockets; -1 when none matches. (The HTTP library does not hand handlers
-// their socket; a non-streaming request needs it to notice a client that has gone.)
-int FindConnection(const std::string& remote_addr, int remote_port, int local_port) {
-  in_addr want{};
-  if (inet_pton(AF_INET, remote_addr.c_str(), &want) != 1) return -1;
-  DIR* d = opendir("/proc/self/fd");
-  if (d == nullptr) return -1;
-  int found = -1;
-  while (dirent* e = readdir(d)) {
-    char* end = nullptr;
-    const long fd = std::strtol(e->d_name, &end, 10);
-    if (end == e->d_name || *end != '\0' || fd == dirfd(d)) continue;
-    struct stat st;
-    if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    sockaddr_in peer{}, self{};
-    socklen_t pl = sizeof(peer), sl = sizeof(self);
-    if (getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &pl) != 0 ||
-        getsockname(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&self), &sl) != 0 ||
-        peer.sin_family != AF_INET) {
-      continue;
-    }
-    if (peer.sin_addr.s_addr == want.s_addr && ntohs(peer.sin_port) == remote_port &&
-        ntohs(self.sin_port) == local_port) {
-      found = static_cast<int>(fd);
-      break;
-    }
-  }
-  closedir(d);
-  return found;
-}
+// Seconds a client should wait before retrying a 429 / 503.
+std::string RetryAfter(int status) { return status == 429 ? "1" : "5"; }
 
-// True when the client has closed (or reset) its end of the connection.
-bool ClientGone(int fd) {
-  if (fd < 0) return false;
-  pollfd p{fd, POLLRDHUP, 0};
-  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+void SendError(http::Responder& res, const ApiError& e) {
+  http::Headers extra;
+  if (e.status == 429 || e.status == 503) extra.emplace_back("Retry-After", RetryAfter(e.status));
+  res.Send(e.status, kJson, ErrorBody(e), extra);
 }
 
 std::string NewId(const char* prefix) {
@@ -84,15 +48,22 @@ int64_t UnixNow() {
       .count();
 }
 
-// Streaming state shared by the content provider's calls.
-struct StreamState {
-  std::shared_ptr<engine::Channel> channel;
-  ResponseMeta meta;
-  bool include_usage = false;
-  bool sent_role = false;
-  bool finished = false;
-  double last_write = 0;
-};
+// The token of an "Authorization: Bearer <token>" header ("" for another scheme); the
+// scheme is case-insensitive (RFC 9110 11.1).
+std::string BearerToken(const std::string* header) {
+  if (header == nullptr) return "";
+  std::string_view v = *header;
+  const size_t sp = v.find(' ');
+  if (sp == std::string_view::npos) return "";
+  std::string scheme(v.substr(0, sp));
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "bearer") return "";
+  v.remove_prefix(sp);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  return std::string(v);
+}
+
+enum class Route { kNone, kHealth, kMetrics, kModels, kModel, kChat, kCompletions };
 
 }  // namespace
 
@@ -101,20 +72,113 @@ struct HttpServer::Impl {
   engine::Scheduler& scheduler;
   Metrics& metrics;
   PromptContext prompt;
-  httplib::Server http;
   std::atomic<int> active_streams{0};
+  std::unique_ptr<http::Listener> listener;
 
   Impl(ServerOptions o, engine::Scheduler& s, Metrics& m, PromptContext p)
-      : options(std::move(o)), scheduler(s), metrics(m), prompt(p) {}
+      : options(std::move(o)), scheduler(s), metrics(m), prompt(p) {
+    http::Limits limits;
+    limits.threads = options.http_threads;
+    limits.max_body_bytes = options.max_body_bytes;
+    http::Hooks hooks;
+    hooks.on_head = [this](const http::Request& req, const http::Head& head, http::Responder& res) {
+      return OnHead(req, head, res);
+    };
+    hooks.on_request = [this](http::Request& req, http::Responder& res) { OnRequest(req, res); };
+    hooks.error_body = [this](int status, const std::string& message) {
+      return WireError(status, message);
+    };
+    listener = std::make_unique<http::Listener>(limits, std::move(hooks));
+  }
 
-  bool Authorized(const httplib::Request& req, httplib::Response& res) {
+  // The OpenAI-shaped body of an answer the connection code gives by itself.
+  std::string WireError(int status, const std::string& message) const {
+    ApiError e;
+    e.status = status;
+    e.message = message;
+    switch (status) {
+      case 408:
+        e.code = "request_timeout";
+        break;
+      case 413:
+        e.code = "request_too_large";
+        e.message +=
+            fmt::format(" ({} MiB); raise it with --max-body-mb", options.max_body_bytes >> 20);
+        break;
+      case 431:
+        e.code = "headers_too_large";
+        break;
+      case 503:
+        e.type = "server_error";
+        e.code = "unavailable";
+        break;
+      default:
+        if (status >= 500) e.type = "server_error";
+        e.code = "invalid_request";
+    }
+    return ErrorBody(e);
+  }
+
+  static Route RouteOf(const std::string& path) {
+    if (path == "/health") return Route::kHealth;
+    if (path == "/metrics") return Route::kMetrics;
+    if (path == "/v1/models") return Route::kModels;
+    if (path.starts_with("/v1/models/") && path.size() > 11) return Route::kModel;
+    if (path == "/v1/chat/completions") return Route::kChat;
+    if (path == "/v1/completions") return Route::kCompletions;
+    return Route::kNone;
+  }
+
+  static const char* MethodOf(Route r) {
+    return r == Route::kChat || r == Route::kCompletions ? "POST" : "GET";
+  }
+
+  // Route, method and API key, from the head alone: a request refused here has none of
+  // its body read.
+  bool OnHead(const http::Request& req, const http::Head&, http::Responder& res) {
+    const Route route = RouteOf(req.path);
+    ApiError e;
+    if (route == Route::kNone) {
+      e.status = 404;
+      e.code = "not_found";
+      e.message = fmt::format("no route {} {}", req.method, req.path);
+      SendError(res, e);
+      return false;
+    }
+    const char* allow = MethodOf(route);
+    if (req.method != allow) {
+      e.status = 405;
+      e.code = "method_not_allowed";
+      e.message = fmt::format("{} takes {}, not {}", req.path, allow, req.method);
+      res.Send(405, kJson, ErrorBody(e), {{"Allow", allow}});
+      return false;
+    }
+    if (route != Route::kHealth && !Authorized(req, res)) return false;
+    return true;
+  }
+
+  void OnRequest(http::Request& req, http::Responder& res) {
+    switch (RouteOf(req.path)) {
+      case Route::kHealth:
+        return Health(res);
+      case Route::kMetrics:
+        return res.Send(200, "text/plain; version=0.0.4", metrics.Render());
+      case Route::kModels:
+        return Models(res);
+      case Route::kModel:
+        return Model(req.path.substr(11), res);
+      case Route::kChat:
+        return Generate(req, res, true);
+      case Route::kCompletions:
+        return Generate(req, res, false);
+      case Route::kNone:
+        break;
+    }
+  }
+
+  bool Authorized(const http::Request& req, http::Responder& res) {
     if (options.api_key.empty()) return true;
-    std::string given = req.get_header_value("Authorization");
-    const std::string bearer = "Bearer ";
-    if (given.compare(0, bearer.size(), bearer) == 0)
-      given = given.substr(bearer.size());
-    else
-      given.clear();
+    const std::string given = BearerToken(req.Header("authorization"));
     if (!given.empty() && ConstantTimeEquals(given, options.api_key)) return true;
     ApiError e;
     e.status = 401;
@@ -126,15 +190,18 @@ struct HttpServer::Impl {
     return false;
   }
 
-  void Models(httplib::Response& res) {
-    nlohmann::json model = {
+  nlohmann::json ModelObject() const {
+    return {
         {"id", options.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "meshlm"}};
-    nlohmann::json j = {{"object", "list"}, {"data", nlohmann::json::array({model})}};
-    res.set_content(j.dump(), "application/json");
+  }
+
+  void Models(http::Responder& res) {
+    nlohmann::json j = {{"object", "list"}, {"data", nlohmann::json::array({ModelObject()})}};
+    res.Send(200, kJson, j.dump());
   }
 
   // GET /v1/models/{id}: this server's model, or 404 for any other id.
-  void Model(const std::string& id, httplib::Response& res) {
+  void Model(const std::string& id, http::Responder& res) {
     if (id != options.model_name) {
       ApiError e;
       e.status = 404;
@@ -142,36 +209,26 @@ struct HttpServer::Impl {
       e.param = "model";
       e.message = fmt::format("the model '{}' does not exist; this server serves '{}'", id,
                               options.model_name);
-      SendError(res, e);
-      return;
+      return SendError(res, e);
     }
-    nlohmann::json model = {
-        {"id", options.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "meshlm"}};
-    res.set_content(model.dump(), "application/json");
+    res.Send(200, kJson,
+             ModelObject().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
 
-  // The method a known path takes ("" for an unknown path).
-  static std::string_view AllowedMethod(const std::string& path) {
-    if (path == "/health" || path == "/metrics" || path == "/v1/models" ||
-        path.starts_with("/v1/models/")) {
-      return "GET";
-    }
-    if (path == "/v1/chat/completions" || path == "/v1/completions") return "POST";
-    return "";
-  }
-
-  void Health(httplib::Response& res) {
+  void Health(http::Responder& res) {
     const bool ready = !scheduler.broken();
     nlohmann::json j = {{"status", ready ? "ok" : "error"},
                         {"ready", ready},
                         {"ranks", options.ranks},
                         {"model", options.model_name}};
     if (!ready) j["error"] = scheduler.broken_reason();
-    res.status = ready ? 200 : 503;
-    res.set_content(j.dump(), "application/json");
+    http::Headers extra;
+    if (!ready) extra.emplace_back("Retry-After", RetryAfter(503));
+    res.Send(ready ? 200 : 503, kJson,
+             j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), extra);
   }
 
-  void Generate(const httplib::Request& req, httplib::Response& res, bool chat) {
+  void Generate(http::Request& req, http::Responder& res, bool chat) {
     ++metrics.requests_total;
     ApiRequest api;
     ApiError err;
@@ -179,7 +236,12 @@ struct HttpServer::Impl {
       ++metrics.requests_failed;
       SendError(res, e);
     };
-    if (!ParseRequest(req.body, chat, prompt, &api, &err)) return fail(err);
+    const bool big = req.body.size() >= kTrimAfterBytes;
+    const bool parsed = ParseRequest(req.body, chat, prompt, &api, &err);
+    // The body is parsed: a large one goes back to the system now, not at exit.
+    std::string().swap(req.body);
+    if (big) malloc_trim(0);
+    if (!parsed) return fail(err);
     if (!api.model.empty() && api.model != options.model_name) {
       err.status = 404;
       err.code = "model_not_found";
@@ -193,6 +255,15 @@ struct HttpServer::Impl {
       err.code = api.gen.prompt.size() >= scheduler.max_context() ? "context_length_exceeded"
                                                                   : "invalid_value";
       return fail(err);
+    }
+    // max_tokens past the context is cut to what fits; the answer says so in a header
+    // (its finish_reason is then "length").
+    http::Headers extra;
+    const size_t room = scheduler.max_context() - api.gen.prompt.size();
+    if (api.gen.max_tokens > room) {
+      extra.emplace_back("X-Meshlm-Max-Tokens",
+                         fmt::format("{} (asked {}; the context holds {} tokens)", room,
+                                     api.gen.max_tokens, scheduler.max_context()));
     }
     engine::Scheduler::SubmitError why;
     std::shared_ptr<engine::Channel> channel = scheduler.Submit(api.gen, &why);
@@ -214,31 +285,26 @@ struct HttpServer::Impl {
       return fail(err);
     }
     ResponseMeta meta{NewId(chat ? "chatcmpl-" : "cmpl-"), options.model_name, UnixNow(), chat};
-    if (api.stream) return Stream(res, channel, meta, api.include_usage);
+    if (api.stream) return Stream(res, *channel, meta, api.include_usage, extra);
     // A client that goes away stops its request within kGoneCheckMs (the scheduler drops
     // a cancelled sequence at its next step).
-    const int conn = FindConnection(req.remote_addr, req.remote_port, req.local_port);
     std::string text;
-    double checked = NowSeconds();
     for (;;) {
       engine::Event e;
       const bool got = channel->Pop(&e, kGoneCheckMs);
-      if (NowSeconds() - checked >= kGoneCheckMs / 1e3) {
-        checked = NowSeconds();
-        if (ClientGone(conn)) {
-          channel->Cancel();
-          ++metrics.requests_cancelled;
-          return;
-        }
+      if (res.ClientGone()) {
+        channel->Cancel();
+        ++metrics.requests_cancelled;
+        res.CloseAfter();
+        return res.Send(499, kJson, "");
       }
       if (!got) continue;
       if (e.kind == engine::Event::Kind::kText) {
         text += e.text;
       } else if (e.kind == engine::Event::Kind::kDone) {
-        res.set_content(
-            FullResponse(meta, text, e.finish_reason, e.prompt_tokens, e.completion_tokens),
-            "application/json");
-        return;
+        return res.Send(
+            200, kJson,
+            FullResponse(meta, text, e.finish_reason, e.prompt_tokens, e.completion_tokens), extra);
       } else {
         err.status = 503;
         err.type = "server_error";
@@ -249,166 +315,77 @@ struct HttpServer::Impl {
     }
   }
 
-  void Stream(httplib::Response& res, std::shared_ptr<engine::Channel> channel, ResponseMeta meta,
-              bool include_usage) {
-    auto st = std::make_shared<StreamState>();
-    st->channel = std::move(channel);
-    st->meta = std::move(meta);
-    st->include_usage = include_usage;
-    st->last_write = NowSeconds();
+  // SSE: a chunk per text event, a keep-alive comment when idle, then the finish chunk,
+  // the usage chunk if asked and [DONE]. A client that goes away cancels its sequence.
+  void Stream(http::Responder& res, engine::Channel& channel, const ResponseMeta& meta,
+              bool include_usage, http::Headers extra) {
     ++active_streams;
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [st](size_t, httplib::DataSink& sink) {
-          auto send = [&](const std::string& payload) {
-            st->last_write = NowSeconds();
-            const std::string frame = "data: " + payload + "\n\n";
-            return sink.write(frame.data(), frame.size());
-          };
-          auto gone = [&] {
-            st->channel->Cancel();
-            return false;
-          };
-          if (st->finished) {
-            sink.done();
-            return true;
-          }
-          if (st->meta.chat && !st->sent_role) {
-            st->sent_role = true;
-            if (!send(StreamChunk(st->meta, "", true, ""))) return gone();
-          }
-          engine::Event e;
-          if (!st->channel->Pop(&e, kPollMs)) {
-            if (NowSeconds() - st->last_write > kKeepAliveSeconds) {
-              st->last_write = NowSeconds();
-              if (!sink.write(": keep-alive\n\n", 14)) return gone();
-            }
-            return true;
-          }
-          if (e.kind == engine::Event::Kind::kText) {
-            if (!send(StreamChunk(st->meta, e.text, false, ""))) return gone();
-            return true;
-          }
-          st->finished = true;
-          if (e.kind == engine::Event::Kind::kError) {
-            ApiError err;
-            err.status = 503;
-            err.type = "server_error";
-            err.code = "cluster_error";
-            err.message = e.text;
-            send(ErrorBody(err));
-            sink.done();
-            return true;
-          }
-          bool ok = send(StreamChunk(st->meta, "", false, e.finish_reason));
-          if (ok && st->include_usage) {
-            ok = send(UsageChunk(st->meta, e.prompt_tokens, e.completion_tokens));
-          }
-          if (ok) ok = send("[DONE]");
-          if (!ok) return gone();
-          sink.done();
-          return true;
-        },
-        [this, st](bool success) {
-          if (!success || !st->finished) {
-            st->channel->Cancel();
-            ++metrics.requests_cancelled;
-          }
-          --active_streams;
-        });
-  }
-
-  void Routes() {
-    http.new_task_queue = [n = options.http_threads] { return new httplib::ThreadPool(n); };
-    http.set_keep_alive_max_count(1000);
-    // Stop waits for idle keep-alive connections to time out: keep that short, so a
-    // stopping server (and the launcher's grace period) is not held up.
-    http.set_keep_alive_timeout(1);
-    http.Get("/health", [this](const httplib::Request&, httplib::Response& res) { Health(res); });
-    http.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
-      if (!Authorized(req, res)) return;
-      res.set_content(metrics.Render(), "text/plain; version=0.0.4");
-    });
-    http.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
-      if (Authorized(req, res)) Models(res);
-    });
-    http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
-      if (Authorized(req, res)) Model(req.matches[1], res);
-    });
-    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      if (Authorized(req, res)) Generate(req, res, true);
-    });
-    http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      if (Authorized(req, res)) Generate(req, res, false);
-    });
-    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      ApiError e;
-      // A known path asked with another method is 405 with the method it takes.
-      const std::string_view allow = AllowedMethod(req.path);
-      if (res.status == 404 && !allow.empty()) {
-        res.status = 405;
-        res.set_header("Allow", std::string(allow));
+    struct Done {
+      std::atomic<int>& n;
+      ~Done() { --n; }
+    } done{active_streams};
+    extra.emplace_back("Cache-Control", "no-cache");
+    extra.emplace_back("X-Accel-Buffering", "no");
+    double last_write = NowSeconds();
+    auto send = [&](const std::string& payload) {
+      last_write = NowSeconds();
+      return res.Write("data: " + payload + "\n\n");
+    };
+    auto gone = [&] {
+      channel.Cancel();
+      ++metrics.requests_cancelled;
+      res.CloseAfter();
+    };
+    if (!res.BeginStream(200, "text/event-stream", extra)) return gone();
+    if (meta.chat && !send(StreamChunk(meta, "", true, ""))) return gone();
+    for (;;) {
+      engine::Event e;
+      if (!channel.Pop(&e, kPollMs)) {
+        if (NowSeconds() - last_write > kKeepAliveSeconds) {
+          last_write = NowSeconds();
+          if (!res.Write(": keep-alive\n\n")) return gone();
+        } else if (res.ClientGone()) {
+          return gone();
+        }
+        continue;
       }
-      e.status = res.status;
-      if (res.status == 404) {
-        e.code = "not_found";
-        e.message = fmt::format("no route {} {}", req.method, req.path);
-      } else if (res.status == 405) {
-        e.code = "method_not_allowed";
-        e.message = fmt::format("{} takes {}, not {}", req.path, allow, req.method);
-      } else {
-        e.message = fmt::format("HTTP {}", res.status);
+      if (e.kind == engine::Event::Kind::kText) {
+        if (!send(StreamChunk(meta, e.text, false, ""))) return gone();
+        continue;
       }
-      SendError(res, e);
-    });
-    http.set_exception_handler(
-        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-          ApiError e;
-          e.status = 500;
-          e.type = "server_error";
-          try {
-            std::rethrow_exception(ep);
-          } catch (const std::exception& ex) {
-            e.message = ex.what();
-          } catch (...) {
-            e.message = "unknown error";
-          }
-          SendError(res, e);
-        });
+      if (e.kind == engine::Event::Kind::kError) {
+        ApiError err;
+        err.status = 503;
+        err.type = "server_error";
+        err.code = "cluster_error";
+        err.message = e.text;
+        send(ErrorBody(err));
+        return res.EndStream();
+      }
+      bool ok = send(StreamChunk(meta, "", false, e.finish_reason));
+      if (ok && include_usage) ok = send(UsageChunk(meta, e.prompt_tokens, e.completion_tokens));
+      if (ok) ok = send("[DONE]");
+      if (!ok) return gone();
+      return res.EndStream();
+    }
   }
 };
 
 HttpServer::HttpServer(ServerOptions options, engine::Scheduler& scheduler, Metrics& metrics,
                        PromptContext prompt)
-    : impl_(std::make_unique<Impl>(std::move(options), scheduler, metrics, prompt)) {
-  impl_->Routes();
-}
+    : impl_(std::make_unique<Impl>(std::move(options), scheduler, metrics, prompt)) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
 Status HttpServer::Bind() {
-  const auto& o = impl_->options;
-  if (o.port == 0) {
-    bound_port_ = impl_->http.bind_to_any_port(o.host);
-    if (bound_port_ <= 0) return Error("[server] cannot listen on {} (any port)", o.host);
-    return OkStatus();
-  }
-  if (!impl_->http.bind_to_port(o.host, o.port)) {
-    return Error(
-        "[server] cannot listen on {}:{}: the port is taken or the address is not "
-        "this host's; pick another with --port/--host",
-        o.host, o.port);
-  }
-  bound_port_ = o.port;
+  MESHLM_RETURN_IF_ERROR(impl_->listener->Bind(impl_->options.host, impl_->options.port));
+  bound_port_ = impl_->listener->port();
   return OkStatus();
 }
 
-void HttpServer::Serve() { impl_->http.listen_after_bind(); }
+void HttpServer::Serve() { impl_->listener->Serve(); }
 
-void HttpServer::Stop() { impl_->http.stop(); }
+void HttpServer::Stop() { impl_->listener->Stop(); }
 
 int HttpServer::active_streams() const { return impl_->active_streams; }
 

@@ -1,10 +1,11 @@
-// HttpServer: the OpenAI-compatible HTTP API on rank 0 (cpp-httplib), in front of the
+// HttpServer: the OpenAI-compatible HTTP API on rank 0 (over http::Listener), in front of the
 // engine's Scheduler.
 //
-// Endpoints: GET /v1/models, POST /v1/chat/completions, POST /v1/completions (both with
+// Endpoints: GET /v1/models[/{id}], POST /v1/chat/completions, POST /v1/completions (both with
 // SSE streaming), GET /health, GET /metrics. Every error is OpenAI-shaped JSON.
 // Goals: a bad request never reaches the workers; an API key guards everything but
-// /health; a client that goes away has its sequence dropped. Non-goals: TLS (put a proxy
+// /health and is checked, with the route, before a body is read; a client that goes away
+// has its sequence dropped. Non-goals: TLS (put a proxy
 // in front), the web UI.
 #pragma once
 
@@ -25,6 +26,7 @@ struct ServerOptions {
   std::string model_name;  // what /v1/models lists and requests may name
   int ranks = 1;
   size_t http_threads = 64;  // each streaming client holds one while it streams
+  size_t max_body_bytes = size_t{32} << 20;
 };
 
 class HttpServer {

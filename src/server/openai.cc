@@ -106,6 +106,14 @@ bool ChatPrompt(const ojson& body, const PromptContext& ctx, std::vector<int32_t
       *err = BadField(fmt::format("messages[{}].role", i), "expected a string");
       return false;
     }
+    const std::string role = m["role"].get<std::string>();
+    if (role != "system" && role != "developer" && role != "user" && role != "assistant" &&
+        role != "tool") {
+      *err = BadField(fmt::format("messages[{}].role", i),
+                      fmt::format("'{}' is not one of system, developer, user, assistant, tool",
+                                  role.substr(0, 40)));
+      return false;
+    }
     ojson copy = m;
     std::string text;
     if (!ContentText(m.contains("content") ? m["content"] : ojson(), i, &text, err)) return false;
@@ -206,7 +214,8 @@ std::string ErrorBody(const ApiError& e) {
                         {"type", e.type},
                         {"param", e.param.empty() ? nlohmann::json() : nlohmann::json(e.param)},
                         {"code", e.code.empty() ? nlohmann::json() : nlohmann::json(e.code)}}}};
-  return j.dump();
+  // A message may quote the client's bytes, which need not be UTF-8.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, ApiRequest* out,
@@ -214,6 +223,14 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
   ojson body;
   try {
     body = ojson::parse(text);
+  } catch (const nlohmann::json::parse_error& ex) {
+    // The library's text ends in "last read: '...'", which may hold the bad bytes; the
+    // byte position says where they are.
+    std::string what = ex.what();
+    if (const size_t cut = what.find("; last read"); cut != std::string::npos) what.resize(cut);
+    err->message = fmt::format("the body is not valid JSON at byte {}: {}", ex.byte, what);
+    err->code = "invalid_json";
+    return false;
   } catch (const std::exception& ex) {
     err->message = fmt::format("the body is not valid JSON: {}", ex.what());
     err->code = "invalid_json";
