@@ -615,5 +615,64 @@ TEST(ServerFailure, KilledWorkerEndsTheStreamWithAnErrorWithin5s) {
   EXPECT_GE(events, 1) << "the running stream got no error event";
 }
 
+// A worker that stops answering while the server is idle shows in /health within a few
+// seconds (the idle probe), new requests are refused with 503 and Retry-After instead of
+// hanging, and the state returns to ok when the worker answers again.
+TEST(ServerFailure, StalledIdleWorkerShowsInHealthAndRecovers) {
+  ServerProcess server({"-n", "2", "--tp", "2"}, {"MESHLM_OP_TIMEOUT=8"});
+  ASSERT_TRUE(server.WaitReady());
+  const pid_t worker = FindRank(server.pid(), 1);
+  ASSERT_GT(worker, 0);
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_read_timeout(5, 0);
+  auto health = c.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200) << health->body;
+  ::kill(worker, SIGSTOP);
+  using Clock = std::chrono::steady_clock;
+  const auto stopped = Clock::now();
+  std::string degraded;
+  double seen_after = -1;
+  while (Clock::now() - stopped < std::chrono::seconds(6)) {
+    auto h = c.Get("/health");
+    if (h && h->status == 503) {
+      degraded = h->body;
+      seen_after = std::chrono::duration<double>(Clock::now() - stopped).count();
+      EXPECT_EQ(h->get_header_value("Retry-After"), "5");
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(seen_after, 0) << "the stalled worker never showed in /health";
+  std::printf("stalled idle worker seen in /health after %.2f s\n", seen_after);
+  EXPECT_LT(seen_after, 4.0);
+  const json body = json::parse(degraded);
+  EXPECT_EQ(body.value("status", ""), "degraded") << degraded;
+  EXPECT_GT(body.value("waiting_on_ranks_s", 0.0), 1.0) << degraded;
+  // A request now is refused at once rather than queued behind the stalled collective.
+  const auto t0 = Clock::now();
+  auto r = c.Post("/v1/chat/completions",
+                  {{"Authorization", std::string("Bearer ") + kKey}},
+                  Chat("Hello", 4).dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 1.0);
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_FALSE(r->get_header_value("Retry-After").empty());
+  EXPECT_NE(r->body.find("degraded"), std::string::npos) << r->body;
+  // Resumed before the collectives' deadline: the job carries on.
+  ::kill(worker, SIGCONT);
+  bool ok_again = false;
+  for (int i = 0; i < 100 && !ok_again; ++i) {
+    auto h = c.Get("/health");
+    ok_again = h && h->status == 200;
+    if (!ok_again) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(ok_again);
+  r = c.Post("/v1/chat/completions", {{"Authorization", std::string("Bearer ") + kKey}},
+             Chat("Hello", 4).dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+}
+
 }  // namespace
 }  // namespace meshlm::testing

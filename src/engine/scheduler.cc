@@ -113,6 +113,11 @@ std::shared_ptr<Channel> Scheduler::Submit(GenRequest request, SubmitError* erro
       *error = SubmitError::kBroken;
       return nullptr;
     }
+    if (const double since = waiting_since_;
+        since > 0 && NowSeconds() - since > options_.degraded_after_seconds) {
+      *error = SubmitError::kDegraded;
+      return nullptr;
+    }
     if (queue_.size() >= options_.max_queued) {
       *error = SubmitError::kQueueFull;
       return nullptr;
@@ -186,7 +191,20 @@ void Scheduler::Loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !running_.empty(); });
+      auto ready = [&] { return stopping_ || !queue_.empty() || !running_.empty(); };
+      const bool probing = executor_.world_size() > 1 && options_.probe_seconds > 0;
+      if (!probing) {
+        cv_.wait(lock, ready);
+      } else if (!cv_.wait_for(lock, std::chrono::duration<double>(options_.probe_seconds),
+                               ready)) {
+        // Idle: check that every rank still answers.
+        lock.unlock();
+        if (NowSeconds() - last_report_ >= options_.probe_seconds) {
+          last_report_ = NowSeconds();
+          if (Status st = GatherRankTimes(); !st.ok()) return Break(st);
+        }
+        continue;
+      }
       if (stopping_) break;
       while (!queue_.empty() && running_.size() < options_.max_running) {
         running_.push_back(std::move(queue_.front()));
@@ -260,11 +278,37 @@ Status Scheduler::RecordTimes() {
     return OkStatus();
   }
   last_report_ = NowSeconds();
-  MESHLM_ASSIGN_OR_RETURN(std::vector<StepTimes> all, executor_.GatherTimes());
-  for (size_t r = 1; r < all.size(); ++r) {
-    stats_.SetRankTimes(r, all[r].compute_seconds, all[r].comm_seconds);
+  return GatherRankTimes();
+}
+
+Status Scheduler::GatherRankTimes() {
+  waiting_since_ = NowSeconds();
+  auto all = executor_.GatherTimes();
+  waiting_since_ = 0;
+  if (!all.ok()) return all.status();
+  for (size_t r = 1; r < all->size(); ++r) {
+    stats_.SetRankTimes(r, (*all)[r].compute_seconds, (*all)[r].comm_seconds);
   }
   return OkStatus();
+}
+
+Health Scheduler::health() const {
+  Health h;
+  if (broken_) {
+    h.state = Health::State::kBroken;
+    h.reason = broken_reason();
+    return h;
+  }
+  const double since = waiting_since_;
+  if (since > 0) h.waiting_s = NowSeconds() - since;
+  if (h.waiting_s > options_.degraded_after_seconds) {
+    h.state = Health::State::kDegraded;
+    h.reason = fmt::format(
+        "the other ranks have not answered for {:.1f} s: one is stalled or its link is down "
+        "(the job fails when the wait passes the collectives' deadline)",
+        h.waiting_s);
+  }
+  return h;
 }
 
 }  // namespace meshlm::engine

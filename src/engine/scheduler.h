@@ -3,9 +3,11 @@
 //
 // Goals: concurrent requests share every forward step (all running sequences decode in
 // one Executor::Step); new requests join between steps; a cancelled request is released
-// at the next step; an idle scheduler calls nothing on the Executor, so workers see no
-// traffic. A failed step ends every request with an error and leaves the scheduler
-// broken. Non-goals: preemption, prefix caching, n > 1.
+// at the next step; an idle scheduler only asks the workers for their times once every
+// probe_seconds (16 bytes a rank), so a rank that died or stalled while idle shows in
+// health() before the next request meets it. A failed step or probe ends every request
+// with an error and leaves the scheduler broken. Non-goals: preemption, prefix caching,
+// n > 1.
 #pragma once
 
 #include <atomic>
@@ -47,6 +49,19 @@ struct SchedulerOptions {
   size_t max_running = 16;  // sequences decoded together
   size_t max_queued = 64;   // waiting requests beyond which Submit refuses
   std::vector<int32_t> eos_ids;
+  /// How often an idle job checks that every rank answers; 0: never.
+  double probe_seconds = 1.0;
+  /// Ranks that have not answered a probe or step for this long make the job "degraded":
+  /// health() says so and Submit refuses new requests until they answer.
+  double degraded_after_seconds = 1.5;
+};
+
+/// What the cluster looks like from rank 0.
+struct Health {
+  enum class State { kOk, kDegraded, kBroken };
+  State state = State::kOk;
+  std::string reason;    // for kDegraded and kBroken
+  double waiting_s = 0;  // how long rank 0 has waited on the other ranks
 };
 
 class Scheduler {
@@ -62,7 +77,7 @@ class Scheduler {
   /// not fit the context (both counts named), ids outside the vocabulary, bad sampling.
   Status Check(const GenRequest& request) const;
 
-  enum class SubmitError { kNone, kQueueFull, kBroken, kStopping };
+  enum class SubmitError { kNone, kQueueFull, kBroken, kStopping, kDegraded };
   /// Queues a request; its events arrive on the returned channel. Thread-safe.
   std::shared_ptr<Channel> Submit(GenRequest request, SubmitError* error);
   /// Ends every request with an error and stops the engine thread (not the workers:
@@ -72,6 +87,8 @@ class Scheduler {
   size_t max_context() const { return max_context_; }
   bool broken() const { return broken_; }
   std::string broken_reason() const;
+  /// Thread-safe.
+  Health health() const;
 
  private:
   struct Running;
@@ -97,10 +114,14 @@ class Scheduler {
     std::lock_guard<std::mutex> lock(mu_);
     return queue_.empty();
   }
-  double last_report_ = 0;     // when the workers last reported their times
-  double step_delay_s_ = 0;    // MESHLM_STEP_DELAY_MS
-  bool stopping_ = false;      // guarded by mu_
-  std::string broken_reason_;  // guarded by mu_
+  /// Asks every rank for its times (a liveness probe when idle); waiting_since_ shows
+  /// how long it has waited.
+  Status GatherRankTimes();
+  std::atomic<double> waiting_since_{0};  // 0 unless rank 0 waits on the other ranks
+  double last_report_ = 0;                // when the workers last reported their times
+  double step_delay_s_ = 0;               // MESHLM_STEP_DELAY_MS
+  bool stopping_ = false;                 // guarded by mu_
+  std::string broken_reason_;             // guarded by mu_
   std::atomic<bool> broken_{false};
   std::vector<std::unique_ptr<Running>> running_;  // engine thread only
   uint64_t next_id_ = 1;                           // guarded by mu_

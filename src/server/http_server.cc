@@ -215,13 +215,20 @@ struct HttpServer::Impl {
              ModelObject().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
 
+  // GET /health: "ok" (200), "degraded" (503: a rank has not answered for a while) or
+  // "error" (503: the cluster failed), with the reason.
   void Health(http::Responder& res) {
-    const bool ready = !scheduler.broken();
-    nlohmann::json j = {{"status", ready ? "ok" : "error"},
+    const engine::Health h = scheduler.health();
+    const bool ready = h.state == engine::Health::State::kOk;
+    const char* status = ready                                         ? "ok"
+                         : h.state == engine::Health::State::kDegraded ? "degraded"
+                                                                       : "error";
+    nlohmann::json j = {{"status", status},
                         {"ready", ready},
                         {"ranks", options.ranks},
                         {"model", options.model_name}};
-    if (!ready) j["error"] = scheduler.broken_reason();
+    if (!ready) j["error"] = h.reason;
+    if (h.waiting_s > 0) j["waiting_on_ranks_s"] = h.waiting_s;
     http::Headers extra;
     if (!ready) extra.emplace_back("Retry-After", RetryAfter(503));
     res.Send(ready ? 200 : 503, kJson,
@@ -280,6 +287,8 @@ struct HttpServer::Impl {
         err.code = "unavailable";
         err.message = why == engine::Scheduler::SubmitError::kBroken
                           ? "the cluster failed: " + scheduler.broken_reason()
+                      : why == engine::Scheduler::SubmitError::kDegraded
+                          ? "the cluster is degraded: " + scheduler.health().reason
                           : "the server is shutting down";
       }
       return fail(err);
