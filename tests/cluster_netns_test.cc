@@ -169,5 +169,48 @@ TEST(Netns, ServeAcrossTwoHostsAnswersAndStopsEveryRank) {
   EXPECT_TRUE(gone) << "ranks left running:\n" << Shell("ps -ef | grep 'meshlm serve'").out;
 }
 
+// A launcher killed with SIGKILL (no chance to stop anything) leaves no rank running on
+// any host: its ssh clients die with it, and each remote rank sees its output's reader
+// gone and stops.
+TEST(Netns, KilledLauncherLeavesNoRemoteRankRunning) {
+  if (!CanRun()) GTEST_SKIP() << "needs root, ip netns and sshd";
+  NetnsCluster c(2, false, [](int, int) { return 1; });
+  ASSERT_TRUE(c.ok()) << c.error();
+  const std::string hf = c.WriteHostfile("hosts.json", /*names=*/false, 1);
+  const std::string meshlm = BuildDir() + "/src/cli/meshlm";
+  const std::string model = BuildDir() + "/servermodel";
+  const int port = 20000 + (getpid() + 7) % 20000;
+  Sh up = c.InHub(fmt::format("setsid {} serve --hostfile {} {} --model {} --tp 2 --threads 1 "
+                              "--host 10.99.0.1 --port {} >serve.log 2>&1 </dev/null & echo $!",
+                              meshlm, hf, c.SshArgs(), model, port));
+  const pid_t launcher = std::atoi(up.out.c_str());
+  ASSERT_GT(launcher, 0) << up.out;
+  Sh ready = c.InHub(fmt::format("for i in $(seq 600); do curl -s --max-time 1 "
+                                 "http://10.99.0.1:{}/health >/dev/null && exit 0; sleep 0.1; "
+                                 "done; exit 1",
+                                 port),
+                     90);
+  const std::string ranks =
+      fmt::format("pgrep -f -- '[s]erve --model {} --host 10.99.0.1 --port {}'", model, port);
+  if (ready.code != 0) {
+    ::kill(launcher, SIGKILL);
+    Shell(ranks + " | xargs -r kill -9");
+    FAIL() << "the server did not start:\n" << ReadFileOrEmpty(c.dir() + "/serve.log");
+  }
+  ASSERT_EQ(Shell(ranks + " | wc -l").out, "2\n");
+  ::kill(launcher, SIGKILL);
+  const double t0 = NowSeconds();
+  bool gone = false;
+  while (!gone && NowSeconds() - t0 < 10) {
+    gone = Shell(ranks).code == 1;
+    if (!gone) usleep(20000);
+  }
+  const double took = NowSeconds() - t0;
+  std::printf("remote ranks gone %.2f s after their launcher was killed\n", took);
+  EXPECT_TRUE(gone) << "ranks left running:\n" << Shell("ps -ef | grep 'meshlm serve'").out;
+  EXPECT_LT(took, 2.0);
+  Shell(ranks + " | xargs -r kill -9");
+}
+
 }  // namespace
 }  // namespace meshlm::testing

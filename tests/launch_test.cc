@@ -82,6 +82,33 @@ TEST(Launch, FirstFailureSetsExitCodeAndStopsEveryRankWithoutOrphans) {
   EXPECT_TRUE(ProcessesWith(marker).empty()) << "orphans left behind";
 }
 
+// A launcher killed with SIGKILL (as the OOM killer would) leaves no rank running.
+TEST(Launch, KilledLauncherLeavesNoRankBehind) {
+  const std::string marker = fmt::format("3{:05}.5", getpid() % 100000);
+  // The ranks, not the launcher, whose command line names the sleep too.
+  auto ranks = [&] {
+    std::vector<int> pids;
+    for (int pid : ProcessesWith("sleep " + marker)) {
+      if (ReadFileOrEmpty(fmt::format("/proc/{}/cmdline", pid)).rfind("sleep", 0) == 0) {
+        pids.push_back(pid);
+      }
+    }
+    return pids;
+  };
+  ChildSet set;
+  Child& launcher = set.Spawn({Tool(), "launch", "-n", "3", "--", "sleep", marker}, {},
+                              fmt::format("{}/tests/launch_killed_launcher.log", BuildDir()));
+  for (int i = 0; i < 500 && ranks().size() < 3; ++i) usleep(10000);
+  ASSERT_EQ(ranks().size(), 3u) << ReadFileOrEmpty(launcher.log);
+  kill(launcher.pid, SIGKILL);
+  const double t0 = NowSeconds();
+  while (!ranks().empty() && NowSeconds() - t0 < 5) usleep(10000);
+  const double took = NowSeconds() - t0;
+  std::printf("ranks gone %.3f s after their launcher was killed\n", took);
+  EXPECT_TRUE(ranks().empty()) << "ranks outlived their launcher";
+  EXPECT_LT(took, 2.0);
+}
+
 TEST(Launch, KilledRankIsReportedAsSignal) {
   ToolRun r = RunTool("killed", {"launch", "-n", "2", "--", "sh", "-c",
                                  "if [ $MESHLM_RANK = 0 ]; then kill -9 $$; fi; sleep 300"});

@@ -540,6 +540,38 @@ pid_t FindRank(pid_t parent, int rank) {
   return found;
 }
 
+// `meshlm serve -n 2` whose launcher is killed with SIGKILL: both ranks stop within 2 s
+// and nothing answers on the port any more.
+TEST(ServerFailure, KilledLauncherTakesItsRanksAlong) {
+  ServerProcess server({"-n", "2", "--tp", "2"});
+  ASSERT_TRUE(server.WaitReady());
+  const pid_t ranks[2] = {FindRank(server.pid(), 0), FindRank(server.pid(), 1)};
+  ASSERT_GT(ranks[0], 0);
+  ASSERT_GT(ranks[1], 0);
+  auto alive = [](pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return false;
+    const size_t close = line.rfind(')');
+    return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+  };
+  ::kill(server.pid(), SIGKILL);
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  while ((alive(ranks[0]) || alive(ranks[1])) && Clock::now() - t0 < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf("both ranks gone %.3f s after the launcher was killed\n", took);
+  EXPECT_FALSE(alive(ranks[0]));
+  EXPECT_FALSE(alive(ranks[1]));
+  EXPECT_LT(took, 2.0);
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_connection_timeout(1, 0);
+  EXPECT_FALSE(c.Get("/health")) << "something still answers on the port";
+  for (pid_t pid : ranks) ::kill(pid, SIGKILL);  // in case the checks above failed
+}
+
 TEST(ServerFailure, KilledWorkerEndsTheStreamWithAnErrorWithin5s) {
   ServerProcess server({"-n", "2", "--tp", "2"});
   ASSERT_TRUE(server.WaitReady());

@@ -2,8 +2,10 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cluster/launcher.h"
 
 int main(int argc, char** argv) {
+  meshlm::cluster::WatchLauncher();
   CLI::App app{"meshlm: run one large language model across several machines"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string(MESHLM_VERSION));

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <thread>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -239,10 +242,16 @@ class Supervisor {
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
       return Error("[launch] pipe: {}", std::strerror(errno));
     }
+    const pid_t launcher = getpid();
     const pid_t pid = fork();
     if (pid < 0) return Error("[launch] fork: {}", std::strerror(errno));
     if (pid == 0) {
       setpgid(0, 0);  // own group, so that stopping a rank stops its children too
+      // A launcher that dies (SIGKILL, OOM) takes its children along: a local rank gets
+      // SIGTERM (meshlm ranks also watch their stderr, see WatchLauncher), an ssh client
+      // SIGKILL, which closes the remote rank's stdout and stderr.
+      prctl(PR_SET_PDEATHSIG, p.plan.host.empty() ? SIGTERM : SIGKILL);
+      if (getppid() != launcher) _exit(1);  // it died before the line above
       signal(SIGPIPE, SIG_DFL);
       dup2(in[0], 0);
       dup2(out[1], 1);
@@ -388,6 +397,33 @@ class Supervisor {
 
 }  // namespace
 
+void WatchLauncher() {
+  const char* watch = std::getenv("MESHLM_WATCH_LAUNCHER");
+  if (watch == nullptr || std::string(watch) != "1") return;
+  struct stat st {};
+  if (fstat(2, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) return;
+  std::thread([] {
+    for (;;) {
+      pollfd p{2, 0, 0};  // no events asked: only the error and hang-up states wake it
+      const int r = poll(&p, 1, -1);
+      if (r > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) break;
+      if (r < 0 && errno != EINTR) return;  // cannot watch; the parent-death signal remains
+    }
+    // Nobody reads this rank's output any more: its launcher (or the ssh session that
+    // carried it) is gone. Stop gently, then for sure: the whole process group when this
+    // process leads it (as the launcher arranges), else this process alone.
+    // What the process still prints on its way out goes nowhere, without EPIPE errors.
+    if (const int null = open("/dev/null", O_WRONLY | O_CLOEXEC); null >= 0) {
+      dup2(null, 1);
+      dup2(null, 2);
+    }
+    const pid_t target = getpgrp() == getpid() ? 0 : getpid();
+    kill(target, SIGTERM);
+    usleep(1000000);
+    kill(target, SIGKILL);
+  }).detach();
+}
+
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
@@ -436,6 +472,7 @@ Result<int> Launch(const LaunchOptions& o) {
       "MESHLM_WORLD_SIZE=" + std::to_string(n),
       fmt::format("MESHLM_COORDINATOR={}:{}", coord_host, port),
       "MESHLM_BACKEND=" + (o.backend.empty() ? std::string("tcp") : o.backend),
+      "MESHLM_WATCH_LAUNCHER=1",
   };
   if (has_hostfile) {
     std::error_code ec;

@@ -2,7 +2,8 @@
 //
 // Goals: each rank's output tagged with its rank; stdin broadcast to every rank; the job's
 // exit code is the first failing rank's; when any rank fails or dies, every other rank,
-// local or remote, is stopped (no orphans). A fresh secret per job reaches the ranks
+// local or remote, is stopped (no orphans); when the launcher itself dies, its ranks stop
+// within about a second (a parent-death signal, and meshlm ranks watch their output). A fresh secret per job reaches the ranks
 // through the environment (local) or ssh's stdin (remote), never a command line.
 #pragma once
 
@@ -38,6 +39,12 @@ struct LaunchOptions {
 /// every rank succeeded, else the first failing rank's code (128 + signal for a signal).
 /// Errors are for jobs that could not start (bad flags, unreadable hostfile).
 Result<int> Launch(const LaunchOptions& options);
+
+/// In a process started by the launcher (MESHLM_WATCH_LAUNCHER=1, stderr a pipe or
+/// socket): a thread that stops this process group within about a second once its
+/// stderr has no reader, that is, once the launcher, or the ssh session that carried the
+/// rank to its host, is gone. Elsewhere it does nothing.
+void WatchLauncher();
 
 /// Quotes `s` for a POSIX shell.
 std::string ShellQuote(const std::string& s);
