@@ -52,23 +52,24 @@ std::vector<float> RandomActivations(size_t n, std::mt19937& rng) {
   return v;
 }
 
-struct Matrix {
+// A matrix and the storage its view points into.
+struct Stored {
   std::vector<uint8_t> bytes;
-  Weight weight;
+  Matrix weight;
 };
 
-std::vector<Matrix> MakeMatrices(DType dtype, size_t N, size_t K, size_t copies) {
+std::vector<Stored> MakeMatrices(DType dtype, size_t N, size_t K, size_t copies) {
   std::mt19937 rng(7);
   // Filling is slow for big sets: random values for one copy, then duplicated.
   const std::vector<uint8_t> first = RandomWeights(dtype, N * K, rng);
-  std::vector<Matrix> out(copies);
-  for (Matrix& m : out) {
+  std::vector<Stored> out(copies);
+  for (Stored& m : out) {
     m.bytes = first;
     m.weight.data = m.bytes.data();
     m.weight.dtype = dtype;
     m.weight.rows = N;
     m.weight.cols = K;
-    m.weight.row_stride = K;
+    m.weight.row_stride = K * DTypeSize(dtype);
   }
   return out;
 }
@@ -111,7 +112,7 @@ void BM_Qwen3Matmuls(benchmark::State& state, DType dtype, size_t T, size_t thre
     size_t N, K;
   };
   const Shape layer[] = {{kQ, kD}, {kKV, kD}, {kKV, kD}, {kD, kQ}, {kF, kD}, {kF, kD}, {kD, kF}};
-  std::vector<Matrix> mats;
+  std::vector<Stored> mats;
   for (size_t l = 0; l < kLayers; ++l) {
     for (const Shape& s : layer) {
       auto one = MakeMatrices(dtype, s.N, s.K, 1);
@@ -124,9 +125,9 @@ void BM_Qwen3Matmuls(benchmark::State& state, DType dtype, size_t T, size_t thre
   std::vector<float> y(T * kF), logits(kV);
   ThreadPool pool(threads);
   double bytes = head[0].bytes.size();
-  for (const Matrix& m : mats) bytes += m.bytes.size();
+  for (const Stored& m : mats) bytes += m.bytes.size();
   for (auto _ : state) {
-    for (const Matrix& m : mats) MatMul(x.data(), T, m.weight, nullptr, y.data(), pool);
+    for (const Stored& m : mats) MatMul(x.data(), T, m.weight, nullptr, y.data(), pool);
     MatMul(x.data() + (T - 1) * kD, 1, head[0].weight, nullptr, logits.data(), pool);
     benchmark::DoNotOptimize(logits.data());
   }

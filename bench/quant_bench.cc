@@ -27,11 +27,12 @@ struct Shape {
   size_t N, K;
 };
 
-struct Matrix {
+// A random matrix and the storage its view points into.
+struct Stored {
   std::vector<uint8_t> bytes;
   AlignedVector<uint8_t> packed;  // the packed layout of bytes (--packed)
   std::vector<uint16_t> scales, biases;
-  QuantWeight w;
+  Matrix w;
 };
 
 // Optional filters from the command line ("" / 0 = all).
@@ -39,10 +40,10 @@ std::string g_path;
 size_t g_threads = 0, g_T = 0;
 bool g_packed = false;  // matrices in the packed layout, as a model loads them
 
-Matrix Make(QuantType t, Shape s, std::mt19937& rng) {
+Stored Make(QuantType t, Shape s, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.0f, 0.02f);
-  Matrix m;
-  m.w.type = t;
+  Stored m;
+  m.w.quant = t;
   m.w.rows = s.N;
   m.w.cols = s.K;
   m.w.row_stride = QuantRowBytes(t, s.K);
@@ -90,22 +91,15 @@ double CpuSeconds() {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-size_t Bytes(const QuantWeight& w) {
-  if (w.packed) return w.rows / kPackRows * w.row_stride;
-  size_t b = w.rows * w.row_stride;
-  if (IsMlx(w.type)) b += 2 * w.rows * w.scale_stride * 2;
-  return b;
-}
-
 void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
   std::mt19937 rng(1);
   // Enough copies of the layer to exceed a 32 MiB L3.
-  std::vector<Matrix> mats;
+  std::vector<Stored> mats;
   size_t total = 0;
   while (total < (size_t{256} << 20)) {
     for (Shape s : layer) {
       mats.push_back(Make(t, s, rng));
-      total += Bytes(mats.back().w);
+      total += MatrixBytes(mats.back().w);
     }
   }
   size_t max_k = 0, max_n = 0, macs = 0;
@@ -131,9 +125,9 @@ void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
         int reps = 0;
         double secs = 0;
         do {
-          for (const Matrix& m : mats) {
+          for (const Stored& m : mats) {
             QuantMatMul(x.data(), T, m.w, nullptr, y.data(), pool);
-            bytes += Bytes(m.w);
+            bytes += MatrixBytes(m.w);
             macs += T * m.w.rows * m.w.cols;
           }
           ++reps;

@@ -75,8 +75,8 @@ TEST_P(QuantModelTest, LogitsMatchReferenceOnStoredValues) {
   const auto orig = ReadF32(base + ".orig_logits.bin");
   const size_t V = m.config().vocab_size;
   ASSERT_EQ(ref.size(), ids.size() * V);
-  // Q8_0, Q4_0, Q4_K, Q6_K and MLX 4-bit are repacked when the VNNI kernels are in use; the
-  // portable path below then reads the packed bytes too.
+  // Q8_0, Q4_0, Q4_K, Q6_K and MLX 4-bit are repacked when the x86 kernels (VNNI or AVX2)
+  // are in use; the portable path below then reads the packed bytes too.
   const bool packable =
       c.name.find("q8_0") != std::string::npos || c.name.find("q4_0") != std::string::npos ||
       c.name.find("mlx4") != std::string::npos || c.name.find("q4_k") != std::string::npos ||

@@ -27,10 +27,9 @@ void ConvertToF32Target(const void* src, DType dtype, size_t n, float* out) {
   ConvertToF32Impl(src, dtype, n, out);
 }
 // table: [V, D]; out: [T, D].
-void EmbeddingLookupTarget(const Weight& table, const int32_t* ids, size_t T, float* out) {
-  const size_t row_bytes = table.row_stride * DTypeSize(table.dtype);
+void EmbeddingLookupTarget(const Matrix& table, const int32_t* ids, size_t T, float* out) {
   for (size_t t = 0; t < T; ++t) {
-    const auto* row = static_cast<const uint8_t*>(table.data) + ids[t] * row_bytes;
+    const uint8_t* row = table.data + ids[t] * table.row_stride;
     ConvertToF32Impl(row, table.dtype, table.cols, out + t * table.cols);
   }
 }
@@ -85,9 +84,9 @@ void AddInPlace(float* y, const float* x, size_t n) {
 
 void Softmax(float* x, size_t n) { HWY_DYNAMIC_DISPATCH(SoftmaxTarget)(x, n); }
 
-void EmbeddingLookup(const Weight& table, const int32_t* ids, size_t T, float* out) {
+void EmbeddingLookup(const Matrix& table, const int32_t* ids, size_t T, float* out) {
   if (table.quant) {
-    QuantEmbeddingLookup(ToQuantWeight(table), ids, T, out);
+    QuantEmbeddingLookup(table, ids, T, out);
     return;
   }
   MESHLM_CHECK(

@@ -11,42 +11,21 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include "base/thread_pool.h"
 #include "base/dtype.h"
+#include "base/thread_pool.h"
+#include "tensor/matrix.h"
 #include "tensor/quant.h"
 
 namespace meshlm::kernels {
 
-/// A 2-D weight matrix [rows, cols] in its stored dtype; rows are `row_stride` elements
-/// apart (row_stride >= cols lets a shard use a column slice of a bigger matrix).
-struct Weight {
-  const void* data = nullptr;
-  DType dtype = DType::kF32;
-  size_t rows = 0;
-  size_t cols = 0;
-  size_t row_stride = 0;
-  /// Set for quantized weights (tensor/quant.h, kernels/quant_matmul.h): data holds GGUF
-  /// blocks or MLX packed words, row_stride counts weights (not bytes), dtype is unused.
-  /// MLX weights also have scales and biases: [rows, row_stride / group_size] of
-  /// scale_dtype.
-  std::optional<QuantType> quant;
-  const void* scales = nullptr;
-  const void* biases = nullptr;
-  DType scale_dtype = DType::kF16;
-  size_t group_size = 0;
-  /// In the packed layout of tensor/quant.h (see kernels::PackWeight); data
-  /// then points at group 0 and row_stride equals cols.
-  bool packed = false;
-};
-
 /// y: [T, N] = x: [T, K] · w: [N, K]ᵀ (+ bias: [N], if not null).
-/// w.dtype is f32, f16 or bf16, or w.quant is set. Parallel over the thread pool. y must
-/// not alias x.
-void MatMul(const float* x, size_t T, const Weight& w, const float* bias, float* y,
+/// w (tensor/matrix.h) is f32, f16 or bf16 (rows a whole number of elements apart), or
+/// quantized (kernels/quant_matmul.h), read as it lies. Parallel over the thread pool. y
+/// must not alias x.
+void MatMul(const float* x, size_t T, const Matrix& w, const float* bias, float* y,
             ThreadPool& pool);
 
 /// out[t, :] = x[t, :] / sqrt(mean(x[t, :]²) + eps) * weight, for t < rows; row length n.
@@ -81,7 +60,7 @@ void Softmax(float* x, size_t n);
 
 /// out: [T, D] = rows ids[t] of table: [V, D] (f32/f16/bf16 or quantized), as f32.
 /// ids must be < V (checked by the caller).
-void EmbeddingLookup(const Weight& table, const int32_t* ids, size_t T, float* out);
+void EmbeddingLookup(const Matrix& table, const int32_t* ids, size_t T, float* out);
 
 /// Converts n elements of src (f32/f16/bf16) to f32.
 void ConvertToF32(const void* src, DType dtype, size_t n, float* out);

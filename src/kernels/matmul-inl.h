@@ -356,16 +356,17 @@ HWY_INLINE void MatMulPrefill(const float* x, size_t T, const WT* w, size_t N, s
 
 // x: [T, K] f32; w: [N, K] WT; bias: [N] or null; y: [T, N]. Parallel over N.
 template <typename WT>
-HWY_NOINLINE void MatMulT(const float* x, size_t T, const Weight& w, const float* bias, float* y,
+HWY_NOINLINE void MatMulT(const float* x, size_t T, const Matrix& w, const float* bias, float* y,
                           ThreadPool& pool) {
-  const WT* wd = static_cast<const WT*>(w.data);
+  const WT* wd = reinterpret_cast<const WT*>(w.data);
+  const size_t w_stride = w.row_stride / sizeof(WT);  // in elements
   const hn::ScalableTag<float> df;
   if (T >= std::max(kMinPrefillRows, kPrefillTV * hn::Lanes(df))) {
-    MatMulPrefill(x, T, wd, w.rows, w.cols, w.row_stride, bias, y, pool);
+    MatMulPrefill(x, T, wd, w.rows, w.cols, w_stride, bias, y, pool);
     return;
   }
   pool.ParallelFor(w.rows, kDecodeAlignN, [&](size_t n0, size_t n1, size_t) {
-    MatMulRowsDecode(x, T, w.cols, wd, w.row_stride, bias, y, w.rows, n0, n1);
+    MatMulRowsDecode(x, T, w.cols, wd, w_stride, bias, y, w.rows, n0, n1);
   });
 }
 

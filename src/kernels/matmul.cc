@@ -13,14 +13,19 @@ namespace {
 constexpr size_t kMinRowsForBf16Dot = 16;
 }  // namespace
 
-void MatMul(const float* x, size_t T, const Weight& w, const float* bias, float* y,
+void MatMul(const float* x, size_t T, const Matrix& w, const float* bias, float* y,
             ThreadPool& pool) {
-  MESHLM_CHECK(w.row_stride >= w.cols, "row_stride {} < cols {}", w.row_stride, w.cols);
-  if (T == 0 || w.rows == 0) return;
   if (w.quant) {
-    QuantMatMul(x, T, ToQuantWeight(w), bias, y, pool);
+    if (T == 0 || w.rows == 0) return;
+    QuantMatMul(x, T, w, bias, y, pool);
     return;
   }
+  // The dense kernels step through rows in elements.
+  const size_t es = DTypeSize(w.dtype);
+  MESHLM_CHECK(w.row_stride >= w.cols * es && w.row_stride % es == 0,
+               "row_stride {} bytes does not fit {} columns of {}", w.row_stride, w.cols,
+               DTypeName(w.dtype));
+  if (T == 0 || w.rows == 0) return;
   switch (w.dtype) {
     case DType::kF32:
       MatMulF32(x, T, w, bias, y, pool);

@@ -21,7 +21,7 @@ HWY_BEFORE_NAMESPACE();
 namespace meshlm::kernels::HWY_NAMESPACE {
 
 // x: [T, K] f32; w: [N, K] MESHLM_MATMUL_WEIGHT; y: [T, N] f32.
-void MESHLM_MATMUL_TARGET(const float* x, size_t T, const Weight& w, const float* bias, float* y,
+void MESHLM_MATMUL_TARGET(const float* x, size_t T, const Matrix& w, const float* bias, float* y,
                           ThreadPool& pool) {
   MatMulT<MESHLM_MATMUL_WEIGHT>(x, T, w, bias, y, pool);
 }
@@ -36,7 +36,7 @@ namespace meshlm::kernels {
 
 HWY_EXPORT(MESHLM_MATMUL_TARGET);
 
-void MESHLM_MATMUL_NAME(const float* x, size_t T, const Weight& w, const float* bias, float* y,
+void MESHLM_MATMUL_NAME(const float* x, size_t T, const Matrix& w, const float* bias, float* y,
                         ThreadPool& pool) {
   HWY_DYNAMIC_DISPATCH(MESHLM_MATMUL_TARGET)(x, T, w, bias, y, pool);
 }

@@ -5,7 +5,7 @@
 
 namespace meshlm::kernels::x86 {
 
-void MatMulBF16Dot(const float*, size_t, const Weight&, const float*, float*, ThreadPool&) {
+void MatMulBF16Dot(const float*, size_t, const Matrix&, const float*, float*, ThreadPool&) {
   MESHLM_CHECK(false, "[matmul] AVX512_BF16 path called on a non-x86 build");
 }
 

@@ -7,17 +7,17 @@ namespace meshlm::kernels::x86 {
 
 bool QuantVnniSupported() { return false; }
 bool QuantAvx2Supported() { return false; }
-bool QuantAvx2Handles(const QuantWeight&) { return false; }
+bool QuantAvx2Handles(const Matrix&) { return false; }
 
 void QuantizeActsAvx2(const float*, size_t, size_t, QuantType, QuantActs*) {
   MESHLM_CHECK(false, "[quant_matmul] AVX2 path called on a non-x86 build");
 }
 
-void QuantDotRowsAvx2(const QuantWeight&, size_t, size_t, const QuantActs&, float*, size_t) {
+void QuantDotRowsAvx2(const Matrix&, size_t, size_t, const QuantActs&, float*, size_t) {
   MESHLM_CHECK(false, "[quant_matmul] AVX2 path called on a non-x86 build");
 }
 
-void QuantDotGroupsAvx2(const QuantWeight&, size_t, size_t, const QuantActs&, float*, size_t) {
+void QuantDotGroupsAvx2(const Matrix&, size_t, size_t, const QuantActs&, float*, size_t) {
   MESHLM_CHECK(false, "[quant_matmul] AVX2 path called on a non-x86 build");
 }
 
@@ -25,11 +25,11 @@ void QuantizeActsVnni(const float*, size_t, size_t, QuantType, bool, QuantActs*)
   MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");
 }
 
-void QuantDotRowsVnni(const QuantWeight&, size_t, size_t, const QuantActs&, float*, size_t) {
+void QuantDotRowsVnni(const Matrix&, size_t, size_t, const QuantActs&, float*, size_t) {
   MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");
 }
 
-void QuantDotGroupsVnni(const QuantWeight&, size_t, size_t, const QuantActs&, float*, size_t) {
+void QuantDotGroupsVnni(const Matrix&, size_t, size_t, const QuantActs&, float*, size_t) {
   MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");
 }
 

@@ -36,7 +36,7 @@ bool Avx2Path() {
 }
 
 // ... for the layouts they read.
-bool UseAvx2(const QuantWeight& w) { return x86::QuantAvx2Handles(w) && Avx2Path(); }
+bool UseAvx2(const Matrix& w) { return x86::QuantAvx2Handles(w) && Avx2Path(); }
 
 // A weight row unpacked for the portable kernel: integer quants v: [K] in the activation
 // order, a scale per 16 weights sc: [K/16] and a term per 32 weights mn: [K/32] that
@@ -47,7 +47,8 @@ struct RowInts {
   std::vector<float> mn;
 };
 
-void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
+void UnpackRow(const Matrix& w, size_t n, RowInts* r) {
+  const QuantType type = *w.quant;
   const size_t K = w.cols;
   r->v.resize(K);
   r->sc.resize(K / 16);
@@ -55,7 +56,7 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
   const uint8_t* row = w.data + n * w.row_stride;
   int16_t* v = r->v.data();
   float* sc = r->sc.data();
-  if (w.packed && (w.type == QuantType::kQ4_K || w.type == QuantType::kMlx4)) {
+  if (w.packed && (type == QuantType::kQ4_K || type == QuantType::kMlx4)) {
     // Nibbles in the order the activations of the type are quantized in (MLX: even then
     // odd elements), a scale and a bias per 32 weights.
     uint8_t nib[16];
@@ -69,11 +70,11 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
     }
     return;
   }
-  switch (w.type) {
+  switch (type) {
     case QuantType::kQ8_0:
     case QuantType::kQ4_0:
       for (size_t b = 0; b < K / 32; ++b) {
-        if (w.type == QuantType::kQ8_0) {
+        if (type == QuantType::kQ8_0) {
           BlockQ8_0 blk;
           ReadBlock(w, n, b, reinterpret_cast<uint8_t*>(&blk));
           for (int i = 0; i < 32; ++i) v[32 * b + i] = blk.qs[i];
@@ -137,8 +138,8 @@ void UnpackRow(const QuantWeight& w, size_t n, RowInts* r) {
     case QuantType::kMlx8: {
       const size_t g0 = n * w.scale_stride;
       for (size_t b = 0; b < K / 32; ++b) {
-        const uint8_t* p = row + b * (w.type == QuantType::kMlx4 ? 16 : 32);
-        if (w.type == QuantType::kMlx4) {
+        const uint8_t* p = row + b * (type == QuantType::kMlx4 ? 16 : 32);
+        if (type == QuantType::kMlx4) {
           for (int j = 0; j < 16; ++j) {
             v[32 * b + j] = p[j] & 0xF;      // element 2j
             v[32 * b + 16 + j] = p[j] >> 4;  // element 2j + 1
@@ -219,7 +220,7 @@ void QuantizeActs(const float* x, size_t T, size_t K, QuantType t, QuantActs* a)
   HalfCorrections(a);
 }
 
-void QuantDotRowsPortable(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
+void QuantDotRowsPortable(const Matrix& w, size_t n0, size_t n1, const QuantActs& a, float* y,
                           size_t ldy) {
   RowInts r;
   const size_t K = w.cols, nb = K / 32;
@@ -240,10 +241,12 @@ void QuantDotRowsPortable(const QuantWeight& w, size_t n0, size_t n1, const Quan
   }
 }
 
-void QuantMatMul(const float* x, size_t T, const QuantWeight& w, const float* bias, float* y,
+void QuantMatMul(const float* x, size_t T, const Matrix& w, const float* bias, float* y,
                  ThreadPool& pool) {
+  MESHLM_CHECK(w.quant.has_value(), "[quant_matmul] matrix is not quantized");
   MESHLM_CHECK(w.cols % kActBlock == 0, "[quant_matmul] K {} not a multiple of 32", w.cols);
   if (T == 0 || w.rows == 0) return;
+  const QuantType type = *w.quant;
   // The workers must see this thread's buffer: a thread_local named inside the lambda
   // would be each worker's own.
   thread_local QuantActs scratch;
@@ -251,11 +254,11 @@ void QuantMatMul(const float* x, size_t T, const QuantWeight& w, const float* bi
   const bool vnni = UseVnni();
   const bool avx2 = !vnni && UseAvx2(w);
   if (vnni) {
-    x86::QuantizeActsVnni(x, T, w.cols, w.type, w.packed, &scratch);
-  } else if (avx2 && w.type != QuantType::kMlx4) {
-    x86::QuantizeActsAvx2(x, T, w.cols, w.type, &scratch);
+    x86::QuantizeActsVnni(x, T, w.cols, type, w.packed, &scratch);
+  } else if (avx2 && type != QuantType::kMlx4) {
+    x86::QuantizeActsAvx2(x, T, w.cols, type, &scratch);
   } else {
-    QuantizeActs(x, T, w.cols, w.type, &scratch);
+    QuantizeActs(x, T, w.cols, type, &scratch);
   }
   const size_t N = w.rows;
   if ((vnni || avx2) && w.packed) {
@@ -282,93 +285,22 @@ void QuantMatMul(const float* x, size_t T, const QuantWeight& w, const float* bi
   }
 }
 
-void QuantEmbeddingLookup(const QuantWeight& table, const int32_t* ids, size_t T, float* out) {
+void QuantEmbeddingLookup(const Matrix& table, const int32_t* ids, size_t T, float* out) {
   for (size_t t = 0; t < T; ++t) {
     DequantizeRow(table, static_cast<size_t>(ids[t]), out + t * table.cols);
   }
 }
 
-QuantWeight ToQuantWeight(const Weight& w) {
-  MESHLM_CHECK(w.quant.has_value(), "[quant_matmul] weight is not quantized");
-  QuantWeight q;
-  q.type = *w.quant;
-  q.data = static_cast<const uint8_t*>(w.data);
-  q.rows = w.rows;
-  q.cols = w.cols;
-  q.row_stride = QuantRowBytes(q.type, w.row_stride);
-  if (w.packed) {
-    q.packed = true;
-    q.row_stride = PackedGroupBytes(q.type, w.cols);
-  }
-  if (IsMlx(q.type)) {
-    q.scales = w.scales;
-    q.biases = w.biases;
-    q.scale_dtype = w.scale_dtype;
-    q.group_size = w.group_size;
-    q.scale_stride = w.row_stride / w.group_size;
-  }
-  return q;
-}
-
-namespace {
-Weight FromQuantWeight(const Weight& parent, const QuantWeight& q) {
-  Weight w = parent;
-  w.data = q.data;
-  w.rows = q.rows;
-  w.cols = q.cols;
-  w.scales = q.scales;
-  w.biases = q.biases;
-  return w;
-}
-}  // namespace
-
-Weight SliceWeightRows(const Weight& w, size_t begin, size_t n) {
-  MESHLM_CHECK(begin + n <= w.rows, "rows [{}, {}) beyond {}", begin, begin + n, w.rows);
-  if (w.quant) return FromQuantWeight(w, SliceRows(ToQuantWeight(w), begin, n));
-  Weight s = w;
-  s.data = static_cast<const uint8_t*>(w.data) + begin * w.row_stride * DTypeSize(w.dtype);
-  s.rows = n;
-  return s;
-}
-
-Result<Weight> SliceWeightCols(const Weight& w, size_t begin, size_t n) {
-  if (begin + n > w.cols) {
-    return Error("[quant_matmul] columns [{}, {}) beyond {}", begin, begin + n, w.cols);
-  }
-  if (w.quant) {
-    MESHLM_ASSIGN_OR_RETURN(QuantWeight q, SliceColumns(ToQuantWeight(w), begin, n));
-    return FromQuantWeight(w, q);
-  }
-  Weight s = w;
-  s.data = static_cast<const uint8_t*>(w.data) + begin * DTypeSize(w.dtype);
-  s.cols = n;
-  return s;
-}
-
-size_t WeightBytes(const Weight& w) {
-  if (!w.quant) return w.rows * w.cols * DTypeSize(w.dtype);
-  if (w.packed) return w.rows / kPackRows * PackedGroupBytes(*w.quant, w.cols);
-  size_t bytes = w.rows * QuantRowBytes(*w.quant, w.cols);
-  if (IsMlx(*w.quant)) bytes += 2 * w.rows * (w.cols / w.group_size) * DTypeSize(w.scale_dtype);
-  return bytes;
-}
-
 bool PackedLayoutHelps() { return UseVnni() || Avx2Path(); }
 
-size_t PackedWeightBytes(const Weight& w) {
-  if (!w.quant || w.packed) return 0;
-  const QuantWeight q = ToQuantWeight(w);
-  return CanPack(q) ? q.rows / kPackRows * PackedGroupBytes(q.type, q.cols) : 0;
+size_t PackedWeightBytes(const Matrix& w) {
+  return CanPack(w) ? w.rows / kPackRows * PackedGroupBytes(*w.quant, w.cols) : 0;
 }
 
-Weight PackWeight(const Weight& w, uint8_t* out) {
+Matrix PackWeight(const Matrix& w, uint8_t* out) {
   MESHLM_CHECK(PackedWeightBytes(w) > 0 && reinterpret_cast<uintptr_t>(out) % 64 == 0,
                "[quant_matmul] weight cannot be packed");
-  PackRows(ToQuantWeight(w), out);
-  Weight p = w;
-  p.data = out;
-  p.packed = true;
-  return p;
+  return PackRows(w, out);
 }
 
 std::vector<std::string> QuantPaths() {
@@ -399,7 +331,7 @@ std::string CurrentQuantPath() {
   const int p = g_path.load(std::memory_order_relaxed);
   if (x86::QuantAvx2Supported() && p != kPortable &&
       (p == kAvx2 || CurrentTarget().rfind("AVX", 0) == 0)) {
-    return "avx2";  // Q8_0 and Q4_0; the other types take the portable kernel
+    return "avx2";  // every packed type, and Q8_0 and Q4_0 in the file layout; else portable
   }
   return "portable";
 }

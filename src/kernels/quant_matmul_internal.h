@@ -47,7 +47,7 @@ void ResizeActs(size_t T, size_t K, QuantActs* a);
 void HalfCorrections(QuantActs* a);
 
 /// y[t * ldy + n] = Σ_k a[t, k] · w[n, k] for n in [n0, n1), t < a.T (no bias).
-void QuantDotRowsPortable(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
+void QuantDotRowsPortable(const Matrix& w, size_t n0, size_t n1, const QuantActs& a, float* y,
                           size_t ldy);
 
 namespace x86 {
@@ -57,25 +57,25 @@ bool QuantVnniSupported();
 /// weights are packed (tensor/quant.h), which need no `quads`.
 void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, bool packed, QuantActs* a);
 /// As QuantDotRowsPortable; call only if QuantVnniSupported().
-void QuantDotRowsVnni(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
+void QuantDotRowsVnni(const Matrix& w, size_t n0, size_t n1, const QuantActs& a, float* y,
                       size_t ldy);
 /// As QuantDotRowsVnni for packed weights, rows [kPackRows · g0, kPackRows · g1).
-void QuantDotGroupsVnni(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y,
+void QuantDotGroupsVnni(const Matrix& w, size_t g0, size_t g1, const QuantActs& a, float* y,
                         size_t ldy);
 
 /// Whether the CPU has AVX2, FMA and F16C.
 bool QuantAvx2Supported();
 /// Whether the AVX2 kernels read w: Q8_0 and Q4_0 in the file layout (QuantDotRowsAvx2),
 /// every packed type (QuantDotGroupsAvx2).
-bool QuantAvx2Handles(const QuantWeight& w);
+bool QuantAvx2Handles(const Matrix& w);
 /// As QuantizeActs (the same bytes) for every type but MLX 4-bit; call only if
 /// QuantAvx2Supported().
 void QuantizeActsAvx2(const float* x, size_t T, size_t K, QuantType t, QuantActs* a);
 /// As QuantDotRowsPortable for weights QuantAvx2Handles; call only if QuantAvx2Supported().
-void QuantDotRowsAvx2(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
+void QuantDotRowsAvx2(const Matrix& w, size_t n0, size_t n1, const QuantActs& a, float* y,
                       size_t ldy);
 /// As QuantDotGroupsVnni; call only if QuantAvx2Supported().
-void QuantDotGroupsAvx2(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y,
+void QuantDotGroupsAvx2(const Matrix& w, size_t g0, size_t g1, const QuantActs& a, float* y,
                         size_t ldy);
 }  // namespace x86
 

@@ -21,7 +21,7 @@ struct QuantMatrix {
   std::vector<uint8_t> bytes;
   std::vector<uint16_t> scales, biases;   // MLX, f16 or bf16 bits
   std::vector<float> scales32, biases32;  // MLX f32
-  QuantWeight w;
+  Matrix w;
   std::vector<float> deq;  // [rows, cols] the dequantized values
 };
 
@@ -33,7 +33,7 @@ QuantMatrix MakeMatrix(std::mt19937& rng, QuantType t, size_t rows, size_t cols,
   std::vector<float> x(rows * cols);
   for (float& f : x) f = dist(rng);
   QuantMatrix m;
-  m.w.type = t;
+  m.w.quant = t;
   m.w.rows = rows;
   m.w.cols = cols;
   if (!IsMlx(t)) {
@@ -70,7 +70,7 @@ QuantMatrix MakeMatrix(std::mt19937& rng, QuantType t, size_t rows, size_t cols,
     }
   }
   m.w.data = m.bytes.data();
-  EXPECT_TRUE(ValidateQuantWeight(m.w, "test").ok());
+  EXPECT_TRUE(ValidateQuantMatrix(m.w, "test").ok());
   m.deq.resize(rows * cols);
   for (size_t r = 0; r < rows; ++r) DequantizeRow(m.w, r, m.deq.data() + r * cols);
   return m;
@@ -90,7 +90,7 @@ void Check(const Case& c, ThreadPool& pool, std::mt19937& rng, std::vector<float
                                     << " K=" << c.K << " gs=" << c.gs << " path "
                                     << CurrentQuantPath() << " threads " << pool.num_threads());
   const QuantMatrix m = MakeMatrix(rng, c.type, c.N, c.K, c.gs, c.scale_dtype, c.T % 2);
-  QuantWeight w = m.w;
+  Matrix w = m.w;
   AlignedVector<uint8_t> packed;
   if (c.packed) {
     packed.assign(c.N / kPackRows * PackedGroupBytes(c.type, c.K),
@@ -263,7 +263,7 @@ TEST(QuantPacked, SameBlocksAsTheRows) {
       EXPECT_EQ(gb % 64, 0u);
       EXPECT_GE(gb, 16 * QuantRowBytes(t, K));
       AlignedVector<uint8_t> buf(3 * gb, 0xEE);
-      const QuantWeight p = PackRows(m.w, buf.data());
+      const Matrix p = PackRows(m.w, buf.data());
       ASSERT_TRUE(p.packed);
       EXPECT_FALSE(CanPack(p));
       std::vector<uint8_t> a(QuantBlockBytes(t)), b(QuantBlockBytes(t));
@@ -275,7 +275,7 @@ TEST(QuantPacked, SameBlocksAsTheRows) {
         }
       }
       std::vector<float> x(K), y(K);
-      const QuantWeight tail = SliceRows(p, 16, 32);
+      const Matrix tail = SliceRows(p, 16, 32);
       for (size_t r = 0; r < 32; ++r) {
         DequantizeRow(tail, r, y.data());
         DequantizeRow(m.w, 16 + r, x.data());
@@ -294,7 +294,7 @@ TEST(QuantPacked, SameBlocksAsTheRows) {
     const QuantMatrix m = MakeMatrix(rng, t, 32, K, 0, DType::kF16, 1);
     ASSERT_TRUE(CanPack(m.w));
     AlignedVector<uint8_t> buf(2 * PackedGroupBytes(t, K), 0xEE);
-    const QuantWeight p = PackRows(m.w, buf.data());
+    const Matrix p = PackRows(m.w, buf.data());
     std::vector<float> y(K);
     for (size_t r = 0; r < 32; ++r) {
       DequantizeRow(p, r, y.data());
@@ -312,7 +312,7 @@ TEST(QuantPacked, SameBlocksAsTheRows) {
     ASSERT_TRUE(CanPack(m.w));
     EXPECT_FALSE(CanPack(MakeMatrix(rng, QuantType::kMlx4, 32, K, gs, DType::kF32, 0).w));
     AlignedVector<uint8_t> buf(2 * PackedGroupBytes(QuantType::kMlx4, K));
-    const QuantWeight p = PackRows(m.w, buf.data());
+    const Matrix p = PackRows(m.w, buf.data());
     uint8_t na[16], nb[16];
     float sa, sb, ba, bb;
     for (size_t r = 0; r < 32; ++r) {
@@ -353,32 +353,33 @@ TEST(QuantEmbeddingLookup, RowsEqualDequantizedRows) {
   }
 }
 
-// kernels::MatMul and EmbeddingLookup route quantized Weights here, and slices of a
-// Weight (tensor-parallel shards) equal the same slices of the dequantized matrix.
+// kernels::MatMul and EmbeddingLookup route quantized matrices here, and slices of a
+// matrix (tensor-parallel shards) equal the same slices of the dequantized matrix.
 TEST(QuantMatMul, WeightRoutingAndSlices) {
   std::mt19937 rng(std::random_device{}());
   ThreadPool pool(2);
   for (QuantType t : {QuantType::kQ4_K, QuantType::kMlx4}) {
     const size_t N = 8, K = 512, gs = 64;
     const QuantMatrix m = MakeMatrix(rng, t, N, K, gs, DType::kF16, 0);
-    Weight w;
+    Matrix w;
     w.data = m.bytes.data();
     w.rows = N;
     w.cols = K;
-    w.row_stride = K;
+    w.row_stride = QuantRowBytes(t, K);
     w.quant = t;
     w.scales = m.w.scales;
     w.biases = m.w.biases;
     w.scale_dtype = m.w.scale_dtype;
     w.group_size = gs;
+    w.scale_stride = K / gs;
     std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
     std::vector<float> x(2 * 256);
     for (float& f : x) f = ud(rng);
     // Rows 2..5, columns 256..511.
-    const Weight rows = SliceWeightRows(w, 2, 4);
-    auto part = SliceWeightCols(rows, 256, 256);
+    const Matrix rows = SliceRows(w, 2, 4);
+    auto part = SliceColumns(rows, 256, 256);
     ASSERT_TRUE(part.ok()) << part.status().message();
-    EXPECT_EQ(WeightBytes(*part),
+    EXPECT_EQ(MatrixBytes(*part),
               4 * QuantRowBytes(t, 256) + (IsMlx(t) ? 2 * 4 * (256 / gs) * 2 : 0));
     std::vector<float> y(2 * 4), ref(2 * 4);
     MatMul(x.data(), 2, *part, nullptr, y.data(), pool);
@@ -397,7 +398,7 @@ TEST(QuantMatMul, WeightRoutingAndSlices) {
     const int32_t id = 3;
     EmbeddingLookup(*part, &id, 1, row.data());
     for (size_t k = 0; k < 256; ++k) ASSERT_EQ(row[k], m.deq[5 * K + 256 + k]);
-    auto bad = SliceWeightCols(w, 32, 256);
+    auto bad = SliceColumns(w, 32, 256);
     ASSERT_FALSE(bad.ok());
     EXPECT_NE(bad.status().message().find("multiples of"), std::string::npos)
         << bad.status().message();

@@ -32,7 +32,7 @@ inline std::vector<float> RandomFloats(std::mt19937& rng, size_t n, float lo = -
 struct RandomMatrix {
   std::vector<uint8_t> bytes;
   std::vector<float> values;  // [rows, row_stride], exact values of bytes
-  Weight weight;
+  Matrix weight;
 };
 
 inline RandomMatrix MakeRandomMatrix(std::mt19937& rng, DType dtype, size_t rows, size_t cols,
@@ -53,7 +53,7 @@ inline RandomMatrix MakeRandomMatrix(std::mt19937& rng, DType dtype, size_t rows
   m.weight.dtype = dtype;
   m.weight.rows = rows;
   m.weight.cols = cols;
-  m.weight.row_stride = row_stride;
+  m.weight.row_stride = row_stride * DTypeSize(dtype);  // elements to bytes
   return m;
 }
 

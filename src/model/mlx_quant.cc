@@ -1,4 +1,4 @@
-// MLX quantized matrices: shape checks of weight, scales and biases, and the kernel view.
+// MLX quantized matrices: shape checks of weight, scales and biases, and their Matrix view.
 #include "model/mlx_quant.h"
 
 #include <fmt/format.h>
@@ -6,8 +6,8 @@
 
 namespace meshlm::model {
 
-Result<kernels::Weight> GetMlxMatrix(const TensorStore& store, const TensorInfo& packed,
-                                     int64_t rows, int64_t cols) {
+Result<Matrix> GetMlxMatrix(const TensorStore& store, const TensorInfo& packed, int64_t rows,
+                            int64_t cols) {
   const std::string& name = packed.name;
   const std::string suffix = ".weight";
   if (!name.ends_with(suffix)) {
@@ -20,8 +20,8 @@ Result<kernels::Weight> GetMlxMatrix(const TensorStore& store, const TensorInfo&
   return GetMlxMatrix(packed, *scales, *biases, rows, cols);
 }
 
-Result<kernels::Weight> GetMlxMatrix(const TensorInfo& packed, const TensorInfo& scales_info,
-                                     const TensorInfo& biases_info, int64_t rows, int64_t cols) {
+Result<Matrix> GetMlxMatrix(const TensorInfo& packed, const TensorInfo& scales_info,
+                            const TensorInfo& biases_info, int64_t rows, int64_t cols) {
   const std::string& name = packed.name;
   const std::string module = name.substr(0, name.size() - std::string(".weight").size());
   const TensorInfo* scales = &scales_info;
@@ -56,13 +56,14 @@ Result<kernels::Weight> GetMlxMatrix(const TensorInfo& packed, const TensorInfo&
     return Error("[model] '{}.scales' in '{}' has dtype {}; supported: F32, F16, BF16", module,
                  scales->file, DTypeName(scales->dtype));
   }
-  kernels::Weight w{packed.data, DType::kU32, static_cast<size_t>(rows), static_cast<size_t>(cols),
-                    static_cast<size_t>(cols)};
-  w.quant = bits == 4 ? QuantType::kMlx4 : QuantType::kMlx8;
+  Matrix w =
+      ContiguousMatrix(packed.data, DType::kU32, bits == 4 ? QuantType::kMlx4 : QuantType::kMlx8,
+                       static_cast<size_t>(rows), static_cast<size_t>(cols));
   w.scales = scales->data;
   w.biases = biases->data;
   w.scale_dtype = scales->dtype;
-  w.group_size = static_cast<size_t>(cols / scales->shape[1]);
+  w.scale_stride = static_cast<size_t>(scales->shape[1]);
+  w.group_size = static_cast<size_t>(cols) / w.scale_stride;
   return w;
 }
 

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "base/status.h"
-#include "kernels/kernels.h"
 #include "model/safetensors.h"
+#include "tensor/matrix.h"
 
 namespace meshlm::model {
 
@@ -16,12 +16,12 @@ namespace meshlm::model {
 /// ("….scales", "….biases", [rows, cols / group_size], f32/f16/bf16). Bits (4 or 8) and
 /// group size (32, 64 or 128) follow from the shapes, so per-layer settings need no
 /// config lookup; shapes that fit no such pair are an error naming the tensors.
-Result<kernels::Weight> GetMlxMatrix(const TensorStore& store, const TensorInfo& packed,
-                                     int64_t rows, int64_t cols);
+Result<Matrix> GetMlxMatrix(const TensorStore& store, const TensorInfo& packed, int64_t rows,
+                            int64_t cols);
 
 /// The same with the scales and biases given: for stacked expert tensors ([E, rows, …]
 /// viewed as [E·rows, …]), whose reshaped infos are not in the store.
-Result<kernels::Weight> GetMlxMatrix(const TensorInfo& packed, const TensorInfo& scales,
-                                     const TensorInfo& biases, int64_t rows, int64_t cols);
+Result<Matrix> GetMlxMatrix(const TensorInfo& packed, const TensorInfo& scales,
+                            const TensorInfo& biases, int64_t rows, int64_t cols);
 
 }  // namespace meshlm::model

@@ -60,21 +60,14 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOpt
 }
 
 size_t Model::weight_bytes() const {
-  auto bytes = [](const kernels::Weight& w) { return kernels::WeightBytes(w); };
-  size_t total = bytes(w_.lm_head) + bytes(kernels::SliceWeightRows(w_.embed, 0, 1));
+  size_t total = MatrixBytes(w_.lm_head) + MatrixBytes(SliceRows(w_.embed, 0, 1));
   for (const auto& l : w_.layers) {
-    total += bytes(l.wq) + bytes(l.wk) + bytes(l.wv) + bytes(l.wo);
-    if (!l.moe) {
-      total += bytes(l.w_gate) + bytes(l.w_up) + bytes(l.w_down);
-      continue;
-    }
     // A token reads the router and K experts; this shard holds held/E of them.
-    total += bytes(l.moe->router);
     size_t experts = 0;
-    for (const ExpertWeights& e : l.moe->experts) {
-      experts += bytes(e.gate) + bytes(e.up) + bytes(e.down);
-    }
-    total += experts * config_.num_experts_per_tok / config_.num_experts;
+    ForEachMatrix(l, [&](const Matrix& m, bool is_expert) {
+      (is_expert ? experts : total) += MatrixBytes(m);
+    });
+    if (experts > 0) total += experts * config_.num_experts_per_tok / config_.num_experts;
   }
   return total;
 }

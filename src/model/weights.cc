@@ -10,6 +10,7 @@
 #include <cstring>
 #include <thread>
 
+#include "kernels/kernels.h"
 #include "kernels/quant_matmul.h"
 #include "model/mlx_quant.h"
 
@@ -30,15 +31,14 @@ Result<const TensorInfo*> GetChecked(const TensorStore& store, const std::string
   return t;
 }
 
-Result<kernels::Weight> GetMatrix(const TensorStore& store, const std::string& name, int64_t rows,
-                                  int64_t cols) {
+Result<Matrix> GetMatrix(const TensorStore& store, const std::string& name, int64_t rows,
+                         int64_t cols) {
   MESHLM_ASSIGN_OR_RETURN(const TensorInfo* packed, store.Get(name));
   if (packed->dtype == DType::kU32) return GetMlxMatrix(store, *packed, rows, cols);
   MESHLM_ASSIGN_OR_RETURN(const TensorInfo* t, GetChecked(store, name, {rows, cols}));
-  kernels::Weight w{t->data, t->dtype, static_cast<size_t>(rows), static_cast<size_t>(cols),
-                    static_cast<size_t>(cols)};
-  w.quant = t->quant;  // GGUF blocks
-  return w;
+  // Elements or GGUF blocks.
+  return ContiguousMatrix(t->data, t->dtype, t->quant, static_cast<size_t>(rows),
+                          static_cast<size_t>(cols));
 }
 
 // Small vectors (norms, biases) are converted to f32 once at load; `part` selects a slice.
@@ -52,32 +52,22 @@ Result<std::vector<float>> GetVector(const TensorStore& store, const std::string
   return v;
 }
 
-// Rows [r.begin, r.end) of w: a contiguous block.
-kernels::Weight Rows(const kernels::Weight& w, Range r) {
-  return kernels::SliceWeightRows(w, r.begin, r.size());
-}
-
-// Columns [c.begin, c.end) of w: rows keep the full stride. Quantized weights split only
-// on block or group boundaries.
-Result<kernels::Weight> Cols(const kernels::Weight& w, Range c, const std::string& name) {
-  auto s = kernels::SliceWeightCols(w, c.begin, c.size());
+// This shard's columns [c.begin, c.end) of w (rows keep the full stride), with the
+// tensor's name in the error when they fall off its quantized blocks or groups.
+Result<Matrix> ShardColumns(const Matrix& w, Range c, const std::string& name) {
+  auto s = SliceColumns(w, c.begin, c.size());
   if (!s.ok()) return s.status().With(fmt::format("[model] tensor '{}'", name));
   return s;
 }
 
-// Bytes of n weights of a row of w (dense or GGUF blocks).
-size_t RowBytes(const kernels::Weight& w, size_t n) {
-  return w.quant ? QuantRowBytes(*w.quant, n) : n * DTypeSize(w.dtype);
-}
-
 // Drops the mapped pages under the rows of w (a view into a file map) from this
 // process's memory; they are read again from the file if touched.
-void DropPages(const kernels::Weight& w) {
-  const uint8_t* src = static_cast<const uint8_t*>(w.data);
+void DropPages(const Matrix& w) {
+  const uint8_t* src = w.data;
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t begin = reinterpret_cast<uintptr_t>(src) & ~(page - 1);
-  const uintptr_t end = reinterpret_cast<uintptr_t>(src + (w.rows - 1) * RowBytes(w, w.row_stride) +
-                                                    RowBytes(w, w.cols));
+  const uintptr_t end =
+      reinterpret_cast<uintptr_t>(src + (w.rows - 1) * w.row_stride + RowBytes(w));
   ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
@@ -87,19 +77,17 @@ void DropPages(const kernels::Weight& w) {
 // and the source pages are dropped from the map (madvise), so a shard's resident memory
 // is its share of the weights. Row slices stay views (contiguous), and so do MLX slices
 // (their scales and biases are separate arrays).
-kernels::Weight Compact(const kernels::Weight& w, std::vector<std::vector<uint8_t>>* owned) {
-  if (w.cols == w.row_stride || w.rows == 0) return w;
-  if (w.quant && IsMlx(*w.quant)) return w;
-  // Bytes of one row of the slice, and between the starts of two rows.
-  const size_t row = RowBytes(w, w.cols), stride = RowBytes(w, w.row_stride);
+Matrix Compact(const Matrix& w, std::vector<std::vector<uint8_t>>* owned) {
+  if (w.packed || w.rows == 0 || (w.quant && IsMlx(*w.quant))) return w;
+  const size_t row = RowBytes(w);  // of the slice; rows start w.row_stride apart
+  if (row == w.row_stride) return w;
   owned->emplace_back(w.rows * row);
   uint8_t* dst = owned->back().data();
-  const uint8_t* src = static_cast<const uint8_t*>(w.data);
-  for (size_t r = 0; r < w.rows; ++r) std::memcpy(dst + r * row, src + r * stride, row);
+  for (size_t r = 0; r < w.rows; ++r) std::memcpy(dst + r * row, w.data + r * w.row_stride, row);
   DropPages(w);
-  kernels::Weight out = w;
+  Matrix out = w;
   out.data = dst;
-  out.row_stride = w.cols;
+  out.row_stride = row;
   return out;
 }
 
@@ -111,8 +99,8 @@ std::string MoeModule(const TensorStore& store, const std::string& layer_prefix)
 
 // The experts' matrices of one kind (gate, up or down) stacked in one tensor
 // [E, rows, cols] (GGUF *_exps, MLX switch_mlp), as one [E·rows, cols] matrix.
-Result<kernels::Weight> GetStacked(const TensorStore& store, const TensorInfo& t, int64_t E,
-                                   int64_t rows, int64_t cols) {
+Result<Matrix> GetStacked(const TensorStore& store, const TensorInfo& t, int64_t E, int64_t rows,
+                          int64_t cols) {
   auto flat = [&](const TensorInfo& x) {
     TensorInfo f = x;
     f.shape = {x.shape[0] * x.shape[1], x.shape[2]};
@@ -147,10 +135,8 @@ Result<kernels::Weight> GetStacked(const TensorStore& store, const TensorInfo& t
     return Error("[model] tensor '{}' in '{}' has dtype {}; supported: F32, F16, BF16", t.name,
                  t.file, DTypeName(t.dtype));
   }
-  kernels::Weight w{t.data, t.dtype, static_cast<size_t>(E * rows), static_cast<size_t>(cols),
-                    static_cast<size_t>(cols)};
-  w.quant = t.quant;
-  return w;
+  return ContiguousMatrix(t.data, t.dtype, t.quant, static_cast<size_t>(E * rows),
+                          static_cast<size_t>(cols));
 }
 
 // Expert e's matrix of one kind: per-expert tensors "experts.{e}.{name}.weight" (Hugging
@@ -179,8 +165,8 @@ class ExpertSource {
     }
     return src;
   }
-  Result<kernels::Weight> Get(const TensorStore& store, size_t e) const {
-    if (is_stacked_) return kernels::SliceWeightRows(stacked_, e * rows_, rows_);
+  Result<Matrix> Get(const TensorStore& store, size_t e) const {
+    if (is_stacked_) return SliceRows(stacked_, e * rows_, rows_);
     return GetMatrix(store, fmt::format(fmt::runtime(per_expert_), e), rows_, cols_);
   }
   std::string Name(size_t e) const {
@@ -190,7 +176,7 @@ class ExpertSource {
 
  private:
   bool is_stacked_ = false;
-  kernels::Weight stacked_;
+  Matrix stacked_;
   std::string per_expert_, stacked_name_;
   int64_t rows_ = 0, cols_ = 0;
 };
@@ -208,26 +194,16 @@ Status PackMatrices(const TensorStore& store, ModelWeights* w) {
     }
     return false;
   };
-  std::vector<kernels::Weight*> ms;
-  for (LayerWeights& l : w->layers) {
-    for (kernels::Weight* m : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
-      if (m->data != nullptr) ms.push_back(m);
-    }
-    if (l.moe) {
-      ms.push_back(&l.moe->router);
-      for (ExpertWeights& e : l.moe->experts) {
-        for (kernels::Weight* m : {&e.gate, &e.up, &e.down}) ms.push_back(m);
-      }
-    }
-  }
+  std::vector<Matrix*> ms;
+  for (LayerWeights& l : w->layers) ForEachMatrix(l, [&](Matrix& m, bool) { ms.push_back(&m); });
   ms.push_back(&w->lm_head);
   size_t total = 0;
-  for (const kernels::Weight* m : ms) total += kernels::PackedWeightBytes(*m);
+  for (const Matrix* m : ms) total += kernels::PackedWeightBytes(*m);
   if (total == 0) return OkStatus();
   MESHLM_ASSIGN_OR_RETURN(w->packed, HugePageBuffer::Allocate(total));
-  std::vector<std::pair<kernels::Weight*, size_t>> jobs;  // matrix, offset in the buffer
+  std::vector<std::pair<Matrix*, size_t>> jobs;  // matrix, offset in the buffer
   size_t off = 0;
-  for (kernels::Weight* m : ms) {
+  for (Matrix* m : ms) {
     const size_t n = kernels::PackedWeightBytes(*m);
     if (n == 0) continue;
     jobs.emplace_back(m, off);
@@ -237,7 +213,7 @@ Status PackMatrices(const TensorStore& store, ModelWeights* w) {
   // which cores take in parallel: matrices are dealt out to one thread per core.
   auto pack = [&](size_t first, size_t step) {
     for (size_t i = first; i < jobs.size(); i += step) {
-      const kernels::Weight src = *jobs[i].first;
+      const Matrix src = *jobs[i].first;
       *jobs[i].first = kernels::PackWeight(src, w->packed->data() + jobs[i].second);
       if (!in_memory(src.data)) DropPages(src);
     }
@@ -251,10 +227,8 @@ Status PackMatrices(const TensorStore& store, ModelWeights* w) {
 }
 
 // Layer `p`'s router and this shard's experts: E/ep of them, each with Fe/tp columns.
-template <typename Compact>
 Result<std::unique_ptr<MoeWeights>> LoadMoe(const ModelConfig& c, const TensorStore& store,
-                                            const std::string& p, const ShardSpec& shard,
-                                            const Compact& compact) {
+                                            const std::string& p, const ShardSpec& shard) {
   const int64_t D = c.hidden_size, E = c.num_experts, Fe = c.moe_intermediate_size;
   auto moe = std::make_unique<MoeWeights>();
   const std::string module = MoeModule(store, p);
@@ -272,10 +246,9 @@ Result<std::unique_ptr<MoeWeights>> LoadMoe(const ModelConfig& c, const TensorSt
     MESHLM_ASSIGN_OR_RETURN(ew.gate, gate.Get(store, e));
     MESHLM_ASSIGN_OR_RETURN(ew.up, up.Get(store, e));
     MESHLM_ASSIGN_OR_RETURN(ew.down, down.Get(store, e));
-    ew.gate = Rows(ew.gate, f_part);
-    ew.up = Rows(ew.up, f_part);
-    MESHLM_ASSIGN_OR_RETURN(ew.down, Cols(ew.down, f_part, down.Name(e)));
-    ew.down = compact(ew.down);
+    ew.gate = SliceRows(ew.gate, f_part.begin, f_part.size());
+    ew.up = SliceRows(ew.up, f_part.begin, f_part.size());
+    MESHLM_ASSIGN_OR_RETURN(ew.down, ShardColumns(ew.down, f_part, down.Name(e)));
     moe->experts.push_back(ew);
   }
   return moe;
@@ -295,14 +268,7 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
   const Range q_part{heads.begin * Dh, heads.end * Dh};
   const Range kv_part{kv_heads.begin * Dh, kv_heads.end * Dh};
   const Range f_part = SplitEven(F, parts, r);
-  // Column slices (of a matrix split `n` ways) that will be packed need no compact copy.
   const bool pack = kernels::PackedLayoutHelps();
-  auto compact_of = [&](size_t n) {
-    return [&, n](const kernels::Weight& m) {
-      return n > 1 && !(pack && kernels::PackedWeightBytes(m) > 0) ? Compact(m, &w.owned) : m;
-    };
-  };
-  const auto compact = compact_of(parts);
   MESHLM_ASSIGN_OR_RETURN(w.embed, GetMatrix(store, "model.embed_tokens.weight", V, D));
   w.layers.resize(shard.layer_end - shard.layer_begin);
   for (size_t l = shard.layer_begin; l < shard.layer_end; ++l) {
@@ -315,12 +281,10 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
     MESHLM_ASSIGN_OR_RETURN(lw.wk, GetMatrix(store, p + "self_attn.k_proj.weight", kv_dim, D));
     MESHLM_ASSIGN_OR_RETURN(lw.wv, GetMatrix(store, p + "self_attn.v_proj.weight", kv_dim, D));
     MESHLM_ASSIGN_OR_RETURN(lw.wo, GetMatrix(store, p + "self_attn.o_proj.weight", D, q_dim));
-    lw.wq = Rows(lw.wq, q_part);
-    lw.wk = Rows(lw.wk, kv_part);
-    lw.wv = Rows(lw.wv, kv_part);
-
-    MESHLM_ASSIGN_OR_RETURN(lw.wo, Cols(lw.wo, q_part, p + "self_attn.o_proj.weight"));
-    lw.wo = compact(lw.wo);
+    lw.wq = SliceRows(lw.wq, q_part.begin, q_part.size());
+    lw.wk = SliceRows(lw.wk, kv_part.begin, kv_part.size());
+    lw.wv = SliceRows(lw.wv, kv_part.begin, kv_part.size());
+    MESHLM_ASSIGN_OR_RETURN(lw.wo, ShardColumns(lw.wo, q_part, p + "self_attn.o_proj.weight"));
     if (c.attention_bias) {
       MESHLM_ASSIGN_OR_RETURN(lw.bq, GetVector(store, p + "self_attn.q_proj.bias", q_dim, q_part));
       MESHLM_ASSIGN_OR_RETURN(lw.bk,
@@ -335,17 +299,21 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
                               GetVector(store, p + "self_attn.k_norm.weight", c.head_dim));
     }
     if (IsMoeLayer(c, l)) {
-      MESHLM_ASSIGN_OR_RETURN(lw.moe, LoadMoe(c, store, p, shard, compact_of(shard.tp_size)));
-      continue;
+      MESHLM_ASSIGN_OR_RETURN(lw.moe, LoadMoe(c, store, p, shard));
+    } else {
+      MESHLM_ASSIGN_OR_RETURN(lw.w_gate, GetMatrix(store, p + "mlp.gate_proj.weight", F, D));
+      MESHLM_ASSIGN_OR_RETURN(lw.w_up, GetMatrix(store, p + "mlp.up_proj.weight", F, D));
+      MESHLM_ASSIGN_OR_RETURN(lw.w_down, GetMatrix(store, p + "mlp.down_proj.weight", D, F));
+      lw.w_gate = SliceRows(lw.w_gate, f_part.begin, f_part.size());
+      lw.w_up = SliceRows(lw.w_up, f_part.begin, f_part.size());
+      MESHLM_ASSIGN_OR_RETURN(lw.w_down,
+                              ShardColumns(lw.w_down, f_part, p + "mlp.down_proj.weight"));
     }
-    MESHLM_ASSIGN_OR_RETURN(lw.w_gate, GetMatrix(store, p + "mlp.gate_proj.weight", F, D));
-    MESHLM_ASSIGN_OR_RETURN(lw.w_up, GetMatrix(store, p + "mlp.up_proj.weight", F, D));
-    MESHLM_ASSIGN_OR_RETURN(lw.w_down, GetMatrix(store, p + "mlp.down_proj.weight", D, F));
-    lw.w_gate = Rows(lw.w_gate, f_part);
-    lw.w_up = Rows(lw.w_up, f_part);
-
-    MESHLM_ASSIGN_OR_RETURN(lw.w_down, Cols(lw.w_down, f_part, p + "mlp.down_proj.weight"));
-    lw.w_down = compact(lw.w_down);
+    // The column slices (o_proj, down_proj) get compact copies; row slices stay views, and
+    // so do matrices about to be packed, since packing copies them anyway.
+    ForEachMatrix(lw, [&](Matrix& m, bool) {
+      if (!(pack && kernels::PackedWeightBytes(m) > 0)) m = Compact(m, &w.owned);
+    });
   }
   MESHLM_ASSIGN_OR_RETURN(w.final_norm, GetVector(store, "model.norm.weight", D));
   if (store.Find("lm_head.weight") != nullptr) {
@@ -358,7 +326,8 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
         "false in config.json",
         store.dir());
   }
-  w.lm_head = Rows(w.lm_head, SplitEven(V, parts, r));
+  const Range vocab = SplitEven(V, parts, r);
+  w.lm_head = SliceRows(w.lm_head, vocab.begin, vocab.size());
   if (pack) MESHLM_RETURN_IF_ERROR(PackMatrices(store, &w));
   return w;
 }

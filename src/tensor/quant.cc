@@ -1,5 +1,5 @@
 // The file layouts of quant.h (GGUF blocks, MLX words): reference quantizers and
-// dequantizers, sizes, checks and slices. The packed layout is in quant_packed.cc.
+// dequantizers, sizes and checks. The packed layout is in quant_packed.cc.
 #include "tensor/quant.h"
 
 #include <algorithm>
@@ -216,18 +216,20 @@ size_t QuantRowBytes(QuantType t, size_t cols) {
   return cols / QuantBlockElems(t) * QuantBlockBytes(t);
 }
 
-Status ValidateQuantWeight(const QuantWeight& w, std::string_view what) {
-  const size_t be = QuantBlockElems(w.type);
+Status ValidateQuantMatrix(const Matrix& w, std::string_view what) {
+  if (!w.quant) return Error("[quant] tensor '{}': not quantized", what);
+  const QuantType type = *w.quant;
+  const size_t be = QuantBlockElems(type);
   if (w.cols % be != 0) {
     return Error("[quant] tensor '{}': {} columns are not a multiple of the {} block of {}", what,
-                 w.cols, QuantTypeName(w.type), be);
+                 w.cols, QuantTypeName(type), be);
   }
-  if (w.row_stride < QuantRowBytes(w.type, w.cols)) {
+  if (w.row_stride < QuantRowBytes(type, w.cols)) {
     return Error("[quant] tensor '{}': row stride {} bytes < row size {}", what, w.row_stride,
-                 QuantRowBytes(w.type, w.cols));
+                 QuantRowBytes(type, w.cols));
   }
   if (w.data == nullptr && w.rows > 0) return Error("[quant] tensor '{}': no data", what);
-  if (IsMlx(w.type)) {
+  if (IsMlx(type)) {
     if (w.group_size != 32 && w.group_size != 64 && w.group_size != 128) {
       return Error("[quant] tensor '{}': group size {} unsupported (32, 64 or 128)", what,
                    w.group_size);
@@ -248,50 +250,9 @@ Status ValidateQuantWeight(const QuantWeight& w, std::string_view what) {
   return OkStatus();
 }
 
-Result<QuantWeight> SliceColumns(const QuantWeight& w, size_t col0, size_t ncols) {
-  if (w.packed)
-    return Error("[quant] a packed {} matrix has no column slices", QuantTypeName(w.type));
-  const size_t unit = IsMlx(w.type) ? w.group_size : QuantBlockElems(w.type);
-  if (col0 + ncols > w.cols || col0 % unit != 0 || ncols % unit != 0) {
-    return Error(
-        "[quant] columns [{}, {}) of a {} matrix of {} columns do not fall on its "
-        "{}-weight {} boundaries; choose a split into multiples of {}",
-        col0, col0 + ncols, QuantTypeName(w.type), w.cols, unit, IsMlx(w.type) ? "group" : "block",
-        unit);
-  }
-  QuantWeight s = w;
-  s.cols = ncols;
-  s.data = w.data + col0 / QuantBlockElems(w.type) * QuantBlockBytes(w.type);
-  if (IsMlx(w.type)) {
-    const size_t es = DTypeSize(w.scale_dtype), g0 = col0 / w.group_size;
-    s.scales = static_cast<const uint8_t*>(w.scales) + g0 * es;
-    s.biases = static_cast<const uint8_t*>(w.biases) + g0 * es;
-  }
-  return s;
-}
-
-QuantWeight SliceRows(const QuantWeight& w, size_t row0, size_t nrows) {
-  MESHLM_CHECK(row0 + nrows <= w.rows, "rows [{}, {}) beyond {}", row0, row0 + nrows, w.rows);
-  QuantWeight s = w;
-  s.rows = nrows;
-  if (w.packed) {
-    MESHLM_CHECK(row0 % kPackRows == 0 && nrows % kPackRows == 0,
-                 "rows [{}, {}) of a packed matrix do not fall on groups of {}", row0, row0 + nrows,
-                 kPackRows);
-    s.data = w.data + row0 / kPackRows * w.row_stride;
-    return s;
-  }
-  s.data = w.data + row0 * w.row_stride;
-  if (IsMlx(w.type)) {
-    const size_t off = row0 * w.scale_stride * DTypeSize(w.scale_dtype);
-    s.scales = static_cast<const uint8_t*>(w.scales) + off;
-    s.biases = static_cast<const uint8_t*>(w.biases) + off;
-  }
-  return s;
-}
-
-void DequantizeRow(const QuantWeight& w, size_t r, float* out) {
-  if (w.packed && w.type == QuantType::kQ6_K) {
+void DequantizeRow(const Matrix& w, size_t r, float* out) {
+  const QuantType type = *w.quant;
+  if (w.packed && type == QuantType::kQ6_K) {
     uint8_t q[32];
     float sc[2];
     for (size_t b = 0; b < w.cols / 32; ++b) {
@@ -300,12 +261,11 @@ void DequantizeRow(const QuantWeight& w, size_t r, float* out) {
     }
     return;
   }
-  if (w.packed && (w.type == QuantType::kMlx4 || w.type == QuantType::kQ4_K)) {
+  if (w.packed && (type == QuantType::kMlx4 || type == QuantType::kQ4_K)) {
     uint8_t nib[16];
     float scale, bias;
     // MLX pairs neighbours in a byte, Q4_K weights 16 apart.
-    const size_t lo_step = w.type == QuantType::kMlx4 ? 2 : 1,
-                 hi = w.type == QuantType::kMlx4 ? 1 : 16;
+    const size_t lo_step = type == QuantType::kMlx4 ? 2 : 1, hi = type == QuantType::kMlx4 ? 1 : 16;
     for (size_t b = 0; b < w.cols / 32; ++b) {
       ReadNibbleBlock(w, r, b, nib, &scale, &bias);
       for (size_t i = 0; i < 16; ++i) {
@@ -319,17 +279,17 @@ void DequantizeRow(const QuantWeight& w, size_t r, float* out) {
     uint8_t blk[sizeof(BlockQ8_0)];
     for (size_t b = 0; b < w.cols / 32; ++b) {
       ReadBlock(w, r, b, blk);
-      DequantizeRowGguf(w.type, blk, 32, out + 32 * b);
+      DequantizeRowGguf(type, blk, 32, out + 32 * b);
     }
     return;
   }
   const uint8_t* row = w.data + r * w.row_stride;
-  if (!IsMlx(w.type)) {
-    DequantizeRowGguf(w.type, row, w.cols, out);
+  if (!IsMlx(type)) {
+    DequantizeRowGguf(type, row, w.cols, out);
     return;
   }
   const size_t off = r * w.scale_stride;
-  const int bits = MlxBits(w.type);
+  const int bits = MlxBits(type);
   const uint32_t mask = (1u << bits) - 1;
   const size_t per_word = 32 / bits;
   for (size_t i = 0; i < w.cols; ++i) {

@@ -9,7 +9,8 @@
 //
 // A quantized matrix is stored as rows; a row of `cols` weights is cols / block_elems
 // blocks back to back (GGUF) or packed uint32 words plus per-group scales and biases in
-// separate tensors (MLX).
+// separate tensors (MLX). The functions below take that matrix as a Matrix view
+// (tensor/matrix.h) with `quant` set.
 #pragma once
 
 #include <cstddef>
@@ -17,8 +18,9 @@
 #include <optional>
 #include <string_view>
 
-#include "base/status.h"
 #include "base/dtype.h"
+#include "base/status.h"
+#include "tensor/matrix.h"
 
 namespace meshlm {
 
@@ -84,26 +86,6 @@ inline void Q4KScaleMin(const uint8_t* scales, int j, int* sc, int* m) {
   }
 }
 
-/// A read-only view of a quantized matrix [rows, cols]. `data` points at row 0; rows are
-/// `row_stride` bytes apart (a column slice of a bigger matrix keeps the parent's stride).
-/// For MLX types, `scales` and `biases` are [rows, cols / group_size] of `scale_dtype`
-/// (f32, f16 or bf16), rows `scale_stride` elements apart.
-struct QuantWeight {
-  QuantType type = QuantType::kQ8_0;
-  const uint8_t* data = nullptr;
-  size_t rows = 0;
-  size_t cols = 0;
-  size_t row_stride = 0;
-  const void* scales = nullptr;
-  const void* biases = nullptr;
-  DType scale_dtype = DType::kF16;
-  size_t group_size = 0;
-  size_t scale_stride = 0;
-  /// In the packed layout below: row_stride is then the bytes of one group of
-  /// kPackRows rows, and row r lies in group r / kPackRows.
-  bool packed = false;
-};
-
 /// The packed layout, made at load time from Q8_0, Q4_0, Q4_K, Q6_K and MLX 4-bit (f16 or bf16
 /// scales) matrices whose row count is a multiple of kPackRows, for the x86 kernels
 /// (kernels/quant_matmul.h). Each 16 rows form a group of PackedGroupBytes(type, cols)
@@ -125,7 +107,7 @@ struct QuantWeight {
 /// whole matrix as one sequential stream. The file's bytes, reordered (MLX scales and
 /// biases repeated for each block of a group).
 constexpr size_t kPackRows = 16;
-/// Quant bytes per block and group: 512 (Q8_0) or 256 (Q4_0, MLX 4-bit).
+/// Quant bytes per block and group: 512 (Q8_0, Q6_K) or 256 (Q4_0, Q4_K, MLX 4-bit).
 inline size_t PackedQuantBytes(QuantType t) {
   return t == QuantType::kQ8_0 || t == QuantType::kQ6_K ? 512 : 256;
 }
@@ -143,37 +125,29 @@ inline size_t PackedQuantOffset(QuantType t, size_t b) {
 }
 size_t PackedGroupBytes(QuantType t, size_t cols);
 /// Whether w can be packed: Q8_0, Q4_0, Q4_K, Q6_K or MLX 4-bit with f16/bf16 scales, unpacked,
-/// rows a multiple of kPackRows.
-bool CanPack(const QuantWeight& w);
+/// rows a multiple of kPackRows (never for a dense matrix).
+bool CanPack(const Matrix& w);
 /// Writes w (CanPack(w)) packed to out (rows / kPackRows * PackedGroupBytes bytes) and
 /// returns the view of out.
-QuantWeight PackRows(const QuantWeight& w, uint8_t* out);
-/// The file bytes of block b of row r (QuantBlockBytes(w.type) of them) into out, from
+Matrix PackRows(const Matrix& w, uint8_t* out);
+/// The file bytes of block b of row r (QuantBlockBytes(*w.quant) of them) into out, from
 /// the packed layout or in place: for code that reads a block at a time. GGUF types.
-void ReadBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* out);
+void ReadBlock(const Matrix& w, size_t r, size_t b, uint8_t* out);
 /// As ReadBlock for MLX 4-bit, and for Q4_K when packed: the 16 nibble bytes of weights
 /// 32b.. of row r (MLX: weights 2i and 2i + 1 in byte i; Q4_K: weights i and i + 16), and
 /// w = scale · q + bias.
 /// Block b of row r of a packed Q6_K matrix: its 32 values 0..63 and the scales of its
 /// two halves (w = scale · (q - 32)).
-void ReadQ6KBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* q, float* scales);
-void ReadNibbleBlock(const QuantWeight& w, size_t r, size_t b, uint8_t* nibbles, float* scale,
+void ReadQ6KBlock(const Matrix& w, size_t r, size_t b, uint8_t* q, float* scales);
+void ReadNibbleBlock(const Matrix& w, size_t r, size_t b, uint8_t* nibbles, float* scale,
                      float* bias);
 
 /// Checks a view's fields against each other (block multiples, strides, MLX group size
 /// 32/64/128 and scale dtype); `what` names the tensor in the message.
-Status ValidateQuantWeight(const QuantWeight& w, std::string_view what);
-
-/// Columns [col0, col0 + ncols) of w, for tensor-parallel shards. Fails, naming the
-/// block or group size, when the range does not fall on block (GGUF) or group (MLX)
-/// boundaries.
-Result<QuantWeight> SliceColumns(const QuantWeight& w, size_t col0, size_t ncols);
-/// Rows [row0, row0 + nrows) of w (for packed weights on whole groups; a packed matrix has
-/// no column slices).
-QuantWeight SliceRows(const QuantWeight& w, size_t row0, size_t nrows);
+Status ValidateQuantMatrix(const Matrix& w, std::string_view what);
 
 /// out: [cols] f32 = row r of w, dequantized.
-void DequantizeRow(const QuantWeight& w, size_t r, float* out);
+void DequantizeRow(const Matrix& w, size_t r, float* out);
 
 /// Quantizes x: [n] (n a multiple of the block size) into GGUF blocks at out
 /// (QuantRowBytes(t, n) bytes). Round to nearest with min/max scales.

@@ -56,8 +56,8 @@ TEST_P(GgufRoundTrip, ErrorWithinHalfAStep) {
       }
     }
     // Through the matrix view too.
-    QuantWeight w{t, q.data(), 1, n, q.size()};
-    ASSERT_TRUE(ValidateQuantWeight(w, "x").ok());
+    Matrix w{t, q.data(), 1, n, q.size()};
+    ASSERT_TRUE(ValidateQuantMatrix(w, "x").ok());
     std::vector<float> z(n);
     DequantizeRow(w, 0, z.data());
     EXPECT_EQ(0, std::memcmp(y.data(), z.data(), n * sizeof(float)));
@@ -120,17 +120,17 @@ TEST(Quant, MlxRoundTripAllGroupSizesAndScaleTypes) {
           b16[i] = st == DType::kF16 ? F32ToF16(b[i]) : F32ToBF16(b[i]);
         }
         const bool f32 = st == DType::kF32;
-        QuantWeight w{bits == 4 ? QuantType::kMlx4 : QuantType::kMlx8,
-                      reinterpret_cast<const uint8_t*>(packed.data()),
-                      rows,
-                      cols,
-                      cols * bits / 8,
-                      f32 ? (const void*)s.data() : s16.data(),
-                      f32 ? (const void*)b.data() : b16.data(),
-                      st,
-                      gs,
-                      cols / gs};
-        ASSERT_TRUE(ValidateQuantWeight(w, "w").ok());
+        Matrix w{bits == 4 ? QuantType::kMlx4 : QuantType::kMlx8,
+                 reinterpret_cast<const uint8_t*>(packed.data()),
+                 rows,
+                 cols,
+                 cols * bits / 8,
+                 f32 ? (const void*)s.data() : s16.data(),
+                 f32 ? (const void*)b.data() : b16.data(),
+                 st,
+                 gs,
+                 cols / gs};
+        ASSERT_TRUE(ValidateQuantMatrix(w, "w").ok());
         std::vector<float> y(cols);
         for (size_t r = 0; r < rows; ++r) {
           DequantizeRow(w, r, y.data());
@@ -156,7 +156,7 @@ TEST(Quant, SlicesFollowBlocksAndRejectMisalignedSplits) {
   for (size_t r = 0; r < rows; ++r) {
     QuantizeRowGguf(QuantType::kQ4_K, x.data() + r * cols, cols, q.data() + r * rb);
   }
-  QuantWeight w{QuantType::kQ4_K, q.data(), rows, cols, rb};
+  Matrix w{QuantType::kQ4_K, q.data(), rows, cols, rb};
   auto half = SliceColumns(w, 256, 256);
   ASSERT_TRUE(half.ok());
   std::vector<float> full(cols), part(256);
@@ -166,8 +166,8 @@ TEST(Quant, SlicesFollowBlocksAndRejectMisalignedSplits) {
   auto bad = SliceColumns(w, 128, 256);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("256"), std::string::npos) << bad.status().message();
-  QuantWeight odd{QuantType::kQ8_0, q.data(), 1, 48, 100};
-  EXPECT_FALSE(ValidateQuantWeight(odd, "odd").ok());
+  Matrix odd{QuantType::kQ8_0, q.data(), 1, 48, 100};
+  EXPECT_FALSE(ValidateQuantMatrix(odd, "odd").ok());
 }
 
 }  // namespace

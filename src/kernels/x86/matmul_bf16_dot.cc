@@ -194,7 +194,7 @@ class NextPanelPrefetcher {
 
 }  // namespace
 
-void MatMulBF16Dot(const float* x, size_t T, const Weight& w, const float* bias, float* y,
+void MatMulBF16Dot(const float* x, size_t T, const Matrix& w, const float* bias, float* y,
                    ThreadPool& pool) {
   const size_t K = w.cols, N = w.rows;
   const size_t Kp = (K + kBlockK - 1) / kBlockK * kBlockK;
@@ -205,20 +205,20 @@ void MatMulBF16Dot(const float* x, size_t T, const Weight& w, const float* bias,
   uint16_t* xb = xb_storage.data();
   pool.ParallelFor(T, 1, [&](size_t t0, size_t t1, size_t) { ConvertRows(x, K, Kp, t0, t1, xb); });
 
-  const auto* wd = static_cast<const uint16_t*>(w.data);
+  const auto* wd = reinterpret_cast<const uint16_t*>(w.data);
+  const size_t w_stride = w.row_stride / sizeof(uint16_t);  // in elements
   pool.ParallelFor(N, kPanelN, [&](size_t n0, size_t n1, size_t) {
     thread_local std::vector<uint32_t> panel;
     if (panel.size() < Kp / 2 * kPanelN) panel.resize(Kp / 2 * kPanelN);
     for (size_t n = n0; n < n1; n += kPanelN) {
       const size_t cols = std::min(kPanelN, n1 - n);
-      PackPanel(wd + n * w.row_stride, w.row_stride, cols, K, Kp, panel.data());
+      PackPanel(wd + n * w_stride, w_stride, cols, K, Kp, panel.data());
       const float* bn = bias != nullptr ? bias + n : nullptr;
       // The next panel's weights come from DRAM; fetching them into L2 a slice per tile,
       // while this panel computes, saved 6% at T=128 but cost 5% at T=16, where there is
       // too little compute to hide it behind.
       const size_t next_end = T >= kMinRowsForPrefetch ? std::min(n1, n + 2 * kPanelN) : 0;
-      NextPanelPrefetcher next(wd, w.row_stride, K, n + kPanelN, next_end,
-                               (T + kTileT - 1) / kTileT);
+      NextPanelPrefetcher next(wd, w_stride, K, n + kPanelN, next_end, (T + kTileT - 1) / kTileT);
       size_t t = 0;
       for (; t + kTileT <= T; t += kTileT) {
         next.Step();

@@ -30,7 +30,7 @@ struct DecQ8_0 {
   static constexpr bool kChunks = true;  // decode through RowChunks
   static constexpr bool kQuads = false;  // ... with QuantActs::quads
   const uint8_t* p;
-  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+  void Prepare(const Matrix& w, size_t n, size_t s) {
     p = w.data + n * w.row_stride + s * sizeof(BlockQ8_0);
   }
   __m256i Quants(size_t) const {
@@ -73,7 +73,7 @@ struct DecQ4_0 {
   static constexpr bool kChunks = true;
   static constexpr bool kQuads = true;
   const uint8_t* p;
-  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+  void Prepare(const Matrix& w, size_t n, size_t s) {
     p = w.data + n * w.row_stride + s * sizeof(BlockQ4_0);
   }
   __m256i Quants(size_t) const { return Nibbles16(p + 2); }
@@ -90,7 +90,7 @@ struct DecQ4_K {
   static constexpr bool kHasMin = true;
   const uint8_t* qs;
   float sc[8], mn[8];
-  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+  void Prepare(const Matrix& w, size_t n, size_t s) {
     const uint8_t* p = w.data + n * w.row_stride + s * sizeof(BlockQ4_K);
     const float d = HalfToFloat(p), dmin = HalfToFloat(p + 2);
     for (int j = 0; j < 8; ++j) {
@@ -116,7 +116,7 @@ struct DecQ6_K {
   static constexpr bool kHasMin = false;
   const uint8_t* p;
   float d;
-  void Prepare(const QuantWeight& w, size_t n, size_t s) {
+  void Prepare(const Matrix& w, size_t n, size_t s) {
     p = w.data + n * w.row_stride + s * sizeof(BlockQ6_K);
     d = HalfToFloat(p + offsetof(BlockQ6_K, d));
   }
@@ -162,7 +162,7 @@ struct DecMlx {
   static constexpr bool kHasMin = true;
   const uint8_t* p;
   float scale, bias;
-  void Prepare(const QuantWeight& w, size_t n, size_t b) {
+  void Prepare(const Matrix& w, size_t n, size_t b) {
     p = w.data + n * w.row_stride + b * 4 * kBits;
     // Group sizes are 32, 64 or 128: blocks per group is a power of two.
     const size_t g = n * w.scale_stride + (b >> (w.group_size == 32   ? 0

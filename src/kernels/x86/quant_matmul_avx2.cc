@@ -76,7 +76,7 @@ inline float HorizontalSum(__m256 v) {
 
 // y[(t0 + t) * ldy + n0 + r] for r < NR, t < TR: rows n0.. of w against tokens t0.. of a.
 template <bool kQ4, size_t NR, size_t TR>
-void Tile(const QuantWeight& w, size_t n0, size_t t0, const QuantActs& a, float* y, size_t ldy) {
+void Tile(const Matrix& w, size_t n0, size_t t0, const QuantActs& a, float* y, size_t ldy) {
   const size_t K = a.K, nb = a.nb;
   __m256 acc[NR][TR];
   for (size_t r = 0; r < NR; ++r) {
@@ -118,7 +118,7 @@ void Tile(const QuantWeight& w, size_t n0, size_t t0, const QuantActs& a, float*
 
 // Rows [n0, n1) against tokens [t0, t0 + TR): NR rows at a time, then one at a time.
 template <bool kQ4, size_t NR, size_t TR>
-void RowsOfTile(const QuantWeight& w, size_t n0, size_t n1, size_t t0, const QuantActs& a, float* y,
+void RowsOfTile(const Matrix& w, size_t n0, size_t n1, size_t t0, const QuantActs& a, float* y,
                 size_t ldy) {
   size_t n = n0;
   for (; n + NR <= n1; n += NR) Tile<kQ4, NR, TR>(w, n, t0, a, y, ldy);
@@ -126,7 +126,7 @@ void RowsOfTile(const QuantWeight& w, size_t n0, size_t n1, size_t t0, const Qua
 }
 
 template <bool kQ4>
-void Rows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y, size_t ldy) {
+void Rows(const Matrix& w, size_t n0, size_t n1, const QuantActs& a, float* y, size_t ldy) {
   // One token (decode): 4 rows share nothing but the activation loads, and keep 4
   // independent chains. Several tokens: 2 rows × 4 tokens reuse each decoded block 4 times
   // within the 16 vector registers.
@@ -200,9 +200,9 @@ void QuantizeActsAvx2(const float* x, size_t T, size_t K, QuantType t, QuantActs
   HalfCorrections(a);
 }
 
-void QuantDotRowsAvx2(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
+void QuantDotRowsAvx2(const Matrix& w, size_t n0, size_t n1, const QuantActs& a, float* y,
                       size_t ldy) {
-  if (w.type == QuantType::kQ4_0) {
+  if (*w.quant == QuantType::kQ4_0) {
     Rows<true>(w, n0, n1, a, y, ldy);
   } else {
     Rows<false>(w, n0, n1, a, y, ldy);

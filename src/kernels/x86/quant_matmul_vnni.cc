@@ -80,7 +80,7 @@ MESHLM_ALWAYS_INLINE void Block(const Dec* dec, size_t j, size_t b, const QuantA
 // blocks do not wait on one FMA chain (4 cycles each), which capped decode at 8 MACs per
 // cycle.
 template <class Dec, size_t NR, size_t TR>
-void Tile(const QuantWeight& w, size_t n0, const QuantActs& a, size_t t0, float* y, size_t ldy) {
+void Tile(const Matrix& w, size_t n0, const QuantActs& a, size_t t0, float* y, size_t ldy) {
   constexpr bool kTwo = NR * TR <= 8;
   const size_t nb = a.nb;
   __m256 acc0[NR][TR], acc1[NR][TR];
@@ -124,7 +124,7 @@ void Tile(const QuantWeight& w, size_t n0, const QuantActs& a, size_t t0, float*
 }
 
 template <class Dec, size_t NR>
-void Rows(const QuantWeight& w, size_t n0, const QuantActs& a, float* y, size_t ldy) {
+void Rows(const Matrix& w, size_t n0, const QuantActs& a, float* y, size_t ldy) {
   size_t t = 0;
   for (; t + kMaxTileT <= a.T; t += kMaxTileT) Tile<Dec, NR, kMaxTileT>(w, n0, a, t, y, ldy);
   switch (a.T - t) {
@@ -150,7 +150,7 @@ void Rows(const QuantWeight& w, size_t n0, const QuantActs& a, float* y, size_t 
 // Tokens t < TR of a, blocks [b_start, nb) of the row; `part` (the blocks before b_start)
 // is added to each result.
 template <class Dec, size_t TR>
-void RowPairs(const QuantWeight& w, size_t n, const QuantActs& a, float* y, size_t ldy,
+void RowPairs(const Matrix& w, size_t n, const QuantActs& a, float* y, size_t ldy,
               size_t b_start = 0, const float* part = nullptr) {
   const size_t K = a.K, nb = a.nb;
   // Lanes 0-7 take the first block's scale, 8-15 the second's.
@@ -287,7 +287,7 @@ MESHLM_ALWAYS_INLINE __m512 Scales16(const uint8_t* p) {
 // level of the sum tree. Blocks past the last multiple of 16 go through RowPairs. Tokens
 // t < TR of a, all of the row.
 template <class Dec, size_t TR>
-void RowChunks(const QuantWeight& w, size_t n, const QuantActs& a, float* y, size_t ldy) {
+void RowChunks(const Matrix& w, size_t n, const QuantActs& a, float* y, size_t ldy) {
   constexpr int kStride = sizeof(typename Dec::Block);
   const size_t K = a.K, nb = a.nb;
   const uint8_t* row = w.data + n * w.row_stride;
@@ -350,7 +350,7 @@ void RowChunks(const QuantWeight& w, size_t n, const QuantActs& a, float* y, siz
 }
 
 template <class Dec>
-void DotRows(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y, size_t ldy) {
+void DotRows(const Matrix& w, size_t n0, size_t n1, const QuantActs& a, float* y, size_t ldy) {
   size_t n = n0;
   if constexpr (Dec::kChunks) {
     if (a.T < kMaxTileT) {
@@ -449,9 +449,9 @@ void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, bool pack
   }
 }
 
-void QuantDotRowsVnni(const QuantWeight& w, size_t n0, size_t n1, const QuantActs& a, float* y,
+void QuantDotRowsVnni(const Matrix& w, size_t n0, size_t n1, const QuantActs& a, float* y,
                       size_t ldy) {
-  switch (w.type) {
+  switch (*w.quant) {
     case QuantType::kQ8_0:
       DotRows<DecQ8_0>(w, n0, n1, a, y, ldy);
       return;

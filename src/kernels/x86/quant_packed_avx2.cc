@@ -26,12 +26,13 @@
 
 namespace meshlm::kernels::x86 {
 
-bool QuantAvx2Handles(const QuantWeight& w) {
+bool QuantAvx2Handles(const Matrix& w) {
+  const QuantType t = *w.quant;
   if (w.packed) {
-    return w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0 || w.type == QuantType::kQ4_K ||
-           w.type == QuantType::kQ6_K || w.type == QuantType::kMlx4;
+    return t == QuantType::kQ8_0 || t == QuantType::kQ4_0 || t == QuantType::kQ4_K ||
+           t == QuantType::kQ6_K || t == QuantType::kMlx4;
   }
-  return w.type == QuantType::kQ8_0 || w.type == QuantType::kQ4_0;
+  return t == QuantType::kQ8_0 || t == QuantType::kQ4_0;
 }
 
 #pragma GCC push_options
@@ -186,7 +187,7 @@ void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size
 }
 
 template <Kind kKind>
-void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y, size_t ldy) {
+void Groups(const Matrix& w, size_t g0, size_t g1, const QuantActs& a, float* y, size_t ldy) {
   for (size_t g = g0; g < g1; ++g) {
     const uint8_t* grp = w.data + g * w.row_stride;
     const size_t n0 = g * kPackRows;
@@ -198,7 +199,7 @@ void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, floa
 
 }  // namespace
 
-void QuantDotGroupsAvx2(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y,
+void QuantDotGroupsAvx2(const Matrix& w, size_t g0, size_t g1, const QuantActs& a, float* y,
                         size_t ldy) {
   WithKind(w, [&](auto kind) { Groups<kind.value>(w, g0, g1, a, y, ldy); });
 }

@@ -17,8 +17,8 @@ struct KindTraits {
 
 // Calls fn(std::integral_constant<Kind, k>{}) with w's kind.
 template <class Fn>
-inline void WithKind(const QuantWeight& w, Fn&& fn) {
-  switch (w.type) {
+inline void WithKind(const Matrix& w, Fn&& fn) {
+  switch (*w.quant) {
     case QuantType::kQ8_0:
       return fn(std::integral_constant<Kind, kKindQ8>{});
     case QuantType::kQ4_0:

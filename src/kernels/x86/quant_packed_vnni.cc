@@ -146,7 +146,7 @@ void GroupTile(const uint8_t* grp, const QuantActs& a, size_t t0, float* y, size
 }
 
 template <Kind kKind>
-void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y, size_t ldy) {
+void Groups(const Matrix& w, size_t g0, size_t g1, const QuantActs& a, float* y, size_t ldy) {
   for (size_t g = g0; g < g1; ++g) {
     const uint8_t* grp = w.data + g * w.row_stride;
     const size_t n0 = g * kPackRows;
@@ -182,7 +182,7 @@ void Groups(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, floa
 
 }  // namespace
 
-void QuantDotGroupsVnni(const QuantWeight& w, size_t g0, size_t g1, const QuantActs& a, float* y,
+void QuantDotGroupsVnni(const Matrix& w, size_t g0, size_t g1, const QuantActs& a, float* y,
                         size_t ldy) {
   WithKind(w, [&](auto kind) { Groups<kind.value>(w, g0, g1, a, y, ldy); });
 }
