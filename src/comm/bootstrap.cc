@@ -1,10 +1,21 @@
 // TCP bootstrap: the coordinator at rank 0 admits authenticated ranks and hands out the
 // member table; then every rank connects to the lower ranks (one socket per rail), checks
 // that rails are not crossed, and accepts the higher ranks.
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <thread>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -20,9 +31,137 @@ constexpr size_t kMaxHelloBytes = 1 << 20;
 constexpr size_t kMaxTableBytes = 16 << 20;
 constexpr int kMaxWorld = 4096;
 constexpr size_t kMaxRails = 16;
-// A connection that has not finished its handshake after this long is dropped, so a
-// silent stranger holds up admission only briefly.
-constexpr double kHandshakeSeconds = 5.0;
+// A connection that has not finished its handshake after this long is dropped. Handshakes
+// run concurrently, so a silent stranger holds up nobody but itself.
+constexpr double kHandshakeSeconds = 3.0;
+// Connections in handshake at once, from one address beyond what the job itself makes
+// from there, and in all.
+constexpr int kExtraPendingPerSource = 32;
+constexpr size_t kMaxPending = 256;
+
+// Accepts connections and handshakes each on its own thread with its own deadline, so
+// idle, slow or hostile connections cannot delay the ranks behind them. From one
+// address, at most `per_source` connections are in handshake at once; more are closed
+// at once. The handler runs on the connection's thread; to keep the socket past the
+// handshake it moves it out while holding `mu` and calls Keep().
+class Admitter {
+ public:
+  using Handler = std::function<void(Fd& fd, const std::string& who, double hs_deadline)>;
+
+  Admitter(int lfd, int per_source) : lfd_(lfd), per_source_(per_source) {}
+  ~Admitter() { Stop(); }
+
+  std::mutex mu;
+
+  /// Accepts until `done()` (called with `mu` held) is true; false at `deadline`.
+  bool Run(double deadline, const std::string& what, const std::function<bool()>& done,
+           const Handler& handle) {
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (done()) return true;
+      }
+      const double now = NowSeconds();
+      if (now > deadline) return false;
+      auto fd = AcceptTcp(lfd_, std::min(deadline, now + 0.05), what);
+      if (!fd.ok()) continue;
+      const std::string ip = PeerIp(fd->get());
+      const int raw = fd->get();
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (pending_[ip] >= per_source_ || open_.size() >= kMaxPending) {
+          MESHLM_LOG_ERROR(
+              "[tcp] closed a connection from {}: {} from there already in "
+              "handshake ({} in all)",
+              ip, pending_[ip], open_.size());
+          continue;
+        }
+        ++pending_[ip];
+        open_.insert(raw);
+      }
+      Reap();
+      auto finished = std::make_shared<std::atomic<bool>>(false);
+      threads_.push_back(
+          {std::thread([this, ip, raw, &handle, finished, f = std::move(*fd)]() mutable {
+             const std::string who = "connection from " + PeerAddress(raw);
+             handle(f, who, NowSeconds() + kHandshakeSeconds);
+             std::lock_guard<std::mutex> lock(mu);
+             --pending_[ip];
+             open_.erase(raw);
+             f = Fd();  // closed only now: its number is not reused while listed
+             *finished = true;
+           }),
+           finished});
+    }
+  }
+
+  /// With `mu` held: the handler keeps socket `raw` past the handshake.
+  void Keep(int raw) { open_.erase(raw); }
+
+  /// Cuts the handshakes still running short and waits for their threads.
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      for (int fd : open_) shutdown(fd, SHUT_RDWR);
+    }
+    for (Worker& w : threads_) w.thread.join();
+    threads_.clear();
+  }
+
+ private:
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> finished;
+  };
+
+  // Joins the threads whose handshakes are over, so that a flood leaves no pile behind.
+  void Reap() {
+    for (auto it = threads_.begin(); it != threads_.end();) {
+      if (*it->finished) {
+        it->thread.join();
+        it = threads_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  int lfd_;
+  int per_source_;
+  std::map<std::string, int> pending_;
+  std::set<int> open_;
+  std::list<Worker> threads_;
+};
+
+// Connects and authenticates. A connection the other side closes before its first
+// handshake byte (it was busy with strangers' connections) is tried again until the
+// deadline; once the handshake has begun, its result stands.
+Result<Fd> ConnectAuthenticated(const TcpConfig& cfg, const std::string& ip, int port,
+                                Purpose purpose, double deadline, const std::string& who) {
+  for (int attempt = 0;; ++attempt) {
+    MESHLM_ASSIGN_OR_RETURN(Fd fd, ConnectTcp(ip, port, deadline, who));
+    pollfd p{fd.get(), POLLIN, 0};
+    const int wait_ms = static_cast<int>(std::max(0.0, deadline - NowSeconds()) * 1000) + 1;
+    char first;
+    if (poll(&p, 1, wait_ms) > 0 && recv(fd.get(), &first, 1, MSG_PEEK) == 1) {
+      MESHLM_RETURN_IF_ERROR(ClientHandshake(fd.get(), cfg.secret, purpose, deadline, who));
+      return fd;
+    }
+    if (NowSeconds() + 0.1 > deadline) {
+      return Error("[tcp] {} did not start the handshake before the deadline", who);
+    }
+    MESHLM_LOG_DEBUG("[tcp] rank {}: {} closed before the handshake; trying again", cfg.rank, who);
+    usleep(std::min(500000, 20000 << std::min(attempt, 5)));
+  }
+}
+
+// Listens on `ip` when this host has it, else on every address (with a note why).
+Result<Fd> ListenOn(const std::string& ip, int port, const std::string& what) {
+  auto fd = ListenTcp(ip, port);
+  if (fd.ok() || ip.empty()) return fd;
+  MESHLM_LOG_WARN("[tcp] {}: {}; listening on every address instead", what, fd.status().message());
+  return ListenTcp("", port);
+}
 
 struct Member {
   std::string host;
@@ -111,69 +250,76 @@ std::string HostName() {
 // Rank 0: admits world-1 ranks, then sends everyone the table.
 Result<std::vector<Member>> RunCoordinator(const TcpConfig& cfg, int port, Member self,
                                            double deadline) {
-  MESHLM_ASSIGN_OR_RETURN(Fd lfd, ListenTcp("", port));
+  // A local job's coordinator is reachable from this host alone.
+  MESHLM_ASSIGN_OR_RETURN(Fd lfd, ListenOn(self.ip, port, "coordinator"));
   std::vector<Member> members(cfg.world_size);
   std::vector<Fd> fds(cfg.world_size);
   members[0] = std::move(self);
   int joined = 1;
-  while (joined < cfg.world_size) {
-    auto fd = AcceptTcp(lfd.get(), deadline, "ranks joining the coordinator");
-    if (!fd.ok()) {
-      std::string missing;
-      for (int r = 1; r < cfg.world_size; ++r) {
-        if (!fds[r].valid()) missing += fmt::format("{}{}", missing.empty() ? "" : ", ", r);
-      }
-      return Error("[tcp] coordinator on port {}: ranks {} did not join within {:.0f} s", port,
-                   missing, cfg.options.connect_timeout_s);
-    }
-    const std::string who = "connection from " + PeerAddress(fd->get());
-    const double hs_deadline = std::min(deadline, NowSeconds() + kHandshakeSeconds);
-    if (Status st = ServerHandshake(fd->get(), cfg.secret, Purpose::kBootstrap, hs_deadline, who);
+  Admitter admit(lfd.get(), cfg.world_size + kExtraPendingPerSource);
+  auto handle = [&](Fd& fd, const std::string& who, double hs) {
+    const double hs_deadline = std::min(deadline, hs);
+    if (Status st = ServerHandshake(fd.get(), cfg.secret, Purpose::kBootstrap, hs_deadline, who);
         !st.ok()) {
       MESHLM_LOG_ERROR("[tcp] coordinator rejected {}: {}", who, st.message());
-      continue;
+      return;
     }
-    auto body = ReadMessage(fd->get(), kMaxHelloBytes, hs_deadline, who);
+    auto body = ReadMessage(fd.get(), kMaxHelloBytes, hs_deadline, who);
     if (!body.ok()) {
       MESHLM_LOG_ERROR("[tcp] coordinator rejected {}: {}", who, body.status().message());
-      continue;
+      return;
     }
     Reader r(*body, "hello from " + who);
     auto refuse = [&](const std::string& why) {
       MESHLM_LOG_ERROR("[tcp] coordinator rejected {}: {}", who, why);
-      (void)WriteMessage(fd->get(), "E" + why, hs_deadline, who);
+      (void)WriteMessage(fd.get(), "E" + why, hs_deadline, who);
     };
     auto rank = r.U32(kMaxWorld, "rank");
     auto world = r.U32(kMaxWorld, "world size");
     if (!rank.ok() || !world.ok()) {
       refuse((!rank.ok() ? rank.status() : world.status()).message());
-      continue;
+      return;
     }
     if (static_cast<int>(*world) != cfg.world_size) {
       refuse(fmt::format("rank {} believes the world has {} ranks; rank 0 has {}", *rank, *world,
                          cfg.world_size));
-      continue;
+      return;
     }
     if (*rank == 0 || static_cast<int>(*rank) >= cfg.world_size) {
       refuse(fmt::format("rank {} is out of range 1..{}", *rank, cfg.world_size - 1));
-      continue;
-    }
-    if (fds[*rank].valid()) {
-      refuse(fmt::format("rank {} has already joined from {}; two processes claim it", *rank,
-                         members[*rank].ip));
-      continue;
+      return;
     }
     auto m = GetMember(r, cfg.world_size);
     if (!m.ok()) {
       refuse(m.status().message());
-      continue;
+      return;
     }
-    m->ip = PeerIp(fd->get());
+    m->ip = PeerIp(fd.get());
+    std::unique_lock<std::mutex> lock(admit.mu);
+    if (fds[*rank].valid()) {
+      const std::string first = members[*rank].ip;
+      lock.unlock();
+      refuse(
+          fmt::format("rank {} has already joined from {}; two processes claim it", *rank, first));
+      return;
+    }
+    admit.Keep(fd.get());
     members[*rank] = std::move(*m);
-    fds[*rank] = std::move(*fd);
+    fds[*rank] = std::move(fd);
     ++joined;
     MESHLM_LOG_DEBUG("[tcp] coordinator: rank {} ({}) joined from {}", *rank, members[*rank].host,
                      members[*rank].ip);
+  };
+  const bool all = admit.Run(
+      deadline, "ranks joining the coordinator", [&] { return joined == cfg.world_size; }, handle);
+  admit.Stop();
+  if (!all) {
+    std::string missing;
+    for (int r = 1; r < cfg.world_size; ++r) {
+      if (!fds[r].valid()) missing += fmt::format("{}{}", missing.empty() ? "" : ", ", r);
+    }
+    return Error("[tcp] coordinator on port {}: ranks {} did not join within {:.0f} s", port,
+                 missing, cfg.options.connect_timeout_s);
   }
   Writer w;
   w.str() = "T";
@@ -189,8 +335,8 @@ Result<std::vector<Member>> JoinCoordinator(const TcpConfig& cfg, const HostPort
                                             const Member& self, double deadline) {
   const std::string who = fmt::format("the coordinator (rank 0) at {}:{}", coord.host, coord.port);
   MESHLM_ASSIGN_OR_RETURN(std::string ip, ResolveIpv4(coord.host));
-  MESHLM_ASSIGN_OR_RETURN(Fd fd, ConnectTcp(ip, coord.port, deadline, who));
-  MESHLM_RETURN_IF_ERROR(ClientHandshake(fd.get(), cfg.secret, Purpose::kBootstrap, deadline, who));
+  MESHLM_ASSIGN_OR_RETURN(
+      Fd fd, ConnectAuthenticated(cfg, ip, coord.port, Purpose::kBootstrap, deadline, who));
   Writer w;
   w.U32(static_cast<uint32_t>(cfg.rank));
   w.U32(static_cast<uint32_t>(cfg.world_size));
@@ -234,8 +380,8 @@ Result<Fd> ConnectRail(const TcpConfig& cfg, const std::vector<Member>& ms, int 
   const std::string target = theirs.empty() ? ms[i].ip : theirs[k];
   const std::string who =
       fmt::format("rank {} ({}) rail {} at {}:{}", i, ms[i].host, k, target, ms[i].port);
-  MESHLM_ASSIGN_OR_RETURN(Fd fd, ConnectTcp(target, ms[i].port, deadline, who));
-  MESHLM_RETURN_IF_ERROR(ClientHandshake(fd.get(), cfg.secret, Purpose::kMesh, deadline, who));
+  MESHLM_ASSIGN_OR_RETURN(
+      Fd fd, ConnectAuthenticated(cfg, target, ms[i].port, Purpose::kMesh, deadline, who));
   // The route the kernel chose shows which local address, hence which link, reaches the
   // peer's rail k. If it is our rail m != k, the two hosts number their links differently.
   Status wiring;
@@ -286,43 +432,63 @@ Result<std::vector<std::vector<TcpConn>>> FormMesh(const TcpConfig& cfg, const F
     }
   }
   size_t accepted = 0;
-  while (accepted < expected) {
-    MESHLM_ASSIGN_OR_RETURN(
-        Fd fd, AcceptTcp(lfd.get(), deadline,
-                         fmt::format("mesh connections from ranks {}..{}", me + 1, n - 1)));
-    const std::string who = "mesh connection from " + PeerAddress(fd.get());
-    const double hs_deadline = std::min(deadline, NowSeconds() + kHandshakeSeconds);
+  Status crossed;
+  Admitter admit(lfd.get(), static_cast<int>(expected) + kExtraPendingPerSource);
+  auto handle = [&](Fd& fd, const std::string& conn, double hs) {
+    const std::string who = "mesh " + conn;
+    const double hs_deadline = std::min(deadline, hs);
     if (Status st = ServerHandshake(fd.get(), cfg.secret, Purpose::kMesh, hs_deadline, who);
         !st.ok()) {
       MESHLM_LOG_ERROR("[tcp] rank {} rejected {}: {}", me, who, st.message());
-      continue;
+      return;
     }
     uint8_t intro[16];
     if (Status st = ReadAll(fd.get(), intro, sizeof(intro), hs_deadline, who); !st.ok()) {
       MESHLM_LOG_ERROR("[tcp] rank {} rejected {}: {}", me, who, st.message());
-      continue;
+      return;
     }
     uint32_t v[4] = {};
     for (int f = 0; f < 4; ++f) {
       for (int b = 0; b < 4; ++b) v[f] |= static_cast<uint32_t>(intro[4 * f + b]) << (8 * b);
     }
     const uint32_t j = v[0], k = v[1];
+    std::lock_guard<std::mutex> lock(admit.mu);
     if (v[2] != static_cast<uint32_t>(n) || j <= static_cast<uint32_t>(me) ||
         j >= static_cast<uint32_t>(n) || k >= conns[j].size() || conns[j][k].fd.valid()) {
       MESHLM_LOG_ERROR(
           "[tcp] rank {} rejected {}: claims rank {} rail {} of a world of {} "
           "(expected a rank in {}..{}, a new rail, world {})",
           me, who, j, k, v[2], me + 1, n - 1, n);
-      continue;
+      return;
     }
     if (v[3] != 0) {
-      return Error(
+      crossed = Error(
           "[tcp] rank {} ({}): rank {} ({}) found the rails between us crossed; see its "
           "error",
           me, ms[me].host, j, ms[j].host);
+      return;
     }
+    admit.Keep(fd.get());
     conns[j][k].fd = std::move(fd);
     ++accepted;
+  };
+  const bool all = admit.Run(
+      deadline, fmt::format("mesh connections from ranks {}..{}", me + 1, n - 1),
+      [&] { return accepted == expected || !crossed.ok(); }, handle);
+  admit.Stop();
+  if (!crossed.ok()) return crossed;
+  if (!all) {
+    std::string missing;
+    for (int p = me + 1; p < n; ++p) {
+      for (size_t k = 0; k < conns[p].size(); ++k) {
+        if (!conns[p][k].fd.valid()) {
+          missing +=
+              fmt::format("{}rank {} ({}) rail {}", missing.empty() ? "" : ", ", p, ms[p].host, k);
+        }
+      }
+    }
+    return Error("[tcp] rank {} ({}): no mesh connection within {:.0f} s from {}", me, ms[me].host,
+                 cfg.options.connect_timeout_s, missing);
   }
   return conns;
 }
@@ -360,12 +526,16 @@ Result<std::unique_ptr<Group>> ConnectTcpGroup(const TcpConfig& cfg) {
       self.rails[j].push_back(*a);
     }
   }
-  MESHLM_ASSIGN_OR_RETURN(Fd lfd, ListenTcp("", 0));
+  // A job whose coordinator is on loopback runs on this host alone: its mesh listens on
+  // loopback too. Otherwise on every address, for the rails (every peer authenticates).
+  MESHLM_ASSIGN_OR_RETURN(std::string coord_ip, ResolveIpv4(coord.host));
+  const bool local_job = coord_ip.rfind("127.", 0) == 0;
+  MESHLM_ASSIGN_OR_RETURN(Fd lfd, ListenTcp(local_job ? "127.0.0.1" : "", 0));
   self.port = LocalPort(lfd.get());
   MESHLM_LOG_DEBUG("[tcp] rank {} ({}): mesh port {}", cfg.rank, self.host, self.port);
   std::vector<Member> members;
   if (cfg.rank == 0) {
-    MESHLM_ASSIGN_OR_RETURN(self.ip, ResolveIpv4(coord.host));
+    self.ip = coord_ip;
     MESHLM_ASSIGN_OR_RETURN(members, RunCoordinator(cfg, coord.port, self, deadline));
   } else {
     MESHLM_ASSIGN_OR_RETURN(members, JoinCoordinator(cfg, coord, self, deadline));
