@@ -212,20 +212,25 @@ void SendGarbage(int port, const std::string& bytes) {
   (void)comm::WriteAll(fd->get(), bytes.data(), bytes.size(), NowSeconds() + 2, "target");
 }
 
+// Waits for rank 0's "mesh port N" debug line; 0 when it does not come.
+int MeshPortOf(const Child& rank0) {
+  for (int i = 0; i < 400; ++i) {
+    std::smatch m;
+    const std::string log = ReadFileOrEmpty(rank0.log);
+    static const std::regex re("mesh port ([0-9]+)");
+    if (std::regex_search(log, m, re)) return std::stoi(m[1]);
+    usleep(10000);
+  }
+  return 0;
+}
+
 TEST(Faults, GarbageToCoordinatorAndMeshPortIsRejected) {
   ChildSet set;
   Job job{2};
   Child& r0 =
       set.Spawn({Worker(), "barrier"}, job.Env(0, {"MESHLM_LOG_LEVEL=debug"}), Log("garbage", 0));
   // Rank 0 logs its mesh port before it starts the coordinator.
-  int mesh_port = 0;
-  for (int i = 0; i < 400 && mesh_port == 0; ++i) {
-    std::smatch m;
-    const std::string log = ReadFileOrEmpty(r0.log);
-    static const std::regex re("mesh port ([0-9]+)");
-    if (std::regex_search(log, m, re)) mesh_port = std::stoi(m[1]);
-    usleep(10000);
-  }
+  const int mesh_port = MeshPortOf(r0);
   ASSERT_NE(mesh_port, 0) << ReadFileOrEmpty(r0.log);
   usleep(100000);
   SendGarbage(job.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -240,18 +245,6 @@ TEST(Faults, GarbageToCoordinatorAndMeshPortIsRejected) {
   EXPECT_EQ(r1.ExitCode(), 0) << ReadFileOrEmpty(r1.log);
   EXPECT_NE(log0.find("coordinator rejected"), std::string::npos) << log0;
   EXPECT_NE(log0.find("rank 0 rejected mesh connection"), std::string::npos) << log0;
-}
-
-// Waits for rank 0's "mesh port N" debug line; 0 when it does not come.
-int MeshPortOf(const Child& rank0) {
-  for (int i = 0; i < 400; ++i) {
-    std::smatch m;
-    const std::string log = ReadFileOrEmpty(rank0.log);
-    static const std::regex re("mesh port ([0-9]+)");
-    if (std::regex_search(log, m, re)) return std::stoi(m[1]);
-    usleep(10000);
-  }
-  return 0;
 }
 
 // Opens `n` connections to 127.0.0.1:port that never send a byte.

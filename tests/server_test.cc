@@ -516,22 +516,26 @@ TEST(ServerDetach, StopLeavesNoProcessBehind) {
 }
 
 // Children of `parent` whose environment says MESHLM_RANK=`rank`.
+// A process's state letter and parent from /proc/PID/stat; false when it is gone.
+bool StatOf(pid_t pid, char* state, pid_t* ppid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return false;
+  std::istringstream rest(line.substr(close + 2));
+  return static_cast<bool>(rest >> *state >> *ppid);
+}
+
 pid_t FindRank(pid_t parent, int rank) {
   DIR* d = ::opendir("/proc");
   pid_t found = -1;
   while (dirent* e = d ? ::readdir(d) : nullptr) {
     const pid_t pid = std::atoi(e->d_name);
     if (pid <= 0) continue;
-    std::ifstream stat("/proc/" + std::string(e->d_name) + "/stat");
-    std::string line;
-    std::getline(stat, line);
-    const size_t close = line.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(line.substr(close + 2));
     char state;
     pid_t ppid;
-    rest >> state >> ppid;
-    if (ppid != parent) continue;
+    if (!StatOf(pid, &state, &ppid) || ppid != parent) continue;
     std::ifstream env("/proc/" + std::string(e->d_name) + "/environ");
     std::string all((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
     if (all.find("MESHLM_RANK=" + std::to_string(rank) + '\0') != std::string::npos) found = pid;
@@ -549,11 +553,9 @@ TEST(ServerFailure, KilledLauncherTakesItsRanksAlong) {
   ASSERT_GT(ranks[0], 0);
   ASSERT_GT(ranks[1], 0);
   auto alive = [](pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) return false;
-    const size_t close = line.rfind(')');
-    return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+    char state;
+    pid_t ppid;
+    return StatOf(pid, &state, &ppid) && state != 'Z';
   };
   ::kill(server.pid(), SIGKILL);
   using Clock = std::chrono::steady_clock;
@@ -683,8 +685,7 @@ TEST(ServerFailure, StalledIdleWorkerShowsInHealthAndRecovers) {
   EXPECT_GT(body.value("waiting_on_ranks_s", 0.0), 1.0) << degraded;
   // A request now is refused at once rather than queued behind the stalled collective.
   const auto t0 = Clock::now();
-  auto r = c.Post("/v1/chat/completions",
-                  {{"Authorization", std::string("Bearer ") + kKey}},
+  auto r = c.Post("/v1/chat/completions", {{"Authorization", std::string("Bearer ") + kKey}},
                   Chat("Hello", 4).dump(), "application/json");
   ASSERT_TRUE(r);
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 1.0);

@@ -113,8 +113,7 @@ std::shared_ptr<Channel> Scheduler::Submit(GenRequest request, SubmitError* erro
       *error = SubmitError::kBroken;
       return nullptr;
     }
-    if (const double since = waiting_since_;
-        since > 0 && NowSeconds() - since > options_.degraded_after_seconds) {
+    if (WaitingSeconds() > options_.degraded_after_seconds) {
       *error = SubmitError::kDegraded;
       return nullptr;
     }
@@ -292,6 +291,11 @@ Status Scheduler::GatherRankTimes() {
   return OkStatus();
 }
 
+double Scheduler::WaitingSeconds() const {
+  const double since = waiting_since_;
+  return since > 0 ? NowSeconds() - since : 0;
+}
+
 Health Scheduler::health() const {
   Health h;
   if (broken_) {
@@ -299,8 +303,7 @@ Health Scheduler::health() const {
     h.reason = broken_reason();
     return h;
   }
-  const double since = waiting_since_;
-  if (since > 0) h.waiting_s = NowSeconds() - since;
+  h.waiting_s = WaitingSeconds();
   if (h.waiting_s > options_.degraded_after_seconds) {
     h.state = Health::State::kDegraded;
     h.reason = fmt::format(

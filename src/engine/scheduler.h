@@ -117,6 +117,8 @@ class Scheduler {
   /// Asks every rank for its times (a liveness probe when idle); waiting_since_ shows
   /// how long it has waited.
   Status GatherRankTimes();
+  /// How long rank 0 has been waiting on the other ranks; 0 when it is not.
+  double WaitingSeconds() const;
   std::atomic<double> waiting_since_{0};  // 0 unless rank 0 waits on the other ranks
   double last_report_ = 0;                // when the workers last reported their times
   double step_delay_s_ = 0;               // MESHLM_STEP_DELAY_MS
