@@ -107,7 +107,8 @@ void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
     max_k = std::max(max_k, s.K);
     max_n = std::max(max_n, s.N);
   }
-  std::vector<float> x(128 * max_k), y(128 * max_n);
+  const size_t max_t = std::max<size_t>(128, g_T);
+  std::vector<float> x(max_t * max_k), y(max_t * max_n);
   std::uniform_real_distribution<float> ud(-1.0f, 1.0f);
   for (float& f : x) f = ud(rng);
   for (const std::string& path : QuantPaths()) {
@@ -116,8 +117,9 @@ void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
     for (size_t threads : {1, 2}) {
       if (g_threads && threads != g_threads) continue;
       ThreadPool pool(threads);
-      for (size_t T : {1, 128}) {
-        if (g_T && T != g_T) continue;
+      // --T=N measures that one count of tokens; by default decode and prefill.
+      const std::vector<size_t> counts = g_T ? std::vector<size_t>{g_T} : std::vector<size_t>{1, 128};
+      for (size_t T : counts) {
         const auto start = std::chrono::steady_clock::now();
         const double cpu0 = CpuSeconds();
         size_t bytes = 0;
@@ -132,7 +134,7 @@ void Run(QuantType t, const std::vector<Shape>& layer, const char* model) {
           }
           ++reps;
           secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        } while (secs < (T == 1 ? 1.0 : 3.0));
+        } while (secs < (T <= 8 ? 1.0 : 3.0));
         // Per CPU-second figures: what one core gives when this process is not the only
         // one on the machine (wall time then includes waiting for a core).
         const double cpu = (CpuSeconds() - cpu0) / threads;

@@ -28,6 +28,22 @@ namespace meshlm::kernels {
 void MatMul(const float* x, size_t T, const Matrix& w, const float* bias, float* y,
             ThreadPool& pool);
 
+/// One product of MatMulMany: y: [T, w->rows] = x: [T, w->cols] · w->ᵀ (no bias).
+struct MatMulJob {
+  const float* x;
+  size_t T;
+  const Matrix* w;
+  float* y;
+};
+
+/// Every job's MatMul, with results equal to calling MatMul on each (bit for bit). When
+/// all weights are packed quantized matrices (tensor/quant.h) on an x86 path, the jobs run
+/// as one dispatch on the pool, split in pieces of about equal work, so many small
+/// products (the chosen experts of a MoE layer) do not each pay for waking the pool and
+/// for its tail; activations that jobs share (same x, T and type) are quantized once.
+/// Otherwise the jobs run one after another. No y may alias any x.
+void MatMulMany(const MatMulJob* jobs, size_t n, ThreadPool& pool);
+
 /// out[t, :] = x[t, :] / sqrt(mean(x[t, :]²) + eps) * weight, for t < rows; row length n.
 /// out may alias x.
 void RmsNorm(const float* x, const float* weight, size_t rows, size_t n, float eps, float* out);

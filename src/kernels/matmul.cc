@@ -45,4 +45,11 @@ void MatMul(const float* x, size_t T, const Matrix& w, const float* bias, float*
   }
 }
 
+void MatMulMany(const MatMulJob* jobs, size_t n, ThreadPool& pool) {
+  if (n == 0 || QuantMatMulMany(jobs, n, pool)) return;
+  for (size_t i = 0; i < n; ++i) {
+    MatMul(jobs[i].x, jobs[i].T, *jobs[i].w, nullptr, jobs[i].y, pool);
+  }
+}
+
 }  // namespace meshlm::kernels

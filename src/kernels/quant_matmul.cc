@@ -156,6 +156,18 @@ void UnpackRow(const Matrix& w, size_t n, RowInts* r) {
   }
 }
 
+// x: [T, w.cols] quantized the way the chosen path reads it.
+void QuantizeFor(const float* x, size_t T, const Matrix& w, bool vnni, bool avx2, QuantActs* a) {
+  const QuantType type = *w.quant;
+  if (vnni) {
+    x86::QuantizeActsVnni(x, T, w.cols, type, w.packed, a);
+  } else if (avx2 && type != QuantType::kMlx4) {
+    x86::QuantizeActsAvx2(x, T, w.cols, type, a);
+  } else {
+    QuantizeActs(x, T, w.cols, type, a);
+  }
+}
+
 }  // namespace
 
 int ActOffset(QuantType t) {
@@ -246,20 +258,13 @@ void QuantMatMul(const float* x, size_t T, const Matrix& w, const float* bias, f
   MESHLM_CHECK(w.quant.has_value(), "[quant_matmul] matrix is not quantized");
   MESHLM_CHECK(w.cols % kActBlock == 0, "[quant_matmul] K {} not a multiple of 32", w.cols);
   if (T == 0 || w.rows == 0) return;
-  const QuantType type = *w.quant;
   // The workers must see this thread's buffer: a thread_local named inside the lambda
   // would be each worker's own.
   thread_local QuantActs scratch;
   const QuantActs& acts = scratch;
   const bool vnni = UseVnni();
   const bool avx2 = !vnni && UseAvx2(w);
-  if (vnni) {
-    x86::QuantizeActsVnni(x, T, w.cols, type, w.packed, &scratch);
-  } else if (avx2 && type != QuantType::kMlx4) {
-    x86::QuantizeActsAvx2(x, T, w.cols, type, &scratch);
-  } else {
-    QuantizeActs(x, T, w.cols, type, &scratch);
-  }
+  QuantizeFor(x, T, w, vnni, avx2, &scratch);
   const size_t N = w.rows;
   if ((vnni || avx2) && w.packed) {
     pool.ParallelFor(N / kPackRows, 1, [&](size_t begin, size_t end, size_t) {
@@ -283,6 +288,71 @@ void QuantMatMul(const float* x, size_t T, const Matrix& w, const float* bias, f
   if (bias != nullptr) {
     for (size_t t = 0; t < T; ++t) AddInPlace(y + t * N, bias, N);
   }
+}
+
+bool QuantMatMulMany(const MatMulJob* jobs, size_t n, ThreadPool& pool) {
+  const bool vnni = UseVnni();
+  for (size_t i = 0; i < n; ++i) {
+    const Matrix& w = *jobs[i].w;
+    if (!w.quant || !w.packed || w.cols % kActBlock != 0 || !(vnni || UseAvx2(w))) return false;
+  }
+  // One set of activations per distinct (x, T, K, type); a job names its set. The sets
+  // live on this thread and are read by the workers through the reference below.
+  thread_local std::vector<QuantActs> sets;
+  std::vector<uint32_t> set_of(n);
+  size_t used = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const MatMulJob& j = jobs[i];
+    size_t s = used;
+    // Jobs that share x come next to each other: look back a few.
+    for (size_t p = 1; p <= std::min<size_t>(i, 4); ++p) {
+      const MatMulJob& o = jobs[i - p];
+      if (o.x == j.x && o.T == j.T && o.w->cols == j.w->cols && *o.w->quant == *j.w->quant) {
+        s = set_of[i - p];
+        break;
+      }
+    }
+    if (s == used) {
+      if (sets.size() <= used) sets.resize(used + 1);
+      if (j.T > 0) QuantizeFor(j.x, j.T, *j.w, vnni, !vnni, &sets[used]);
+      ++used;
+    }
+    set_of[i] = static_cast<uint32_t>(s);
+  }
+  // Pieces of about equal work: a group of 16 rows costs its bytes once and its tokens'
+  // multiply-adds, counted here as (T + 1) per group. Tasks are claimed in order, so the
+  // threads stay balanced however uneven the jobs are.
+  struct Piece {
+    uint32_t job;
+    uint32_t g0, g1;
+  };
+  size_t total = 0;
+  for (size_t i = 0; i < n; ++i) total += jobs[i].w->rows / kPackRows * (jobs[i].T + 1);
+  const size_t threads = pool.num_threads();
+  const size_t target = std::max<size_t>(1, total / (threads == 1 ? 1 : threads * 8));
+  std::vector<Piece> pieces;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t groups = jobs[i].w->rows / kPackRows;
+    if (jobs[i].T == 0 || groups == 0) continue;
+    const size_t cost = groups * (jobs[i].T + 1);
+    const size_t parts = std::min(groups, (cost + target - 1) / target);
+    for (size_t p = 0; p < parts; ++p) {
+      pieces.push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(groups * p / parts),
+                        static_cast<uint32_t>(groups * (p + 1) / parts)});
+    }
+  }
+  const std::vector<QuantActs>& acts = sets;
+  pool.Run(pieces.size(), [&](size_t task, size_t) {
+    const Piece& pc = pieces[task];
+    const MatMulJob& j = jobs[pc.job];
+    const QuantActs& a = acts[set_of[pc.job]];
+    if (vnni) {
+      x86::QuantDotGroupsVnni(*j.w, pc.g0, pc.g1, a, j.y, j.w->rows);
+    } else {
+      x86::QuantDotGroupsAvx2(*j.w, pc.g0, pc.g1, a, j.y, j.w->rows);
+    }
+  });
+  return true;
 }
 
 void QuantEmbeddingLookup(const Matrix& table, const int32_t* ids, size_t T, float* out) {

@@ -34,6 +34,10 @@ namespace meshlm::kernels {
 void QuantMatMul(const float* x, size_t T, const Matrix& w, const float* bias, float* y,
                  ThreadPool& pool);
 
+/// MatMulMany's single dispatch: true if it ran the jobs (every weight quantized, packed
+/// and read by the x86 path in use), false if it did nothing.
+bool QuantMatMulMany(const MatMulJob* jobs, size_t n, ThreadPool& pool);
+
 /// out: [T, D] = rows ids[t] of table: [V, D], dequantized to f32. ids must be < V.
 void QuantEmbeddingLookup(const Matrix& table, const int32_t* ids, size_t T, float* out);
 

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -205,6 +206,92 @@ TEST(QuantMatMul, EveryPathAndTypeMatchesDequantizedReference) {
       }
     }
     SetQuantPath("");
+  }
+}
+
+// MatMulMany gives every job's MatMul bit for bit: the experts of a MoE layer as jobs
+// (gate and up sharing x, some with no tokens, then the downs), packed and not, on every
+// path. On the x86 paths packed jobs must take the single dispatch.
+TEST(MatMulMany, EqualsEachMatMulOnEveryPath) {
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> ud(-2.0f, 2.0f);
+  std::uniform_int_distribution<size_t> tokens(0, 5);
+  for (QuantType t : {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
+                      QuantType::kMlx4}) {
+    for (bool pack : {true, false}) {
+      const size_t E = 6, F = 48, D = 256, gs = t == QuantType::kMlx4 ? 64 : 0;
+      std::vector<QuantMatrix> mats;
+      std::vector<AlignedVector<uint8_t>> packed(3 * E);
+      std::vector<Matrix> ws(3 * E);
+      for (size_t i = 0; i < 3 * E; ++i) {
+        const bool down = i % 3 == 2;
+        // Downs read 64 columns, or 256 for the K kinds' whole blocks.
+        const bool k_kind = t == QuantType::kQ4_K || t == QuantType::kQ6_K;
+        const size_t K = down && !k_kind ? 64 : D;
+        mats.push_back(MakeMatrix(rng, t, down ? D : F + 16 * (i % 3), K, gs, DType::kBF16, 0));
+        ws[i] = mats.back().w;
+        // Pack all but one matrix when packing, so a mixed set is covered too.
+        if (pack && i != 4) {
+          packed[i].assign(PackedWeightBytes(ws[i]), 0xEE);
+          ws[i] = PackWeight(ws[i], packed[i].data());
+        }
+      }
+      std::vector<std::vector<float>> xs(3 * E), many(3 * E), each(3 * E);
+      std::vector<MatMulJob> jobs;
+      for (size_t e = 0; e < E; ++e) {
+        const size_t T = e == 1 ? 0 : tokens(rng);
+        for (size_t j = 0; j < 3; ++j) {
+          const size_t i = 3 * e + j;
+          xs[i].resize(T * ws[i].cols);
+          for (float& f : xs[i]) f = ud(rng);
+          if (j == 1 && ws[i].cols == ws[i - 1].cols) xs[i] = xs[i - 1];  // up shares gate's x
+          many[i].assign(T * ws[i].rows, std::nanf(""));
+          each[i] = many[i];
+        }
+        for (size_t j = 0; j < 3; ++j) {
+          const size_t i = 3 * e + j;
+          // Gate and up pass the same pointer, as MoeForward does.
+          const float* x = j == 1 && ws[i].cols == ws[i - 1].cols ? xs[i - 1].data() : xs[i].data();
+          jobs.push_back({x, T, &ws[i], many[i].data()});
+        }
+      }
+      for (const std::string& path : QuantPaths()) {
+        ASSERT_TRUE(SetQuantPath(path));
+        for (size_t threads : {1, 2}) {
+          SCOPED_TRACE(::testing::Message() << QuantTypeName(t) << " packed " << pack << " path "
+                                            << path << " threads " << threads);
+          ThreadPool pool(threads);
+          EXPECT_FALSE(QuantMatMulMany(jobs.data(), jobs.size(), pool))
+              << "a set with a matrix in the file layout must not take the single dispatch";
+          for (auto& v : many) std::fill(v.begin(), v.end(), std::nanf(""));
+          MatMulMany(jobs.data(), jobs.size(), pool);
+          for (size_t i = 0; i < jobs.size(); ++i) {
+            MatMul(jobs[i].x, jobs[i].T, *jobs[i].w, nullptr, each[i].data(), pool);
+            ASSERT_EQ(0, std::memcmp(many[i].data(), each[i].data(), many[i].size() * 4))
+                << "job " << i << " T " << jobs[i].T;
+          }
+          // Without the unpacked one, the x86 paths run the jobs in one dispatch.
+          if (pack) {
+            std::vector<MatMulJob> rest;
+            for (size_t i = 0; i < jobs.size(); ++i) {
+              if (i != 4) rest.push_back(jobs[i]);
+            }
+            for (auto& v : many) std::fill(v.begin(), v.end(), std::nanf(""));
+            const bool single = QuantMatMulMany(rest.data(), rest.size(), pool);
+            EXPECT_EQ(single, path != "portable");
+            if (!single) MatMulMany(rest.data(), rest.size(), pool);
+            for (size_t i = 0; i < jobs.size(); ++i) {
+              if (i == 4) continue;
+              ASSERT_EQ(0, std::memcmp(many[i].data(), each[i].data(), many[i].size() * 4))
+                  << "job " << i << " T " << jobs[i].T << " single dispatch " << single;
+            }
+          }
+        }
+      }
+      SetQuantPath("");
+    }
   }
 }
 

@@ -57,31 +57,45 @@ void MoeForward(const ModelConfig& c, const MoeWeights& w, const float* xn, size
     if (e >= first && e < first + held) s->order[fill[e - first]++] = static_cast<uint32_t>(i);
   }
 
-  std::memset(out, 0, T * D * sizeof(float));
+  // The rows of the tokens routed to each chosen expert, one block per expert in expert
+  // order: xs: [M, D] with M = start[held]; gate and up: [M, F] at each expert's offset.
+  const size_t M = start[held];
+  float* xs = GrowTo(s->xs, M * D);
+  for (size_t i = 0; i < M; ++i) {
+    std::memcpy(xs + i * D, xn + (s->order[i] / K) * D, D * sizeof(float));
+  }
+  std::vector<size_t> off(held + 1, 0);  // offsets into gate/up in floats
+  for (size_t e = 0; e < held; ++e) {
+    off[e + 1] = off[e] + (start[e + 1] - start[e]) * w.experts[e].gate.rows;
+  }
+  float* gate = GrowTo(s->gate, off[held]);
+  float* up = GrowTo(s->up, off[held]);
+  float* ys = GrowTo(s->ys, M * D);
+  // All chosen experts' gate and up in one dispatch, then all their downs in another.
+  std::vector<kernels::MatMulJob> jobs;
   for (size_t e = 0; e < held; ++e) {
     const size_t n = start[e + 1] - start[e];
     if (n == 0) continue;
-    const ExpertWeights& ew = w.experts[e];
-    const size_t F = ew.gate.rows;
-    const uint32_t* slots = s->order.data() + start[e];
-    // xs: [n, D] the rows of the tokens routed to expert e; gate, up: [n, F]; ys: [n, D].
-    float* xs = GrowTo(s->xs, n * D);
-    for (size_t i = 0; i < n; ++i) {
-      std::memcpy(xs + i * D, xn + (slots[i] / K) * D, D * sizeof(float));
-    }
-    float* gate = GrowTo(s->gate, n * F);
-    float* up = GrowTo(s->up, n * F);
-    float* ys = GrowTo(s->ys, n * D);
-    kernels::MatMul(xs, n, ew.gate, nullptr, gate, pool);
-    kernels::MatMul(xs, n, ew.up, nullptr, up, pool);
-    kernels::SiluMul(gate, up, n * F, gate);
-    kernels::MatMul(gate, n, ew.down, nullptr, ys, pool);
-    for (size_t i = 0; i < n; ++i) {
-      const float g = r.weight[slots[i]];
-      float* o = out + (slots[i] / K) * D;
-      const float* y = ys + i * D;
-      for (size_t d = 0; d < D; ++d) o[d] += g * y[d];
-    }
+    const float* x = xs + start[e] * D;
+    jobs.push_back({x, n, &w.experts[e].gate, gate + off[e]});
+    jobs.push_back({x, n, &w.experts[e].up, up + off[e]});
+  }
+  kernels::MatMulMany(jobs.data(), jobs.size(), pool);
+  kernels::SiluMul(gate, up, off[held], gate);
+  jobs.clear();
+  for (size_t e = 0; e < held; ++e) {
+    const size_t n = start[e + 1] - start[e];
+    if (n > 0) jobs.push_back({gate + off[e], n, &w.experts[e].down, ys + start[e] * D});
+  }
+  kernels::MatMulMany(jobs.data(), jobs.size(), pool);
+
+  std::memset(out, 0, T * D * sizeof(float));
+  for (size_t i = 0; i < M; ++i) {
+    const uint32_t slot = s->order[i];
+    const float g = r.weight[slot];
+    float* o = out + (slot / K) * D;
+    const float* y = ys + i * D;
+    for (size_t d = 0; d < D; ++d) o[d] += g * y[d];
   }
 }
 
