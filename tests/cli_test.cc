@@ -77,6 +77,41 @@ TEST(Cli, TokenizeDefaultsToTheDemoModel) {
   EXPECT_EQ(dflt, named);
 }
 
+// `meshlm launch -- meshlm ...` runs this same binary when no meshlm is on PATH.
+TEST(Cli, LaunchRunsABareMeshlmAsItself) {
+  const std::string cmd = "env PATH=/usr/bin:/bin " + testing::MeshlmBinary() +
+                          " launch -n 2 -- meshlm tokenize \"Hello, world\" --ids";
+  ASSERT_NE(system("env PATH=/usr/bin:/bin sh -c 'command -v meshlm' >/dev/null"), 0)
+      << "a meshlm on the plain PATH would hide what this test checks";
+  const auto [out, code] = testing::RunCommand(cmd, 60, false);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_EQ(out.find("cannot run"), std::string::npos) << out;
+  for (int rank = 0; rank < 2; ++rank) {
+    EXPECT_NE(out.find("[" + std::to_string(rank) + "] "), std::string::npos) << out;
+  }
+  EXPECT_NE(out.find_first_of("0123456789", out.find("[1] ")), std::string::npos) << out;
+}
+
+// meshlm plan reads each host's memory_gb from the hostfile when --memory is absent.
+TEST(Cli, PlanTakesMemoryFromTheHostfile) {
+  const std::string folder = std::string(MESHLM_TEST_SOURCE_DIR) + "/models/meshlm-demo-6m";
+  auto plan = [&](const std::string& name, double gb) {
+    const std::string path = BuildDir() + "/plan-" + name + ".json";
+    FILE* f = fopen(path.c_str(), "w");
+    fprintf(f, "[{\"ssh\":\"a\",\"ips\":[\"10.9.0.1\"],\"memory_gb\":%g},"
+               "{\"ssh\":\"b\",\"ips\":[\"10.9.0.2\"],\"memory_gb\":%g}]", gb, gb);
+    fclose(f);
+    return testing::RunCommand(
+        testing::MeshlmBinary() + " plan --model " + folder + " --hostfile " + path, 60, true);
+  };
+  const auto [small, small_code] = plan("small", 0.001);
+  EXPECT_NE(small_code, 0) << small;
+  EXPECT_NE(small.find("has 1.0 MiB"), std::string::npos) << small;
+  const auto [big, big_code] = plan("big", 64);
+  EXPECT_EQ(big_code, 0) << big;
+  EXPECT_NE(big.find("the hostfile's memory_gb"), std::string::npos) << big;
+}
+
 // A GGUF file carries its tokenizer and chat template in metadata: the demo model written
 // as a bf16 GGUF (exactly its weights) reads, chats and writes like the folder it came from.
 TEST(Cli, GgufTokenizerAndChatTemplateMatchTheFolder) {

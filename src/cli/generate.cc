@@ -134,10 +134,10 @@ void AddGenerateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--system", f->system, "System message for --chat");
   cmd->add_option("--max-tokens", f->max_tokens, "Tokens to generate at most");
   cmd->add_option("--temperature", f->temperature, "0 = greedy (default: the model's)");
-  cmd->add_option("--top-k", f->top_k, "Keep the k most likely tokens (0 = off)");
-  cmd->add_option("--top-p", f->top_p, "Nucleus sampling mass (1 = off)");
-  cmd->add_option("--min-p", f->min_p, "Drop tokens below min_p x the top probability");
-  cmd->add_option("--repetition-penalty", f->repetition_penalty, "1 = off");
+  cmd->add_option("--top-k", f->top_k, "Keep the k most likely tokens, 0 = off (default: the model's)");
+  cmd->add_option("--top-p", f->top_p, "Nucleus sampling mass, 1 = off (default: the model's)");
+  cmd->add_option("--min-p", f->min_p, "Drop tokens below min_p x the top probability (default: the model's)");
+  cmd->add_option("--repetition-penalty", f->repetition_penalty, "1 = off (default: the model's)");
   cmd->add_option("--seed", f->seed, "Sampling seed; the same seed gives the same tokens");
   cmd->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past end-of-sequence");
   cmd->callback([f, exit_code] { *exit_code = RunGenerate(*f); });

@@ -6,7 +6,7 @@ namespace meshlm::cli {
 void AddHostFlags(CLI::App& cmd, const HostFlags& flags) {
   if (flags.processes) {
     cmd.add_option("-n,--processes", *flags.processes,
-                   "local ranks to start; with --hosts, ranks per host");
+                   "Local ranks to start; with --hosts, ranks per host (default: one process)");
   }
   if (flags.hostfile) {
     CLI::Option* o =

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -59,7 +60,19 @@ Status RunPlan(const PlanFlags& f) {
     memory_note = fmt::format("memory per rank: this host's available {:.1f} GiB / {} ranks",
                               avail / 1073741824.0, req.world_size);
   } else {
-    memory_note = "memory not checked (give --memory GiB per rank)";
+    // The hostfile's "memory_gb" of every host, when each has one.
+    MESHLM_ASSIGN_OR_RETURN(cluster::Hostfile hosts, cluster::LoadHostfile(f.hostfile));
+    const bool all = std::all_of(hosts.hosts.begin(), hosts.hosts.end(),
+                                 [](const cluster::HostEntry& h) { return h.memory_gb.has_value(); });
+    if (all) {
+      for (const cluster::HostEntry& h : hosts.hosts) {
+        req.memory.push_back(static_cast<size_t>(*h.memory_gb * 1073741824.0));
+      }
+      memory_note = "memory per rank: the hostfile's memory_gb of each host";
+    } else {
+      memory_note = "memory not checked (give --memory GiB per rank, or memory_gb per host in "
+                    "the hostfile)";
+    }
   }
   // Weight bytes per element as stored (bf16 unless --bits says otherwise).
   if (!(f.bits > 0 && f.bits <= 32)) return Error("[plan] --bits {} must lie in (0, 32]", f.bits);
@@ -78,10 +91,10 @@ void AddPlanCommand(CLI::App& app, int* exit_code) {
       app.add_subcommand("plan", "Show how a model splits over ranks, without loading it");
   cmd->add_option("--model", f->model, "Model folder")->required();
   cmd->add_option("--hostfile", f->hostfile, "MLX JSON hostfile: one rank per host");
-  cmd->add_option("-n", f->n, "Local ranks");
-  cmd->add_option("--tp", f->tp, "Tensor-parallel ranks per stage");
-  cmd->add_option("--pp", f->pp, "Pipeline stages");
-  cmd->add_option("--ep", f->ep, "Expert-parallel groups per stage (MoE models)");
+  cmd->add_option("-n", f->n, "Local ranks (without --hostfile)");
+  cmd->add_option("--tp", f->tp, "Tensor-parallel ranks per stage (default: chosen from the ranks)");
+  cmd->add_option("--pp", f->pp, "Pipeline stages (default: chosen from the ranks)");
+  cmd->add_option("--ep", f->ep, "Expert-parallel groups per stage, MoE models (default: 1)");
   cmd->add_option("--bits", f->bits,
                   "Bits per stored weight, for the memory estimate (16; 8.5 for Q8_0, 4.5 for "
                   "Q4_0 or MLX 4-bit)");

@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "cluster/hostfile.h"
+#include "cluster/verify.h"
 #include "comm/auth.h"
 #include "comm/env.h"
 #include "comm/socket.h"
@@ -122,6 +123,10 @@ class Supervisor {
   Supervisor(const LaunchOptions& o, std::vector<Proc> procs) : o_(o), procs_(std::move(procs)) {}
 
   Status Start(const std::vector<std::string>& common_env, const std::string& secret) {
+    // A bare `meshlm` is this binary, on every host (as `meshlm sync` and the start gate
+    // expect: the same build at the same path), so a job needs no install step or PATH.
+    std::vector<std::string> command = o_.command;
+    if (!command.empty() && command[0] == "meshlm") command[0] = SelfExe();
     for (Proc& p : procs_) {
       std::vector<std::string> env = common_env;
       env.push_back("MESHLM_RANK=" + std::to_string(p.plan.rank));
@@ -130,17 +135,17 @@ class Supervisor {
       std::vector<std::string> argv;
       if (p.plan.host.empty()) {
         env.push_back("MESHLM_SECRET=" + secret);
-        argv = o_.command;
+        argv = command;
       } else {
         argv = {"ssh", "-o", "BatchMode=yes", "-T"};
         argv.insert(argv.end(), o_.ssh_args.begin(), o_.ssh_args.end());
         argv.push_back(p.plan.host);
-        argv.push_back(RemoteCommand(env, o_.command));
+        argv.push_back(RemoteCommand(env, command));
         p.inbox = secret + "\n";
       }
       if (o_.verbose) {
         std::string shown;
-        for (const auto& a : o_.command) shown += " " + a;
+        for (const auto& a : command) shown += " " + a;
         MESHLM_LOG_INFO("[launch] rank {} on {}:{}", p.plan.rank,
                         p.plan.host.empty() ? "this host" : p.plan.host, shown);
       }
