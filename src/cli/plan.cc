@@ -35,8 +35,9 @@ Status RunPlan(const PlanFlags& f) {
   MESHLM_ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfigOfPath(f.model));
   parallel::PlanRequest req;
   std::string memory_note;
+  cluster::Hostfile hosts;
   if (!f.hostfile.empty()) {
-    MESHLM_ASSIGN_OR_RETURN(cluster::Hostfile hosts, cluster::LoadHostfile(f.hostfile));
+    MESHLM_ASSIGN_OR_RETURN(hosts, cluster::LoadHostfile(f.hostfile));
     req.world_size = hosts.hosts.size();
   } else {
     req.world_size = f.n;
@@ -61,7 +62,6 @@ Status RunPlan(const PlanFlags& f) {
                               avail / 1073741824.0, req.world_size);
   } else {
     // The hostfile's "memory_gb" of every host, when each has one.
-    MESHLM_ASSIGN_OR_RETURN(cluster::Hostfile hosts, cluster::LoadHostfile(f.hostfile));
     const bool all = std::all_of(hosts.hosts.begin(), hosts.hosts.end(),
                                  [](const cluster::HostEntry& h) { return h.memory_gb.has_value(); });
     if (all) {

@@ -168,6 +168,15 @@ void QuantizeFor(const float* x, size_t T, const Matrix& w, bool vnni, bool avx2
   }
 }
 
+// Packed groups [g0, g1) of w on the x86 path in use, into y: [T, w.rows].
+void DotGroups(bool vnni, const Matrix& w, size_t g0, size_t g1, const QuantActs& a, float* y) {
+  if (vnni) {
+    x86::QuantDotGroupsVnni(w, g0, g1, a, y, w.rows);
+  } else {
+    x86::QuantDotGroupsAvx2(w, g0, g1, a, y, w.rows);
+  }
+}
+
 }  // namespace
 
 int ActOffset(QuantType t) {
@@ -268,11 +277,7 @@ void QuantMatMul(const float* x, size_t T, const Matrix& w, const float* bias, f
   const size_t N = w.rows;
   if ((vnni || avx2) && w.packed) {
     pool.ParallelFor(N / kPackRows, 1, [&](size_t begin, size_t end, size_t) {
-      if (vnni) {
-        x86::QuantDotGroupsVnni(w, begin, end, acts, y, N);
-      } else {
-        x86::QuantDotGroupsAvx2(w, begin, end, acts, y, N);
-      }
+      DotGroups(vnni, w, begin, end, acts, y);
     });
   } else {
     pool.ParallelFor(N, 4, [&](size_t begin, size_t end, size_t) {
@@ -345,12 +350,7 @@ bool QuantMatMulMany(const MatMulJob* jobs, size_t n, ThreadPool& pool) {
   pool.Run(pieces.size(), [&](size_t task, size_t) {
     const Piece& pc = pieces[task];
     const MatMulJob& j = jobs[pc.job];
-    const QuantActs& a = acts[set_of[pc.job]];
-    if (vnni) {
-      x86::QuantDotGroupsVnni(*j.w, pc.g0, pc.g1, a, j.y, j.w->rows);
-    } else {
-      x86::QuantDotGroupsAvx2(*j.w, pc.g0, pc.g1, a, j.y, j.w->rows);
-    }
+    DotGroups(vnni, *j.w, pc.g0, pc.g1, acts[set_of[pc.job]], j.y);
   });
   return true;
 }
