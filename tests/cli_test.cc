@@ -92,14 +92,44 @@ TEST(Cli, LaunchRunsABareMeshlmAsItself) {
   EXPECT_NE(out.find_first_of("0123456789", out.find("[1] ")), std::string::npos) << out;
 }
 
+// Loading reports its phases (rank 0 only: hashing in the start checks, then reading the
+// weights in) and its time apart from the prompt's.
+TEST(Cli, LoadShowsProgressAndItsOwnTime) {
+  const std::string model = BuildDir() + "/testmodels/tiny-llama-f32";
+  const std::string run = testing::MeshlmBinary() + " launch -n 2 -- " + testing::MeshlmBinary() +
+                          " generate --model " + model + " --ids 1,2 --max-tokens 2";
+  // A fresh copy, so that its files are hashed rather than found in the cache.
+  const std::string copy = BuildDir() + "/load-progress-model";
+  ASSERT_EQ(system(("rm -rf " + copy + " && cp -r " + model + " " + copy).c_str()), 0);
+  const std::string on = testing::MeshlmBinary() + " launch -n 2 -- " + testing::MeshlmBinary() +
+                         " generate --model " + copy + " --ids 1,2 --max-tokens 2";
+  const auto [shown, shown_code] = testing::RunCommand("env MESHLM_PROGRESS=on " + on, 60, true);
+  ASSERT_EQ(shown_code, 0) << shown;
+  EXPECT_NE(shown.find("[0] [load] hashing"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("[0] [load] reading"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("100%"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("[1] [load]"), std::string::npos) << "one rank shows progress\n" << shown;
+  const size_t stats = shown.find("[generate] load ");
+  ASSERT_NE(stats, std::string::npos) << shown;
+  EXPECT_LT(stats, shown.find("; prompt 2 tokens in ", stats)) << shown;
+  // Off, and by default for a model this small: no progress lines.
+  for (const std::string env : {"MESHLM_PROGRESS=off ", ""}) {
+    const auto [quiet, quiet_code] = testing::RunCommand("env " + env + run, 60, true);
+    EXPECT_EQ(quiet_code, 0) << quiet;
+    EXPECT_EQ(quiet.find("[load]"), std::string::npos) << env << "\n" << quiet;
+  }
+}
+
 // meshlm plan reads each host's memory_gb from the hostfile when --memory is absent.
 TEST(Cli, PlanTakesMemoryFromTheHostfile) {
   const std::string folder = std::string(MESHLM_TEST_SOURCE_DIR) + "/models/meshlm-demo-6m";
   auto plan = [&](const std::string& name, double gb) {
     const std::string path = BuildDir() + "/plan-" + name + ".json";
     FILE* f = fopen(path.c_str(), "w");
-    fprintf(f, "[{\"ssh\":\"a\",\"ips\":[\"10.9.0.1\"],\"memory_gb\":%g},"
-               "{\"ssh\":\"b\",\"ips\":[\"10.9.0.2\"],\"memory_gb\":%g}]", gb, gb);
+    fprintf(f,
+            "[{\"ssh\":\"a\",\"ips\":[\"10.9.0.1\"],\"memory_gb\":%g},"
+            "{\"ssh\":\"b\",\"ips\":[\"10.9.0.2\"],\"memory_gb\":%g}]",
+            gb, gb);
     fclose(f);
     return testing::RunCommand(
         testing::MeshlmBinary() + " plan --model " + folder + " --hostfile " + path, 60, true);

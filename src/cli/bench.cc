@@ -43,13 +43,15 @@ int RunBenchCommand(const BenchFlags& f) {
           "\"tokens_per_sec\": {:.3f}, \"batch\": {}, \"seconds\": {:.3f}, \"comm_ms_per_token\": "
           "{:.3f}, "
           "\"compute_ms_per_token\": {:.3f}, \"peak_rss_bytes\": [{}], \"ranks\": {}, "
-          "\"threads\": {}, \"target\": \"{}\"}}\n",
+          "\"threads\": {}, \"target\": \"{}\", \"load_seconds\": {:.3f}}}\n",
           r.prompt_tokens, r.gen_tokens, r.prompt_tps(), r.gen_tps(), r.batch, r.seconds,
           r.comm_seconds_per_token * 1e3, r.compute_seconds_per_token * 1e3,
-          fmt::join(job->peak_rss, ", "), world, threads, kernels::CurrentTarget());
+          fmt::join(job->peak_rss, ", "), world, threads, kernels::CurrentTarget(),
+          job->load_seconds);
     } else {
       fmt::print("model            {}\n", f.job.model);
       fmt::print("ranks x threads  {} x {} ({})\n", world, threads, kernels::CurrentTarget());
+      fmt::print("load seconds     {:.3f}\n", job->load_seconds);
       fmt::print("prompt_tokens    {}\n", r.prompt_tokens);
       fmt::print("gen_tokens       {}{}\n", r.gen_tokens,
                  r.batch > 1 ? fmt::format(" x {} sequences", r.batch) : "");

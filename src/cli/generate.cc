@@ -115,8 +115,11 @@ int RunGenerate(const GenerateFlags& f) {
                             }));
     if (stream) fmt::print("{}", stream->Flush());
     fmt::print("\n");
-    fmt::print(stderr, "[generate] prompt {} tokens in {:.3f} s; {} tokens at {:.2f} tok/s\n",
-               stats.prompt_tokens, stats.prefill_seconds, stats.gen_tokens,
+    std::fflush(stdout);  // the stats follow the text, also when both go to one pipe
+    fmt::print(stderr,
+               "[generate] load {:.3f} s; prompt {} tokens in {:.3f} s; {} tokens at {:.2f} "
+               "tok/s\n",
+               job->load_seconds, stats.prompt_tokens, stats.prefill_seconds, stats.gen_tokens,
                stats.decode_steps / std::max(stats.decode_seconds, 1e-9));
     return OkStatus();
   });
@@ -134,9 +137,11 @@ void AddGenerateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--system", f->system, "System message for --chat");
   cmd->add_option("--max-tokens", f->max_tokens, "Tokens to generate at most");
   cmd->add_option("--temperature", f->temperature, "0 = greedy (default: the model's)");
-  cmd->add_option("--top-k", f->top_k, "Keep the k most likely tokens, 0 = off (default: the model's)");
+  cmd->add_option("--top-k", f->top_k,
+                  "Keep the k most likely tokens, 0 = off (default: the model's)");
   cmd->add_option("--top-p", f->top_p, "Nucleus sampling mass, 1 = off (default: the model's)");
-  cmd->add_option("--min-p", f->min_p, "Drop tokens below min_p x the top probability (default: the model's)");
+  cmd->add_option("--min-p", f->min_p,
+                  "Drop tokens below min_p x the top probability (default: the model's)");
   cmd->add_option("--repetition-penalty", f->repetition_penalty, "1 = off (default: the model's)");
   cmd->add_option("--seed", f->seed, "Sampling seed; the same seed gives the same tokens");
   cmd->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past end-of-sequence");

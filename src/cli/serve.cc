@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 
+#include "base/log.h"
 #include "cli/commands.h"
 #include "cli/host_flags.h"
 #include "cli/job.h"
@@ -70,6 +71,10 @@ int ServeInJob(const ServeFlags& f) {
   if (!job.ok()) {
     fmt::print(stderr, "meshlm serve: {}\n", job.status().message());
     return 1;
+  }
+  if (job->world->rank() == 0) {
+    MESHLM_LOG_INFO("[serve] model loaded in {:.1f} s on {} ranks", job->load_seconds,
+                    job->world->size());
   }
   if (job->world->rank() != 0) {
     // Rank 0 stops the workers when it is told to stop; a worker whose rank 0 vanished

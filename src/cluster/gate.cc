@@ -127,7 +127,7 @@ Result<GateReport> RunStartGate(comm::Group& g, const std::string& model,
   gethostname(host, sizeof(host) - 1);
   Copy(mine.host, sizeof(mine.host), host);
   Copy(mine.version, sizeof(mine.version), version);
-  auto man = BuildManifest(model);
+  auto man = BuildManifest(model, {.show_progress = me == 0});
   if (man.ok()) {
     rep.hashed_files = man->hashed_files;
     rep.hashed_bytes = man->hashed_bytes;

@@ -17,6 +17,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/progress.h"
+
 namespace meshlm::cluster {
 namespace {
 
@@ -110,7 +112,7 @@ std::string Sha256Hex(const std::string& bytes) {
   return Hex(d, n);
 }
 
-Result<std::string> Sha256File(const std::string& path) {
+Result<std::string> Sha256File(const std::string& path, Progress* progress) {
   // O_DIRECT where the filesystem allows it: hashing a model must neither evict what the
   // page cache holds nor fill it with pages (large folios) that the loader's mmap would
   // then map whole, inflating every rank's resident set.
@@ -143,6 +145,7 @@ Result<std::string> Sha256File(const std::string& path) {
     if (n == 0) break;
     EVP_DigestUpdate(ctx.get(), buf.get(), static_cast<size_t>(n));
     offset += n;
+    if (progress != nullptr) progress->Add(static_cast<size_t>(n));
     // A short O_DIRECT read ends at EOF or an unaligned tail; carry on with plain reads.
     if (direct && (n % 4096) != 0) {
       ::close(fd);
@@ -268,6 +271,10 @@ Result<Manifest> BuildManifest(const std::string& model_path, const ManifestOpti
   }
   const int64_t now = NowNs();
   std::vector<ManifestFile> to_cache;
+  // Sizes and times first, so the progress bar knows how much is to be hashed.
+  std::vector<ManifestFile> files;
+  std::vector<bool> cached_ok;
+  size_t to_hash = 0;
   for (const auto& [rel, abs] : paths) {
     struct stat sb {};
     if (::stat(abs.c_str(), &sb) != 0) {
@@ -278,11 +285,18 @@ Result<Manifest> BuildManifest(const std::string& model_path, const ManifestOpti
     f.size = static_cast<uint64_t>(sb.st_size);
     f.mtime_ns = int64_t{sb.st_mtim.tv_sec} * 1'000'000'000 + sb.st_mtim.tv_nsec;
     auto hit = cache.find(rel);
-    if (hit != cache.end() && hit->second.size == f.size && hit->second.mtime_ns == f.mtime_ns &&
-        f.mtime_ns != 0) {
-      f.sha256 = hit->second.sha256;
-    } else {
-      MESHLM_ASSIGN_OR_RETURN(f.sha256, Sha256File(abs));
+    const bool ok = hit != cache.end() && hit->second.size == f.size &&
+                    hit->second.mtime_ns == f.mtime_ns && f.mtime_ns != 0;
+    if (ok) f.sha256 = hit->second.sha256;
+    if (!ok) to_hash += f.size;
+    cached_ok.push_back(ok);
+    files.push_back(std::move(f));
+  }
+  Progress progress("hashing", to_hash, o.show_progress);
+  for (size_t i = 0; i < files.size(); ++i) {
+    ManifestFile& f = files[i];
+    if (!cached_ok[i]) {
+      MESHLM_ASSIGN_OR_RETURN(f.sha256, Sha256File(paths[i].second, &progress));
       ++m.hashed_files;
       m.hashed_bytes += f.size;
     }

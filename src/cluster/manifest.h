@@ -18,6 +18,10 @@
 
 #include "base/status.h"
 
+namespace meshlm {
+class Progress;
+}
+
 namespace meshlm::cluster {
 
 struct ManifestFile {
@@ -46,6 +50,8 @@ struct ManifestOptions {
   bool rehash = false;
   /// Write the (updated) cache back.
   bool write_cache = true;
+  /// Show progress on stderr while hashing.
+  bool show_progress = false;
 };
 
 /// The files that make up the model at `model_path` (a folder, walked recursively, or one
@@ -55,7 +61,7 @@ struct ManifestOptions {
 Result<Manifest> BuildManifest(const std::string& model_path, const ManifestOptions& options = {});
 
 /// The lowercase hex SHA-256 of a file's contents, read in 8 MiB chunks.
-Result<std::string> Sha256File(const std::string& path);
+Result<std::string> Sha256File(const std::string& path, Progress* progress = nullptr);
 /// The lowercase hex SHA-256 of `bytes`.
 std::string Sha256Hex(const std::string& bytes);
 

@@ -7,6 +7,7 @@
 #include <functional>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/meminfo.h"
 #include "comm/env.h"
 #include "engine/generate.h"
@@ -46,6 +47,7 @@ Result<Peers> ExchangeHostInfo(comm::Group& world) {
 Result<Job> StartJob(const JobOptions& f, size_t default_ctx, const JobCheck& check) {
   Job job;
   MESHLM_ASSIGN_OR_RETURN(job.world, comm::JoinFromEnv());
+  const double t0 = NowSeconds();
   if (check) MESHLM_RETURN_IF_ERROR(check(*job.world));
   MESHLM_ASSIGN_OR_RETURN(model::ModelConfig config, model::LoadModelConfigOfPath(f.model));
   parallel::PlanRequest req;
@@ -70,6 +72,7 @@ Result<Job> StartJob(const JobOptions& f, size_t default_ctx, const JobCheck& ch
   model::LoadOptions load;
   load.max_context = req.context;
   load.shard = plan.ranks[job.world->rank()].shard;
+  load.show_progress = job.world->rank() == 0;
   MESHLM_ASSIGN_OR_RETURN(auto m, model::Model::Load(f.model, load));
   // Default threads: the host's cores shared by the ranks on it, since spinning workers
   // of several ranks on the same cores slow every collective down.
@@ -79,6 +82,13 @@ Result<Job> StartJob(const JobOptions& f, size_t default_ctx, const JobCheck& ch
   job.pool = std::make_unique<ThreadPool>(threads);
   MESHLM_ASSIGN_OR_RETURN(job.executor,
                           Executor::Create(*job.world, std::move(m), plan, *job.pool));
+  // The slowest rank's, which is when the job can start.
+  const double mine = NowSeconds() - t0;
+  std::vector<double> all(job.world->size(), mine);
+  if (job.world->size() > 1) {
+    MESHLM_RETURN_IF_ERROR(job.world->AllGather(&mine, sizeof(mine), all.data()));
+  }
+  job.load_seconds = *std::max_element(all.begin(), all.end());
   return job;
 }
 

@@ -29,6 +29,9 @@ struct Job {
   std::unique_ptr<comm::Group> world;
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<Executor> executor;
+  /// Seconds from the join to a ready executor on the slowest rank: the start checks
+  /// (hashing the model), the plan, loading, packing and reading in the weights.
+  double load_seconds = 0;
   /// Every rank's peak resident set size, filled on rank 0 by RunJob at the end.
   std::vector<size_t> peak_rss;
 };

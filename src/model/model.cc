@@ -49,7 +49,7 @@ Result<std::unique_ptr<Model>> Model::Load(const std::string& dir, const LoadOpt
   if (!m->store_) {
     MESHLM_ASSIGN_OR_RETURN(m->store_, TensorStore::Open(dir));
   }
-  MESHLM_ASSIGN_OR_RETURN(m->w_, LoadWeights(c, *m->store_, m->shard_));
+  MESHLM_ASSIGN_OR_RETURN(m->w_, LoadWeights(c, *m->store_, m->shard_, options.show_progress));
   m->inv_freq_ = RopeInvFreq(c);
   if (m->gguf_) {  // Llama 3 scaling, stored as divisors in GGUF files
     for (size_t i = 0; i < m->gguf_->rope_freq_factors.size(); ++i) {

@@ -30,6 +30,8 @@ struct LoadOptions {
   size_t max_context = 0;
   /// The part of the model this process holds; the default is all of it.
   ShardSpec shard;
+  /// Show progress on stderr while packing and reading in the weights (one rank does).
+  bool show_progress = false;
 };
 
 /// One sequence's share of a forward step: `num_tokens` tokens at positions

@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <thread>
 
+#include "base/progress.h"
 #include "kernels/kernels.h"
 #include "kernels/quant_matmul.h"
 #include "model/mlx_quant.h"
@@ -181,22 +183,30 @@ class ExpertSource {
   int64_t rows_ = 0, cols_ = 0;
 };
 
-// Repacks every packable matrix of w into one huge-page buffer (kernels::PackWeight),
-// and drops the source pages of those that lie in a file map.
-Status PackMatrices(const TensorStore& store, ModelWeights* w) {
-  auto in_memory = [&](const void* p) {
-    const uint8_t* b = static_cast<const uint8_t*>(p);
-    for (const auto& [name, t] : store.tensors()) {
-      if (!t.mapped && b >= t.data && b < t.data + t.nbytes) return true;
-    }
-    for (const std::vector<uint8_t>& o : w->owned) {  // compact copies (never dropped)
-      if (b >= o.data() && b < o.data() + o.size()) return true;
-    }
-    return false;
-  };
+// Whether p lies in memory this process owns (a tensor read into memory, a compact copy)
+// rather than in a file map.
+bool InMemory(const TensorStore& store, const ModelWeights& w, const void* p) {
+  const uint8_t* b = static_cast<const uint8_t*>(p);
+  for (const auto& [name, t] : store.tensors()) {
+    if (!t.mapped && b >= t.data && b < t.data + t.nbytes) return true;
+  }
+  for (const std::vector<uint8_t>& o : w.owned) {  // compact copies (never dropped)
+    if (b >= o.data() && b < o.data() + o.size()) return true;
+  }
+  return false;
+}
+
+std::vector<Matrix*> AllMatrices(ModelWeights* w) {
   std::vector<Matrix*> ms;
   for (LayerWeights& l : w->layers) ForEachMatrix(l, [&](Matrix& m, bool) { ms.push_back(&m); });
   ms.push_back(&w->lm_head);
+  return ms;
+}
+
+// Repacks every packable matrix of w into one huge-page buffer (kernels::PackWeight),
+// and drops the source pages of those that lie in a file map.
+Status PackMatrices(const TensorStore& store, ModelWeights* w, bool show_progress) {
+  const std::vector<Matrix*> ms = AllMatrices(w);
   size_t total = 0;
   for (const Matrix* m : ms) total += kernels::PackedWeightBytes(*m);
   if (total == 0) return OkStatus();
@@ -209,13 +219,15 @@ Status PackMatrices(const TensorStore& store, ModelWeights* w) {
     jobs.emplace_back(m, off);
     off += n;
   }
+  Progress progress("packing", total, show_progress);
   // The copy is bound by first touches of the new memory (the kernel zeroes each page),
   // which cores take in parallel: matrices are dealt out to one thread per core.
   auto pack = [&](size_t first, size_t step) {
     for (size_t i = first; i < jobs.size(); i += step) {
       const Matrix src = *jobs[i].first;
       *jobs[i].first = kernels::PackWeight(src, w->packed->data() + jobs[i].second);
-      if (!in_memory(src.data)) DropPages(src);
+      if (!InMemory(store, *w, src.data)) DropPages(src);
+      progress.Add(kernels::PackedWeightBytes(src));
     }
   };
   const size_t threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
@@ -224,6 +236,42 @@ Status PackMatrices(const TensorStore& store, ModelWeights* w) {
   pack(0, threads);
   for (std::thread& t : pool) t.join();
   return OkStatus();
+}
+
+std::atomic<uint8_t> page_in_sink{0};
+
+// Reads in the pages of every matrix still mapped from the file (the unpacked ones), so
+// that loading is done at load time: left to the first forward pass, the page faults
+// would be counted as prompt time. The embedding stays lazy unless it is also the LM
+// head: a lookup reads only the rows of its tokens.
+void PageIn(const TensorStore& store, ModelWeights* w, bool show_progress) {
+  std::vector<std::pair<const uint8_t*, size_t>> spans;
+  size_t total = 0;
+  for (const Matrix* m : AllMatrices(w)) {
+    if (m->packed || m->rows == 0 || m->data == nullptr || InMemory(store, *w, m->data)) continue;
+    const size_t bytes = (m->rows - 1) * m->row_stride + RowBytes(*m);
+    const bool seen =
+        std::any_of(spans.begin(), spans.end(), [&](const auto& s) { return s.first == m->data; });
+    if (seen) continue;  // a tied LM head is the embedding
+    spans.emplace_back(m->data, bytes);
+    total += bytes;
+  }
+  Progress progress("reading", total, show_progress);
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  for (const auto& [data, bytes] : spans) {
+    const uintptr_t begin = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+    const uintptr_t end = reinterpret_cast<uintptr_t>(data) + bytes;
+    ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED);
+    // One read per page faults it in; in 64 MiB steps so the bar moves.
+    constexpr uintptr_t kStep = uintptr_t{64} << 20;
+    for (uintptr_t a = begin; a < end; a += kStep) {
+      const uintptr_t stop = std::min(end, a + kStep);
+      uint8_t sink = 0;
+      for (uintptr_t p = a; p < stop; p += page) sink ^= *reinterpret_cast<volatile uint8_t*>(p);
+      page_in_sink.fetch_xor(sink, std::memory_order_relaxed);  // keeps the reads
+      progress.Add(std::min(stop, end) - std::max(a, reinterpret_cast<uintptr_t>(data)));
+    }
+  }
 }
 
 // Layer `p`'s router and this shard's experts: E/ep of them, each with Fe/tp columns.
@@ -257,7 +305,7 @@ Result<std::unique_ptr<MoeWeights>> LoadMoe(const ModelConfig& c, const TensorSt
 }  // namespace
 
 Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
-                                 const ShardSpec& shard) {
+                                 const ShardSpec& shard, bool show_progress) {
   ModelWeights w;
   const int64_t D = c.hidden_size, F = c.intermediate_size, V = c.vocab_size;
   const int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_heads_kv * c.head_dim;
@@ -328,7 +376,8 @@ Result<ModelWeights> LoadWeights(const ModelConfig& c, const TensorStore& store,
   }
   const Range vocab = SplitEven(V, parts, r);
   w.lm_head = SliceRows(w.lm_head, vocab.begin, vocab.size());
-  if (pack) MESHLM_RETURN_IF_ERROR(PackMatrices(store, &w));
+  if (pack) MESHLM_RETURN_IF_ERROR(PackMatrices(store, &w, show_progress));
+  PageIn(store, &w, show_progress);
   return w;
 }
 

@@ -96,6 +96,6 @@ void ForEachMatrix(L& l, Fn&& fn) {
 /// matmuls faster. Errors name the tensor, the file and the expected and actual shapes or
 /// dtypes.
 Result<ModelWeights> LoadWeights(const ModelConfig& config, const TensorStore& store,
-                                 const ShardSpec& shard);
+                                 const ShardSpec& shard, bool show_progress = false);
 
 }  // namespace meshlm::model
