@@ -3,8 +3,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 PY := /usr/bin/python3
+PREFIX ?= /usr/local
 
-.PHONY: setup build run test bench clean
+.PHONY: setup build run test bench clean install
 
 setup:
 	@bash scripts/setup.sh
@@ -18,6 +19,11 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# The binary into $(PREFIX)/bin and the demo model into $(PREFIX)/share/meshlm/models
+# (DESTDIR is honoured for staging).
+install: build
+	@cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD)

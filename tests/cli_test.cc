@@ -120,6 +120,30 @@ TEST(Cli, LoadShowsProgressAndItsOwnTime) {
   }
 }
 
+// `make install` (cmake --install) puts the binary in PREFIX/bin and the demo model in
+// PREFIX/share/meshlm/models, and the installed binary defaults to the installed model.
+TEST(Cli, InstalledBinaryUsesTheInstalledDemoModel) {
+  const std::string prefix = BuildDir() + "/install-test";
+  const auto [log, code] = testing::RunCommand(
+      "rm -rf " + prefix + " && cmake --install " + BuildDir() + " --prefix " + prefix, 120, true);
+  ASSERT_EQ(code, 0) << log;
+  const std::string model = prefix + "/share/meshlm/models/meshlm-demo-6m";
+  EXPECT_EQ(
+      system(("test -x " + prefix + "/bin/meshlm && test -f " + model + "/config.json").c_str()), 0)
+      << log;
+  const auto [out, out_code] = testing::RunCommand(
+      prefix + "/bin/meshlm bench --prompt-tokens 4 --gen-tokens 2 --repeats 1", 60, true);
+  EXPECT_EQ(out_code, 0) << out;
+  EXPECT_NE(out.find("model            " + model + "\n"), std::string::npos) << out;
+  // The build folder's binary has no installed copy beside it: the source tree's model.
+  const auto [src, src_code] = Meshlm("bench --prompt-tokens 4 --gen-tokens 2 --repeats 1");
+  EXPECT_EQ(src_code, 0) << src;
+  EXPECT_NE(src.find("model            " + std::string(MESHLM_TEST_SOURCE_DIR) +
+                     "/models/meshlm-demo-6m\n"),
+            std::string::npos)
+      << src;
+}
+
 // meshlm plan reads each host's memory_gb from the hostfile when --memory is absent.
 TEST(Cli, PlanTakesMemoryFromTheHostfile) {
   const std::string folder = std::string(MESHLM_TEST_SOURCE_DIR) + "/models/meshlm-demo-6m";

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
 
 namespace meshlm::cli {
 
@@ -19,5 +20,10 @@ void AddStopCommand(CLI::App& app, int* exit_code);
 void AddConfigCommand(CLI::App& app, int* exit_code);
 void AddVerifyCommand(CLI::App& app, int* exit_code);
 void AddSyncCommand(CLI::App& app, int* exit_code);
+
+/// The bundled demo model that commands use without --model: the installed copy
+/// (BINDIR/../share/meshlm/models/meshlm-demo-6m) when there is one, else the source
+/// tree's.
+std::string DefaultModel();
 
 }  // namespace meshlm::cli

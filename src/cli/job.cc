@@ -3,14 +3,26 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
+
 #include "base/log.h"
+#include "cli/commands.h"
 #include "cluster/gate.h"
+#include "cluster/verify.h"
 
 namespace meshlm::cli {
 
+std::string DefaultModel() {
+  const std::filesystem::path exe = cluster::SelfExe();
+  const auto installed = exe.parent_path().parent_path() / "share/meshlm/models/meshlm-demo-6m";
+  std::error_code ec;
+  if (std::filesystem::is_directory(installed, ec)) return installed.string();
+  return MESHLM_SOURCE_MODEL;
+}
+
 void AddJobFlags(CLI::App* cmd, JobFlags* f) {
   // Without --model, the demo model bundled in the source tree.
-  f->model = MESHLM_DEFAULT_MODEL;
+  f->model = DefaultModel();
   cmd->add_option("--model", f->model,
                   "Model folder or .gguf file (default: the bundled demo model)");
   cmd->add_option("--threads", f->threads,

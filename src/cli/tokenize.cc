@@ -90,7 +90,7 @@ int Run(const TokenizeFlags& f) {
 void AddTokenizeCommand(CLI::App& app, int* exit_code) {
   auto flags = std::make_shared<TokenizeFlags>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Show the token ids and pieces of a text");
-  flags->model = MESHLM_DEFAULT_MODEL;  // as for generate, bench and serve
+  flags->model = DefaultModel();  // as for generate, bench and serve
   cmd->add_option("--model", flags->model,
                   "Model folder holding tokenizer.json, or a .gguf file (default: the bundled "
                   "demo model)");
