@@ -5,7 +5,9 @@
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "test_util.h"
 
@@ -164,6 +166,34 @@ TEST(Cli, PlanTakesMemoryFromTheHostfile) {
   const auto [big, big_code] = plan("big", 64);
   EXPECT_EQ(big_code, 0) << big;
   EXPECT_NE(big.find("the hostfile's memory_gb"), std::string::npos) << big;
+}
+
+// plan sizes the weights as the model's files hold them, or as a quantized copy with
+// --quant; each rank's headroom is shown and a bad --quant is named.
+TEST(Cli, PlanSizesQuantizedCopies) {
+  const std::string folder = std::string(MESHLM_TEST_SOURCE_DIR) + "/models/meshlm-demo-6m";
+  // The weights cell of rank 0's row, in MiB.
+  auto weights = [&](const std::string& extra) {
+    const auto [out, code] = Meshlm("plan --model " + folder + " -n 1 --memory 4 " + extra);
+    EXPECT_EQ(code, 0) << out;
+    const size_t row = out.find("\n   0 ");
+    EXPECT_NE(row, std::string::npos) << out;
+    EXPECT_NE(out.find("headroom"), std::string::npos) << out;
+    EXPECT_NE(out.find("fits: every rank keeps at least"), std::string::npos) << out;
+    std::istringstream cells(out.substr(row, out.find('\n', row + 1) - row));
+    std::vector<std::string> v;
+    for (std::string c; cells >> c;) v.push_back(c);
+    return v.size() > 9 ? std::stod(v[8]) : -1.0;  // rank stage layers ... weights MiB
+  };
+  const double q8 = weights("--quant q8_0"), q4 = weights("--quant q4_0");
+  const double as_stored = weights(""), bf16 = weights("--quant bf16");
+  ASSERT_GT(q4, 0);
+  EXPECT_NEAR(q8 / q4, 8.5 / 4.5, 0.05);  // the cells are rounded to 0.1 MiB
+  // The demo model is stored in bf16: its files hold about 16 bits per weight.
+  EXPECT_NEAR(as_stored / bf16, 1.0, 0.02);
+  const auto [bad, code] = Meshlm("plan --model " + folder + " -n 1 --quant q5");
+  EXPECT_EQ(code, 1) << bad;
+  EXPECT_NE(bad.find("--quant 'q5': expected one of"), std::string::npos) << bad;
 }
 
 // A GGUF file carries its tokenizer and chat template in metadata: the demo model written

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/meminfo.h"
 #include "comm/env.h"
 #include "engine/generate.h"
@@ -24,6 +25,7 @@ namespace {
 struct Peers {
   std::vector<size_t> local;   // ranks on each rank's host
   std::vector<size_t> memory;  // bytes each rank may use: its host's available / local
+  std::vector<size_t> host;    // each rank's host, as the first rank on it
 };
 
 Result<Peers> ExchangeHostInfo(comm::Group& world) {
@@ -34,9 +36,13 @@ Result<Peers> ExchangeHostInfo(comm::Group& world) {
   MESHLM_RETURN_IF_ERROR(world.AllGather(mine, sizeof(mine), all.data()));
   Peers p;
   for (int r = 0; r < world.size(); ++r) {
-    size_t local = 0;
-    for (int q = 0; q < world.size(); ++q) local += all[2 * q] == all[2 * r];
+    size_t local = 0, first = r;
+    for (int q = 0; q < world.size(); ++q) {
+      local += all[2 * q] == all[2 * r];
+      if (all[2 * q] == all[2 * r]) first = std::min<size_t>(first, q);
+    }
     p.local.push_back(local);
+    p.host.push_back(first);
     p.memory.push_back(all[2 * r + 1] / local);
   }
   return p;
@@ -61,14 +67,18 @@ Result<Job> StartJob(const JobOptions& f, size_t default_ctx, const JobCheck& ch
   }
   // Pipeline stages get layers in proportion to their ranks' memory, and a plan that
   // does not fit is refused before any weight is read.
-  Peers peers{{1}, {MemAvailableBytes()}};
+  Peers peers{{1}, {MemAvailableBytes()}, {0}};
   if (job.world->size() > 1) {
     MESHLM_ASSIGN_OR_RETURN(peers, ExchangeHostInfo(*job.world));
   }
   if (std::count(peers.memory.begin(), peers.memory.end(), size_t{0}) == 0) {
     req.memory = peers.memory;
   }
+  // Without --tp/--pp, ranks on several hosts get a pipeline stage per host: the
+  // collectives run over TCP (req.fast_links stays false).
+  req.host_of = peers.host;
   MESHLM_ASSIGN_OR_RETURN(parallel::Plan plan, parallel::MakePlan(config, req));
+  if (job.world->rank() == 0 && !plan.why.empty()) MESHLM_LOG_INFO("[plan] {}", plan.why);
   model::LoadOptions load;
   load.max_context = req.context;
   load.shard = plan.ranks[job.world->rank()].shard;

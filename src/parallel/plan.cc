@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <set>
 #include <sstream>
 
 namespace meshlm::parallel {
@@ -31,7 +32,10 @@ std::vector<size_t> Proportional(size_t layers, const std::vector<double>& weigh
   return out;
 }
 
-std::string Bytes(size_t b) { return fmt::format("{:.1f} MiB", b / 1048576.0); }
+std::string Bytes(size_t b) {
+  if (b >= size_t{10} << 30) return fmt::format("{:.1f} GiB", b / 1073741824.0);
+  return fmt::format("{:.1f} MiB", b / 1048576.0);
+}
 
 }  // namespace
 
@@ -67,6 +71,24 @@ double LayerElements(const model::ModelConfig& c, size_t l, size_t parts, size_t
   return attn + D * c.num_experts + experts * 3.0 * D * c.moe_intermediate_size / tp;
 }
 
+// Stages the default layout makes: one per host when the ranks span several hosts joined
+// only by TCP, each host's ranks are consecutive and equal in number, and no --ep asks
+// for expert groups (which are meant to span hosts); 1 otherwise (tensor parallel).
+size_t HostsPerStage(const PlanRequest& req, size_t layers) {
+  if (req.fast_links || req.ep > 1 || req.host_of.size() != req.world_size) return 1;
+  std::vector<size_t> runs;  // ranks in each run of one host
+  for (size_t r = 0; r < req.host_of.size(); ++r) {
+    if (r == 0 || req.host_of[r] != req.host_of[r - 1]) {
+      runs.push_back(0);
+    }
+    ++runs.back();
+  }
+  const std::set<size_t> distinct(req.host_of.begin(), req.host_of.end());
+  if (runs.size() < 2 || runs.size() != distinct.size() || runs.size() > layers) return 1;
+  if (std::count(runs.begin(), runs.end(), runs[0]) != static_cast<long>(runs.size())) return 1;
+  return runs.size();
+}
+
 // The split the request asks for, without the memory check.
 Result<Plan> SplitRanks(const model::ModelConfig& c, const PlanRequest& req);
 
@@ -86,6 +108,15 @@ Status CheckFits(const Plan& plan, const PlanRequest& req) {
 }
 
 }  // namespace
+
+double WeightElements(const model::ModelConfig& c) {
+  double total =
+      static_cast<double>(c.vocab_size) * c.hidden_size * (c.tie_word_embeddings ? 1 : 2);
+  for (size_t l = 0; l < static_cast<size_t>(c.num_layers); ++l) {
+    total += LayerElements(c, l, 1, 1, 1);
+  }
+  return total;
+}
 
 Result<Plan> MakePlan(const model::ModelConfig& c, const PlanRequest& req) {
   MESHLM_ASSIGN_OR_RETURN(Plan plan, SplitRanks(c, req));
@@ -123,7 +154,8 @@ Result<Plan> SplitRanks(const model::ModelConfig& c, const PlanRequest& req) {
   if (world == 0) return Error("[plan] world size must be at least 1");
   const size_t ep = req.ep ? req.ep : 1;
   MESHLM_RETURN_IF_ERROR(model::CheckExpertParallel(c, ep));
-  const size_t pp = req.pp ? req.pp : (req.tp ? std::max<size_t>(1, world / (req.tp * ep)) : 1);
+  const size_t hosts = HostsPerStage(req, c.num_layers);
+  const size_t pp = req.pp ? req.pp : (req.tp ? std::max<size_t>(1, world / (req.tp * ep)) : hosts);
   const size_t tp = req.tp ? req.tp : std::max<size_t>(1, world / (pp * ep));
   if (tp * pp * ep != world) {
     return Error("[plan] tp={} x pp={}{} = {} ranks, but the job has {}", tp, pp,
@@ -163,6 +195,13 @@ Result<Plan> SplitRanks(const model::ModelConfig& c, const PlanRequest& req) {
   plan.tp = tp;
   plan.pp = pp;
   plan.ep = ep;
+  if (hosts > 1 && !req.pp && !req.tp) {
+    plan.why = fmt::format(
+        "one pipeline stage per host: the {} hosts are joined by TCP, where a "
+        "tensor-parallel all-reduce in every layer costs more than it saves; a stage "
+        "hands on one activation per step (give --tp or --pp to choose otherwise)",
+        hosts);
+  }
   // Attention (and the dense FFN and LM head) split over all of a stage's ranks when the
   // heads and the stored blocks allow: each rank then reads and caches only its heads.
   // Otherwise every expert group repeats the tensor-parallel split.
@@ -206,9 +245,11 @@ Result<Plan> SplitRanks(const model::ModelConfig& c, const PlanRequest& req) {
 
 }  // namespace
 
-std::string FormatPlan(const model::ModelConfig& c, const Plan& plan) {
+std::string FormatPlan(const model::ModelConfig& c, const Plan& plan,
+                       const std::vector<size_t>& memory) {
   std::string out = fmt::format("{} ranks: tp={} pp={} ep={} context={}\n", plan.ranks.size(),
                                 plan.tp, plan.pp, plan.ep, plan.context);
+  if (!plan.why.empty()) out += plan.why + "\n";
   if (plan.ep > 1) {
     out += plan.dense_over_stage
                ? fmt::format("attention and LM head split over each stage's {} ranks\n",
@@ -218,9 +259,11 @@ std::string FormatPlan(const model::ModelConfig& c, const Plan& plan) {
                      "(the heads or the weight blocks do not split {} ways)\n",
                      plan.ep, plan.stage_size());
   }
-  out += fmt::format("{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}\n", "rank",
+  const bool mem = memory.size() == plan.ranks.size();
+  out += fmt::format("{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}", "rank",
                      "stage", "layers", "heads", "kv", "ffn", "experts", "vocab", "weights",
                      "kv cache");
+  out += mem ? fmt::format(" {:>11} {:>11}\n", "memory", "headroom") : "\n";
   for (size_t i = 0; i < plan.ranks.size(); ++i) {
     const auto& rp = plan.ranks[i];
     const size_t r = rp.shard.dense_rank(), parts = rp.shard.dense_size();
@@ -233,13 +276,38 @@ std::string FormatPlan(const model::ModelConfig& c, const Plan& plan) {
     const auto v = model::SplitEven(c.vocab_size, parts, r);
     const auto x = model::SplitEven(c.num_experts, plan.ep, rp.shard.ep_rank);
     out += fmt::format(
-        "{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}\n", i, plan.stage_of(i),
+        "{:>4} {:>5} {:>9} {:>9} {:>7} {:>13} {:>9} {:>11} {:>11} {:>11}", i, plan.stage_of(i),
         fmt::format("{}-{}", rp.shard.layer_begin, rp.shard.layer_end - 1),
         fmt::format("{}-{}", h.begin, h.end - 1), fmt::format("{}-{}", kv.begin, kv.end - 1),
         fmt::format("{}-{}", f.begin, f.end - 1),
         moe ? fmt::format("{}-{}", x.begin, x.end - 1) : "-",
         rp.shard.last_stage ? fmt::format("{}-{}", v.begin, v.end - 1) : "-",
         Bytes(rp.weight_bytes), Bytes(rp.kv_bytes));
+    if (mem) {
+      const double room = static_cast<double>(memory[i]) - static_cast<double>(rp.total_bytes());
+      out += fmt::format(" {:>11} {:>11}", Bytes(memory[i]),
+                         room < 0 ? "short " + Bytes(static_cast<size_t>(-room))
+                                  : Bytes(static_cast<size_t>(room)));
+    }
+    out += "\n";
+  }
+  if (mem) {
+    size_t tight = 0;
+    double least = 1e300;
+    for (size_t i = 0; i < plan.ranks.size(); ++i) {
+      const double room =
+          static_cast<double>(memory[i]) - static_cast<double>(plan.ranks[i].total_bytes());
+      if (room < least) least = room, tight = i;
+    }
+    if (least >= 0) {
+      out += fmt::format(
+          "fits: every rank keeps at least {} free (rank {} is the tightest, {:.0f}% of its "
+          "memory free) for activations, the runtime and the system\n",
+          Bytes(static_cast<size_t>(least)), tight, 100.0 * least / memory[tight]);
+    } else {
+      out += fmt::format("does not fit: rank {} is short of {}\n", tight,
+                         Bytes(static_cast<size_t>(-least)));
+    }
   }
   return out;
 }

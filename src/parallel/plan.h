@@ -29,6 +29,11 @@ struct PlanRequest {
   size_t context = 0;    // KV-cache positions per rank to budget for; 0 = the model's
   size_t sequences = 1;  // sequences cached at once
   double weight_bytes_per_element = 2;  // of the stored matrices (0.5625 for Q4_0, …)
+  /// The host of each rank (ranks with equal values share one host), or empty: one host.
+  std::vector<size_t> host_of;
+  /// Whether the hosts are joined by links fast enough for a tensor-parallel all-reduce
+  /// in every layer (RDMA); false over TCP.
+  bool fast_links = false;
 };
 
 struct RankPlan {
@@ -47,6 +52,8 @@ struct Plan {
   bool dense_over_stage = false;
   size_t context = 0;
   std::vector<RankPlan> ranks;  // by rank
+  /// Why this layout, when it was chosen rather than asked for ("" otherwise).
+  std::string why;
   size_t stage_size() const { return tp * ep; }
   size_t dense_parts() const { return dense_over_stage ? tp * ep : tp; }
   size_t stage_of(size_t rank) const { return rank / stage_size(); }
@@ -59,8 +66,14 @@ struct Plan {
 Result<Plan> MakePlan(const model::ModelConfig& config, const PlanRequest& request);
 
 /// A table: one row per rank with stage, layers, heads, FFN, experts and vocabulary
-/// slices, and memory (weights + KV cache).
-std::string FormatPlan(const model::ModelConfig& config, const Plan& plan);
+/// slices, and memory (weights + KV cache); with `memory` (bytes per rank) also each
+/// rank's memory and headroom, and a line saying whether the plan fits.
+std::string FormatPlan(const model::ModelConfig& config, const Plan& plan,
+                       const std::vector<size_t>& memory = {});
+
+/// The elements of the model's matrices (embedding, every layer's, the LM head unless
+/// tied): its parameter count less the norms and biases.
+double WeightElements(const model::ModelConfig& config);
 
 /// Parses "--layers 10,18" style lists.
 Result<std::vector<size_t>> ParseSizeList(const std::string& text, const char* flag);

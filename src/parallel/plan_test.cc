@@ -1,6 +1,7 @@
 // Tests for shard planning.
 #include "parallel/plan.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace meshlm::parallel {
@@ -211,6 +212,92 @@ TEST(Plan, MoeThatDoesNotFitNamesWhatWould) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("No split of these 4 ranks fits"), std::string::npos)
       << bad.status().message();
+}
+
+}  // namespace
+}  // namespace meshlm::parallel
+
+namespace meshlm::parallel {
+namespace {
+
+// Qwen3-0.6B has 596,049,920 parameters (tied embeddings); less its norms (two of width
+// 1024 and two of 128 per layer, and the final one) that is its matrices' elements.
+TEST(Plan, WeightElementsCountsTheMatrices) {
+  model::ModelConfig c = Qwen3();
+  c.tie_word_embeddings = true;
+  const double norms = 28 * (2 * 1024 + 2 * 128) + 1024;
+  EXPECT_DOUBLE_EQ(WeightElements(c), 596049920.0 - norms);
+  c.tie_word_embeddings = false;
+  EXPECT_DOUBLE_EQ(WeightElements(c), 596049920.0 - norms + 151936.0 * 1024);
+}
+
+// Without --tp/--pp, ranks on several TCP-joined hosts get one stage per host, and the
+// plan says why; over fast links, with ranks of a host not consecutive, with --ep or with
+// an explicit layout, tensor parallelism stays the default.
+TEST(Plan, PrefersAStagePerHostOverTcp) {
+  PlanRequest req;
+  req.world_size = 4;
+  req.host_of = {0, 0, 2, 2};
+  auto p = MakePlan(Qwen3(), req);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->pp, 2u);
+  EXPECT_EQ(p->tp, 2u);
+  EXPECT_NE(p->why.find("joined by TCP"), std::string::npos) << p->why;
+  EXPECT_EQ(p->ranks[2].shard.layer_begin, 14u);
+
+  req.host_of = {0, 1, 2, 3};
+  p = MakePlan(Qwen3(), req);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->pp, 4u);
+  EXPECT_EQ(p->tp, 1u);
+
+  auto tp_everywhere = [&](PlanRequest r, const char* what) {
+    auto q = MakePlan(Qwen3(), r);
+    ASSERT_TRUE(q.ok()) << what << ": " << q.status().message();
+    EXPECT_EQ(q->pp, 1u) << what;
+    EXPECT_EQ(q->tp, 4u) << what;
+    EXPECT_EQ(q->why, "") << what;
+  };
+  PlanRequest fast = req;
+  fast.fast_links = true;
+  tp_everywhere(fast, "fast links");
+  PlanRequest interleaved = req;
+  interleaved.host_of = {0, 1, 0, 1};
+  tp_everywhere(interleaved, "a host's ranks not consecutive");
+  PlanRequest one_host = req;
+  one_host.host_of = {0, 0, 0, 0};
+  tp_everywhere(one_host, "one host");
+  PlanRequest asked = req;
+  asked.tp = 4;
+  tp_everywhere(asked, "--tp 4");
+}
+
+// With memory per rank, the table shows each rank's memory and headroom (memory less
+// weights and KV cache) and a line naming the tightest rank.
+TEST(Plan, FormatShowsHeadroomPerRank) {
+  PlanRequest req;
+  req.world_size = 2;
+  req.pp = 2;
+  req.memory = {size_t{8} << 30, size_t{6} << 30};
+  req.context = 4096;
+  auto p = MakePlan(Qwen3(), req);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  const std::string text = FormatPlan(Qwen3(), *p, req.memory);
+  EXPECT_NE(text.find("headroom"), std::string::npos) << text;
+  size_t tight = 0;
+  double least = 1e30;
+  for (size_t i = 0; i < 2; ++i) {
+    const double room = static_cast<double>(req.memory[i]) - p->ranks[i].total_bytes();
+    const std::string cell = fmt::format("{:.1f} MiB", room / 1048576.0);
+    EXPECT_NE(text.find(cell), std::string::npos) << cell << "\n" << text;
+    if (room < least) least = room, tight = i;
+  }
+  EXPECT_NE(text.find(fmt::format("fits: every rank keeps at least {:.1f} MiB free (rank {} is "
+                                  "the tightest",
+                                  least / 1048576.0, tight)),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(FormatPlan(Qwen3(), *p).find("headroom"), std::string::npos);
 }
 
 }  // namespace
