@@ -44,11 +44,7 @@ std::string RemoteFailure(const std::string& dest, const Result<CommandResult>& 
     return fmt::format("host {}: no answer within {:.0f} s ({}): is it up and reachable?", dest,
                        timeout_s, what);
   }
-  if (r->code == 255) {
-    return fmt::format(
-        "host {}: ssh failed: {} (is sshd running there, and your key in its authorized_keys?)",
-        dest, LastLine(r->err));
-  }
+  if (r->code == 255) return fmt::format("host {}: {}", dest, SshFix(*r, timeout_s));
   return fmt::format("host {}: {} failed (exit {}): {}", dest, what, r->code, LastLine(r->err));
 }
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -178,6 +179,34 @@ Result<CommandResult> RunOnHost(const std::string& dest, const std::vector<std::
                                 const std::string& remote_command, const std::string& input,
                                 double timeout_s) {
   return RunCommand(HostArgv(dest, ssh_args, remote_command), input, timeout_s);
+}
+
+std::string SshFix(const CommandResult& r, double timeout_s) {
+  const std::string& e = r.err;
+  auto has = [&](const char* s) { return e.find(s) != std::string::npos; };
+  if (r.timed_out) {
+    return fmt::format(
+        "no answer within {:.0f} s: check that the host is up and reachable, "
+        "or raise --timeout",
+        timeout_s);
+  }
+  if (has("Connection refused")) return "ssh refused: start sshd on the host or check its port";
+  if (has("Permission denied")) {
+    return "ssh key not accepted: add your public key to the host's authorized_keys "
+           "(ssh-copy-id) or pass --ssh-arg=-i<key>";
+  }
+  if (has("Could not resolve")) {
+    return "the name does not resolve: fix DNS or /etc/hosts, or give the host a HostName "
+           "in ~/.ssh/config";
+  }
+  if (has("timed out") || has("No route") || has("unreachable")) {
+    return "host unreachable: check its address in the hostfile and the network";
+  }
+  if (has("Host key verification failed")) {
+    return "host key unknown or changed: connect once by hand (ssh HOST) to accept it";
+  }
+  std::string first = e.substr(0, e.find('\n'));
+  return fmt::format("ssh failed (exit {}): {}", r.code, first.empty() ? "no message" : first);
 }
 
 }  // namespace meshlm::cluster

@@ -66,4 +66,9 @@ Result<CommandResult> RunOnHost(const std::string& dest, const std::vector<std::
                                 const std::string& remote_command, const std::string& input,
                                 double timeout_s);
 
+/// What a failed ssh run (exit 255 or no answer) most likely means, with the fix:
+/// an unresolvable name, sshd not listening, a key not accepted, an unreachable host or an
+/// unknown host key; else ssh's first line.
+std::string SshFix(const CommandResult& r, double timeout_s);
+
 }  // namespace meshlm::cluster

@@ -47,5 +47,32 @@ TEST(SshArgv, NeverPromptsAndPutsArgsBeforeTheHost) {
   EXPECT_EQ(argv, want);
 }
 
+// ssh's own words (OpenSSH's messages) map to the fix; a name that does not resolve is
+// not blamed on sshd or keys.
+TEST(SshFix, NamesTheCauseFromSshsMessage) {
+  auto fix = [](const std::string& err, bool timed_out = false) {
+    CommandResult r;
+    r.code = timed_out ? 124 : 255;
+    r.timed_out = timed_out;
+    r.err = err;
+    return SshFix(r, 7);
+  };
+  const std::string unresolved =
+      fix("ssh: Could not resolve hostname mac-studio-3: Name or service not known\n");
+  EXPECT_NE(unresolved.find("does not resolve"), std::string::npos) << unresolved;
+  EXPECT_NE(unresolved.find("DNS"), std::string::npos) << unresolved;
+  EXPECT_NE(unresolved.find("~/.ssh/config"), std::string::npos) << unresolved;
+  EXPECT_EQ(unresolved.find("sshd"), std::string::npos) << unresolved;
+  EXPECT_EQ(unresolved.find("authorized_keys"), std::string::npos) << unresolved;
+  EXPECT_NE(fix("ssh: connect to host 10.0.0.2 port 22: Connection refused\n").find("start sshd"),
+            std::string::npos);
+  EXPECT_NE(fix("user@h: Permission denied (publickey).\n").find("authorized_keys"),
+            std::string::npos);
+  EXPECT_NE(fix("Host key verification failed.\n").find("host key"), std::string::npos);
+  EXPECT_NE(fix("", true).find("no answer within 7 s"), std::string::npos);
+  EXPECT_NE(fix("kex_exchange_identification: read: reset\n").find("kex_exchange"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace meshlm::cluster

@@ -66,32 +66,6 @@ bool IsLocal(const std::string& h) {
 
 std::string Gb(double bytes) { return fmt::format("{:.1f} GB", bytes / 1e9); }
 
-// The fix for an ssh failure, from ssh's own words.
-std::string SshFix(const CommandResult& r, double timeout_s) {
-  const std::string& e = r.err;
-  auto has = [&](const char* s) { return e.find(s) != std::string::npos; };
-  if (r.timed_out) {
-    return fmt::format(
-        "no answer within {:.0f} s: check that the host is up and reachable, "
-        "or raise --timeout",
-        timeout_s);
-  }
-  if (has("Connection refused")) return "ssh refused: start sshd on the host or check its port";
-  if (has("Permission denied")) {
-    return "ssh key not accepted: add your public key to the host's authorized_keys "
-           "(ssh-copy-id) or pass --ssh-arg=-i<key>";
-  }
-  if (has("Could not resolve")) return "host name unknown: fix the hostfile's ssh name";
-  if (has("timed out") || has("No route") || has("unreachable")) {
-    return "host unreachable: check its address in the hostfile and the network";
-  }
-  if (has("Host key verification failed")) {
-    return "host key unknown or changed: connect once by hand (ssh HOST) to accept it";
-  }
-  std::string first = e.substr(0, e.find('\n'));
-  return fmt::format("ssh failed (exit {}): {}", r.code, first.empty() ? "no message" : first);
-}
-
 HostProbe ProbeOne(const Hostfile& hf, int i, const VerifyOptions& o) {
   HostProbe p;
   p.index = i;
