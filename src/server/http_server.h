@@ -2,11 +2,12 @@
 // engine's Scheduler.
 //
 // Endpoints: GET /v1/models[/{id}], POST /v1/chat/completions, POST /v1/completions (both with
-// SSE streaming), GET /health, GET /metrics. Every error is OpenAI-shaped JSON.
+// SSE streaming), POST /tokenize, POST /detokenize (llama-server's), GET /health,
+// GET /metrics. Every error is OpenAI-shaped JSON.
 // Goals: a bad request never reaches the workers; an API key guards everything but
-// /health and is checked, with the route, before a body is read; a client that goes away
-// has its sequence dropped. Non-goals: TLS (put a proxy
-// in front), the web UI.
+// /health and is checked, with the route, before a body is read; a client
+// that goes away has its sequence dropped. Non-goals: TLS (put a proxy in front), the
+// web UI.
 #pragma once
 
 #include <memory>
