@@ -1,7 +1,8 @@
 // `meshlm serve` against careless and hostile HTTP clients, over loopback: the key is
 // checked before a body is read, bodies have a limit, bad UTF-8 is a 400, pipelined
 // requests are answered in order, and a bounded fuzz run of malformed requests leaves
-// the server answering. Also /tokenize and /detokenize against the model's tokenizer.
+// the server answering. Also /tokenize and /detokenize against the model's tokenizer,
+// and CORS (--allow-origin) on every kind of answer.
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -99,6 +100,13 @@ std::string HeaderOf(const std::string& answer, const std::string& name) {
   size_t begin = at + lower_name.size();
   while (begin < head.size() && head[begin] == ' ') ++begin;
   return head.substr(begin, head.find("\r\n", begin) - begin);
+}
+
+bool HasAnyCorsHeader(const std::string& answer) {
+  std::string lower = answer.substr(0, answer.find("\r\n\r\n"));
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.find("\r\naccess-control-") != std::string::npos ||
+         lower.find("\r\nvary:") != std::string::npos;
 }
 
 // The tokenizer the server loads, loaded here directly.
@@ -437,6 +445,127 @@ TEST_F(ServerHttpTest, TokenizeTakesPostAndTheKeyLikeEveryRoute) {
                                           path));
     EXPECT_EQ(answer.rfind("HTTP/1.1 401 ", 0), 0u) << answer;
   }
+}
+
+TEST_F(ServerHttpTest, CorsIsOffByDefault) {
+  const std::string origin = "Origin: http://localhost:3000\r\n";
+  std::string answer = Exchange(port(), Post("/tokenize", R"({"content": "a"})", origin));
+  ASSERT_EQ(answer.rfind("HTTP/1.1 200 ", 0), 0u) << answer;
+  EXPECT_FALSE(HasAnyCorsHeader(answer)) << answer;
+  answer = Exchange(port(), Post("/tokenize", "{}", origin));
+  EXPECT_FALSE(HasAnyCorsHeader(answer)) << answer;
+  // A preflight is refused as any other method a path does not take, and says how to
+  // turn CORS on.
+  answer = Exchange(port(), "OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: t\r\n" + origin +
+                                "Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 405 ", 0), 0u) << answer;
+  EXPECT_FALSE(HasAnyCorsHeader(answer)) << answer;
+  EXPECT_NE(BodyOf(answer)["error"]["message"].get<std::string>().find("--allow-origin"),
+            std::string::npos)
+      << answer;
+}
+
+// A server that lets two pages call it (one flag with a list, one repeated), with a key.
+class ServerCorsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess({"--api-key", kKey, "--max-body-mb", "1", "--allow-origin",
+                                 "http://page.test:3000, https://other.test", "--allow-origin",
+                                 "http://third.test"});
+    ASSERT_TRUE(server_->WaitReady()) << "server did not become ready";
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static int port() { return server_->port(); }
+  static ServerProcess* server_;
+};
+ServerProcess* ServerCorsTest::server_ = nullptr;
+
+constexpr const char* kPage = "http://page.test:3000";
+
+TEST_F(ServerCorsTest, AListedOriginIsEchoedOnAnswersAndErrors) {
+  const std::string origin = fmt::format("Origin: {}\r\n", kPage);
+  const std::string keyless_get =
+      "GET /v1/models HTTP/1.1\r\nHost: t\r\n" + origin + "Connection: close\r\n\r\n";
+  const std::string answers[] = {
+      Exchange(port(), Post("/tokenize", R"({"content": "a"})", origin)),            // 200
+      Exchange(port(), Post("/detokenize", R"({"tokens": "x"})", origin)),           // 400
+      Exchange(port(), keyless_get),                                                 // 401
+      Exchange(port(), Post("/v1/nothing", "{}", origin)),                           // 404
+      Exchange(port(), Post("/health", "{}", origin)),                               // 405
+      Exchange(port(), Post("/v1/completions", std::string(2 << 20, ' '), origin)),  // 413
+      Exchange(port(),
+               "GET /health HTTP/1.1\r\nHost: t\r\nOrigin: https://other.test\r\n"
+               "Connection: close\r\n\r\n"),
+      Exchange(port(),
+               "GET /health HTTP/1.1\r\nHost: t\r\nOrigin: http://third.test\r\n"
+               "Connection: close\r\n\r\n"),
+  };
+  const char* statuses[] = {"200", "400", "401", "404", "405", "413", "200", "200"};
+  for (size_t i = 0; i < std::size(answers); ++i) {
+    const std::string& a = answers[i];
+    EXPECT_EQ(a.rfind(fmt::format("HTTP/1.1 {} ", statuses[i]), 0), 0u) << a;
+    const std::string allowed = HeaderOf(a, "Access-Control-Allow-Origin");
+    EXPECT_EQ(allowed, i < 6 ? kPage : i == 6 ? "https://other.test" : "http://third.test") << a;
+    EXPECT_EQ(HeaderOf(a, "Vary"), "Origin") << a;
+  }
+  EXPECT_EQ(HeaderOf(answers[4], "Allow"), "GET, OPTIONS") << answers[4];
+}
+
+TEST_F(ServerCorsTest, AnOriginNotListedGetsNoAllowOrigin) {
+  for (const char* other : {"http://page.test:3001", "http://evil.test", "https://page.test:3000",
+                            "http://page.test:3000.evil.test"}) {
+    const std::string origin = fmt::format("Origin: {}\r\n", other);
+    std::string answer = Exchange(port(), Post("/tokenize", R"({"content": "a"})", origin));
+    ASSERT_EQ(answer.rfind("HTTP/1.1 200 ", 0), 0u) << answer;
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Origin"), "") << answer;
+    answer = Exchange(port(), "OPTIONS /tokenize HTTP/1.1\r\nHost: t\r\n" + origin +
+                                  "Access-Control-Request-Method: POST\r\nConnection: "
+                                  "close\r\n\r\n");
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Origin"), "") << answer;
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Methods"), "") << answer;
+  }
+}
+
+TEST_F(ServerCorsTest, APreflightNeedsNoKey) {
+  for (const auto& [path, method] :
+       {std::pair{"/v1/chat/completions", "POST"}, {"/tokenize", "POST"}, {"/v1/models", "GET"}}) {
+    const std::string answer =
+        Exchange(port(), fmt::format("OPTIONS {} HTTP/1.1\r\nHost: t\r\nOrigin: {}\r\n"
+                                     "Access-Control-Request-Method: {}\r\n"
+                                     "Access-Control-Request-Headers: authorization, content-type, "
+                                     "x-stainless-lang\r\nConnection: close\r\n\r\n",
+                                     path, kPage, method));
+    ASSERT_EQ(answer.rfind("HTTP/1.1 204 ", 0), 0u) << answer;
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Origin"), kPage) << answer;
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Methods"), fmt::format("{}, OPTIONS", method))
+        << answer;
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Headers"),
+              "authorization, content-type, x-stainless-lang")
+        << answer;
+    EXPECT_NE(HeaderOf(answer, "Access-Control-Max-Age"), "") << answer;
+    EXPECT_EQ(HeaderOf(answer, "Content-Length"), "") << answer;
+  }
+  // Without Access-Control-Request-Headers, the headers an API call needs.
+  const std::string answer =
+      Exchange(port(), fmt::format("OPTIONS /tokenize HTTP/1.1\r\nHost: t\r\nOrigin: {}\r\n"
+                                   "Connection: close\r\n\r\n",
+                                   kPage));
+  EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Headers"), "Authorization, Content-Type")
+      << answer;
+}
+
+TEST_F(ServerCorsTest, AStreamCarriesTheHeader) {
+  const json body = {
+      {"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 3}, {"stream", true}};
+  const std::string answer = Exchange(
+      port(), Post("/v1/chat/completions", body.dump(), fmt::format("Origin: {}\r\n", kPage)));
+  ASSERT_EQ(answer.rfind("HTTP/1.1 200 ", 0), 0u) << answer;
+  EXPECT_EQ(HeaderOf(answer, "Content-Type"), "text/event-stream") << answer;
+  EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Origin"), kPage) << answer;
+  EXPECT_NE(answer.find("data: [DONE]"), std::string::npos) << answer;
 }
 
 TEST(ServerKeyFile, TheKeyComesFromAFileAndStaysOffTheCommandLine) {

@@ -157,6 +157,9 @@ struct HttpServer::Impl {
   // Route, method and API key, from the head alone: a request refused here has none of
   // its body read.
   bool OnHead(const http::Request& req, const http::Head&, http::Responder& res) {
+    const std::string* origin = req.Header("origin");
+    // Before any answer, so that a page also gets to read its 401, 404 or 429.
+    res.AddToEveryAnswer(options.cors.ForResponse(origin));
     const Route route = RouteOf(req.path);
     ApiError e;
     if (route == Route::kNone) {
@@ -166,11 +169,27 @@ struct HttpServer::Impl {
       SendError(res, e);
       return false;
     }
-    const char* allow = MethodOf(route);
-    if (req.method != allow) {
+    const char* method = MethodOf(route);
+    const std::string allow =
+        options.cors.enabled() ? fmt::format("{}, OPTIONS", method) : std::string(method);
+    // A preflight comes without credentials (Fetch standard), so it is answered before the
+    // key check; it says only what the page may send, never anything of the model's.
+    if (req.method == "OPTIONS" && options.cors.enabled()) {
+      res.Send(
+          204, "", "",
+          options.cors.ForPreflight(origin, allow, req.Header("access-control-request-headers")));
+      return false;
+    }
+    if (req.method != method) {
       e.status = 405;
       e.code = "method_not_allowed";
-      e.message = fmt::format("{} takes {}, not {}", req.path, allow, req.method);
+      e.message = fmt::format("{} takes {}, not {}", req.path, method, req.method);
+      // Without --allow-origin an OPTIONS stays a 405 as before the flag existed: the
+      // server then behaves exactly as it did, a browser's preflight fails all the same
+      // (a 204 without Allow-Origin would fail it too), and the message can name the flag.
+      if (req.method == "OPTIONS") {
+        e.message += "; CORS preflights are answered when meshlm serve has --allow-origin";
+      }
       res.Send(405, kJson, ErrorBody(e), {{"Allow", allow}});
       return false;
     }
