@@ -55,6 +55,27 @@ TEST(Cli, BadInputGivesAClearErrorAndExitOne) {
   }
 }
 
+// A bad --allow-origin is a flag error (exit 2, as other flag errors of serve), found
+// before the model is looked at, and the message names the value.
+TEST(Cli, ServeRefusesAnOriginThatIsNotOne) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"localhost:3000", "'localhost:3000': no '://'"},
+      {"http://a.test/app", "'http://a.test/app': an origin has no path"},
+      {"http://a.test:70000", "'http://a.test:70000': the port is not a number"},
+      {"http://ok.test,ftp//bad", "'ftp//bad'"},
+      {"null", "'null'"},
+      {"''", "'': an empty origin"},
+  };
+  for (const auto& [origin, expect] : cases) {
+    const std::string args =
+        "serve --model /nonexistent/model --allow-origin http://fine.test --allow-origin " + origin;
+    const auto [out, code] = Meshlm(args);
+    EXPECT_EQ(code, 2) << args << "\n" << out;
+    EXPECT_NE(out.find("--allow-origin " + expect), std::string::npos) << args << "\n" << out;
+    EXPECT_NE(out.find("expected scheme://host[:port] or *"), std::string::npos) << out;
+  }
+}
+
 TEST(Cli, GeneratesOnTheTinyModel) {
   const auto [out, code] = Meshlm("generate --model " + BuildDir() +
                                   "/testmodels/tiny-llama-f32 --ids 1,2,3 --max-tokens 5 "

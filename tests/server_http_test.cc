@@ -1,7 +1,8 @@
 // `meshlm serve` against careless and hostile HTTP clients, over loopback: the key is
 // checked before a body is read, bodies have a limit, bad UTF-8 is a 400, pipelined
 // requests are answered in order, and a bounded fuzz run of malformed requests leaves
-// the server answering.
+// the server answering. Also /tokenize and /detokenize against the model's tokenizer,
+// and CORS (--allow-origin) on every kind of answer.
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -10,12 +11,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
 #include "base/clock.h"
+#include "engine/model_tokenizer.h"
 #include "server_process.h"
 
 namespace meshlm::testing {
@@ -82,6 +86,40 @@ std::string Post(const std::string& path, const std::string& body, const std::st
       "POST {} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nContent-Type: "
       "application/json\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n{}",
       path, kKey, body.size(), extra, body);
+}
+
+// The value of the first header `name` in an answer's head ("" when absent); the name is
+// matched in any case.
+std::string HeaderOf(const std::string& answer, const std::string& name) {
+  const std::string head = answer.substr(0, answer.find("\r\n\r\n"));
+  std::string lower_head = head, lower_name = "\r\n" + name + ":";
+  for (char& c : lower_head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : lower_name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const size_t at = lower_head.find(lower_name);
+  if (at == std::string::npos) return "";
+  size_t begin = at + lower_name.size();
+  while (begin < head.size() && head[begin] == ' ') ++begin;
+  return head.substr(begin, head.find("\r\n", begin) - begin);
+}
+
+bool HasAnyCorsHeader(const std::string& answer) {
+  std::string lower = answer.substr(0, answer.find("\r\n\r\n"));
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower.find("\r\naccess-control-") != std::string::npos ||
+         lower.find("\r\nvary:") != std::string::npos;
+}
+
+// The tokenizer the server loads, loaded here directly.
+const Tokenizer& ModelTokenizer(const std::string& model = ServerTestModel()) {
+  static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
+  auto& slot = cache[model];
+  if (!slot) {
+    auto loaded = engine::LoadModelTokenizer(model);
+    EXPECT_TRUE(loaded.ok() && *loaded)
+        << (loaded.ok() ? "no tokenizer" : loaded.status().message());
+    slot = loaded.ok() ? std::move(loaded).value() : nullptr;
+  }
+  return *slot;
 }
 
 class ServerHttpTest : public ::testing::Test {
@@ -262,6 +300,272 @@ TEST_F(ServerHttpTest, FuzzedRequestsLeaveTheServerAnswering) {
   const std::string ok =
       Exchange(port(), "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(ok.rfind("HTTP/1.1 200 ", 0), 0u) << ok;
+}
+
+TEST_F(ServerHttpTest, TokenizeAndDetokenizeAreTheModelsTokenizer) {
+  const Tokenizer& t = ModelTokenizer();
+  const std::string text = "Once upon a time, a llama 🦙 said <|im_end|> hello";
+  for (const bool add_special : {false, true}) {
+    const json body = {{"content", text}, {"add_special", add_special}};
+    const std::string answer = Exchange(port(), Post("/tokenize", body.dump()));
+    ASSERT_EQ(answer.rfind("HTTP/1.1 200 ", 0), 0u) << answer;
+    const std::vector<int32_t> ids = BodyOf(answer)["tokens"].get<std::vector<int32_t>>();
+    EXPECT_EQ(ids, t.Encode(text, add_special).value()) << "add_special " << add_special;
+    const std::string back = Exchange(port(), Post("/detokenize", json{{"tokens", ids}}.dump()));
+    ASSERT_EQ(back.rfind("HTTP/1.1 200 ", 0), 0u) << back;
+    EXPECT_EQ(BodyOf(back)["content"], t.Decode(ids));
+    if (!add_special) {
+      EXPECT_EQ(BodyOf(back)["content"], text);
+    }
+  }
+}
+
+TEST_F(ServerHttpTest, PiecesConcatenateToTheText) {
+  const Tokenizer& t = ModelTokenizer();
+  const std::string text = "Pieces: 🦙 and ünïcödé, then <|im_start|>.";
+  const json body = {{"content", text}, {"with_pieces", true}};
+  const std::string answer = Exchange(port(), Post("/tokenize", body.dump()));
+  ASSERT_EQ(answer.rfind("HTTP/1.1 200 ", 0), 0u) << answer;
+  const json tokens = BodyOf(answer)["tokens"];
+  ASSERT_TRUE(tokens.is_array()) << answer;
+  std::vector<int32_t> ids;
+  std::string joined;
+  for (const json& token : tokens) {
+    ids.push_back(token["id"].get<int32_t>());
+    const json& piece = token["piece"];
+    if (piece.is_string()) {
+      joined += piece.get<std::string>();
+    } else {
+      // A part of a character: its bytes.
+      ASSERT_TRUE(piece.is_array()) << token;
+      for (const json& b : piece) joined += static_cast<char>(b.get<int>());
+    }
+  }
+  EXPECT_EQ(ids, t.Encode(text, false).value());
+  EXPECT_EQ(joined, text);
+}
+
+// A copy of the test model whose tokenizer puts its BOS in front of every text, as Llama's
+// does (the test model's own adds nothing).
+TEST(ServerTokenize, AddSpecialAddsTheModelsBos) {
+  const std::string model = BuildDir() + "/server_http_bos_model";
+  std::filesystem::remove_all(model);
+  std::filesystem::create_directories(model);
+  for (const char* f :
+       {"config.json", "model.safetensors", "generation_config.json", "tokenizer_config.json"}) {
+    const std::filesystem::path from = std::filesystem::path(ServerTestModel()) / f;
+    if (std::filesystem::exists(from)) std::filesystem::create_symlink(from, model + "/" + f);
+  }
+  std::ifstream in(ServerTestModel() + "/tokenizer.json");
+  json tokenizer = json::parse(in);
+  const std::string bos = "<|endoftext|>";
+  int32_t bos_id = -1;
+  for (const json& a : tokenizer["added_tokens"]) {
+    if (a["content"] == bos) bos_id = a["id"];
+  }
+  ASSERT_GE(bos_id, 0) << "the test model has no " << bos;
+  tokenizer["post_processor"] = {
+      {"type", "TemplateProcessing"},
+      {"single",
+       {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+        {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+      {"pair", json::array()},
+      {"special_tokens", {{bos, {{"id", bos}, {"ids", {bos_id}}, {"tokens", {bos}}}}}}};
+  std::ofstream(model + "/tokenizer.json") << tokenizer.dump();
+  const Tokenizer& t = ModelTokenizer(model);
+  ServerProcess server({}, {}, model);
+  ASSERT_TRUE(server.WaitReady());
+  const std::string text = "Once upon a time";
+  for (const bool add_special : {false, true}) {
+    const std::string answer =
+        Exchange(server.port(),
+                 fmt::format("POST /tokenize HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n"
+                             "Connection: close\r\n\r\n{}",
+                             json{{"content", text}, {"add_special", add_special}}.dump().size(),
+                             json{{"content", text}, {"add_special", add_special}}.dump()));
+    ASSERT_EQ(answer.rfind("HTTP/1.1 200 ", 0), 0u) << answer;
+    const auto ids = BodyOf(answer)["tokens"].get<std::vector<int32_t>>();
+    ASSERT_FALSE(ids.empty());
+    EXPECT_EQ(ids.front() == bos_id, add_special) << BodyOf(answer);
+    EXPECT_EQ(ids, t.Encode(text, add_special).value());
+  }
+}
+
+TEST_F(ServerHttpTest, BadTokenizeBodiesAre400NamingTheField) {
+  struct Case {
+    const char* path;
+    std::string body;
+    std::string param;  // "" -> null
+  };
+  const size_t vocab = ModelTokenizer().vocab_size();
+  const Case cases[] = {
+      {"/tokenize", "{\"content\": ", ""},
+      {"/tokenize", "{}", "content"},
+      {"/tokenize", R"({"content": ["a"]})", "content"},
+      {"/tokenize", R"({"content": "a", "add_special": "yes"})", "add_special"},
+      {"/tokenize", R"({"content": "a", "with_pieces": 1})", "with_pieces"},
+      {"/detokenize", "[1, 2]", ""},
+      {"/detokenize", R"({"content": "a"})", "tokens"},
+      {"/detokenize", R"({"tokens": "1 2"})", "tokens"},
+      {"/detokenize", R"({"tokens": [1, "2"]})", "tokens[1]"},
+      {"/detokenize", fmt::format(R"({{"tokens": [1, {}]}})", vocab), "tokens[1]"},
+      {"/detokenize", R"({"tokens": [-3]})", "tokens[0]"},
+  };
+  for (const Case& c : cases) {
+    const std::string answer = Exchange(port(), Post(c.path, c.body));
+    ASSERT_EQ(answer.rfind("HTTP/1.1 400 ", 0), 0u) << c.path << " " << c.body << "\n" << answer;
+    const json e = BodyOf(answer)["error"];
+    ASSERT_TRUE(e.is_object()) << answer;
+    EXPECT_EQ(e["type"], "invalid_request_error");
+    if (c.param.empty()) {
+      EXPECT_EQ(e["code"], "invalid_json") << c.body;
+    } else {
+      EXPECT_EQ(e["param"], c.param) << c.body << "\n" << e;
+      EXPECT_NE(e["message"].get<std::string>().find("'" + c.param + "'"), std::string::npos) << e;
+    }
+  }
+  const std::string range =
+      Exchange(port(), Post("/detokenize", fmt::format(R"({{"tokens": [{}]}})", vocab + 5)));
+  EXPECT_NE(
+      BodyOf(range)["error"]["message"].get<std::string>().find(fmt::format("0..{}", vocab - 1)),
+      std::string::npos)
+      << range;
+}
+
+TEST_F(ServerHttpTest, TokenizeTakesPostAndTheKeyLikeEveryRoute) {
+  for (const char* path : {"/tokenize", "/detokenize"}) {
+    std::string answer =
+        Exchange(port(), fmt::format("GET {} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\n"
+                                     "Connection: close\r\n\r\n",
+                                     path, kKey));
+    EXPECT_EQ(answer.rfind("HTTP/1.1 405 ", 0), 0u) << answer;
+    EXPECT_EQ(HeaderOf(answer, "Allow"), "POST") << answer;
+    answer = Exchange(port(), fmt::format("POST {} HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n"
+                                          "Connection: close\r\n\r\n{{}}",
+                                          path));
+    EXPECT_EQ(answer.rfind("HTTP/1.1 401 ", 0), 0u) << answer;
+  }
+}
+
+TEST_F(ServerHttpTest, CorsIsOffByDefault) {
+  const std::string origin = "Origin: http://localhost:3000\r\n";
+  std::string answer = Exchange(port(), Post("/tokenize", R"({"content": "a"})", origin));
+  ASSERT_EQ(answer.rfind("HTTP/1.1 200 ", 0), 0u) << answer;
+  EXPECT_FALSE(HasAnyCorsHeader(answer)) << answer;
+  answer = Exchange(port(), Post("/tokenize", "{}", origin));
+  EXPECT_FALSE(HasAnyCorsHeader(answer)) << answer;
+  // A preflight is refused as any other method a path does not take, and says how to
+  // turn CORS on.
+  answer = Exchange(port(), "OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: t\r\n" + origin +
+                                "Access-Control-Request-Method: POST\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(answer.rfind("HTTP/1.1 405 ", 0), 0u) << answer;
+  EXPECT_FALSE(HasAnyCorsHeader(answer)) << answer;
+  EXPECT_NE(BodyOf(answer)["error"]["message"].get<std::string>().find("--allow-origin"),
+            std::string::npos)
+      << answer;
+}
+
+// A server that lets two pages call it (one flag with a list, one repeated), with a key.
+class ServerCorsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess({"--api-key", kKey, "--max-body-mb", "1", "--allow-origin",
+                                 "http://page.test:3000, https://other.test", "--allow-origin",
+                                 "http://third.test"});
+    ASSERT_TRUE(server_->WaitReady()) << "server did not become ready";
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static int port() { return server_->port(); }
+  static ServerProcess* server_;
+};
+ServerProcess* ServerCorsTest::server_ = nullptr;
+
+constexpr const char* kPage = "http://page.test:3000";
+
+TEST_F(ServerCorsTest, AListedOriginIsEchoedOnAnswersAndErrors) {
+  const std::string origin = fmt::format("Origin: {}\r\n", kPage);
+  const std::string keyless_get =
+      "GET /v1/models HTTP/1.1\r\nHost: t\r\n" + origin + "Connection: close\r\n\r\n";
+  const std::string answers[] = {
+      Exchange(port(), Post("/tokenize", R"({"content": "a"})", origin)),            // 200
+      Exchange(port(), Post("/detokenize", R"({"tokens": "x"})", origin)),           // 400
+      Exchange(port(), keyless_get),                                                 // 401
+      Exchange(port(), Post("/v1/nothing", "{}", origin)),                           // 404
+      Exchange(port(), Post("/health", "{}", origin)),                               // 405
+      Exchange(port(), Post("/v1/completions", std::string(2 << 20, ' '), origin)),  // 413
+      Exchange(port(),
+               "GET /health HTTP/1.1\r\nHost: t\r\nOrigin: https://other.test\r\n"
+               "Connection: close\r\n\r\n"),
+      Exchange(port(),
+               "GET /health HTTP/1.1\r\nHost: t\r\nOrigin: http://third.test\r\n"
+               "Connection: close\r\n\r\n"),
+  };
+  const char* statuses[] = {"200", "400", "401", "404", "405", "413", "200", "200"};
+  for (size_t i = 0; i < std::size(answers); ++i) {
+    const std::string& a = answers[i];
+    EXPECT_EQ(a.rfind(fmt::format("HTTP/1.1 {} ", statuses[i]), 0), 0u) << a;
+    const std::string allowed = HeaderOf(a, "Access-Control-Allow-Origin");
+    EXPECT_EQ(allowed, i < 6 ? kPage : i == 6 ? "https://other.test" : "http://third.test") << a;
+    EXPECT_EQ(HeaderOf(a, "Vary"), "Origin") << a;
+  }
+  EXPECT_EQ(HeaderOf(answers[4], "Allow"), "GET, OPTIONS") << answers[4];
+}
+
+TEST_F(ServerCorsTest, AnOriginNotListedGetsNoAllowOrigin) {
+  for (const char* other : {"http://page.test:3001", "http://evil.test", "https://page.test:3000",
+                            "http://page.test:3000.evil.test"}) {
+    const std::string origin = fmt::format("Origin: {}\r\n", other);
+    std::string answer = Exchange(port(), Post("/tokenize", R"({"content": "a"})", origin));
+    ASSERT_EQ(answer.rfind("HTTP/1.1 200 ", 0), 0u) << answer;
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Origin"), "") << answer;
+    answer = Exchange(port(), "OPTIONS /tokenize HTTP/1.1\r\nHost: t\r\n" + origin +
+                                  "Access-Control-Request-Method: POST\r\nConnection: "
+                                  "close\r\n\r\n");
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Origin"), "") << answer;
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Methods"), "") << answer;
+  }
+}
+
+TEST_F(ServerCorsTest, APreflightNeedsNoKey) {
+  for (const auto& [path, method] :
+       {std::pair{"/v1/chat/completions", "POST"}, {"/tokenize", "POST"}, {"/v1/models", "GET"}}) {
+    const std::string answer =
+        Exchange(port(), fmt::format("OPTIONS {} HTTP/1.1\r\nHost: t\r\nOrigin: {}\r\n"
+                                     "Access-Control-Request-Method: {}\r\n"
+                                     "Access-Control-Request-Headers: authorization, content-type, "
+                                     "x-stainless-lang\r\nConnection: close\r\n\r\n",
+                                     path, kPage, method));
+    ASSERT_EQ(answer.rfind("HTTP/1.1 204 ", 0), 0u) << answer;
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Origin"), kPage) << answer;
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Methods"), fmt::format("{}, OPTIONS", method))
+        << answer;
+    EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Headers"),
+              "authorization, content-type, x-stainless-lang")
+        << answer;
+    EXPECT_NE(HeaderOf(answer, "Access-Control-Max-Age"), "") << answer;
+    EXPECT_EQ(HeaderOf(answer, "Content-Length"), "") << answer;
+  }
+  // Without Access-Control-Request-Headers, the headers an API call needs.
+  const std::string answer =
+      Exchange(port(), fmt::format("OPTIONS /tokenize HTTP/1.1\r\nHost: t\r\nOrigin: {}\r\n"
+                                   "Connection: close\r\n\r\n",
+                                   kPage));
+  EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Headers"), "Authorization, Content-Type")
+      << answer;
+}
+
+TEST_F(ServerCorsTest, AStreamCarriesTheHeader) {
+  const json body = {
+      {"messages", {{{"role", "user"}, {"content", "Hi"}}}}, {"max_tokens", 3}, {"stream", true}};
+  const std::string answer = Exchange(
+      port(), Post("/v1/chat/completions", body.dump(), fmt::format("Origin: {}\r\n", kPage)));
+  ASSERT_EQ(answer.rfind("HTTP/1.1 200 ", 0), 0u) << answer;
+  EXPECT_EQ(HeaderOf(answer, "Content-Type"), "text/event-stream") << answer;
+  EXPECT_EQ(HeaderOf(answer, "Access-Control-Allow-Origin"), kPage) << answer;
+  EXPECT_NE(answer.find("data: [DONE]"), std::string::npos) << answer;
 }
 
 TEST(ServerKeyFile, TheKeyComesFromAFileAndStaysOffTheCommandLine) {

@@ -44,12 +44,19 @@ inline int FreePort() {
 
 class ServerProcess {
  public:
-  /// Starts `meshlm serve --model M --port P EXTRA...` with `env` added ("K=V").
-  ServerProcess(std::vector<std::string> extra, std::vector<std::string> env = {})
+  /// Starts `meshlm serve --model M --port P EXTRA...` with `env` added ("K=V"); M is
+  /// `model`, or the server test model when empty.
+  ServerProcess(std::vector<std::string> extra, std::vector<std::string> env = {},
+                const std::string& model = "")
       : port_(FreePort()) {
-    std::vector<std::string> args = {
-        BuildDir() + "/src/cli/meshlm", "serve",     "--model", ServerTestModel(), "--port",
-        std::to_string(port_),          "--threads", "1"};
+    std::vector<std::string> args = {BuildDir() + "/src/cli/meshlm",
+                                     "serve",
+                                     "--model",
+                                     model.empty() ? ServerTestModel() : model,
+                                     "--port",
+                                     std::to_string(port_),
+                                     "--threads",
+                                     "1"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = ::fork();
     if (pid_ == 0) {

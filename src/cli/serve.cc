@@ -2,6 +2,7 @@
 #include "server/serve.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -26,6 +27,8 @@ struct ServeFlags {
   int port = 8080;
   std::string api_key;
   std::string api_key_file;
+  std::vector<std::string> allow_origins;  // as given
+  server::CorsPolicy cors;                 // from allow_origins, by RunServe
   size_t max_body_mb = 32;
   size_t max_concurrent = 16;
   size_t max_queue = 64;
@@ -63,6 +66,9 @@ std::vector<std::string> RankCommand(const ServeFlags& f) {
   add("--pp", f.job.pp);
   add("--ep", f.job.ep);
   if (!f.job.layers.empty()) c.insert(c.end(), {"--layers", f.job.layers});
+  if (f.cors.enabled()) {
+    c.insert(c.end(), {"--allow-origin", fmt::format("{}", fmt::join(f.cors.values(), ","))});
+  }
   return c;
 }
 
@@ -92,6 +98,7 @@ int ServeInJob(const ServeFlags& f) {
       config.http.api_key = k;
     }
     config.http.max_body_bytes = f.max_body_mb << 20;
+    config.http.cors = f.cors;
     config.http.model_name = server::ModelNameOf(f.job.model);
     config.http.ranks = job->world->size();
     config.max_running = f.max_concurrent;
@@ -123,6 +130,12 @@ int RunServe(ServeFlags f) {
       return 2;
     }
   }
+  auto cors = server::CorsPolicy::Parse(f.allow_origins);
+  if (!cors.ok()) {
+    fmt::print(stderr, "meshlm serve: {}\n", cors.status().message());
+    return 2;
+  }
+  f.cors = std::move(cors).value();
   if (f.max_body_mb == 0) {
     fmt::print(stderr, "meshlm serve: --max-body-mb must be at least 1\n");
     return 2;
@@ -166,6 +179,11 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "here shows in ps, so prefer the variable or --api-key-file)");
   cmd->add_option("--api-key-file", f->api_key_file, "Read the API key from the file's first line")
       ->excludes("--api-key");
+  cmd->add_option("--allow-origin", f->allow_origins,
+                  "Let web pages from ORIGIN (scheme://host[:port], or * for any) call the API "
+                  "from a browser (CORS); repeat it or separate origins with commas (default: "
+                  "none, no CORS headers)")
+      ->type_name("ORIGIN");
   cmd->add_option("--max-body-mb", f->max_body_mb,
                   "Largest request body in MiB; larger ones get 413 (default 32)");
   cmd->add_option("--max-concurrent", f->max_concurrent, "Sequences generated together");

@@ -126,6 +126,7 @@ std::string Responder::HeadText(int status, std::string_view content_type, const
   if (!content_type.empty()) h += fmt::format("Content-Type: {}\r\n", content_type);
   h += framing;
   for (const auto& [k, v] : extra) h += fmt::format("{}: {}\r\n", k, v);
+  for (const auto& [k, v] : every_answer_) h += fmt::format("{}: {}\r\n", k, v);
   if (close_) {
     h += "Connection: close\r\n";
   } else if (c_.minor_version == 0) {
@@ -135,12 +136,19 @@ std::string Responder::HeadText(int status, std::string_view content_type, const
   return h;
 }
 
+void Responder::AddToEveryAnswer(const Headers& headers) {
+  every_answer_.insert(every_answer_.end(), headers.begin(), headers.end());
+}
+
 void Responder::Send(int status, std::string_view content_type, std::string_view body,
                      const Headers& extra) {
   if (state_ != State::kNone) return;
   state_ = State::kDone;
+  // A 204 has no body, and RFC 9110 (8.6) forbids it a Content-Length.
   std::string out =
-      HeadText(status, content_type, extra, fmt::format("Content-Length: {}\r\n", body.size()));
+      HeadText(status, content_type, extra,
+               status == 204 ? std::string() : fmt::format("Content-Length: {}\r\n", body.size()));
+  if (status == 204) body = {};
   out.append(body);
   if (!c_.WriteAll(out)) failed_ = true;
 }
@@ -340,6 +348,12 @@ void Listener::ServeConnection(Connection& c) {
     c.keep_alive = head.keep_alive;
 
     Responder r(c);
+    // From here on, an answer the connection code gives goes through the request's own
+    // responder, so that it carries the headers the hooks asked for.
+    auto fail_request = [&](int status, const std::string& message) {
+      r.CloseAfter();
+      r.Send(status, "application/json", hooks_.error_body(status, message));
+    };
     const bool has_body = head.body != Head::Body::kNone;
     // Answered from the head, an unread body would be taken for the next request.
     r.body_unread_ = has_body;
@@ -349,8 +363,9 @@ void Listener::ServeConnection(Connection& c) {
       continue;
     }
     if (head.body == Head::Body::kLength && head.content_length > limits_.max_body_bytes) {
-      return fail(413, fmt::format("the request body is {} bytes, over the limit of {} bytes",
-                                   head.content_length, limits_.max_body_bytes));
+      return fail_request(413,
+                          fmt::format("the request body is {} bytes, over the limit of {} bytes",
+                                      head.content_length, limits_.max_body_bytes));
     }
     if (has_body && head.expect_continue && in.empty()) {
       if (!c.WriteAll(fmt::format("HTTP/1.{} 100 Continue\r\n\r\n", c.minor_version))) return;
@@ -366,7 +381,7 @@ void Listener::ServeConnection(Connection& c) {
       const size_t want = static_cast<size_t>(head.content_length);
       while (in.size() < want) {
         const ReadResult rr = ReadMore(c, stopping_, body_deadline(in.size()), &in);
-        if (rr == ReadResult::kTimeout) return fail(408, too_slow);
+        if (rr == ReadResult::kTimeout) return fail_request(408, too_slow);
         if (rr != ReadResult::kData) return;
       }
       req.body = in.substr(0, want);
@@ -381,12 +396,12 @@ void Listener::ServeConnection(Connection& c) {
             err.message = fmt::format("the request body is over the limit of {} bytes",
                                       limits_.max_body_bytes);
           }
-          return fail(err.status, err.message);
+          return fail_request(err.status, err.message);
         }
         in.erase(0, took);
         if (p == Progress::kDone) break;
         const ReadResult rr = ReadMore(c, stopping_, body_deadline(req.body.size()), &in);
-        if (rr == ReadResult::kTimeout) return fail(408, too_slow);
+        if (rr == ReadResult::kTimeout) return fail_request(408, too_slow);
         if (rr != ReadResult::kData) return;
       }
     }

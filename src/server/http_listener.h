@@ -60,6 +60,10 @@ class Responder {
   bool ClientGone() const;
   /// Closes the connection after this answer.
   void CloseAfter() { close_ = true; }
+  /// Headers that every answer to this request carries, whoever gives it (the hooks, or
+  /// the connection code refusing the body): CORS headers, which a browser needs on an
+  /// error too before it shows the page the error.
+  void AddToEveryAnswer(const Headers& headers);
 
   bool answered() const { return state_ != State::kNone; }
   bool closing() const { return close_; }
@@ -69,6 +73,7 @@ class Responder {
   std::string HeadText(int status, std::string_view content_type, const Headers& extra,
                        std::string_view framing);
   Connection& c_;
+  Headers every_answer_;
   State state_ = State::kNone;
   bool close_ = false;
   bool failed_ = false;

@@ -65,12 +65,14 @@ size_t Count(const std::string& s, std::string_view what) {
 
 // A listener on a free loopback port with short deadlines, serving on its own thread:
 // /echo answers the body's length, /deny answers 401 from the head, /stream sends three
-// pieces, /slow holds its thread for 0.5 s.
+// pieces, /empty answers 204, /slow holds its thread for 0.5 s; an X-Tag header comes
+// back as X-Tagged on every answer to its request.
 class ListenerTest : public ::testing::Test {
  protected:
   void Start(Limits limits) {
     Hooks hooks;
     hooks.on_head = [](const Request& req, const Head&, Responder& res) {
+      if (const std::string* tag = req.Header("x-tag")) res.AddToEveryAnswer({{"X-Tagged", *tag}});
       if (req.path != "/deny") return true;
       res.Send(401, "application/json", "{\"error\":\"no key\"}");
       return false;
@@ -83,6 +85,7 @@ class ListenerTest : public ::testing::Test {
         res.EndStream();
         return;
       }
+      if (req.path == "/empty") return res.Send(204, "", "not sent");
       if (req.path == "/slow") std::this_thread::sleep_for(std::chrono::milliseconds(500));
       res.Send(200, "text/plain", fmt::format("{} got {}", req.path, req.body.size()));
     };
@@ -241,6 +244,49 @@ TEST_F(ListenerTest, StreamsAreChunkedForHttp11AndRawForHttp10) {
   ::close(fd);
   EXPECT_EQ(answer.find("Transfer-Encoding"), std::string::npos) << answer;
   EXPECT_NE(answer.find("\r\n\r\npiece0;piece1;piece2;"), std::string::npos) << answer;
+}
+
+TEST_F(ListenerTest, HeadersForEveryAnswerReachAnswersTheConnectionGivesToo) {
+  Start(Short());
+  const std::string tag = "X-Tag: t7\r\n";
+  const std::string requests[] = {
+      "GET /echo HTTP/1.1\r\nHost: x\r\n" + tag + "Connection: close\r\n\r\n",
+      "GET /stream HTTP/1.1\r\nHost: x\r\n" + tag + "Connection: close\r\n\r\n",
+      "POST /deny HTTP/1.1\r\nHost: x\r\n" + tag + "Content-Length: 5\r\n\r\n",
+      // Refused by the connection code after the hooks saw the head: over the limit, and
+      // a chunked body that is not chunked.
+      "POST /echo HTTP/1.1\r\nHost: x\r\n" + tag + "Content-Length: 5000\r\n\r\n",
+      "POST /echo HTTP/1.1\r\nHost: x\r\n" + tag + "Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+  };
+  for (const std::string& request : requests) {
+    const int fd = Connect(port());
+    SendAll(fd, request);
+    const std::string answer = ReadUntilClosed(fd, 3);
+    ::close(fd);
+    const std::string head = answer.substr(0, answer.find("\r\n\r\n"));
+    EXPECT_NE(head.find("\r\nX-Tagged: t7"), std::string::npos) << request << "\n" << answer;
+  }
+  const int fd = Connect(port());
+  SendAll(fd, "GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  const std::string untagged = ReadUntilClosed(fd, 3);
+  ::close(fd);
+  EXPECT_EQ(untagged.find("X-Tagged"), std::string::npos) << untagged;
+}
+
+TEST_F(ListenerTest, A204HasNeitherBodyNorContentLength) {
+  Start(Short());
+  const int fd = Connect(port());
+  SendAll(fd,
+          "GET /empty HTTP/1.1\r\nHost: x\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n"
+          "Connection: close\r\n\r\n");
+  const std::string answer = ReadUntilClosed(fd, 3);
+  ::close(fd);
+  ASSERT_EQ(answer.rfind("HTTP/1.1 204 No Content\r\n", 0), 0u) << answer;
+  const std::string first = answer.substr(0, answer.find("\r\n\r\n") + 4);
+  EXPECT_EQ(first.find("Content-Length"), std::string::npos) << answer;
+  // The next answer follows at once: no body bytes in between.
+  EXPECT_EQ(answer.find("HTTP/1.1 200 OK", first.size()), first.size()) << answer;
+  EXPECT_EQ(answer.find("not sent"), std::string::npos) << answer;
 }
 
 TEST_F(ListenerTest, MalformedRequestsGetTheirStatusAndAClosedConnection) {

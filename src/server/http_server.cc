@@ -11,6 +11,7 @@
 
 #include "base/clock.h"
 #include "server/http_listener.h"
+#include "server/tokenize_api.h"
 
 namespace meshlm::server {
 namespace {
@@ -63,7 +64,17 @@ std::string BearerToken(const std::string* header) {
   return std::string(v);
 }
 
-enum class Route { kNone, kHealth, kMetrics, kModels, kModel, kChat, kCompletions };
+enum class Route {
+  kNone,
+  kHealth,
+  kMetrics,
+  kModels,
+  kModel,
+  kChat,
+  kCompletions,
+  kTokenize,
+  kDetokenize
+};
 
 }  // namespace
 
@@ -126,16 +137,29 @@ struct HttpServer::Impl {
     if (path.starts_with("/v1/models/") && path.size() > 11) return Route::kModel;
     if (path == "/v1/chat/completions") return Route::kChat;
     if (path == "/v1/completions") return Route::kCompletions;
+    if (path == "/tokenize") return Route::kTokenize;
+    if (path == "/detokenize") return Route::kDetokenize;
     return Route::kNone;
   }
 
   static const char* MethodOf(Route r) {
-    return r == Route::kChat || r == Route::kCompletions ? "POST" : "GET";
+    switch (r) {
+      case Route::kChat:
+      case Route::kCompletions:
+      case Route::kTokenize:
+      case Route::kDetokenize:
+        return "POST";
+      default:
+        return "GET";
+    }
   }
 
   // Route, method and API key, from the head alone: a request refused here has none of
   // its body read.
   bool OnHead(const http::Request& req, const http::Head&, http::Responder& res) {
+    const std::string* origin = req.Header("origin");
+    // Before any answer, so that a page also gets to read its 401, 404 or 429.
+    res.AddToEveryAnswer(options.cors.ForResponse(origin));
     const Route route = RouteOf(req.path);
     ApiError e;
     if (route == Route::kNone) {
@@ -145,11 +169,27 @@ struct HttpServer::Impl {
       SendError(res, e);
       return false;
     }
-    const char* allow = MethodOf(route);
-    if (req.method != allow) {
+    const char* method = MethodOf(route);
+    const std::string allow =
+        options.cors.enabled() ? fmt::format("{}, OPTIONS", method) : std::string(method);
+    // A preflight comes without credentials (Fetch standard), so it is answered before the
+    // key check; it says only what the page may send, never anything of the model's.
+    if (req.method == "OPTIONS" && options.cors.enabled()) {
+      res.Send(
+          204, "", "",
+          options.cors.ForPreflight(origin, allow, req.Header("access-control-request-headers")));
+      return false;
+    }
+    if (req.method != method) {
       e.status = 405;
       e.code = "method_not_allowed";
-      e.message = fmt::format("{} takes {}, not {}", req.path, allow, req.method);
+      e.message = fmt::format("{} takes {}, not {}", req.path, method, req.method);
+      // Without --allow-origin an OPTIONS stays a 405 as before the flag existed: the
+      // server then behaves exactly as it did, a browser's preflight fails all the same
+      // (a 204 without Allow-Origin would fail it too), and the message can name the flag.
+      if (req.method == "OPTIONS") {
+        e.message += "; CORS preflights are answered when meshlm serve has --allow-origin";
+      }
       res.Send(405, kJson, ErrorBody(e), {{"Allow", allow}});
       return false;
     }
@@ -171,6 +211,9 @@ struct HttpServer::Impl {
         return Generate(req, res, true);
       case Route::kCompletions:
         return Generate(req, res, false);
+      case Route::kTokenize:
+      case Route::kDetokenize:
+        return Tokenize(req, res);
       case Route::kNone:
         break;
     }
@@ -233,6 +276,28 @@ struct HttpServer::Impl {
     if (!ready) extra.emplace_back("Retry-After", RetryAfter(503));
     res.Send(ready ? 200 : 503, kJson,
              j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), extra);
+  }
+
+  // POST /tokenize and /detokenize: answered here, on the HTTP thread, from the tokenizer
+  // alone. They are cheap and need no rank, so they neither wait in nor take a place of
+  // the generation queue.
+  void Tokenize(http::Request& req, http::Responder& res) {
+    std::string answer;
+    ApiError err;
+    const bool ok = RouteOf(req.path) == Route::kTokenize
+                        ? TokenizeAnswer(req.body, prompt.tokenizer, &answer, &err)
+                        : DetokenizeAnswer(req.body, prompt.tokenizer, &answer, &err);
+    const bool big = req.body.size() >= kTrimAfterBytes || answer.size() >= kTrimAfterBytes;
+    if (ok) {
+      res.Send(200, kJson, answer);
+    } else {
+      SendError(res, err);
+    }
+    if (big) {
+      std::string().swap(req.body);
+      std::string().swap(answer);
+      malloc_trim(0);
+    }
   }
 
   void Generate(http::Request& req, http::Responder& res, bool chat) {

@@ -2,11 +2,12 @@
 // engine's Scheduler.
 //
 // Endpoints: GET /v1/models[/{id}], POST /v1/chat/completions, POST /v1/completions (both with
-// SSE streaming), GET /health, GET /metrics. Every error is OpenAI-shaped JSON.
+// SSE streaming), POST /tokenize, POST /detokenize (llama-server's), GET /health,
+// GET /metrics; with CORS on, OPTIONS preflights of each. Every error is OpenAI-shaped JSON.
 // Goals: a bad request never reaches the workers; an API key guards everything but
-// /health and is checked, with the route, before a body is read; a client that goes away
-// has its sequence dropped. Non-goals: TLS (put a proxy
-// in front), the web UI.
+// /health and preflights and is checked, with the route, before a body is read; a client
+// that goes away has its sequence dropped. Non-goals: TLS (put a proxy in front), the
+// web UI.
 #pragma once
 
 #include <memory>
@@ -14,6 +15,7 @@
 
 #include "base/status.h"
 #include "engine/scheduler.h"
+#include "server/cors.h"
 #include "server/metrics.h"
 #include "server/openai.h"
 
@@ -24,6 +26,7 @@ struct ServerOptions {
   int port = 8080;
   std::string api_key;     // empty: no key needed
   std::string model_name;  // what /v1/models lists and requests may name
+  CorsPolicy cors;         // origins whose pages may call the API (none by default)
   int ranks = 1;
   size_t http_threads = 64;  // each streaming client holds one while it streams
   size_t max_body_bytes = size_t{32} << 20;

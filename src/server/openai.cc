@@ -10,14 +10,6 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-ApiError BadField(const std::string& field, const std::string& message) {
-  ApiError e;
-  e.message = fmt::format("'{}': {}", field, message);
-  e.param = field;
-  e.code = "invalid_value";
-  return e;
-}
-
 // Reads an optional number field into *v; null and absence keep the default.
 bool Number(const ojson& j, const char* name, double lo, double hi, double* v, ApiError* err) {
   auto it = j.find(name);
@@ -50,17 +42,6 @@ bool Integer(const ojson& j, const char* name, int64_t lo, int64_t hi, int64_t* 
     return false;
   }
   *v = x;
-  return true;
-}
-
-bool Bool(const ojson& j, const char* name, bool* v, ApiError* err) {
-  auto it = j.find(name);
-  if (it == j.end() || it->is_null()) return true;
-  if (!it->is_boolean()) {
-    *err = BadField(name, fmt::format("expected a boolean, got {}", it->type_name()));
-    return false;
-  }
-  *v = it->get<bool>();
   return true;
 }
 
@@ -208,21 +189,28 @@ bool StopStrings(const ojson& body, std::vector<std::string>* out, ApiError* err
 
 }  // namespace
 
-std::string ErrorBody(const ApiError& e) {
-  nlohmann::json j = {{"error",
-                       {{"message", e.message},
-                        {"type", e.type},
-                        {"param", e.param.empty() ? nlohmann::json() : nlohmann::json(e.param)},
-                        {"code", e.code.empty() ? nlohmann::json() : nlohmann::json(e.code)}}}};
-  // A message may quote the client's bytes, which need not be UTF-8.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+ApiError BadField(const std::string& field, const std::string& message) {
+  ApiError e;
+  e.message = fmt::format("'{}': {}", field, message);
+  e.param = field;
+  e.code = "invalid_value";
+  return e;
 }
 
-bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, ApiRequest* out,
-                  ApiError* err) {
-  ojson body;
+bool BoolField(const nlohmann::ordered_json& j, const char* name, bool* v, ApiError* err) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return true;
+  if (!it->is_boolean()) {
+    *err = BadField(name, fmt::format("expected a boolean, got {}", it->type_name()));
+    return false;
+  }
+  *v = it->get<bool>();
+  return true;
+}
+
+bool ParseJsonObject(const std::string& text, nlohmann::ordered_json* body, ApiError* err) {
   try {
-    body = ojson::parse(text);
+    *body = ojson::parse(text);
   } catch (const nlohmann::json::parse_error& ex) {
     // The library's text ends in "last read: '...'", which may hold the bad bytes; the
     // byte position says where they are.
@@ -236,11 +224,28 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
     err->code = "invalid_json";
     return false;
   }
-  if (!body.is_object()) {
+  if (!body->is_object()) {
     err->message = "the body must be a JSON object";
     err->code = "invalid_json";
     return false;
   }
+  return true;
+}
+
+std::string ErrorBody(const ApiError& e) {
+  nlohmann::json j = {{"error",
+                       {{"message", e.message},
+                        {"type", e.type},
+                        {"param", e.param.empty() ? nlohmann::json() : nlohmann::json(e.param)},
+                        {"code", e.code.empty() ? nlohmann::json() : nlohmann::json(e.code)}}}};
+  // A message may quote the client's bytes, which need not be UTF-8.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, ApiRequest* out,
+                  ApiError* err) {
+  ojson body;
+  if (!ParseJsonObject(text, &body, err)) return false;
   out->chat = chat;
   if (auto it = body.find("model"); it != body.end() && !it->is_null()) {
     if (!it->is_string()) {
@@ -270,12 +275,12 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
       !Number(body, "frequency_penalty", -2, 2, &frequency, err) ||
       !Integer(body, "seed", std::numeric_limits<int64_t>::min(),
                std::numeric_limits<int64_t>::max(), &seed, err) ||
-      !Integer(body, "n", 1, 1, &n, err) || !Bool(body, "stream", &out->stream, err) ||
-      !Bool(body, "ignore_eos", &g.ignore_eos, err) || !StopStrings(body, &g.stop, err)) {
+      !Integer(body, "n", 1, 1, &n, err) || !BoolField(body, "stream", &out->stream, err) ||
+      !BoolField(body, "ignore_eos", &g.ignore_eos, err) || !StopStrings(body, &g.stop, err)) {
     return false;
   }
   if (auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
-    if (!it->is_object() || !Bool(*it, "include_usage", &out->include_usage, err)) {
+    if (!it->is_object() || !BoolField(*it, "include_usage", &out->include_usage, err)) {
       if (err->message.empty()) *err = BadField("stream_options", "expected an object");
       return false;
     }

@@ -25,6 +25,14 @@ struct ApiError {
 };
 std::string ErrorBody(const ApiError& e);
 
+/// Helpers of every JSON endpoint. ParseJsonObject: false, with `error` saying where,
+/// when `text` is not JSON or not an object. BadField: a 400 naming the field
+/// ("'field': message", param = field). BoolField: an optional boolean field (null and
+/// absence keep *v).
+bool ParseJsonObject(const std::string& text, nlohmann::ordered_json* body, ApiError* error);
+ApiError BadField(const std::string& field, const std::string& message);
+bool BoolField(const nlohmann::ordered_json& j, const char* name, bool* v, ApiError* error);
+
 /// A parsed completion request.
 struct ApiRequest {
   bool chat = false;

@@ -1,6 +1,8 @@
 // Tokenizer: the encode pipeline (added tokens, normalizer, pre-tokenizer, BPE,
-// post-processor), decoding and the streaming decoder.
+// post-processor), decoding, the streaming decoder and the pieces of ids.
 #include "tokenizer/tokenizer.h"
+
+#include <cctype>
 
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
@@ -138,6 +140,84 @@ std::string StreamDecoder::Flush() {
   context_ = 0;
   context_text_.clear();
   return out;
+}
+
+namespace {
+
+// The bytes a vocabulary entry stands for when its decoder maps tokens to bytes: a
+// byte-fallback token ("<0xE2>") or GPT-2's byte alphabet ("Ġ" is a space); else the
+// entry itself. Only a guess at what the decoder does: Pieces checks it.
+std::string TokenBytes(const std::string& token) {
+  if (token.size() == 6 && token.starts_with("<0x") && token.back() == '>' &&
+      std::isxdigit(static_cast<unsigned char>(token[3])) &&
+      std::isxdigit(static_cast<unsigned char>(token[4]))) {
+    return std::string(1, static_cast<char>(std::stoi(token.substr(3, 2), nullptr, 16)));
+  }
+  std::string bytes;
+  for (size_t pos = 0; pos < token.size();) {
+    const int b = tok::UnicodeToByte(tok::NextCodePoint(token, &pos));
+    if (b < 0) return token;
+    bytes.push_back(static_cast<char>(b));
+  }
+  return bytes;
+}
+
+// `s` with each run of U+FFFD as one: decoders differ in how many an invalid run gives
+// (one per maximal subpart for ByteLevel, one per byte for ByteFallback).
+std::string CollapseReplacements(std::string_view s) {
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::string out;
+  while (!s.empty()) {
+    if (s.starts_with(kReplacement)) {
+      if (!std::string_view(out).ends_with(kReplacement)) out += kReplacement;
+      s.remove_prefix(kReplacement.size());
+    } else {
+      out += s.front();
+      s.remove_prefix(1);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> Tokenizer::Pieces(std::span<const int32_t> ids) const {
+  std::vector<std::string> pieces(ids.size());
+  // The stream decoder releases text once it is complete UTF-8, in context: a text
+  // released by one id is that id's piece; one released by a run of ids (a character
+  // split across them) is shared out by the bytes each id stands for.
+  StreamDecoder stream(*this);
+  size_t first = 0;  // first id whose text has not come out yet
+  auto settle = [&](size_t end, std::string text) {
+    if (end - first == 1) {
+      pieces[first] = std::move(text);
+    } else {
+      std::vector<std::string> bytes;
+      std::string joined;
+      for (size_t i = first; i < end; ++i) {
+        const bool known = ids[i] >= 0 && static_cast<size_t>(ids[i]) < vocab_size_;
+        bytes.push_back(known ? TokenBytes(IdToToken(ids[i])) : "");
+        joined += bytes.back();
+      }
+      std::string lossy;
+      tok::AppendUtf8Lossy(joined, &lossy);
+      if (CollapseReplacements(lossy) == CollapseReplacements(text)) {
+        for (size_t i = first; i < end; ++i) pieces[i] = std::move(bytes[i - first]);
+      } else {
+        // A decoder that does more than map tokens to bytes: the id that completed the
+        // text carries it all, so that the pieces still add up.
+        pieces[end - 1] = std::move(text);
+      }
+    }
+    first = end;
+  };
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::string text = stream.Push(ids[i]);
+    // An id may release nothing without being held (a first "▁" that Strip removes).
+    if (stream.held() == 0) settle(i + 1, std::move(text));
+  }
+  if (first < ids.size()) settle(ids.size(), stream.Flush());
+  return pieces;
 }
 
 }  // namespace meshlm

@@ -85,6 +85,13 @@ class Tokenizer {
   /// `skip_special` drops special tokens. Thread-safe.
   std::string Decode(std::span<const int32_t> ids, bool skip_special = false) const;
 
+  /// What each of `ids` adds to Decode(ids), in order, as bytes: they concatenate to
+  /// Decode(ids) when that is valid UTF-8. A piece is complete UTF-8 unless a character is
+  /// split across several ids; each of those then gets its own bytes of it. In context,
+  /// unlike Decode of one id: a decoder that strips the first token's space strips it
+  /// from the first piece only. Ids out of range give "". Thread-safe.
+  std::vector<std::string> Pieces(std::span<const int32_t> ids) const;
+
   /// Token string of `id` as stored in the vocabulary ("Ġthe", "▁the", "<|im_end|>");
   /// empty when out of range.
   const std::string& IdToToken(int32_t id) const;
@@ -139,6 +146,8 @@ class StreamDecoder {
   std::string Push(int32_t id);
   /// Returns what is still held back (incomplete bytes become U+FFFD) and resets.
   std::string Flush();
+  /// How many of the ids pushed have not had their text released yet.
+  size_t held() const { return ids_.size() - context_; }
 
  private:
   const Tokenizer& tokenizer_;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/mapped_file.h"
+#include "tokenizer/unicode.h"
 
 namespace meshlm {
 namespace {
@@ -102,6 +103,24 @@ TEST_P(GoldenTest, StreamingEqualsWholeDecode) {
   }
 }
 
+TEST_P(GoldenTest, PiecesAddUpToWholeDecode) {
+  const Tokenizer* t = Load(GetParam());
+  ASSERT_NE(t, nullptr);
+  const json golden = LoadGolden(GetParam());
+  for (const json& c : golden["cases"]) {
+    for (const char* key : {"ids", "ids_special"}) {
+      const auto ids = c[key].get<std::vector<int32_t>>();
+      const std::vector<std::string> pieces = t->Pieces(ids);
+      ASSERT_EQ(pieces.size(), ids.size());
+      std::string joined;
+      for (const std::string& p : pieces) joined += p;
+      std::string lossy;
+      tok::AppendUtf8Lossy(joined, &lossy);
+      EXPECT_EQ(Show(lossy), Show(t->Decode(ids))) << key << " of text " << Show(c["text"]);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Vocabularies, GoldenTest,
                          testing::Values("qwen3", "qwen2_5", "llama3", "llama3_1", "llama3_2",
                                          "mistral_nemo", "llama2", "gemma3", "gpt2", "deepseek_v3"),
@@ -149,6 +168,38 @@ TEST(TokenizerTest, StreamHoldsBackSplitCharacters) {
   EXPECT_EQ(all, "a🦙b");
   // Before the last byte of the emoji arrived, nothing of it was released.
   EXPECT_EQ(pieces[pieces.size() - 2], "🦙");
+}
+
+TEST(TokenizerTest, PiecesOfASplitCharacterAreItsBytes) {
+  // "🦙" (F0 9F A6 99) has no single token in either vocabulary: GPT-2 spells it in
+  // byte-alphabet tokens, Llama 2 in byte-fallback tokens (<0xF0>...).
+  for (const char* name : {"gpt2", "llama2"}) {
+    const Tokenizer* t = Load(name);
+    ASSERT_NE(t, nullptr);
+    auto ids = t->Encode("a🦙b c", false);
+    ASSERT_TRUE(ids.ok());
+    const std::vector<std::string> pieces = t->Pieces(*ids);
+    std::string joined;
+    size_t split = 0;
+    for (const std::string& p : pieces) {
+      joined += p;
+      if (tok::FindInvalidUtf8(p) != std::string::npos) {
+        ++split;
+        EXPECT_LT(p.size(), 4u) << name;
+      }
+    }
+    EXPECT_EQ(joined, "a🦙b c") << name;
+    EXPECT_GE(split, 2u) << name;
+    EXPECT_EQ(pieces.back(), " c") << name;
+    // Ids that stop inside the character still give its bytes so far.
+    auto cut = t->Encode("🦙", false);
+    ASSERT_TRUE(cut.ok());
+    ASSERT_GT(cut->size(), 1u) << name;
+    cut->pop_back();
+    joined.clear();
+    for (const std::string& p : t->Pieces(*cut)) joined += p;
+    EXPECT_TRUE(std::string("🦙").starts_with(joined) && !joined.empty()) << name;
+  }
 }
 
 TEST(TokenizerTest, LongRunsOfByteLevelTextRoundTrip) {
