@@ -167,6 +167,26 @@ TEST(Cli, InstalledBinaryUsesTheInstalledDemoModel) {
       << src;
 }
 
+// config and launch offer only the backends a job can run, and say which are coming;
+// config refuses before contacting any host.
+TEST(Cli, BackendsOfferedAreTheOnesThatRun) {
+  for (const char* b : {"jaccl", "mpi"}) {
+    const auto [out, code] = Meshlm(std::string("config --hosts h1,h2 --backend ") + b);
+    EXPECT_EQ(code, 2) << out;
+    EXPECT_NE(out.find("run over TCP for now"), std::string::npos) << out;
+    EXPECT_EQ(out.find("h1:"), std::string::npos) << "no host was contacted\n" << out;
+  }
+  const auto [bad, bad_code] = Meshlm("config --hosts h1,h2 --backend carrier-pigeon");
+  EXPECT_EQ(bad_code, 2) << bad;
+  EXPECT_NE(bad.find("expected tcp (a full mesh) or ring"), std::string::npos) << bad;
+  const auto [launch, launch_code] = Meshlm("launch -n 1 --backend jaccl -- true");
+  EXPECT_NE(launch_code, 0) << launch;
+  EXPECT_NE(launch.find("--backend"), std::string::npos) << launch;
+  const auto [ring, ring_code] = Meshlm("launch -n 2 --backend ring -- " +
+                                        testing::MeshlmBinary() + " tokenize hi --ids");
+  EXPECT_EQ(ring_code, 0) << ring;
+}
+
 // meshlm plan reads each host's memory_gb from the hostfile when --memory is absent.
 TEST(Cli, PlanTakesMemoryFromTheHostfile) {
   const std::string folder = std::string(MESHLM_TEST_SOURCE_DIR) + "/models/meshlm-demo-6m";

@@ -22,7 +22,7 @@ void AddConfigCommand(CLI::App& app, int* exit_code) {
       ->allow_extra_args(false);
   sub->add_option("--over", *over, "interfaces that may be rails: ethernet, thunderbolt or all");
   sub->add_option("--backend", o->backend,
-                  "the backend to check for (tcp, jaccl, mpi: full mesh; ring); also written "
+                  "the backend to check for: tcp (a full mesh; default) or ring; also written "
                   "into the hostfile");
   sub->add_flag("--dot", o->dot, "print the topology as Graphviz (one edge per cable)");
   sub->add_option("--output", o->output, "write the hostfile here (only when complete)");

@@ -14,7 +14,8 @@ void AddLaunchFlags(CLI::App* sub, cluster::LaunchOptions* o) {
   sub->add_option("--hosts", o->hosts, "comma-separated hosts, one rank each (ssh unless local)")
       ->delimiter(',')
       ->allow_extra_args(false);
-  sub->add_option("--backend", o->backend, "collective backend (tcp)");
+  sub->add_option("--backend", o->backend, "collective backend: tcp (default) or ring")
+      ->check(CLI::IsMember({"tcp", "ring"}));
   sub->add_option("--env", o->env, "KEY=VALUE for every rank (repeatable)")
       ->allow_extra_args(false);
   sub->add_option("--port", o->port, "coordinator port on rank 0's host (default: pick one)");

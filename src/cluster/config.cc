@@ -194,9 +194,15 @@ Result<ConfigReport> ConfigCommand(const ConfigOptions& o) {
       return Error("[config] --hosts: '{}' is {}", h, h.empty() ? "empty" : "listed twice");
     }
   }
-  static const std::set<std::string> kBackends = {"", "tcp", "ring", "jaccl", "mpi"};
-  if (!kBackends.count(o.backend)) {
-    return Error("[config] --backend '{}': expected tcp, ring, jaccl or mpi", o.backend);
+  // Only the backends launch can run: a hostfile for another would start no job.
+  if (o.backend == "jaccl" || o.backend == "mpi") {
+    return Error(
+        "[config] --backend {}: meshlm's collectives run over TCP for now (RDMA and MPI "
+        "transports are coming); use tcp (a full mesh) or ring",
+        o.backend);
+  }
+  if (o.backend != "" && o.backend != "tcp" && o.backend != "ring") {
+    return Error("[config] --backend '{}': expected tcp (a full mesh) or ring", o.backend);
   }
   ConfigReport report;
   std::string& info = o.dot ? report.err : report.out;
