@@ -182,8 +182,8 @@ TEST(Cli, BackendsOfferedAreTheOnesThatRun) {
   const auto [launch, launch_code] = Meshlm("launch -n 1 --backend jaccl -- true");
   EXPECT_NE(launch_code, 0) << launch;
   EXPECT_NE(launch.find("--backend"), std::string::npos) << launch;
-  const auto [ring, ring_code] = Meshlm("launch -n 2 --backend ring -- " +
-                                        testing::MeshlmBinary() + " tokenize hi --ids");
+  const auto [ring, ring_code] =
+      Meshlm("launch -n 2 --backend ring -- " + testing::MeshlmBinary() + " tokenize hi --ids");
   EXPECT_EQ(ring_code, 0) << ring;
 }
 

@@ -223,6 +223,57 @@ TEST(ConfigNetns, AutoSetupAddressesACableWithNoIpv4) {
   ExpectCommtestPasses(c, "hosts.json");
 }
 
+// Two hosts whose only link is the one ssh uses: config says it takes that subnet as the
+// management network and how to count it as a rail; with --ssh-link-as-rail it is rail 0,
+// and the hostfile runs.
+TEST(ConfigNetns, SshLinkIsNamedAndCanBeTheRail) {
+  if (!CanRun()) GTEST_SKIP() << "needs root, ip netns and sshd";
+  NetnsCluster c(2, false, [](int, int) { return 0; });
+  ASSERT_TRUE(c.ok()) << c.error();
+  Sh r = Config(c, "--output plain.json");
+  std::printf("meshlm config, two hosts joined only by the ssh subnet:\n%s", r.out.c_str());
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("10.99.0.0/24 joins 10.99.0.1 and 10.99.0.2 but is where ssh reaches"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("--ssh-link-as-rail"), std::string::npos) << r.out;
+  EXPECT_TRUE(Links(ReadJson(c.dir() + "/plain.json"), 0, 1).empty());
+
+  Sh rail = Config(c, "--ssh-link-as-rail --output rail.json");
+  EXPECT_EQ(rail.code, 0) << rail.out;
+  EXPECT_EQ(rail.out.find("is where ssh reaches them"), std::string::npos) << rail.out;
+  const auto hf = ReadJson(c.dir() + "/rail.json");
+  EXPECT_EQ(Links(hf, 0, 1), std::vector<std::string>{"10.99.0.1"}) << rail.out;
+  EXPECT_EQ(Links(hf, 1, 0), std::vector<std::string>{"10.99.0.2"}) << rail.out;
+  ExpectCommtestPasses(c, "rail.json");
+}
+
+// A cable reported down for a moment (a link just made) is asked about again before it
+// counts as missing; one that stays down is still named.
+TEST(ConfigNetns, LinkDownForAMomentIsAskedAgain) {
+  if (!CanRun()) GTEST_SKIP() << "needs root, ip netns and sshd";
+  NetnsCluster c(2, false, [](int, int) { return 1; });
+  ASSERT_TRUE(c.ok()) << c.error();
+  ASSERT_EQ(c.OnHost(0, "ip link set r0p1 down").code, 0);
+  // Up again after 1.5 s, in the background (bounded: one sleep and one command).
+  ASSERT_EQ(c.OnHost(0, "(sleep 1.5; ip link set r0p1 up) >/dev/null 2>&1 &").code, 0);
+  Sh r = Config(c, "--output hosts.json --verbose");
+  std::printf("meshlm config, a cable down for 1.5 s:\n%s", r.out.c_str());
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("asked again"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("is where ssh reaches them"), std::string::npos) << "the pair has a rail";
+  ExpectHostfileMatchesCables(c, ReadJson(c.dir() + "/hosts.json"));
+
+  ASSERT_EQ(c.OnHost(0, "ip link set r0p1 down").code, 0);
+  const double t0 = NowSeconds();
+  Sh down = Config(c, "");
+  EXPECT_EQ(down.code, 1) << down.out;
+  EXPECT_NE(down.out.find("no link between 10.99.0.1 and 10.99.0.2 (10.99.0.1: r0p1 is down"),
+            std::string::npos)
+      << down.out;
+  EXPECT_LT(NowSeconds() - t0, 15) << down.out;
+}
+
 TEST(ConfigNetns, BadFlagsAreNamed) {
   if (!CanRun()) GTEST_SKIP() << "needs root, ip netns and sshd";
   const std::string meshlm = BuildDir() + "/src/cli/meshlm";

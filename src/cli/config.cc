@@ -24,6 +24,9 @@ void AddConfigCommand(CLI::App& app, int* exit_code) {
   sub->add_option("--backend", o->backend,
                   "the backend to check for: tcp (a full mesh; default) or ring; also written "
                   "into the hostfile");
+  sub->add_flag("--ssh-link-as-rail", o->ssh_link_as_rail,
+                "count a subnet that ssh uses and that joins exactly two hosts as their rail "
+                "(one cable carrying ssh too)");
   sub->add_flag("--dot", o->dot, "print the topology as Graphviz (one edge per cable)");
   sub->add_option("--output", o->output, "write the hostfile here (only when complete)");
   sub->add_flag("--auto-setup", o->auto_setup,

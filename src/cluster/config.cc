@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
@@ -16,6 +17,9 @@
 namespace meshlm::cluster {
 
 namespace {
+
+// How long links reported down are given to come up before they count as down.
+constexpr double kSettleSeconds = 5;
 
 struct Discovered {
   std::vector<HostInfo> hosts;
@@ -93,7 +97,7 @@ Discovered DiscoverAll(const ConfigOptions& o) {
 std::map<int, std::string> ProbeAll(const ConfigOptions& o, const Discovered& d,
                                     std::vector<std::string>* errors) {
   const size_t n = o.hosts.size();
-  Topology t = MatchSubnets(d.hosts, o.over);
+  Topology t = MatchSubnets(d.hosts, o.over, o.ssh_link_as_rail);
   std::vector<std::vector<std::pair<int, const Cable*>>> per(n);
   for (size_t k = 0; k < t.cables.size(); ++k) {
     per[t.cables[k].a.host].push_back({static_cast<int>(k), &t.cables[k]});
@@ -210,9 +214,23 @@ Result<ConfigReport> ConfigCommand(const ConfigOptions& o) {
   Discovered d = DiscoverAll(o);
   FindBareLinks(o, &d);
   if (SetUp(o, d, &report)) d = DiscoverAll(o);
+  // A link made a moment ago (or just addressed) may be reported down until its carrier
+  // comes up: ask again for a few seconds before calling it down.
+  const double settle_until = NowSeconds() + kSettleSeconds;
+  int asked_again = 0;
+  while (MatchSubnets(d.hosts, o.over, o.ssh_link_as_rail).down_ends > 0 &&
+         NowSeconds() < settle_until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    d = DiscoverAll(o);
+    ++asked_again;
+  }
+  if (o.verbose && asked_again > 0) {
+    report.err +=
+        fmt::format("[config] asked again {} times for links reported down\n", asked_again);
+  }
   std::vector<std::string> probe_errors;
   const auto answers = ProbeAll(o, d, &probe_errors);
-  Topology t = MatchSubnets(d.hosts, o.over);
+  Topology t = MatchSubnets(d.hosts, o.over, o.ssh_link_as_rail);
   ApplyProbes(&t, answers, d.hosts);
   if (o.verbose) {
     report.err += fmt::format("[config] discovered and probed {} hosts in {:.1f} s\n",
@@ -224,6 +242,16 @@ Result<ConfigReport> ConfigCommand(const ConfigOptions& o) {
     report.out += TopologyDot(t, missing);
   } else if (std::count(d.reachable.begin(), d.reachable.end(), true) > 0) {
     report.out += TopologyTable(d.hosts, t);
+  }
+  // Two hosts whose one cable also carries ssh get no rail from it: say so, and how to
+  // count it as one.
+  for (const auto& [subnet, a, b] : t.ssh_links) {
+    if (o.ssh_link_as_rail || !t.Rails(a, b).empty()) continue;
+    info += fmt::format(
+        "\nnote: {} joins {} and {} but is where ssh reaches them, so it is taken as the "
+        "management network, not a rail; jobs still run over it (each host's ips). If it is "
+        "their only link, run config again with --ssh-link-as-rail to list it as a rail.\n",
+        subnet, t.names[a], t.names[b]);
   }
   std::vector<std::string> problems = d.errors;
   problems.insert(problems.end(), probe_errors.begin(), probe_errors.end());

@@ -16,7 +16,7 @@ namespace meshlm::cluster {
 struct ConfigOptions {
   std::vector<std::string> hosts;  // ssh destinations
   LinkKind over = LinkKind::kAll;
-  /// "" (checked as a full mesh, written as MLX's list form), tcp, ring, jaccl, mpi.
+  /// "" (checked as a full mesh, written as MLX's list form), tcp or ring.
   std::string backend;
   bool dot = false;         // Graphviz on stdout instead of the table
   std::string output;       // hostfile path; "" for none
@@ -24,6 +24,8 @@ struct ConfigOptions {
   std::vector<std::string> ssh_args;
   double timeout_s = 10;  // per ssh round trip
   bool verbose = false;
+  /// Count a subnet ssh uses that joins exactly two hosts as their rail.
+  bool ssh_link_as_rail = false;
 };
 
 /// What `meshlm config` found and did, for the caller to print.

@@ -73,7 +73,7 @@ std::vector<const Cable*> Topology::Rails(int i, int j) const {
   return out;
 }
 
-Topology MatchSubnets(const std::vector<HostInfo>& hosts, LinkKind over) {
+Topology MatchSubnets(const std::vector<HostInfo>& hosts, LinkKind over, bool ssh_link_as_rail) {
   Topology t;
   t.num_hosts = static_cast<int>(hosts.size());
   t.over = over;
@@ -126,7 +126,10 @@ Topology MatchSubnets(const std::vector<HostInfo>& hosts, LinkKind over) {
     std::set<int> hs;
     for (const auto& e : ends) hs.insert(e.host);
     const std::string subnet = fmt::format("{}/{}", FormatIpv4(key.first), key.second);
-    if (hs.size() > 2 || mgmt.count(key)) {
+    if (hs.size() == 2 && mgmt.count(key)) {
+      t.ssh_links.push_back({subnet, *hs.begin(), *hs.rbegin()});
+    }
+    if (hs.size() > 2 || (mgmt.count(key) && !(ssh_link_as_rail && hs.size() == 2))) {
       if (hs.size() < 2) continue;
       std::vector<std::string> names;
       for (int h : hs) names.push_back(t.names[h]);
@@ -147,7 +150,9 @@ Topology MatchSubnets(const std::vector<HostInfo>& hosts, LinkKind over) {
       if (e.up) ++view[e.host][e.host == a ? b : a];
     }
     for (const auto& e : ends) {
-      if (!e.up) notes[{a, b}].push_back(fmt::format("{}: {} is down", t.names[e.host], e.iface));
+      if (e.up) continue;
+      ++t.down_ends;
+      notes[{a, b}].push_back(fmt::format("{}: {} is down", t.names[e.host], e.iface));
     }
     for (const auto* side : {&ea, &eb}) {
       if (side->size() > 1) {
@@ -172,6 +177,7 @@ Topology MatchSubnets(const std::vector<HostInfo>& hosts, LinkKind over) {
       t.problems.push_back(msg);
     }
   }
+  t.link_notes = notes;
   std::sort(t.cables.begin(), t.cables.end(), [](const Cable& x, const Cable& y) {
     return std::make_tuple(x.a.host, x.b.host, x.a.ip.Network(), x.a.ip.prefix) <
            std::make_tuple(y.a.host, y.b.host, y.a.ip.Network(), y.a.ip.prefix);
@@ -303,8 +309,11 @@ std::vector<std::string> CheckTopology(const Topology& t, const std::vector<Host
                                        const std::vector<bool>& reachable) {
   std::vector<std::string> out;
   for (auto [i, j] : MissingPairs(t, backend, reachable)) {
-    out.push_back(fmt::format("no link between {} and {}{}", t.names[i], t.names[j],
-                              backend == "ring" ? " (neighbours in the ring)" : ""));
+    const auto why = t.link_notes.find({std::min(i, j), std::max(i, j)});
+    out.push_back(
+        fmt::format("no link between {} and {}{}{}", t.names[i], t.names[j],
+                    backend == "ring" ? " (neighbours in the ring)" : "",
+                    why == t.link_notes.end() ? "" : " (" + Join(why->second, "; ") + ")"));
   }
   if (backend == "jaccl") {
     for (const auto& c : t.cables) {

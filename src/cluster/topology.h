@@ -127,6 +127,17 @@ struct Topology {
   /// Whether any subnet joins exactly two hosts (a cable, working or not). Without one the
   /// cluster is a switched one.
   bool any_point_to_point = false;
+  /// Subnets where ssh reached the hosts that join exactly two of them: taken as the
+  /// management network (listed in `switches`), or as a cable with ssh_link_as_rail.
+  struct SshLink {
+    std::string subnet;
+    int a = 0, b = 0;  // the two hosts
+  };
+  std::vector<SshLink> ssh_links;
+  /// Why pairs lack links ("a: r0p1 is down"), by (lower, higher) host.
+  std::map<std::pair<int, int>, std::vector<std::string>> link_notes;
+  /// Ends of two-host subnets (candidate cables) whose interface is down.
+  int down_ends = 0;
   /// Addresses with no peer host.
   std::vector<Endpoint> unpaired;
   /// What is wrong with the links found, in words naming hosts and interfaces.
@@ -137,8 +148,11 @@ struct Topology {
 };
 
 /// Groups usable addresses by subnet into candidate cables, switches and unpaired ends;
-/// names asymmetries ("a has 2 links to b but b lists 1").
-Topology MatchSubnets(const std::vector<HostInfo>& hosts, LinkKind over);
+/// names asymmetries ("a has 2 links to b but b lists 1"). The subnet ssh uses is the
+/// management network, not a rail, unless `ssh_link_as_rail` and it joins exactly two
+/// hosts (one cable that carries ssh too, the hosts' only link).
+Topology MatchSubnets(const std::vector<HostInfo>& hosts, LinkKind over,
+                      bool ssh_link_as_rail = false);
 
 /// A probe: from host `cable.a.host`, resolve `cable.b`'s address over `cable.a.iface`.
 /// The script prints "probe <index> <mac or ->" per probe; probes run in parallel.
