@@ -16,6 +16,7 @@
 #include "cli/host_flags.h"
 #include "cli/job.h"
 #include "cluster/launcher.h"
+#include "cluster/verify.h"
 #include "server/daemon.h"
 
 namespace meshlm::cli {
@@ -41,16 +42,10 @@ struct ServeFlags {
 
 bool InsideJob() { return std::getenv("MESHLM_RANK") || std::getenv("MLX_RANK"); }
 
-std::string SelfExe() {
-  char buf[PATH_MAX] = {};
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  return n > 0 ? std::string(buf, n) : "meshlm";
-}
-
 // Every rank runs `meshlm serve` with the same model flags; the key travels in the
 // environment, never on a command line.
 std::vector<std::string> RankCommand(const ServeFlags& f) {
-  std::vector<std::string> c = {SelfExe(),          "serve",
+  std::vector<std::string> c = {cluster::SelfExe(), "serve",
                                 "--model",          f.job.model,
                                 "--host",           f.host,
                                 "--port",           std::to_string(f.port),
