@@ -4,8 +4,11 @@
 #include <dirent.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <atomic>
+#include <climits>
+#include <cstdlib>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -22,6 +25,13 @@ using nlohmann::json;
 constexpr const char* kKey = "test-key-0123";
 
 httplib::Headers Auth() { return {{"Authorization", std::string("Bearer ") + kKey}}; }
+
+// The name the server gives its model: the model folder's own name.
+std::string ServerTestModelName() {
+  char resolved[PATH_MAX];
+  std::string d = ::realpath(ServerTestModel().c_str(), resolved) ? resolved : ServerTestModel();
+  return d.substr(d.rfind('/') + 1);
+}
 
 struct Sse {
   std::vector<json> events;  // parsed data payloads, [DONE] excluded
@@ -227,6 +237,31 @@ TEST_P(ServerTest, CompletionsBothWaysAndStopStrings) {
   EXPECT_EQ(s2.Text(false), text.substr(0, first));
 }
 
+// logit_bias +100 forces a token: greedy output is that token's text at every step; an
+// id past the vocabulary is a 400 naming it.
+TEST_P(ServerTest, LogitBiasForcesAToken) {
+  auto ids = Post("/tokenize", {{"content", " sea"}});
+  ASSERT_TRUE(ids);
+  ASSERT_EQ(ids->status, 200) << ids->body;
+  const int forced = json::parse(ids->body)["tokens"].back();
+  auto piece = Post("/detokenize", {{"tokens", {forced, forced, forced}}});
+  ASSERT_TRUE(piece);
+  json body = {{"prompt", "Once upon a time"},
+               {"max_tokens", 3},
+               {"temperature", 0},
+               {"ignore_eos", true},
+               {"logit_bias", {{std::to_string(forced), 100}}}};
+  auto r = Post("/v1/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["choices"][0]["text"], json::parse(piece->body)["content"]);
+  body["logit_bias"] = {{"99999999", 1}};
+  auto bad = Post("/v1/completions", body);
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  EXPECT_NE(bad->body.find("logit_bias token id 99999999"), std::string::npos) << bad->body;
+}
+
 TEST_P(ServerTest, FrequencyPenaltyChangesRepetitiveGreedyText) {
   json body = {{"prompt", "The the the the the"},
                {"max_tokens", 24},
@@ -246,6 +281,33 @@ TEST_P(ServerTest, FrequencyPenaltyChangesRepetitiveGreedyText) {
   EXPECT_EQ(bad->status, 400);
 }
 
+// With --strict-model a request naming another model is refused; /v1/models gives the
+// model files' time as `created`.
+TEST(ServerStrictModel, OtherModelIs404AndCreatedIsTheFilesTime) {
+  ServerProcess server({"--strict-model"}, {});
+  ASSERT_TRUE(server.WaitReady()) << "server did not become ready";
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_read_timeout(30, 0);
+  json body = Chat("hi", 2);
+  body["model"] = "gpt-17";
+  auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "model_not_found");
+  body["model"] = ServerTestModelName();
+  auto ok = c.Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  EXPECT_FALSE(ok->has_header("X-Meshlm-Model"));
+  struct stat sb {};
+  ASSERT_EQ(::stat((ServerTestModel() + "/config.json").c_str(), &sb), 0);
+  auto models = c.Get("/v1/models");
+  ASSERT_TRUE(models);
+  EXPECT_EQ(json::parse(models->body)["data"][0]["created"],
+            static_cast<int64_t>(sb.st_mtim.tv_sec))
+      << models->body;
+}
+
 TEST_P(ServerTest, ErrorsHaveOpenAiShape) {
   auto c = Client();
   auto expect = [&](const httplib::Result& r, int status, const std::string& code) {
@@ -261,9 +323,15 @@ TEST_P(ServerTest, ErrorsHaveOpenAiShape) {
   expect(Post("/v1/chat/completions", {{"model", "any"}}), 400, "missing_required_parameter");
   expect(Post("/v1/chat/completions", {{"messages", "hi"}}), 400, "invalid_value");
   expect(Post("/v1/completions", {{"prompt", "x"}, {"max_tokens", "ten"}}), 400, "invalid_value");
-  json unknown = Chat("hi", 4);
-  unknown["model"] = "gpt-17";
-  expect(Post("/v1/chat/completions", unknown), 404, "model_not_found");
+  json strange = Chat("hi", 4);
+  strange["model"] = "gpt-17\r\nX-Evil: 1";  // served by the loaded model; no header injection
+  auto served = Post("/v1/chat/completions", strange);
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status, 200) << served->body;
+  EXPECT_EQ(served->get_header_value("X-Meshlm-Model"),
+            ServerTestModelName() + " (asked for gpt-17??X-Evil: 1)");
+  EXPECT_FALSE(served->has_header("X-Evil"));
+  EXPECT_EQ(json::parse(served->body)["model"], ServerTestModelName());
   expect(c.Get("/v1/nothing", Auth()), 404, "not_found");
   // A prompt longer than the context: 400 naming both counts, never run.
   std::string longtext;

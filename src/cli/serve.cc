@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
@@ -12,6 +13,7 @@
 #include <memory>
 
 #include "base/log.h"
+#include "base/mapped_file.h"
 #include "cli/commands.h"
 #include "cli/host_flags.h"
 #include "cli/job.h"
@@ -38,7 +40,15 @@ struct ServeFlags {
   std::vector<std::string> ssh_args;
   bool detach = false;
   double ready_timeout = 600;
+  bool strict_model = false;
 };
+
+// When the model was made, for /v1/models: its config.json's (or GGUF file's) time.
+int64_t ModelCreated(const std::string& path) {
+  struct stat sb {};
+  const std::string file = FileExists(path + "/config.json") ? path + "/config.json" : path;
+  return ::stat(file.c_str(), &sb) == 0 ? static_cast<int64_t>(sb.st_mtim.tv_sec) : 0;
+}
 
 bool InsideJob() { return std::getenv("MESHLM_RANK") || std::getenv("MLX_RANK"); }
 
@@ -64,6 +74,7 @@ std::vector<std::string> RankCommand(const ServeFlags& f) {
   if (f.cors.enabled()) {
     c.insert(c.end(), {"--allow-origin", fmt::format("{}", fmt::join(f.cors.values(), ","))});
   }
+  if (f.strict_model) c.push_back("--strict-model");
   return c;
 }
 
@@ -95,6 +106,8 @@ int ServeInJob(const ServeFlags& f) {
     config.http.max_body_bytes = f.max_body_mb << 20;
     config.http.cors = f.cors;
     config.http.model_name = server::ModelNameOf(f.job.model);
+    config.http.model_created = ModelCreated(f.job.model);
+    config.http.strict_model = f.strict_model;
     config.http.ranks = job->world->size();
     config.max_running = f.max_concurrent;
     config.max_queued = f.max_queue;
@@ -179,6 +192,9 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "from a browser (CORS); repeat it or separate origins with commas (default: "
                   "none, no CORS headers)")
       ->type_name("ORIGIN");
+  cmd->add_flag("--strict-model", f->strict_model,
+                "Answer 404 to a request naming another model (default: serve it with the "
+                "loaded one and say so in the X-Meshlm-Model header)");
   cmd->add_option("--max-body-mb", f->max_body_mb,
                   "Largest request body in MiB; larger ones get 413 (default 32)");
   cmd->add_option("--max-concurrent", f->max_concurrent, "Sequences generated together");

@@ -228,7 +228,8 @@ Status Executor::SampleRows(const std::vector<Sequence*>& seqs, float* logits, b
   bool greedy = !full_rows;
   for (Sequence* s : seqs) {
     greedy = greedy && s->params.temperature == 0.0f && s->params.repetition_penalty == 1.0f &&
-             s->params.presence_penalty == 0.0f && s->params.frequency_penalty == 0.0f;
+             s->params.presence_penalty == 0.0f && s->params.frequency_penalty == 0.0f &&
+             s->params.logit_bias.empty();
   }
   // Greedy rows need only each shard's best (logit, id); sampling needs whole rows.
   if (greedy) return runtime_->BestTokens(logits, n, tokens);

@@ -26,12 +26,21 @@ Status SamplingParams::Validate() const {
   if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f)) {
     return Error("[sampling] frequency_penalty {} must be in [-2, 2]", frequency_penalty);
   }
+  for (const auto& [token, bias] : logit_bias) {
+    if (token < 0) return Error("[sampling] logit_bias token id {} is negative", token);
+    if (!(bias >= -100.0f && bias <= 100.0f)) {
+      return Error("[sampling] logit_bias {} for token {} must be in [-100, 100]", bias, token);
+    }
+  }
   return OkStatus();
 }
 
 int32_t Sampler::Sample(std::span<float> logits, std::span<const int32_t> history,
                         std::span<const int32_t> generated) {
   const int32_t V = static_cast<int32_t>(logits.size());
+  for (const auto& [t, bias] : params_.logit_bias) {
+    if (t >= 0 && t < V) logits[t] += bias;
+  }
   if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
     std::unordered_map<int32_t, int32_t> counts;
     for (int32_t t : generated) ++counts[t];

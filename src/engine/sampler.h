@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -21,6 +22,9 @@ struct SamplingParams {
   // presence_penalty once it has appeared and by frequency_penalty per appearance.
   float presence_penalty = 0.0f;   // 0 = off; [-2, 2]
   float frequency_penalty = 0.0f;  // 0 = off; [-2, 2]
+  // OpenAI's logit_bias: added to a token's logit before anything else; each in
+  // [-100, 100] (-100 in effect bans the token, 100 all but forces it).
+  std::vector<std::pair<int32_t, float>> logit_bias;
   uint64_t seed = 0;
 
   /// Errors name the parameter and its allowed range.
@@ -31,7 +35,7 @@ class Sampler {
  public:
   explicit Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
 
-  /// Chooses a token from logits: [V] (modified in place by the penalty). `history` is
+  /// Chooses a token from logits: [V] (modified in place by the bias and penalties). `history` is
   /// the prompt and the tokens generated so far, for the repetition penalty; `generated`
   /// the tokens generated so far, for the presence and frequency penalties.
   int32_t Sample(std::span<float> logits, std::span<const int32_t> history,

@@ -89,6 +89,12 @@ Status Scheduler::Check(const GenRequest& r) const {
       return Error("prompt token id {} is outside the model's vocabulary of {}", t, vocab_size_);
     }
   }
+  for (const auto& [t, bias] : r.sampling.logit_bias) {
+    if (t >= 0 && static_cast<size_t>(t) >= vocab_size_) {
+      return Error("logit_bias token id {} is outside the model's vocabulary of {}", t,
+                   vocab_size_);
+    }
+  }
   return r.sampling.Validate();
 }
 

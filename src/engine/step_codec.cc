@@ -9,6 +9,7 @@ namespace {
 constexpr uint32_t kMagic = 0x5054534d;  // "MSTP"
 constexpr uint32_t kMaxSeqs = 1 << 16;
 constexpr uint32_t kMaxTokens = 1 << 24;
+constexpr uint32_t kMaxBias = 1 << 16;  // logit_bias entries per sequence
 
 template <typename T>
 void Put(std::string& out, T v) {
@@ -52,6 +53,11 @@ std::string EncodeStep(const StepMessage& msg) {
     Put<float>(out, s.params.presence_penalty);
     Put<float>(out, s.params.frequency_penalty);
     Put<uint64_t>(out, s.params.seed);
+    Put<uint32_t>(out, static_cast<uint32_t>(s.params.logit_bias.size()));
+    for (const auto& [t, b] : s.params.logit_bias) {
+      Put<int32_t>(out, t);
+      Put<float>(out, b);
+    }
     Put<uint32_t>(out, static_cast<uint32_t>(s.tokens.size()));
     out.append(reinterpret_cast<const char*>(s.tokens.data()), s.tokens.size() * 4);
   }
@@ -77,9 +83,16 @@ Result<StepMessage> DecodeStep(const uint8_t* data, size_t size) {
     if (!r.Get(&s.id) || !r.Get(&flags) || !r.Get(&s.params.temperature) ||
         !r.Get(&s.params.top_k) || !r.Get(&s.params.top_p) || !r.Get(&s.params.min_p) ||
         !r.Get(&s.params.repetition_penalty) || !r.Get(&s.params.presence_penalty) ||
-        !r.Get(&s.params.frequency_penalty) || !r.Get(&s.params.seed) || !r.Get(&ntok)) {
+        !r.Get(&s.params.frequency_penalty) || !r.Get(&s.params.seed)) {
       return Error("[step] sequence {} of {} is truncated", i, n);
     }
+    uint32_t nbias = 0;
+    if (!r.Get(&nbias) || nbias > kMaxBias || r.left() < size_t{nbias} * 8) {
+      return Error("[step] sequence {} of {}: logit_bias of {} entries does not fit", i, n, nbias);
+    }
+    s.params.logit_bias.resize(nbias);
+    for (auto& [t, b] : s.params.logit_bias) r.Get(&t), r.Get(&b);
+    if (!r.Get(&ntok)) return Error("[step] sequence {} of {} is truncated", i, n);
     if (ntok > kMaxTokens || r.left() < size_t{ntok} * 4) {
       return Error("[step] sequence {} claims {} tokens but {} bytes remain", i, ntok, r.left());
     }

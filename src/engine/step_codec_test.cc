@@ -19,6 +19,7 @@ StepMessage Sample() {
   a.params.min_p = 0.05f;
   a.params.repetition_penalty = 1.1f;
   a.params.seed = 1234567890123ull;
+  a.params.logit_bias = {{17, -100.0f}, {151935, 2.5f}};
   a.tokens = {1, 2, 3, 151935};
   SeqWork b;
   b.id = 7;
@@ -39,6 +40,9 @@ TEST(StepCodec, RoundTrips) {
   EXPECT_FLOAT_EQ(m->seqs[0].params.min_p, 0.05f);
   EXPECT_EQ(m->seqs[0].params.seed, 1234567890123ull);
   EXPECT_EQ(m->seqs[0].params.top_k, 40);
+  const std::vector<std::pair<int32_t, float>> bias = {{17, -100.0f}, {151935, 2.5f}};
+  EXPECT_EQ(m->seqs[0].params.logit_bias, bias);
+  EXPECT_TRUE(m->seqs[1].params.logit_bias.empty());
   EXPECT_TRUE(m->seqs[1].release);
   EXPECT_TRUE(m->seqs[1].tokens.empty());
 }

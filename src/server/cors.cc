@@ -17,7 +17,7 @@ constexpr const char* kMaxAgeSeconds = "7200";
 constexpr const char* kDefaultAllowHeaders = "Authorization, Content-Type";
 // Response headers a page may read besides the safelisted ones: the retry hint of a 429 /
 // 503 and the note on a cut max_tokens.
-constexpr const char* kExposeHeaders = "Retry-After, X-Meshlm-Max-Tokens";
+constexpr const char* kExposeHeaders = "Retry-After, X-Meshlm-Max-Tokens, X-Meshlm-Model";
 constexpr const char* kExpected = "expected scheme://host[:port] or *";
 
 std::string Lower(std::string_view s) {

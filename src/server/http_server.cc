@@ -64,6 +64,14 @@ std::string BearerToken(const std::string* header) {
   return std::string(v);
 }
 
+// A client's text fit for a header value: printable ASCII only (no line breaks to split
+// the head with), at most 128 characters.
+std::string HeaderText(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 128)) out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  return out;
+}
+
 enum class Route {
   kNone,
   kHealth,
@@ -234,8 +242,10 @@ struct HttpServer::Impl {
   }
 
   nlohmann::json ModelObject() const {
-    return {
-        {"id", options.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "meshlm"}};
+    return {{"id", options.model_name},
+            {"object", "model"},
+            {"created", options.model_created},
+            {"owned_by", "meshlm"}};
   }
 
   void Models(http::Responder& res) {
@@ -314,7 +324,8 @@ struct HttpServer::Impl {
     std::string().swap(req.body);
     if (big) malloc_trim(0);
     if (!parsed) return fail(err);
-    if (!api.model.empty() && api.model != options.model_name) {
+    const bool other_model = !api.model.empty() && api.model != options.model_name;
+    if (other_model && options.strict_model) {
       err.status = 404;
       err.code = "model_not_found";
       err.param = "model";
@@ -331,6 +342,10 @@ struct HttpServer::Impl {
     // max_tokens past the context is cut to what fits; the answer says so in a header
     // (its finish_reason is then "length").
     http::Headers extra;
+    if (other_model) {
+      extra.emplace_back("X-Meshlm-Model", fmt::format("{} (asked for {})", options.model_name,
+                                                       HeaderText(api.model)));
+    }
     const size_t room = scheduler.max_context() - api.gen.prompt.size();
     if (api.gen.max_tokens > room) {
       extra.emplace_back("X-Meshlm-Max-Tokens",

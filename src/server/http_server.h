@@ -24,9 +24,13 @@ namespace meshlm::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
-  std::string api_key;     // empty: no key needed
-  std::string model_name;  // what /v1/models lists and requests may name
-  CorsPolicy cors;         // origins whose pages may call the API (none by default)
+  std::string api_key;        // empty: no key needed
+  std::string model_name;     // what /v1/models lists and requests may name
+  int64_t model_created = 0;  // Unix seconds, for /v1/models
+  /// A request naming another model gets 404; otherwise the loaded model serves it and
+  /// the X-Meshlm-Model header says so (clients send names such as "gpt-4o" by habit).
+  bool strict_model = false;
+  CorsPolicy cors;  // origins whose pages may call the API (none by default)
   int ranks = 1;
   size_t http_threads = 64;  // each streaming client holds one while it streams
   size_t max_body_bytes = size_t{32} << 20;

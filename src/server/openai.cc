@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <limits>
 
 namespace meshlm::server {
@@ -24,6 +25,40 @@ bool Number(const ojson& j, const char* name, double lo, double hi, double* v, A
     return false;
   }
   *v = x;
+  return true;
+}
+
+// OpenAI's logit_bias: {"token id": bias in [-100, 100], ...}; null or absent for none.
+bool LogitBias(const ojson& j, std::vector<std::pair<int32_t, float>>* out, ApiError* err) {
+  constexpr size_t kMaxEntries = 1 << 16;
+  auto it = j.find("logit_bias");
+  if (it == j.end() || it->is_null()) return true;
+  if (!it->is_object()) {
+    *err = BadField("logit_bias",
+                    fmt::format("expected an object of token id to bias, got {}", it->type_name()));
+    return false;
+  }
+  if (it->size() > kMaxEntries) {
+    *err = BadField("logit_bias", fmt::format("{} entries; at most {}", it->size(), kMaxEntries));
+    return false;
+  }
+  for (const auto& [key, value] : it->items()) {
+    int64_t id = -1;
+    const bool digits =
+        !key.empty() && key.size() <= 10 &&
+        std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (digits) id = std::stoll(key);
+    if (!digits || id > std::numeric_limits<int32_t>::max()) {
+      *err = BadField("logit_bias", fmt::format("key '{}' is not a token id", key));
+      return false;
+    }
+    if (!value.is_number() || !(value.get<double>() >= -100 && value.get<double>() <= 100)) {
+      *err = BadField("logit_bias",
+                      fmt::format("the bias for token {} must be a number in [-100, 100]", key));
+      return false;
+    }
+    out->emplace_back(static_cast<int32_t>(id), value.get<float>());
+  }
   return true;
 }
 
@@ -276,7 +311,8 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
       !Integer(body, "seed", std::numeric_limits<int64_t>::min(),
                std::numeric_limits<int64_t>::max(), &seed, err) ||
       !Integer(body, "n", 1, 1, &n, err) || !BoolField(body, "stream", &out->stream, err) ||
-      !BoolField(body, "ignore_eos", &g.ignore_eos, err) || !StopStrings(body, &g.stop, err)) {
+      !BoolField(body, "ignore_eos", &g.ignore_eos, err) || !StopStrings(body, &g.stop, err) ||
+      !LogitBias(body, &g.sampling.logit_bias, err)) {
     return false;
   }
   if (auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {

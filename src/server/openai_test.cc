@@ -32,6 +32,18 @@ TEST(OpenAiParse, CompletionWithIdsAndParameters) {
   EXPECT_TRUE(r.include_usage);
 }
 
+TEST(OpenAiParse, LogitBiasByTokenId) {
+  ApiRequest r;
+  ApiError e;
+  ASSERT_TRUE(Parse(R"({"prompt":[1],"logit_bias":{"7":-100,"12":2.5,"0":100}})", false, &r, &e))
+      << e.message;
+  const std::vector<std::pair<int32_t, float>> want = {{7, -100.0f}, {12, 2.5f}, {0, 100.0f}};
+  EXPECT_EQ(r.gen.sampling.logit_bias, want);
+  ApiRequest none;
+  ASSERT_TRUE(Parse(R"({"prompt":[1],"logit_bias":null})", false, &none, &e)) << e.message;
+  EXPECT_TRUE(none.gen.sampling.logit_bias.empty());
+}
+
 TEST(OpenAiParse, DefaultsComeFromTheModel) {
   ApiRequest r;
   ApiError e;
@@ -56,6 +68,12 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"prompt":"text needs a tokenizer"})", "prompt"},
       {R"({"max_tokens":1})", "prompt"},
       {R"({"prompt":[1],"model":5})", "model"},
+      {R"({"prompt":[1],"logit_bias":[1]})", "logit_bias"},
+      {R"({"prompt":[1],"logit_bias":{"x7":1}})", "logit_bias"},
+      {R"({"prompt":[1],"logit_bias":{"-3":1}})", "logit_bias"},
+      {R"({"prompt":[1],"logit_bias":{"99999999999":1}})", "logit_bias"},
+      {R"({"prompt":[1],"logit_bias":{"7":101}})", "logit_bias"},
+      {R"({"prompt":[1],"logit_bias":{"7":"up"}})", "logit_bias"},
   };
   for (const auto& c : cases) {
     ApiRequest r;

@@ -50,7 +50,7 @@ async function stopServer(s) {
   if (!s.exited()) process.kill(-s.proc.pid, 'SIGKILL');
 }
 
-async function checks(port, label) {
+async function checks(port, label, strict) {
   const client = new OpenAI({ apiKey: KEY, baseURL: `http://127.0.0.1:${port}/v1`,
                               maxRetries: 0, timeout: 30000 });
   const models = [];
@@ -101,9 +101,17 @@ async function checks(port, label) {
   for await (const chunk of compStream) streamed += chunk.choices[0]?.text ?? '';
   assert.equal(streamed, compText, `${label}: streamed completion`);
 
-  await assert.rejects(client.chat.completions.create({ model: 'no-such-model', messages }),
-                       (e) => e instanceof OpenAI.NotFoundError && e.status === 404 &&
-                              e.code === 'model_not_found');
+  if (strict) {
+    await assert.rejects(client.chat.completions.create({ model: 'no-such-model', messages }),
+                         (e) => e instanceof OpenAI.NotFoundError && e.status === 404 &&
+                                e.code === 'model_not_found');
+  } else {
+    // Another model's name is served by the loaded one, and the header says so.
+    const { data: other, response } = await client.chat.completions
+      .create({ model: 'no-such-model', messages, max_tokens: 2 }).withResponse();
+    assert.equal(other.model, name, `${label}: served by the loaded model`);
+    assert.equal(response.headers.get('x-meshlm-model'), `${name} (asked for no-such-model)`);
+  }
   await assert.rejects(client.chat.completions.create({ model: name, messages: [] }),
                        (e) => e instanceof OpenAI.BadRequestError && e.status === 400 &&
                               typeof e.message === 'string');
@@ -117,10 +125,12 @@ async function checks(port, label) {
 
 const timer = setTimeout(() => { console.error('timed out'); process.exit(1); }, 240000);
 let failed = false;
-for (const [label, extra] of [['1 rank', []], ['2 ranks tp=2', ['-n', '2', '--tp', '2']]]) {
+for (const [label, extra] of [['1 rank', []],
+                              ['2 ranks tp=2, strict model', ['-n', '2', '--tp', '2',
+                                                              '--strict-model']]]) {
   const server = await startServer(extra);
   try {
-    await checks(server.port, label);
+    await checks(server.port, label, extra.includes('--strict-model'));
   } catch (e) {
     console.error(`FAILED (${label}):`, e);
     failed = true;
