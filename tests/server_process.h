@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -45,9 +46,9 @@ inline int FreePort() {
 class ServerProcess {
  public:
   /// Starts `meshlm serve --model M --port P EXTRA...` with `env` added ("K=V"); M is
-  /// `model`, or the server test model when empty.
+  /// `model`, or the server test model when empty; its stderr goes to `log` when given.
   ServerProcess(std::vector<std::string> extra, std::vector<std::string> env = {},
-                const std::string& model = "")
+                const std::string& model = "", const std::string& log = "")
       : port_(FreePort()) {
     std::vector<std::string> args = {BuildDir() + "/src/cli/meshlm",
                                      "serve",
@@ -62,6 +63,7 @@ class ServerProcess {
     if (pid_ == 0) {
       ::setpgid(0, 0);
       for (const auto& e : env) ::putenv(const_cast<char*>(e.c_str()));
+      if (!log.empty() && !std::freopen(log.c_str(), "w", stderr)) ::_exit(126);
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);

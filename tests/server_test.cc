@@ -284,8 +284,15 @@ TEST_P(ServerTest, FrequencyPenaltyChangesRepetitiveGreedyText) {
 // With --strict-model a request naming another model is refused; /v1/models gives the
 // model files' time as `created`.
 TEST(ServerStrictModel, OtherModelIs404AndCreatedIsTheFilesTime) {
-  ServerProcess server({"--strict-model"}, {});
+  const std::string log = BuildDir() + "/server-strict-model.log";
+  ServerProcess server({"--strict-model"}, {}, "", log);
   ASSERT_TRUE(server.WaitReady()) << "server did not become ready";
+  {  // the load time is logged apart
+    std::ifstream f(log);
+    std::stringstream text;
+    text << f.rdbuf();
+    EXPECT_NE(text.str().find("[serve] model loaded in "), std::string::npos) << text.str();
+  }
   httplib::Client c("127.0.0.1", server.port());
   c.set_read_timeout(30, 0);
   json body = Chat("hi", 2);
