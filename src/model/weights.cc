@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <iterator>
+#include <set>
 #include <thread>
 
 #include "base/progress.h"
@@ -183,18 +185,30 @@ class ExpertSource {
   int64_t rows_ = 0, cols_ = 0;
 };
 
-// Whether p lies in memory this process owns (a tensor read into memory, a compact copy)
-// rather than in a file map.
-bool InMemory(const TensorStore& store, const ModelWeights& w, const void* p) {
-  const uint8_t* b = static_cast<const uint8_t*>(p);
-  for (const auto& [name, t] : store.tensors()) {
-    if (!t.mapped && b >= t.data && b < t.data + t.nbytes) return true;
+// The memory this process owns (tensors read into memory, compact copies) as sorted
+// [begin, end) ranges: a matrix there is not in a file map. Built once per pass, so
+// that a model of many thousand expert tensors is not searched once per matrix.
+class OwnedRanges {
+ public:
+  OwnedRanges(const TensorStore& store, const ModelWeights& w) {
+    for (const auto& [name, t] : store.tensors()) {
+      if (!t.mapped) ranges_.emplace_back(t.data, t.data + t.nbytes);
+    }
+    for (const std::vector<uint8_t>& o : w.owned) {  // compact copies (never dropped)
+      ranges_.emplace_back(o.data(), o.data() + o.size());
+    }
+    std::sort(ranges_.begin(), ranges_.end());
   }
-  for (const std::vector<uint8_t>& o : w.owned) {  // compact copies (never dropped)
-    if (b >= o.data() && b < o.data() + o.size()) return true;
+  bool Contains(const void* p) const {
+    const uint8_t* b = static_cast<const uint8_t*>(p);
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), b,
+                               [](const uint8_t* x, const auto& r) { return x < r.first; });
+    return it != ranges_.begin() && b < std::prev(it)->second;
   }
-  return false;
-}
+
+ private:
+  std::vector<std::pair<const uint8_t*, const uint8_t*>> ranges_;
+};
 
 std::vector<Matrix*> AllMatrices(ModelWeights* w) {
   std::vector<Matrix*> ms;
@@ -219,6 +233,7 @@ Status PackMatrices(const TensorStore& store, ModelWeights* w, bool show_progres
     jobs.emplace_back(m, off);
     off += n;
   }
+  const OwnedRanges owned(store, *w);
   Progress progress("packing", total, show_progress);
   // The copy is bound by first touches of the new memory (the kernel zeroes each page),
   // which cores take in parallel: matrices are dealt out to one thread per core.
@@ -226,7 +241,7 @@ Status PackMatrices(const TensorStore& store, ModelWeights* w, bool show_progres
     for (size_t i = first; i < jobs.size(); i += step) {
       const Matrix src = *jobs[i].first;
       *jobs[i].first = kernels::PackWeight(src, w->packed->data() + jobs[i].second);
-      if (!InMemory(store, *w, src.data)) DropPages(src);
+      if (!owned.Contains(src.data)) DropPages(src);
       progress.Add(kernels::PackedWeightBytes(src));
     }
   };
@@ -245,14 +260,14 @@ std::atomic<uint8_t> page_in_sink{0};
 // would be counted as prompt time. The embedding stays lazy unless it is also the LM
 // head: a lookup reads only the rows of its tokens.
 void PageIn(const TensorStore& store, ModelWeights* w, bool show_progress) {
+  const OwnedRanges owned(store, *w);
   std::vector<std::pair<const uint8_t*, size_t>> spans;
+  std::set<const uint8_t*> seen;  // a tied LM head is the embedding
   size_t total = 0;
   for (const Matrix* m : AllMatrices(w)) {
-    if (m->packed || m->rows == 0 || m->data == nullptr || InMemory(store, *w, m->data)) continue;
+    if (m->packed || m->rows == 0 || m->data == nullptr || owned.Contains(m->data)) continue;
+    if (!seen.insert(m->data).second) continue;
     const size_t bytes = (m->rows - 1) * m->row_stride + RowBytes(*m);
-    const bool seen =
-        std::any_of(spans.begin(), spans.end(), [&](const auto& s) { return s.first == m->data; });
-    if (seen) continue;  // a tied LM head is the embedding
     spans.emplace_back(m->data, bytes);
     total += bytes;
   }
