@@ -220,4 +220,35 @@ std::vector<std::string> Tokenizer::Pieces(std::span<const int32_t> ids) const {
   return pieces;
 }
 
+std::vector<std::string> Tokenizer::TokenByteTable() const {
+  constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::vector<std::string> table(vocab_size_);
+  std::vector<std::string> chain;
+  for (size_t id = 0; id < vocab_size_; ++id) {
+    const std::string& token = IdToToken(static_cast<int32_t>(id));
+    if (token.empty() || IsSpecial(static_cast<int32_t>(id))) continue;
+    if (token.size() == 6 && token.starts_with("<0x") && token.back() == '>') {
+      table[id] = TokenBytes(token);  // a byte-fallback token: its one byte
+      continue;
+    }
+    // After a plain "a", so that a decoder stripping the text's first space leaves it.
+    chain = {"a", token};
+    if (decoder_) decoder_->DecodeChain(&chain);
+    std::string text;
+    for (const std::string& c : chain) text += c;
+    if (!text.starts_with("a")) {
+      table[id] = token;
+      continue;
+    }
+    text.erase(0, 1);
+    // A piece of a character decodes to U+FFFD: take the bytes the token stands for.
+    if (text.find(kReplacement) != std::string::npos &&
+        token.find(kReplacement) == std::string::npos) {
+      text = TokenBytes(token);
+    }
+    table[id] = std::move(text);
+  }
+  return table;
+}
+
 }  // namespace meshlm

@@ -92,6 +92,11 @@ class Tokenizer {
   /// from the first piece only. Ids out of range give "". Thread-safe.
   std::vector<std::string> Pieces(std::span<const int32_t> ids) const;
 
+  /// For every id, the bytes it adds in the middle of a text: what a grammar matches
+  /// tokens against. Special tokens give "". A token that ends inside a UTF-8 character
+  /// gives its own bytes of it. Takes ~0.1 s on a 150k vocabulary: build once.
+  std::vector<std::string> TokenByteTable() const;
+
   /// Token string of `id` as stored in the vocabulary ("Ġthe", "▁the", "<|im_end|>");
   /// empty when out of range.
   const std::string& IdToToken(int32_t id) const;
