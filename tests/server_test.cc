@@ -262,6 +262,76 @@ TEST_P(ServerTest, LogitBiasForcesAToken) {
   EXPECT_NE(bad->body.find("logit_bias token id 99999999"), std::string::npos) << bad->body;
 }
 
+TEST_P(ServerTest, JsonSchemaOutputFollowsTheSchema) {
+  // Bounded values only (enums, booleans, short numbers), so every answer is complete
+  // well before max_tokens, whatever the weights.
+  const json schema = json::parse(R"({"type": "object", "properties": {
+      "color": {"enum": ["red", "green", "blue"]},
+      "count": {"type": "integer"},
+      "ok": {"type": "boolean"},
+      "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 2},
+      "extra": {"type": ["boolean", "null"]}},
+    "required": ["color", "count", "ok", "pets"], "additionalProperties": false})");
+  for (int seed = 1; seed <= 3; ++seed) {
+    json body = Chat("Describe a pet as JSON.", 400);
+    body["temperature"] = 1.0;
+    body["seed"] = seed;
+    body["response_format"] = {{"type", "json_schema"},
+                               {"json_schema", {{"name", "pet"}, {"strict", true},
+                                                {"schema", schema}}}};
+    auto r = Post("/v1/chat/completions", body);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json full = json::parse(r->body);
+    ASSERT_EQ(full["choices"][0]["finish_reason"], "stop") << r->body;
+    const std::string text = full["choices"][0]["message"]["content"];
+    ASSERT_TRUE(json::accept(text)) << text;
+    const json out = json::parse(text);
+    ASSERT_TRUE(out.is_object()) << text;
+    EXPECT_TRUE(out["color"] == "red" || out["color"] == "green" || out["color"] == "blue")
+        << text;
+    EXPECT_TRUE(out["count"].is_number_integer()) << text;
+    EXPECT_TRUE(out["ok"].is_boolean()) << text;
+    ASSERT_TRUE(out["pets"].is_array()) << text;
+    EXPECT_LE(out["pets"].size(), 2u) << text;
+    for (const json& p : out["pets"]) EXPECT_TRUE(p == "cat" || p == "dog") << text;
+    for (const auto& [k, v] : out.items()) EXPECT_TRUE(schema["properties"].contains(k)) << k;
+    // The same seed streamed gives the same text.
+    body["stream"] = true;
+    Sse s = Stream("/v1/chat/completions", body);
+    ASSERT_EQ(s.status, 200) << s.raw;
+    EXPECT_EQ(s.Text(true), text);
+  }
+  // json_object: any object; a free string may run to max_tokens, so only a finished
+  // answer must parse.
+  json body = Chat("Say something as JSON.", 200);
+  body["response_format"] = {{"type", "json_object"}};
+  auto r = Post("/v1/chat/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json full = json::parse(r->body);
+  const std::string text = full["choices"][0]["message"]["content"];
+  EXPECT_EQ(text.substr(0, 1), "{") << text;
+  if (full["choices"][0]["finish_reason"] == "stop") {
+    EXPECT_TRUE(json::accept(text) && json::parse(text).is_object()) << text;
+  }
+  // A keyword the grammar cannot enforce is refused by name.
+  body["response_format"] = {
+      {"type", "json_schema"},
+      {"json_schema",
+       {{"name", "x"},
+        {"schema", {{"type", "object"},
+                    {"properties", {{"n", {{"type", "integer"}, {"minimum", 0}}}}}}}}}};
+  auto bad = Post("/v1/chat/completions", body);
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+  EXPECT_NE(bad->body.find("properties.n.minimum"), std::string::npos) << bad->body;
+  body["response_format"] = {{"type", "xml"}};
+  bad = Post("/v1/chat/completions", body);
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+}
+
 TEST_P(ServerTest, FrequencyPenaltyChangesRepetitiveGreedyText) {
   json body = {{"prompt", "The the the the the"},
                {"max_tokens", 24},

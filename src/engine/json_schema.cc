@@ -37,20 +37,24 @@ JsonGrammarBuilder::JsonGrammarBuilder(Grammar* g, const ojson& root) : g_(g), r
 
 RuleId JsonGrammarBuilder::Space() {
   if (auto it = cache_.find("#space"); it != cache_.end()) return it->second;
-  // space_k: up to kMaxSpace - k more whitespace bytes. Bounded, so a model cannot fill
-  // its budget with blanks.
-  std::bitset<256> ws;
-  for (char c : std::string(" \t\n\r")) ws.set(static_cast<uint8_t>(c));
-  const Item blank = g_->Bytes(ws);
-  RuleId next = g_->AddRule("space_end");
-  g_->AddAlternative(next, {});
-  for (int k = kMaxSpace - 1; k >= 0; --k) {
-    const RuleId r = g_->AddRule(fmt::format("space_{}", k));
+  // "" | " " | "\n" then up to kMaxIndent blanks: room for indented output, but a model
+  // cannot spend its budget on blank lines.
+  std::bitset<256> blank;
+  blank.set(' ');
+  blank.set('\t');
+  RuleId indent = g_->AddRule("indent_end");
+  g_->AddAlternative(indent, {});
+  for (int k = kMaxIndent - 1; k >= 0; --k) {
+    const RuleId r = g_->AddRule(fmt::format("indent_{}", k));
     g_->AddAlternative(r, {});
-    g_->AddAlternative(r, {blank, Grammar::Ref(next)});
-    next = r;
+    g_->AddAlternative(r, {g_->Bytes(blank), Grammar::Ref(indent)});
+    indent = r;
   }
-  return cache_["#space"] = next;
+  const RuleId space = g_->AddRule("space");
+  g_->AddAlternative(space, {});
+  g_->AddAlternative(space, {g_->Byte(' ')});
+  g_->AddAlternative(space, {g_->Byte('\n'), Grammar::Ref(indent)});
+  return cache_["#space"] = space;
 }
 
 RuleId JsonGrammarBuilder::Literal(const std::string& name, const std::string& text) {

@@ -18,11 +18,11 @@
 
 namespace meshlm::engine {
 
-/// Adds rules for JSON values to a grammar. Output is compact-ish JSON: whitespace is
-/// allowed between tokens, up to kMaxSpace bytes at a time; numbers have bounded digits.
+/// Adds rules for JSON values to a grammar. Between tokens: nothing, a space, or a newline
+/// and up to kMaxIndent blanks; numbers have bounded digits.
 class JsonGrammarBuilder {
  public:
-  static constexpr int kMaxSpace = 32;
+  static constexpr int kMaxIndent = 20;
   /// `root` is the document $refs resolve in; it must outlive the builder.
   JsonGrammarBuilder(Grammar* g, const nlohmann::ordered_json& root);
 

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@ struct GenerationDefaults;
 
 namespace meshlm::engine {
 
+class Grammar;
+
 /// What a request asks the engine for.
 struct GenRequest {
   std::vector<int32_t> prompt;
@@ -22,6 +25,10 @@ struct GenRequest {
   size_t max_tokens = 0;          // 0: up to the context
   std::vector<std::string> stop;  // strings that end generation; never emitted
   bool ignore_eos = false;
+  /// When set, every sampled token keeps the output inside this grammar (structured
+  /// output), and the end of sequence comes only once the output is complete. The
+  /// driver samples such sequences itself, from the full logits of each step.
+  std::shared_ptr<const Grammar> grammar;
 };
 
 /// One piece of a request's output, in order.

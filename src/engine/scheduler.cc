@@ -43,6 +43,11 @@ struct Scheduler::Running {
   size_t generated = 0;
   std::unique_ptr<StreamDecoder> decoder;
   std::unique_ptr<StopMatcher> stop;
+  // Grammar-constrained requests only: sampled here, from the step's full logits.
+  std::unique_ptr<GrammarMatcher> matcher;
+  std::unique_ptr<Sampler> sampler;
+  std::vector<int32_t> history;  // prompt, then generated tokens
+  bool forced_end = false;       // the grammar could not go on: end here
 };
 
 Scheduler::Scheduler(Executor& executor, const Tokenizer* tokenizer, SchedulerStats& stats,
@@ -89,6 +94,9 @@ Status Scheduler::Check(const GenRequest& r) const {
       return Error("prompt token id {} is outside the model's vocabulary of {}", t, vocab_size_);
     }
   }
+  if (r.grammar && !tokenizer_) {
+    return Error("structured output needs the model's tokenizer, and this model has none");
+  }
   for (const auto& [t, bias] : r.sampling.logit_bias) {
     if (t >= 0 && static_cast<size_t>(t) >= vocab_size_) {
       return Error("logit_bias token id {} is outside the model's vocabulary of {}", t,
@@ -108,6 +116,11 @@ std::shared_ptr<Channel> Scheduler::Submit(GenRequest request, SubmitError* erro
   r->req = std::move(request);
   if (tokenizer_) r->decoder = std::make_unique<StreamDecoder>(*tokenizer_, true);
   r->stop = std::make_unique<StopMatcher>(r->req.stop);
+  if (r->req.grammar) {
+    r->matcher = std::make_unique<GrammarMatcher>(r->req.grammar);
+    r->sampler = std::make_unique<Sampler>(r->req.sampling);
+    r->history = r->req.prompt;
+  }
   std::shared_ptr<Channel> channel = r->channel;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -163,8 +176,10 @@ bool Scheduler::Advance(Running& r, int32_t token) {
   stats_.AddCompletionToken();
   if (r.generated == 1) stats_.ObserveTimeToFirstToken(NowSeconds() - r.arrived);
   r.last_token = token;
-  const bool eos = !r.req.ignore_eos && std::find(options_.eos_ids.begin(), options_.eos_ids.end(),
-                                                  token) != options_.eos_ids.end();
+  // A grammar's end is final: ignore_eos does not reopen it.
+  const bool is_eos =
+      std::find(options_.eos_ids.begin(), options_.eos_ids.end(), token) != options_.eos_ids.end();
+  const bool eos = r.forced_end || ((!r.req.ignore_eos || r.matcher) && is_eos);
   std::string text;
   if (!eos) {
     text = r.decoder ? r.decoder->Push(token)
@@ -246,8 +261,17 @@ void Scheduler::Loop() {
     stats_.SetRunning(static_cast<int64_t>(running_.size()));
     if (work.empty()) continue;
     const double t0 = NowSeconds();
-    auto out = executor_.Step(std::move(work));
+    // Constrained sequences need their whole rows of logits here, on rank 0.
+    const bool constrained =
+        std::any_of(fed.begin(), fed.end(), [](const Running* r) { return r->matcher != nullptr; });
+    auto out = executor_.Step(std::move(work), constrained ? &step_logits_ : nullptr);
     if (!out.ok()) return Break(out.status());
+    if (constrained) {
+      for (size_t i = 0; i < fed.size(); ++i) {
+        if (!fed[i]->matcher) continue;
+        (*out)[i] = SampleConstrained(*fed[i], {&step_logits_[i * vocab_size_], vocab_size_});
+      }
+    }
     if (step_delay_s_ > 0) {
       std::this_thread::sleep_for(std::chrono::duration<double>(step_delay_s_));
     }
@@ -260,6 +284,27 @@ void Scheduler::Loop() {
   }
   // The workers are stopped by whoever owns the job, after the server is gone.
   FailAll("[server] the server is shutting down");
+}
+
+const TokenIndex& Scheduler::Index() {
+  if (!index_) index_ = std::make_unique<TokenIndex>(tokenizer_->TokenByteTable(), options_.eos_ids);
+  return *index_;
+}
+
+int32_t Scheduler::SampleConstrained(Running& r, std::span<float> row) {
+  const TokenIndex& index = Index();
+  int32_t token = -1;
+  if (r.matcher->ApplyMask(index, row)) {
+    token = r.sampler->Sample(row, r.history,
+                              std::span<const int32_t>(r.history).subspan(r.req.prompt.size()));
+  }
+  if (token < 0 || !r.matcher->AcceptToken(index, token)) {
+    // Nothing the vocabulary can spell fits the grammar here: end the output.
+    token = options_.eos_ids.empty() ? 0 : options_.eos_ids[0];
+    r.forced_end = true;
+  }
+  r.history.push_back(token);
+  return token;
 }
 
 void Scheduler::Break(const Status& why) {

@@ -16,12 +16,14 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "base/status.h"
 #include "engine/executor.h"
+#include "engine/grammar.h"
 #include "engine/request.h"
 #include "engine/scheduler_stats.h"
 #include "tokenizer/tokenizer.h"
@@ -95,6 +97,10 @@ class Scheduler {
   void Loop();
   // Turns a sampled token into events; true when the sequence is finished.
   bool Advance(Running& r, int32_t token);
+  /// The token of a grammar-constrained sequence, from its row of logits: [V].
+  int32_t SampleConstrained(Running& r, std::span<float> row);
+  /// The vocabulary index masks are made from, built at the first constrained request.
+  const TokenIndex& Index();
   void FailAll(const std::string& message);
   /// Marks the cluster failed (`why`) and ends every request with that error.
   void Break(const Status& why);
@@ -126,6 +132,8 @@ class Scheduler {
   std::string broken_reason_;             // guarded by mu_
   std::atomic<bool> broken_{false};
   std::vector<std::unique_ptr<Running>> running_;  // engine thread only
+  std::unique_ptr<TokenIndex> index_;              // engine thread only
+  std::vector<float> step_logits_;                 // engine thread only
   uint64_t next_id_ = 1;                           // guarded by mu_
   std::thread thread_;
 };

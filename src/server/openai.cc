@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "engine/json_schema.h"
+
 namespace meshlm::server {
 namespace {
 
@@ -100,6 +102,52 @@ bool ContentText(const ojson& content, size_t i, std::string* out, ApiError* err
     }
     *out += part["text"].get<std::string>();
   }
+  return true;
+}
+
+// response_format: {"type": "text" | "json_object" | "json_schema", "json_schema":
+// {"name", "schema", "strict"}}. A schema the grammar cannot enforce is a 400 naming the
+// keyword: answers must never silently break the schema.
+bool ResponseFormat(const ojson& body, std::shared_ptr<const engine::Grammar>* grammar,
+                    ApiError* err) {
+  const auto it = body.find("response_format");
+  if (it == body.end() || it->is_null()) return true;
+  const char* kField = "response_format";
+  if (!it->is_object() || !it->contains("type") || !(*it)["type"].is_string()) {
+    *err = BadField(kField, "expected an object with a string 'type'");
+    return false;
+  }
+  const std::string type = (*it)["type"].get<std::string>();
+  if (type == "text") return true;
+  if (type == "json_object") {
+    *grammar = engine::JsonObjectGrammar();
+    return true;
+  }
+  if (type != "json_schema") {
+    *err = BadField("response_format.type",
+                    fmt::format("'{}' is not one of text, json_object, json_schema",
+                                type.substr(0, 40)));
+    return false;
+  }
+  const auto js = it->find("json_schema");
+  if (js == it->end() || !js->is_object()) {
+    *err = BadField("response_format.json_schema", "expected an object with a 'schema'");
+    return false;
+  }
+  const auto schema = js->find("schema");
+  if (schema == js->end()) {
+    // OpenAI's default: any JSON object.
+    *grammar = engine::JsonObjectGrammar();
+    return true;
+  }
+  auto g = engine::JsonSchemaGrammar(*schema, "response_format.json_schema.schema");
+  if (!g.ok()) {
+    *err = BadField("response_format.json_schema.schema", g.status().message());
+    err->message = g.status().message();
+    err->code = "unsupported_schema";
+    return false;
+  }
+  *grammar = std::move(*g);
   return true;
 }
 
@@ -334,6 +382,7 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
   g.sampling.presence_penalty = static_cast<float>(presence);
   g.sampling.frequency_penalty = static_cast<float>(frequency);
   g.sampling.seed = static_cast<uint64_t>(seed);
+  if (!ResponseFormat(body, &g.grammar, err)) return false;
   return chat ? ChatPrompt(body, ctx, &g.prompt, err) : CompletionPrompt(body, ctx, &g.prompt, err);
 }
 
