@@ -41,6 +41,7 @@ struct ServeFlags {
   bool detach = false;
   double ready_timeout = 600;
   bool strict_model = false;
+  std::string chat_template_file;
 };
 
 // When the model was made, for /v1/models: its config.json's (or GGUF file's) time.
@@ -75,6 +76,7 @@ std::vector<std::string> RankCommand(const ServeFlags& f) {
     c.insert(c.end(), {"--allow-origin", fmt::format("{}", fmt::join(f.cors.values(), ","))});
   }
   if (f.strict_model) c.push_back("--strict-model");
+  if (!f.chat_template_file.empty()) c.insert(c.end(), {"--chat-template-file", f.chat_template_file});
   return c;
 }
 
@@ -111,6 +113,7 @@ int ServeInJob(const ServeFlags& f) {
     config.http.ranks = job->world->size();
     config.max_running = f.max_concurrent;
     config.max_queued = f.max_queue;
+    config.chat_template_file = f.chat_template_file;
     return server::RunServer(*job->executor, config);
   });
 }
@@ -195,6 +198,10 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--strict-model", f->strict_model,
                 "Answer 404 to a request naming another model (default: serve it with the "
                 "loaded one and say so in the X-Meshlm-Model header)");
+  cmd->add_option("--chat-template-file", f->chat_template_file,
+                  "Use this chat template instead of the model's: a Jinja file, or a "
+                  "tokenizer_config.json holding one (e.g. to get a template that renders tools)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--max-body-mb", f->max_body_mb,
                   "Largest request body in MiB; larger ones get 413 (default 32)");
   cmd->add_option("--max-concurrent", f->max_concurrent, "Sequences generated together");

@@ -33,7 +33,8 @@ constexpr int64_t kMaxCountedItems = 256;
 
 }  // namespace
 
-JsonGrammarBuilder::JsonGrammarBuilder(Grammar* g, const ojson& root) : g_(g), root_(root) {}
+JsonGrammarBuilder::JsonGrammarBuilder(Grammar* g, const ojson& root, bool compact)
+    : g_(g), root_(root), compact_(compact) {}
 
 RuleId JsonGrammarBuilder::Space() {
   if (auto it = cache_.find("#space"); it != cache_.end()) return it->second;
@@ -53,7 +54,7 @@ RuleId JsonGrammarBuilder::Space() {
   const RuleId space = g_->AddRule("space");
   g_->AddAlternative(space, {});
   g_->AddAlternative(space, {g_->Byte(' ')});
-  g_->AddAlternative(space, {g_->Byte('\n'), Grammar::Ref(indent)});
+  if (!compact_) g_->AddAlternative(space, {g_->Byte('\n'), Grammar::Ref(indent)});
   return cache_["#space"] = space;
 }
 

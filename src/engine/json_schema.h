@@ -23,8 +23,9 @@ namespace meshlm::engine {
 class JsonGrammarBuilder {
  public:
   static constexpr int kMaxIndent = 20;
-  /// `root` is the document $refs resolve in; it must outlive the builder.
-  JsonGrammarBuilder(Grammar* g, const nlohmann::ordered_json& root);
+  /// `root` is the document $refs resolve in; it must outlive the builder. `compact`:
+  /// at most one space between tokens (as call arguments are written in a tool call).
+  JsonGrammarBuilder(Grammar* g, const nlohmann::ordered_json& root, bool compact = false);
 
   /// The rule for values matching `schema`; errors name `path` (the field the schema
   /// came from, e.g. "response_format.json_schema.schema") and the keyword.
@@ -47,6 +48,7 @@ class JsonGrammarBuilder {
 
   Grammar* g_;
   const nlohmann::ordered_json& root_;
+  bool compact_ = false;
   std::map<std::string, Grammar::RuleId> cache_;  // built-in rules and $refs
   int depth_ = 0;
 };

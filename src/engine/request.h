@@ -29,6 +29,8 @@ struct GenRequest {
   /// output), and the end of sequence comes only once the output is complete. The
   /// driver samples such sequences itself, from the full logits of each step.
   std::shared_ptr<const Grammar> grammar;
+  /// Special tokens come out as text (a tool-call marker such as [TOOL_CALLS] is one).
+  bool keep_special = false;
 };
 
 /// One piece of a request's output, in order.

@@ -114,7 +114,9 @@ std::shared_ptr<Channel> Scheduler::Submit(GenRequest request, SubmitError* erro
       max_context_ > request.prompt.size() ? max_context_ - request.prompt.size() : 0;
   r->limit = request.max_tokens ? std::min(request.max_tokens, room) : room;
   r->req = std::move(request);
-  if (tokenizer_) r->decoder = std::make_unique<StreamDecoder>(*tokenizer_, true);
+  if (tokenizer_) {
+    r->decoder = std::make_unique<StreamDecoder>(*tokenizer_, !request.keep_special);
+  }
   r->stop = std::make_unique<StopMatcher>(r->req.stop);
   if (r->req.grammar) {
     r->matcher = std::make_unique<GrammarMatcher>(r->req.grammar);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <random>
 
 #include "base/clock.h"
@@ -15,6 +16,10 @@
 
 namespace meshlm::server {
 namespace {
+
+bool IsBlankText(const std::string& s) {
+  return s.find_first_not_of(" \t\r\n") == std::string::npos;
+}
 
 constexpr int kPollMs = 50;
 // How often a non-streaming request checks that its client is still there: about one
@@ -374,10 +379,13 @@ struct HttpServer::Impl {
       return fail(err);
     }
     ResponseMeta meta{NewId(chat ? "chatcmpl-" : "cmpl-"), options.model_name, UnixNow(), chat};
-    if (api.stream) return Stream(res, *channel, meta, api.include_usage, extra);
+    std::optional<ToolCallParser> tool_parser;
+    if (api.tools.active()) tool_parser.emplace(prompt.tool_format);
+    if (api.stream) return Stream(res, *channel, meta, api.include_usage, extra, tool_parser);
     // A client that goes away stops its request within kGoneCheckMs (the scheduler drops
     // a cancelled sequence at its next step).
     std::string text;
+    std::vector<ToolCall> calls;
     for (;;) {
       engine::Event e;
       const bool got = channel->Pop(&e, kGoneCheckMs);
@@ -389,11 +397,20 @@ struct HttpServer::Impl {
       }
       if (!got) continue;
       if (e.kind == engine::Event::Kind::kText) {
-        text += e.text;
+        if (tool_parser) {
+          tool_parser->Push(e.text, &text, &calls);
+        } else {
+          text += e.text;
+        }
       } else if (e.kind == engine::Event::Kind::kDone) {
-        return res.Send(
-            200, kJson,
-            FullResponse(meta, text, e.finish_reason, e.prompt_tokens, e.completion_tokens), extra);
+        if (tool_parser) {
+          tool_parser->Finish(&text, &calls);
+          if (!calls.empty() && IsBlankText(text)) text.clear();
+        }
+        return res.Send(200, kJson,
+                        FullResponse(meta, text, e.finish_reason, e.prompt_tokens,
+                                     e.completion_tokens, calls),
+                        extra);
       } else {
         err.status = 503;
         err.type = "server_error";
@@ -407,7 +424,7 @@ struct HttpServer::Impl {
   // SSE: a chunk per text event, a keep-alive comment when idle, then the finish chunk,
   // the usage chunk if asked and [DONE]. A client that goes away cancels its sequence.
   void Stream(http::Responder& res, engine::Channel& channel, const ResponseMeta& meta,
-              bool include_usage, http::Headers extra) {
+              bool include_usage, http::Headers extra, std::optional<ToolCallParser>& tools) {
     ++active_streams;
     struct Done {
       std::atomic<int>& n;
@@ -438,8 +455,23 @@ struct HttpServer::Impl {
         }
         continue;
       }
+      // With tools, text that may open a call is held until the parser knows; each call
+      // goes out whole in one delta.
+      auto send_text = [&](const std::string& text, bool finish) {
+        if (!tools) return text.empty() || send(StreamChunk(meta, text, false, ""));
+        std::string content;
+        std::vector<ToolCall> calls;
+        const size_t before = tools->num_calls();
+        tools->Push(text, &content, &calls);
+        if (finish) tools->Finish(&content, &calls);
+        if (!content.empty() && !(tools->num_calls() > 0 && IsBlankText(content)) &&
+            !send(StreamChunk(meta, content, false, ""))) {
+          return false;
+        }
+        return calls.empty() || send(ToolCallChunk(meta, before, calls));
+      };
       if (e.kind == engine::Event::Kind::kText) {
-        if (!send(StreamChunk(meta, e.text, false, ""))) return gone();
+        if (!send_text(e.text, false)) return gone();
         continue;
       }
       if (e.kind == engine::Event::Kind::kError) {
@@ -451,7 +483,9 @@ struct HttpServer::Impl {
         send(ErrorBody(err));
         return res.EndStream();
       }
-      bool ok = send(StreamChunk(meta, "", false, e.finish_reason));
+      if (tools && !send_text("", true)) return gone();
+      const bool called = tools && tools->num_calls() > 0;
+      bool ok = send(StreamChunk(meta, "", false, called ? "tool_calls" : e.finish_reason));
       if (ok && include_usage) ok = send(UsageChunk(meta, e.prompt_tokens, e.completion_tokens));
       if (ok) ok = send("[DONE]");
       if (!ok) return gone();

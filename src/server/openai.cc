@@ -151,8 +151,8 @@ bool ResponseFormat(const ojson& body, std::shared_ptr<const engine::Grammar>* g
   return true;
 }
 
-bool ChatPrompt(const ojson& body, const PromptContext& ctx, std::vector<int32_t>* ids,
-                ApiError* err) {
+bool ChatPrompt(const ojson& body, const PromptContext& ctx, const ToolRequest& tools,
+                std::vector<int32_t>* ids, ApiError* err) {
   auto it = body.find("messages");
   if (it == body.end()) {
     *err = BadField("messages", "missing (required)");
@@ -182,6 +182,20 @@ bool ChatPrompt(const ojson& body, const PromptContext& ctx, std::vector<int32_t
     std::string text;
     if (!ContentText(m.contains("content") ? m["content"] : ojson(), i, &text, err)) return false;
     copy["content"] = text;
+    // Templates print a call's arguments as JSON: give them the object, not its text.
+    if (auto calls = copy.find("tool_calls"); calls != copy.end() && calls->is_array()) {
+      for (auto& c : *calls) {
+        if (!c.is_object() || !c.contains("function") || !c["function"].is_object()) continue;
+        ojson& f = c["function"];
+        if (f.contains("arguments") && f["arguments"].is_string()) {
+          try {
+            f["arguments"] = ojson::parse(f["arguments"].get<std::string>());
+          } catch (const std::exception&) {
+            // Not JSON: the template gets the text as sent.
+          }
+        }
+      }
+    }
     messages.push_back(std::move(copy));
   }
   if (ctx.tokenizer == nullptr || ctx.chat_template == nullptr) {
@@ -193,6 +207,7 @@ bool ChatPrompt(const ojson& body, const PromptContext& ctx, std::vector<int32_t
   ChatTemplateOptions opt;
   opt.bos_token = ctx.tokenizer->bos_token();
   opt.eos_token = ctx.tokenizer->eos_token();
+  if (tools.active()) opt.tools = tools.tools;
   auto text = ctx.chat_template->Render(messages, opt);
   if (!text.ok()) {
     *err = BadField("messages",
@@ -383,7 +398,23 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
   g.sampling.frequency_penalty = static_cast<float>(frequency);
   g.sampling.seed = static_cast<uint64_t>(seed);
   if (!ResponseFormat(body, &g.grammar, err)) return false;
-  return chat ? ChatPrompt(body, ctx, &g.prompt, err) : CompletionPrompt(body, ctx, &g.prompt, err);
+  if (!chat) return CompletionPrompt(body, ctx, &g.prompt, err);
+  if (!ParseTools(body, ctx.tool_format, &out->tools, err)) return false;
+  const ToolRequest& tools = out->tools;
+  if (tools.active() && (tools.choice == ToolRequest::Choice::kRequired ||
+                         tools.choice == ToolRequest::Choice::kNamed)) {
+    // A forced call: its text is the grammar's, arguments matching the parameters.
+    auto grammar = ToolCallGrammar(ctx.tool_format, tools);
+    if (!grammar.ok()) {
+      *err = BadField("tools", grammar.status().message());
+      err->message = grammar.status().message();
+      err->code = "unsupported_schema";
+      return false;
+    }
+    g.grammar = std::move(*grammar);
+  }
+  g.keep_special = tools.active() && ctx.tool_format == ToolFormat::kMistral;
+  return ChatPrompt(body, ctx, tools, &g.prompt, err);
 }
 
 nlohmann::json Usage(size_t prompt_tokens, size_t completion_tokens) {
@@ -400,12 +431,32 @@ nlohmann::json Envelope(const ResponseMeta& m, bool chunk) {
 }
 }  // namespace
 
+namespace {
+nlohmann::json CallsJson(size_t first_index, const std::vector<ToolCall>& calls, bool indexed) {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    nlohmann::json c = {{"id", calls[i].id},
+                        {"type", "function"},
+                        {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+    if (indexed) c["index"] = first_index + i;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+}  // namespace
+
 std::string FullResponse(const ResponseMeta& m, const std::string& text,
                          const std::string& finish_reason, size_t prompt_tokens,
-                         size_t completion_tokens) {
+                         size_t completion_tokens, const std::vector<ToolCall>& calls) {
   nlohmann::json j = Envelope(m, false);
-  nlohmann::json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
-  if (m.chat) {
+  nlohmann::json choice = {{"index", 0},
+                           {"logprobs", nullptr},
+                           {"finish_reason", calls.empty() ? finish_reason : "tool_calls"}};
+  if (m.chat && !calls.empty()) {
+    choice["message"] = {{"role", "assistant"},
+                         {"content", text.empty() ? nlohmann::json() : nlohmann::json(text)},
+                         {"tool_calls", CallsJson(0, calls, false)}};
+  } else if (m.chat) {
     choice["message"] = {{"role", "assistant"}, {"content", text}};
   } else {
     choice["text"] = text;
@@ -429,6 +480,15 @@ std::string StreamChunk(const ResponseMeta& m, const std::string& text, bool rol
   } else {
     choice["text"] = text;
   }
+  j["choices"] = nlohmann::json::array({choice});
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string ToolCallChunk(const ResponseMeta& m, size_t first_index,
+                          const std::vector<ToolCall>& calls) {
+  nlohmann::json j = Envelope(m, true);
+  nlohmann::json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+  choice["delta"] = {{"tool_calls", CallsJson(first_index, calls, true)}};
   j["choices"] = nlohmann::json::array({choice});
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -2,7 +2,8 @@
 // turned into engine requests, and responses, stream chunks and errors in OpenAI's shape.
 //
 // Goals: what the official SDKs send is accepted; unknown fields are ignored; wrong
-// types and values name the field. Non-goals: n > 1, logprobs, tools execution.
+// types and values name the field; response_format and forced tool calls are enforced
+// while sampling (engine/grammar.h). Non-goals: n > 1, logprobs, running tools.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 
 #include "engine/request.h"
 #include "engine/sampler.h"
+#include "server/tool_calls.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -39,6 +41,7 @@ struct ApiRequest {
   std::string model;  // "" when absent
   bool stream = false;
   bool include_usage = false;
+  ToolRequest tools;  // chat only
   engine::GenRequest gen;
 };
 
@@ -48,6 +51,7 @@ struct ApiRequest {
 struct PromptContext {
   const Tokenizer* tokenizer = nullptr;
   const ChatTemplate* chat_template = nullptr;
+  ToolFormat tool_format = ToolFormat::kNone;  // what the template teaches
   engine::SamplingParams defaults;
 };
 
@@ -63,9 +67,14 @@ struct ResponseMeta {
   bool chat = false;
 };
 nlohmann::json Usage(size_t prompt_tokens, size_t completion_tokens);
+/// With `calls` (chat), the message carries tool_calls, its content is null when empty,
+/// and the finish reason is "tool_calls".
 std::string FullResponse(const ResponseMeta& m, const std::string& text,
                          const std::string& finish_reason, size_t prompt_tokens,
-                         size_t completion_tokens);
+                         size_t completion_tokens, const std::vector<ToolCall>& calls = {});
+/// A chunk whose delta carries `calls`, numbered from `first_index`, each whole.
+std::string ToolCallChunk(const ResponseMeta& m, size_t first_index,
+                          const std::vector<ToolCall>& calls);
 /// A chunk carrying `text` (chat: the first chunk, with `role`, has role "assistant"),
 /// or the finish reason when `finish_reason` is not empty.
 std::string StreamChunk(const ResponseMeta& m, const std::string& text, bool role,

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/clock.h"
@@ -33,6 +34,26 @@ void OnSignal(int) {
 
 }  // namespace
 
+Result<std::string> ReadChatTemplateFile(const std::string& path) {
+  MESHLM_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  // A tokenizer_config.json: its chat_template (the default one of a list).
+  if (path.ends_with(".json")) {
+    try {
+      const auto j = nlohmann::json::parse(text);
+      const auto& t = j.at("chat_template");
+      if (t.is_string()) return t.get<std::string>();
+      for (const auto& named : t) {
+        if (named.value("name", "") == "default") return named.at("template").get<std::string>();
+      }
+    } catch (const std::exception& ex) {
+      return Error("[server] --chat-template-file '{}': no usable chat_template in the JSON ({})",
+                   path, ex.what());
+    }
+    return Error("[server] --chat-template-file '{}': no default chat_template in the JSON", path);
+  }
+  return text;
+}
+
 std::string ModelNameOf(const std::string& dir) {
   // A link's target names the model better than the link does.
   char resolved[PATH_MAX];
@@ -55,8 +76,12 @@ Status RunServer(engine::Executor& executor, ServeConfig config) {
     // A GGUF file whose tokenizer we cannot rebuild still serves token ids.
     fmt::print(stderr, "[server] {}\n", loaded.status().message());
   }
-  if (tokenizer && !tokenizer->chat_template().empty()) {
-    MESHLM_ASSIGN_OR_RETURN(chat_template, ChatTemplate::Parse(tokenizer->chat_template()));
+  std::string template_source = tokenizer ? tokenizer->chat_template() : "";
+  if (!config.chat_template_file.empty()) {
+    MESHLM_ASSIGN_OR_RETURN(template_source, ReadChatTemplateFile(config.chat_template_file));
+  }
+  if (tokenizer && !template_source.empty()) {
+    MESHLM_ASSIGN_OR_RETURN(chat_template, ChatTemplate::Parse(template_source));
   }
   if (!tokenizer) {
     fmt::print(stderr,
@@ -67,6 +92,7 @@ Status RunServer(engine::Executor& executor, ServeConfig config) {
   PromptContext prompt;
   prompt.tokenizer = tokenizer.get();
   prompt.chat_template = chat_template.get();
+  prompt.tool_format = chat_template ? DetectToolFormat(template_source) : ToolFormat::kNone;
   const model::GenerationDefaults& defaults = executor.model().generation_defaults();
   prompt.defaults = engine::DefaultSampling(defaults);
 

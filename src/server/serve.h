@@ -15,6 +15,9 @@ struct ServeConfig {
   ServerOptions http;
   size_t max_running = 16;
   size_t max_queued = 64;
+  /// A chat template to use instead of the model's: Jinja text, or a JSON file with a
+  /// "chat_template" field (tokenizer_config.json). "" keeps the model's.
+  std::string chat_template_file;
 };
 
 /// Rank 0: serves until a signal asks to stop (the caller then stops the workers). Errors
@@ -23,5 +26,9 @@ Status RunServer(engine::Executor& executor, ServeConfig config);
 
 /// The folder's last path component: the model name the API shows.
 std::string ModelNameOf(const std::string& dir);
+
+/// The template of --chat-template-file: the file's text, or, for a .json file, its
+/// "chat_template" (the "default" entry of a list).
+Result<std::string> ReadChatTemplateFile(const std::string& path);
 
 }  // namespace meshlm::server
