@@ -81,7 +81,8 @@ enum class Route {
   kChat,
   kCompletions,
   kTokenize,
-  kDetokenize
+  kDetokenize,
+  kCluster
 };
 
 }  // namespace
@@ -93,9 +94,12 @@ struct HttpServer::Impl {
   PromptContext prompt;
   std::atomic<int> active_streams{0};
   std::unique_ptr<http::Listener> listener;
+  const double started = NowSeconds();
 
   Impl(ServerOptions o, engine::Scheduler& s, Metrics& m, PromptContext p)
       : options(std::move(o)), scheduler(s), metrics(m), prompt(p) {
+    options.cluster.model_name = options.model_name;
+    options.cluster.context = scheduler.max_context();
     http::Limits limits;
     limits.threads = options.http_threads;
     limits.max_body_bytes = options.max_body_bytes;
@@ -147,6 +151,7 @@ struct HttpServer::Impl {
     if (path == "/v1/completions") return Route::kCompletions;
     if (path == "/tokenize") return Route::kTokenize;
     if (path == "/detokenize") return Route::kDetokenize;
+    if (path == "/v1/cluster") return Route::kCluster;
     return Route::kNone;
   }
 
@@ -222,6 +227,8 @@ struct HttpServer::Impl {
       case Route::kTokenize:
       case Route::kDetokenize:
         return Tokenize(req, res);
+      case Route::kCluster:
+        return Cluster(res);
       case Route::kNone:
         break;
     }
@@ -286,6 +293,14 @@ struct HttpServer::Impl {
     if (!ready) extra.emplace_back("Retry-After", RetryAfter(503));
     res.Send(ready ? 200 : 503, kJson,
              j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), extra);
+  }
+
+  // GET /v1/cluster: the ranks as gathered at start, with the health and live counters.
+  void Cluster(http::Responder& res) {
+    const nlohmann::json j =
+        ClusterJson(options.cluster, scheduler.health(), metrics, NowSeconds() - started);
+    res.Send(200, kJson, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+             {{"Cache-Control", "no-store"}});
   }
 
   // POST /tokenize and /detokenize: answered here, on the HTTP thread, from the tokenizer
