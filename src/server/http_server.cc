@@ -12,6 +12,7 @@
 #include "base/clock.h"
 #include "server/http_listener.h"
 #include "server/tokenize_api.h"
+#include "server/ui_assets.h"
 
 namespace meshlm::server {
 namespace {
@@ -82,7 +83,8 @@ enum class Route {
   kCompletions,
   kTokenize,
   kDetokenize,
-  kCluster
+  kCluster,
+  kUi
 };
 
 }  // namespace
@@ -152,6 +154,7 @@ struct HttpServer::Impl {
     if (path == "/tokenize") return Route::kTokenize;
     if (path == "/detokenize") return Route::kDetokenize;
     if (path == "/v1/cluster") return Route::kCluster;
+    if (FindUiAsset(path) != nullptr) return Route::kUi;
     return Route::kNone;
   }
 
@@ -206,7 +209,8 @@ struct HttpServer::Impl {
       res.Send(405, kJson, ErrorBody(e), {{"Allow", allow}});
       return false;
     }
-    if (route != Route::kHealth && !Authorized(req, res)) return false;
+    // The page is public: it holds nothing of the model's and asks its user for the key.
+    if (route != Route::kHealth && route != Route::kUi && !Authorized(req, res)) return false;
     return true;
   }
 
@@ -229,6 +233,8 @@ struct HttpServer::Impl {
         return Tokenize(req, res);
       case Route::kCluster:
         return Cluster(res);
+      case Route::kUi:
+        return Ui(req, res);
       case Route::kNone:
         break;
     }
@@ -301,6 +307,23 @@ struct HttpServer::Impl {
         ClusterJson(options.cluster, scheduler.health(), metrics, NowSeconds() - started);
     res.Send(200, kJson, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
              {{"Cache-Control", "no-store"}});
+  }
+
+  // GET / and /ui/<file>: the embedded page. Browsers revalidate each load (a new binary
+  // may carry a new page) and get a 304 while the ETag holds; the page may load nothing
+  // from elsewhere.
+  void Ui(const http::Request& req, http::Responder& res) {
+    const UiAsset* asset = FindUiAsset(req.path);
+    http::Headers headers = {{"Cache-Control", "no-cache"},
+                             {"ETag", asset->etag},
+                             {"X-Content-Type-Options", "nosniff"},
+                             {"Referrer-Policy", "no-referrer"},
+                             {"Content-Security-Policy",
+                              "default-src 'self'; img-src 'self' data:; "
+                              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"}};
+    const std::string* match = req.Header("if-none-match");
+    if (match != nullptr && *match == asset->etag) return res.Send(304, "", "", headers);
+    res.Send(200, asset->content_type, asset->body, headers);
   }
 
   // POST /tokenize and /detokenize: answered here, on the HTTP thread, from the tokenizer
