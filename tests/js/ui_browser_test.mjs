@@ -262,6 +262,18 @@ async function run() {
   assert.match(html, /<ul><li>one<\/li><li>two<\/li><\/ul>/);
   assert.match(html, /&lt;img src=x onerror=alert\(1\)&gt;/);
   assert.doesNotMatch(html, /<a /);
+  const more = await page.evaluate(async () => {
+    const { renderMarkdown } = await import('/ui/markdown.js');
+    const r = (t) => renderMarkdown(t).innerHTML;
+    return { table: r('| a | b |\n|---|---|\n| 1 | *2* |'), ordered: r('3. x\n4. y'),
+             open: r('text\n```py\nprint(1)'), link: r('[site](https://example.org/a)'),
+             quote: r('> said\n> more') };
+  });
+  assert.match(more.table, /<table><thead><tr><th>a<\/th><th>b<\/th><\/tr><\/thead><tbody><tr><td>1<\/td><td><em>2<\/em><\/td><\/tr>/);
+  assert.match(more.ordered, /<ol start="3"><li>x<\/li><li>y<\/li><\/ol>/);
+  assert.match(more.open, /<p>text<\/p><pre><code class="lang-py" data-lang="py">print\(1\)<\/code>/);
+  assert.match(more.link, /<a href="https:\/\/example.org\/a" rel="noopener noreferrer" target="_blank">site<\/a>/);
+  assert.match(more.quote, /<blockquote><p>said more<\/p><\/blockquote>/);
 
   // Conversations stay over a reload (the key was kept for the session).
   await page.reload();
@@ -306,7 +318,16 @@ async function run() {
   assert.ok(Number(await page.textContent('#stat-tokens')) > 0);
   await shot(page, 'ui_cluster', ['rank', 'stage', 'Topology', 'local']);
 
-  // A worker dies: the view shows the failure.
+  // A worker stalls: within a few seconds the view says the cluster is degraded.
+  process.kill(server.ranks[1], 'SIGSTOP');
+  await page.waitForFunction(() =>
+    document.querySelector('#cluster-status').dataset.state === 'degraded', null,
+    { timeout: 15000 });
+  assert.match(await page.textContent('#cluster-status'), /^degraded: \S/);
+  await page.waitForSelector('#health[data-state=degraded]');
+  await shot(page, 'ui_cluster_degraded', ['degraded']);
+
+  // It dies: the view shows the failure.
   process.kill(server.ranks[1], 'SIGKILL');
   await page.waitForFunction(() =>
     ['error', 'unreachable'].includes(document.querySelector('#cluster-status').dataset.state),

@@ -42,6 +42,11 @@ $('key-button').addEventListener('click', () => askForKey('The API key this page
 
 const cluster = startCluster({
   onUnauthorized: (msg) => askForKey(msg),
+  // The cluster view polls more often than the pill does: it tells the pill what it saw.
+  onState: (state, msg) => {
+    if (state === 'unknown') return;
+    setPill(state, state === 'ok' ? null : state, msg);
+  },
 });
 
 for (const tab of document.querySelectorAll('.tab')) {
@@ -57,19 +62,22 @@ function showView(name) {
   if (location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);
 }
 
-async function pollHealth() {
+let ranks = 0;
+function setPill(state, text, title) {
   const pill = $('health');
+  pill.dataset.state = state;
+  pill.textContent = text || (state === 'ok' ? `ok · ${ranks} rank${ranks === 1 ? '' : 's'}` : state);
+  pill.title = title || 'GET /health';
+}
+
+async function pollHealth() {
   try {
     const h = await getJson('/health', 3000);
-    pill.dataset.state = h.status === 'ok' ? 'ok' : h.status;
-    pill.textContent = h.status === 'ok' ? `ok · ${h.ranks} rank${h.ranks === 1 ? '' : 's'}`
-                                         : h.status;
-    pill.title = h.error || 'GET /health';
+    ranks = h.ranks;
+    setPill(h.status, null, h.error);
     $('model-name').textContent = h.model || '';
   } catch (e) {
-    pill.dataset.state = 'unreachable';
-    pill.textContent = 'unreachable';
-    pill.title = e.message;
+    setPill('unreachable', null, e.message);
   }
 }
 setInterval(pollHealth, 3000);

@@ -119,7 +119,8 @@ function drawSpark(values) {
   root.appendChild(svg('polyline', { points: pts.join(' ') }));
 }
 
-export function startCluster({ onUnauthorized }) {
+/// `onUnauthorized(message)` on a 401; `onState(state, message)` after every poll.
+export function startCluster({ onUnauthorized, onState }) {
   let visible = false;
   let timer = null;
   let last = null;      // the last answer
@@ -135,6 +136,7 @@ export function startCluster({ onUnauthorized }) {
     const status = $('cluster-status');
     status.dataset.state = state;
     status.textContent = message;
+    onState?.(state, message);
     if (!info) return;
     const st = info.stats || {};
     $('stat-running').textContent = st.running ?? '–';
@@ -209,8 +211,7 @@ export function startCluster({ onUnauthorized }) {
         ? `ok: ${info.ranks.length} rank${info.ranks.length === 1 ? '' : 's'} on ` +
           `${info.hosts.length} host${info.hosts.length === 1 ? '' : 's'} serving ${info.model.name}`
         : state === 'degraded'
-          ? `degraded: ${info.error}` +
-            (info.waiting_on_ranks_s ? ` (waiting on ranks for ${info.waiting_on_ranks_s.toFixed(1)} s)` : '')
+          ? `degraded: ${info.error}`
           : `error: ${info.error}`;
       render(info, state, msg);
     } catch (e) {
