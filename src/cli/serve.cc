@@ -7,7 +7,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
@@ -81,30 +80,19 @@ std::vector<std::string> RankCommand(const ServeFlags& f) {
 }
 
 // The links between hosts that the job's hostfile names (MESHLM_HOSTFILE, set by the
-// launcher), between the ranks it starts one per host in the file's order.
+// launcher).
 void AddHostfileLinks(server::ClusterInfo* info) {
   const char* path = std::getenv("MESHLM_HOSTFILE");
   if (path == nullptr || *path == '\0') return;
   auto hf = cluster::LoadHostfile(path);
   if (!hf.ok()) return;  // the job started from it, so this is not expected; show no links
   if (!hf->backend.empty()) info->backend = hf->backend;
-  const size_t n = std::min(hf->hosts.size(), info->ranks.size());
-  for (size_t a = 0; a < n; ++a) {
-    for (size_t b = a + 1; b < n; ++b) {
-      if (info->ranks[a].host == info->ranks[b].host) continue;  // a "local" link already
-      const cluster::HostEntry& h = hf->hosts[a];
-      server::LinkInfo link{a, b, {}, "tcp"};
-      if (b < h.rdma.size() && !h.rdma[b].empty()) {
-        link.kind = "rdma";
-        link.rails = h.rdma[b];
-      } else if (b < h.links.size() && !h.links[b].empty()) {
-        link.rails = h.links[b];
-      } else {
-        link.rails = {hf->Address(static_cast<int>(b))};
-      }
-      info->links.push_back(std::move(link));
-    }
+  std::vector<server::HostLinks> hosts;
+  for (size_t i = 0; i < hf->hosts.size(); ++i) {
+    const cluster::HostEntry& h = hf->hosts[i];
+    hosts.push_back({h.rdma, h.links, hf->Address(static_cast<int>(i))});
   }
+  server::AddHostfileLinks(hosts, info);
 }
 
 int ServeInJob(const ServeFlags& f) {

@@ -119,6 +119,26 @@ Result<ClusterInfo> GatherClusterInfo(comm::Group& world, const model::Model& sh
   return info;
 }
 
+void AddHostfileLinks(const std::vector<HostLinks>& hosts, ClusterInfo* info) {
+  const size_t n = std::min(hosts.size(), info->ranks.size());
+  for (size_t a = 0; a < n; ++a) {
+    for (size_t b = a + 1; b < n; ++b) {
+      if (info->ranks[a].host == info->ranks[b].host) continue;  // a "local" link already
+      const HostLinks& h = hosts[a];
+      LinkInfo link{a, b, {}, "tcp"};
+      if (b < h.rdma.size() && !h.rdma[b].empty()) {
+        link.kind = "rdma";
+        link.rails = h.rdma[b];
+      } else if (b < h.links.size() && !h.links[b].empty()) {
+        link.rails = h.links[b];
+      } else {
+        link.rails = {hosts[b].address};
+      }
+      info->links.push_back(std::move(link));
+    }
+  }
+}
+
 nlohmann::json ClusterJson(const ClusterInfo& info, const engine::Health& health,
                            const Metrics& metrics, double uptime_s) {
   using nlohmann::json;

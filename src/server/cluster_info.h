@@ -68,6 +68,18 @@ struct ClusterInfo {
 /// `shard` is this rank's loaded model. Errors name the rank whose record is malformed.
 Result<ClusterInfo> GatherClusterInfo(comm::Group& world, const model::Model& shard);
 
+/// One hostfile entry as far as links go: toward each other host, its RDMA devices and
+/// its link addresses or interfaces (either may be empty); and where others reach it.
+struct HostLinks {
+  std::vector<std::vector<std::string>> rdma, links;
+  std::string address;
+};
+
+/// Adds a link for each pair of ranks on different hosts, rank i on hostfile host i (the
+/// launcher starts one rank per host, in order): "rdma" with its devices, else "tcp" with
+/// the hostfile's links, else "tcp" over the peer's address.
+void AddHostfileLinks(const std::vector<HostLinks>& hosts, ClusterInfo* info);
+
 /// The /v1/cluster answer: `info`, the health and the live counters of `metrics`.
 nlohmann::json ClusterJson(const ClusterInfo& info, const engine::Health& health,
                            const Metrics& metrics, double uptime_s);

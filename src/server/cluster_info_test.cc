@@ -1,6 +1,7 @@
 // The /v1/cluster answer's shape, from a ClusterInfo, a health and the counters.
 #include "server/cluster_info.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "server/metrics.h"
@@ -77,6 +78,33 @@ TEST(ClusterJson, DegradedAndNoGate) {
   EXPECT_TRUE(j["ranks"].empty());
   health.state = engine::Health::State::kBroken;
   EXPECT_EQ(ClusterJson(info, health, metrics, 1)["status"], "error");
+}
+
+TEST(ClusterInfo, HostfileLinksBetweenHosts) {
+  ClusterInfo info;
+  for (const char* h : {"a", "b", "c", "c"}) {
+    RankInfo r;
+    r.rank = static_cast<int>(info.ranks.size());
+    r.host = h;
+    info.ranks.push_back(r);
+  }
+  info.links.push_back({2, 3, {}, "local"});
+  std::vector<HostLinks> hosts(4);
+  hosts[0].rdma = {{}, {"rdma_en1", "rdma_en2"}, {}, {}};
+  hosts[0].links = {{}, {"10.0.0.2"}, {"10.0.1.3"}, {}};
+  for (int i = 0; i < 4; ++i) hosts[static_cast<size_t>(i)].address = fmt::format("h{}", i);
+  AddHostfileLinks(hosts, &info);
+  // 0-1 rdma (2 rails), 0-2 the hostfile's link, 0-3 and 1-2, 1-3 over the peer's address;
+  // 2-3 share a host and keep their local link alone.
+  ASSERT_EQ(info.links.size(), 6u);
+  EXPECT_EQ(info.links[1].kind, "rdma");
+  EXPECT_EQ(info.links[1].rails, (std::vector<std::string>{"rdma_en1", "rdma_en2"}));
+  EXPECT_EQ(info.links[2].kind, "tcp");
+  EXPECT_EQ(info.links[2].rails, std::vector<std::string>{"10.0.1.3"});
+  EXPECT_EQ(info.links[3].rails, std::vector<std::string>{"h3"});
+  EXPECT_EQ(info.links[4].a, 1u);
+  EXPECT_EQ(info.links[4].rails, std::vector<std::string>{"h2"});
+  for (const LinkInfo& l : info.links) EXPECT_FALSE(l.a == 2 && l.b == 3 && l.kind != "local");
 }
 
 }  // namespace
