@@ -9,8 +9,10 @@ dir=${1:?usage: setup_ui_browser.sh DIR}
 if ! command -v chromium >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq chromium >/dev/null 2>&1 ||
-      { timeout 300 apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || true
+    # The package lists may be missing on a fresh machine: update once if the first try fails.
+    timeout 400 apt-get install -y -qq chromium >/dev/null 2>&1 ||
+      { timeout 300 apt-get update -qq &&
+        timeout 400 apt-get install -y -qq chromium >/dev/null; } || true
   fi
 fi
 if ! command -v chromium >/dev/null; then

@@ -305,7 +305,7 @@ async function generate() {
     });
     finishStats(r.usage, r.finish_reason);
   } catch (e) {
-    finishStats(null, null);
+    if (first !== null) finishStats(null, null);  // a failure before any text has none
     if (e.name === 'AbortError') {
       msg.stopped = true;
     } else {
