@@ -38,18 +38,20 @@ void AddJobFlags(CLI::App* cmd, JobFlags* f) {
                 "Skip the start checks (links, same meshlm and model on every rank)");
 }
 
-Result<engine::Job> StartJob(const JobFlags& f, size_t default_ctx) {
+Result<engine::Job> StartJob(const JobFlags& f, size_t default_ctx,
+                             cluster::GateReport* gate_report) {
   engine::JobCheck gate;
   // Before any weight is read: a broken link, a split launch or another copy of the model
   // on some rank stops every rank here with a report.
   if (!f.no_gate) {
-    gate = [&f](comm::Group& world) -> Status {
+    gate = [&f, gate_report](comm::Group& world) -> Status {
       MESHLM_ASSIGN_OR_RETURN(cluster::GateReport report,
                               cluster::RunStartGate(world, f.model, MESHLM_VERSION));
       MESHLM_LOG_DEBUG(
           "[gate] rank {}: links {:.1f} ms (all_sum latency {:.0f} us), model "
           "manifest {:.1f} ms ({} files hashed)",
           world.rank(), report.comm_ms, report.latency_us, report.manifest_ms, report.hashed_files);
+      if (gate_report != nullptr) *gate_report = report;
       return OkStatus();
     };
   }

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "base/status.h"
+#include "cluster/gate.h"
 #include "engine/job.h"
 
 namespace meshlm::cli {
@@ -19,8 +20,10 @@ struct JobFlags : engine::JobOptions {
 void AddJobFlags(CLI::App* cmd, JobFlags* flags);
 
 /// engine::StartJob with the start gate unless --no-gate. `default_ctx` applies when
-/// --ctx is not given (0 = the model's).
-Result<engine::Job> StartJob(const JobFlags& flags, size_t default_ctx);
+/// --ctx is not given (0 = the model's). `gate_report`, when given, receives this rank's
+/// gate measurements (untouched with --no-gate).
+Result<engine::Job> StartJob(const JobFlags& flags, size_t default_ctx,
+                             cluster::GateReport* gate_report = nullptr);
 
 /// engine::RunJob; returns the process exit code, printing an error with `what` and the
 /// rank.

@@ -17,6 +17,7 @@
 #include "cli/commands.h"
 #include "cli/host_flags.h"
 #include "cli/job.h"
+#include "cluster/hostfile.h"
 #include "cluster/launcher.h"
 #include "cluster/verify.h"
 #include "server/daemon.h"
@@ -80,11 +81,42 @@ std::vector<std::string> RankCommand(const ServeFlags& f) {
   return c;
 }
 
+// The links between hosts that the job's hostfile names (MESHLM_HOSTFILE, set by the
+// launcher).
+void AddHostfileLinks(server::ClusterInfo* info) {
+  const char* path = std::getenv("MESHLM_HOSTFILE");
+  if (path == nullptr || *path == '\0') return;
+  auto hf = cluster::LoadHostfile(path);
+  if (!hf.ok()) return;  // the job started from it, so this is not expected; show no links
+  if (!hf->backend.empty()) info->backend = hf->backend;
+  std::vector<server::HostLinks> hosts;
+  for (size_t i = 0; i < hf->hosts.size(); ++i) {
+    const cluster::HostEntry& h = hf->hosts[i];
+    hosts.push_back({h.rdma, h.links, hf->Address(static_cast<int>(i))});
+  }
+  server::AddHostfileLinks(hosts, info);
+}
+
 int ServeInJob(const ServeFlags& f) {
-  auto job = StartJob(f.job, 0);
+  cluster::GateReport gate;
+  gate.latency_us = -1;
+  gate.comm_ms = -1;
+  auto job = StartJob(f.job, 0, &gate);
   if (!job.ok()) {
     fmt::print(stderr, "meshlm serve: {}\n", job.status().message());
     return 1;
+  }
+  // Every rank takes part; only rank 0's answer holds the records. The view is not worth
+  // failing the job for, so a malformed record leaves it empty.
+  server::ClusterInfo cluster_info;
+  if (auto info = server::GatherClusterInfo(*job->world, job->executor->model()); info.ok()) {
+    cluster_info = std::move(info).value();
+    cluster_info.gate_latency_us = gate.latency_us;
+    cluster_info.gate_comm_ms = gate.comm_ms;
+    if (const char* b = std::getenv("MESHLM_BACKEND"); b && *b) cluster_info.backend = b;
+    if (job->world->rank() == 0) AddHostfileLinks(&cluster_info);
+  } else {
+    fmt::print(stderr, "meshlm serve: {}\n", info.status().message());
   }
   if (job->world->rank() == 0) {
     MESHLM_LOG_INFO("[serve] model loaded in {:.1f} s on {} ranks", job->load_seconds,
@@ -111,6 +143,7 @@ int ServeInJob(const ServeFlags& f) {
     config.http.model_created = ModelCreated(f.job.model);
     config.http.strict_model = f.strict_model;
     config.http.ranks = job->world->size();
+    config.http.cluster = std::move(cluster_info);
     config.max_running = f.max_concurrent;
     config.max_queued = f.max_queue;
     config.chat_template_file = f.chat_template_file;

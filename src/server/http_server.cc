@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "server/http_listener.h"
 #include "server/tokenize_api.h"
+#include "server/ui_assets.h"
 
 namespace meshlm::server {
 namespace {
@@ -86,7 +87,9 @@ enum class Route {
   kChat,
   kCompletions,
   kTokenize,
-  kDetokenize
+  kDetokenize,
+  kCluster,
+  kUi
 };
 
 }  // namespace
@@ -98,9 +101,12 @@ struct HttpServer::Impl {
   PromptContext prompt;
   std::atomic<int> active_streams{0};
   std::unique_ptr<http::Listener> listener;
+  const double started = NowSeconds();
 
   Impl(ServerOptions o, engine::Scheduler& s, Metrics& m, PromptContext p)
       : options(std::move(o)), scheduler(s), metrics(m), prompt(p) {
+    options.cluster.model_name = options.model_name;
+    options.cluster.context = scheduler.max_context();
     http::Limits limits;
     limits.threads = options.http_threads;
     limits.max_body_bytes = options.max_body_bytes;
@@ -152,6 +158,8 @@ struct HttpServer::Impl {
     if (path == "/v1/completions") return Route::kCompletions;
     if (path == "/tokenize") return Route::kTokenize;
     if (path == "/detokenize") return Route::kDetokenize;
+    if (path == "/v1/cluster") return Route::kCluster;
+    if (FindUiAsset(path) != nullptr) return Route::kUi;
     return Route::kNone;
   }
 
@@ -206,7 +214,8 @@ struct HttpServer::Impl {
       res.Send(405, kJson, ErrorBody(e), {{"Allow", allow}});
       return false;
     }
-    if (route != Route::kHealth && !Authorized(req, res)) return false;
+    // The page is public: it holds nothing of the model's and asks its user for the key.
+    if (route != Route::kHealth && route != Route::kUi && !Authorized(req, res)) return false;
     return true;
   }
 
@@ -227,6 +236,10 @@ struct HttpServer::Impl {
       case Route::kTokenize:
       case Route::kDetokenize:
         return Tokenize(req, res);
+      case Route::kCluster:
+        return Cluster(res);
+      case Route::kUi:
+        return Ui(req, res);
       case Route::kNone:
         break;
     }
@@ -291,6 +304,31 @@ struct HttpServer::Impl {
     if (!ready) extra.emplace_back("Retry-After", RetryAfter(503));
     res.Send(ready ? 200 : 503, kJson,
              j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), extra);
+  }
+
+  // GET /v1/cluster: the ranks as gathered at start, with the health and live counters.
+  void Cluster(http::Responder& res) {
+    const nlohmann::json j =
+        ClusterJson(options.cluster, scheduler.health(), metrics, NowSeconds() - started);
+    res.Send(200, kJson, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+             {{"Cache-Control", "no-store"}});
+  }
+
+  // GET / and /ui/<file>: the embedded page. Browsers revalidate each load (a new binary
+  // may carry a new page) and get a 304 while the ETag holds; the page may load nothing
+  // from elsewhere.
+  void Ui(const http::Request& req, http::Responder& res) {
+    const UiAsset* asset = FindUiAsset(req.path);
+    http::Headers headers = {{"Cache-Control", "no-cache"},
+                             {"ETag", asset->etag},
+                             {"X-Content-Type-Options", "nosniff"},
+                             {"Referrer-Policy", "no-referrer"},
+                             {"Content-Security-Policy",
+                              "default-src 'self'; img-src 'self' data:; "
+                              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"}};
+    const std::string* match = req.Header("if-none-match");
+    if (match != nullptr && *match == asset->etag) return res.Send(304, "", "", headers);
+    res.Send(200, asset->content_type, asset->body, headers);
   }
 
   // POST /tokenize and /detokenize: answered here, on the HTTP thread, from the tokenizer

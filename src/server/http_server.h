@@ -3,11 +3,13 @@
 //
 // Endpoints: GET /v1/models[/{id}], POST /v1/chat/completions, POST /v1/completions (both with
 // SSE streaming), POST /tokenize, POST /detokenize (llama-server's), GET /health,
-// GET /metrics; with CORS on, OPTIONS preflights of each. Every error is OpenAI-shaped JSON.
+// GET /metrics, GET /v1/cluster (ranks, shards, links, live counters); with CORS on, OPTIONS
+// preflights of each; and the web page built into the binary at GET / and GET /ui/<file>.
+// Every error is OpenAI-shaped JSON.
 // Goals: a bad request never reaches the workers; an API key guards everything but
-// /health and preflights and is checked, with the route, before a body is read; a client
-// that goes away has its sequence dropped. Non-goals: TLS (put a proxy in front), the
-// web UI.
+// /health, the page's files and preflights, and is checked, with the route, before a body
+// is read (the page asks its user for the key); a client that goes away has its sequence
+// dropped. Non-goals: TLS (put a proxy in front).
 #pragma once
 
 #include <memory>
@@ -15,6 +17,7 @@
 
 #include "base/status.h"
 #include "engine/scheduler.h"
+#include "server/cluster_info.h"
 #include "server/cors.h"
 #include "server/metrics.h"
 #include "server/openai.h"
@@ -34,6 +37,8 @@ struct ServerOptions {
   int ranks = 1;
   size_t http_threads = 64;  // each streaming client holds one while it streams
   size_t max_body_bytes = size_t{32} << 20;
+  /// What /v1/cluster shows of the ranks (empty: only the live counters).
+  ClusterInfo cluster;
 };
 
 class HttpServer {

@@ -83,4 +83,9 @@ void Metrics::SetRankTimes(size_t rank, double compute_seconds, double comm_seco
   rank_times_[rank] = {compute_seconds, comm_seconds};
 }
 
+std::vector<std::array<double, 2>> Metrics::RankTimes() const {
+  std::lock_guard<std::mutex> lock(times_mu_);
+  return rank_times_;
+}
+
 }  // namespace meshlm::server

@@ -57,6 +57,8 @@ struct Metrics : engine::SchedulerStats {
   /// Each rank's time computing and inside collectives since start. Rank 0's is current;
   /// the workers' as of their last report (sent while requests run, never while idle).
   void SetRankTimes(size_t rank, double compute_seconds, double comm_seconds) override;
+  /// The last SetRankTimes of each rank, {compute, comm} seconds, by rank.
+  std::vector<std::array<double, 2>> RankTimes() const;
 
   /// Prometheus text exposition format.
   std::string Render() const;
