@@ -332,6 +332,48 @@ TEST_P(ServerTest, JsonSchemaOutputFollowsTheSchema) {
   EXPECT_EQ(bad->status, 400) << bad->body;
 }
 
+TEST_P(ServerTest, PrefixCacheReusesEarlierPrompts) {
+  // A chat resent with one more turn each time (as clients do), and a repeated request.
+  json turn1 = Chat("Tell me about the sea and the ships on it.", 12);
+  auto a = Post("/v1/chat/completions", turn1);
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->status, 200) << a->body;
+  const json ja = json::parse(a->body);
+  EXPECT_EQ(ja["usage"]["prompt_tokens_details"]["cached_tokens"], 0) << a->body;
+  json turn2 = turn1;
+  turn2["messages"].push_back(
+      {{"role", "assistant"}, {"content", ja["choices"][0]["message"]["content"]}});
+  turn2["messages"].push_back({{"role", "user"}, {"content", "And the fish?"}});
+  auto b = Post("/v1/chat/completions", turn2);
+  ASSERT_TRUE(b);
+  ASSERT_EQ(b->status, 200) << b->body;
+  const json jb = json::parse(b->body);
+  const int cached = jb["usage"]["prompt_tokens_details"]["cached_tokens"];
+  EXPECT_GT(cached, ja["usage"]["prompt_tokens"].get<int>() / 2) << b->body;
+  EXPECT_LT(cached, jb["usage"]["prompt_tokens"].get<int>()) << b->body;
+  // The same request again: all but the last prompt token come from the cache, and the
+  // greedy answer is the same.
+  auto c = Post("/v1/chat/completions", turn2);
+  ASSERT_TRUE(c);
+  const json jc = json::parse(c->body);
+  EXPECT_EQ(jc["usage"]["prompt_tokens_details"]["cached_tokens"],
+            jb["usage"]["prompt_tokens"].get<int>() - 1);
+  EXPECT_EQ(jc["choices"][0]["message"]["content"], jb["choices"][0]["message"]["content"]);
+  // What a server without the cache answers.
+  ServerProcess plain({"--cache-mb", "0"});
+  ASSERT_TRUE(plain.WaitReady());
+  httplib::Client pc("127.0.0.1", plain.port());
+  pc.set_read_timeout(30, 0);
+  auto d = pc.Post("/v1/chat/completions", turn2.dump(), "application/json");
+  ASSERT_TRUE(d);
+  const json jd = json::parse(d->body);
+  EXPECT_EQ(jd["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  EXPECT_EQ(jd["choices"][0]["message"]["content"], jb["choices"][0]["message"]["content"]);
+  auto m = Client().Get("/metrics", Auth());
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("meshlm_prompt_tokens_cached_total"), std::string::npos);
+}
+
 TEST_P(ServerTest, FrequencyPenaltyChangesRepetitiveGreedyText) {
   json body = {{"prompt", "The the the the the"},
                {"max_tokens", 24},

@@ -43,6 +43,7 @@ struct ServeFlags {
   double ready_timeout = 600;
   bool strict_model = false;
   std::string chat_template_file;
+  size_t cache_mb = 1024;
 };
 
 // When the model was made, for /v1/models: its config.json's (or GGUF file's) time.
@@ -77,7 +78,10 @@ std::vector<std::string> RankCommand(const ServeFlags& f) {
     c.insert(c.end(), {"--allow-origin", fmt::format("{}", fmt::join(f.cors.values(), ","))});
   }
   if (f.strict_model) c.push_back("--strict-model");
-  if (!f.chat_template_file.empty()) c.insert(c.end(), {"--chat-template-file", f.chat_template_file});
+  if (!f.chat_template_file.empty()) {
+    c.insert(c.end(), {"--chat-template-file", f.chat_template_file});
+  }
+  c.insert(c.end(), {"--cache-mb", std::to_string(f.cache_mb)});
   return c;
 }
 
@@ -147,6 +151,7 @@ int ServeInJob(const ServeFlags& f) {
     config.max_running = f.max_concurrent;
     config.max_queued = f.max_queue;
     config.chat_template_file = f.chat_template_file;
+    config.cache_bytes = f.cache_mb << 20;
     return server::RunServer(*job->executor, config);
   });
 }
@@ -235,6 +240,10 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "Use this chat template instead of the model's: a Jinja file, or a "
                   "tokenizer_config.json holding one (e.g. to get a template that renders tools)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--cache-mb", f->cache_mb,
+                  "Prefix cache: MiB of keys and values (the whole model's, over all ranks) kept "
+                  "from finished requests, so a request that repeats an earlier prompt's start "
+                  "skips computing it; 0 turns it off (default 1024)");
   cmd->add_option("--max-body-mb", f->max_body_mb,
                   "Largest request body in MiB; larger ones get 413 (default 32)");
   cmd->add_option("--max-concurrent", f->max_concurrent, "Sequences generated together");

@@ -59,7 +59,22 @@ Status Executor::Validate(const std::vector<SeqWork>& work) const {
     if (w.start && it != seqs_.end()) return Error("[executor] sequence {} already exists", w.id);
     if (!w.start && it == seqs_.end()) return Error("[executor] sequence {} does not exist", w.id);
     if (w.start) MESHLM_RETURN_IF_ERROR(w.params.Validate());
-    const size_t used = w.start ? 0 : it->second->cache->length();
+    if (w.fork) {
+      // The source must exist before this step (not start in it) and hold the prefix.
+      const auto src = seqs_.find(w.fork_from);
+      const bool starts_now = std::any_of(work.begin(), work.end(), [&](const SeqWork& o) {
+        return o.id == w.fork_from && o.start;
+      });
+      if (src == seqs_.end() || starts_now) {
+        return Error("[executor] sequence {} forks from {}, which does not exist", w.id,
+                     w.fork_from);
+      }
+      if (w.fork_len > src->second->cache->length()) {
+        return Error("[executor] sequence {} forks {} positions of {}, which holds {}", w.id,
+                     w.fork_len, w.fork_from, src->second->cache->length());
+      }
+    }
+    const size_t used = w.start ? (w.fork ? w.fork_len : 0) : it->second->cache->length();
     if (used + w.tokens.size() > model_->max_context()) {
       return Error("[executor] sequence {}: {} tokens exceed the context of {}", w.id,
                    used + w.tokens.size(), model_->max_context());
@@ -160,7 +175,12 @@ Result<std::vector<int32_t>> Executor::Execute(const StepMessage& msg) {
       s->cache = model_->NewCache();
       s->params = w.params;
       s->sampler = std::make_unique<Sampler>(w.params);
-      s->prompt_len = w.tokens.size();
+      if (w.fork) {
+        const Sequence& src = *seqs_.at(w.fork_from);
+        s->cache->CopyPrefix(*src.cache, w.fork_len);
+        s->history.assign(src.history.begin(), src.history.begin() + w.fork_len);
+      }
+      s->prompt_len = s->history.size() + w.tokens.size();
       seqs_[w.id] = std::move(s);
     }
     Sequence* s = seqs_.at(w.id).get();

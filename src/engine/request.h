@@ -41,6 +41,7 @@ struct Event {
   std::string finish_reason;     // kDone: "stop" or "length"
   size_t prompt_tokens = 0;      // kDone
   size_t completion_tokens = 0;  // kDone: every sampled token, the final one included
+  size_t cached_tokens = 0;      // kDone: prompt tokens whose keys and values were reused
 };
 
 /// The sampling a model's generation_config.json asks for, as the defaults of a request

@@ -48,6 +48,8 @@ struct Scheduler::Running {
   std::unique_ptr<Sampler> sampler;
   std::vector<int32_t> history;  // prompt, then generated tokens
   bool forced_end = false;       // the grammar could not go on: end here
+  std::vector<int32_t> fed;      // every token fed so far: what the cache holds
+  size_t cached = 0;             // prompt tokens reused from the prefix cache
 };
 
 Scheduler::Scheduler(Executor& executor, const Tokenizer* tokenizer, SchedulerStats& stats,
@@ -204,6 +206,7 @@ bool Scheduler::Advance(Running& r, int32_t token) {
     e.finish_reason = eos || r.stop->stopped() ? "stop" : "length";
     e.prompt_tokens = r.req.prompt.size();
     e.completion_tokens = r.generated;
+    e.cached_tokens = r.cached;
     r.channel->Push(std::move(e));
   }
   return done;
@@ -236,21 +239,29 @@ void Scheduler::Loop() {
     }
     std::vector<SeqWork> work;
     std::vector<Running*> fed;
+    for (uint64_t id : to_release_) {
+      SeqWork w;
+      w.id = id;
+      w.release = true;
+      work.push_back(std::move(w));
+    }
+    to_release_.clear();
     for (auto& r : running_) {
       if (r->channel->cancelled()) r->finished = true;
       SeqWork w;
       w.id = r->id;
       if (r->finished) {
-        if (!r->started) continue;
+        if (!r->started || Park(*r)) continue;
         w.release = true;
       } else if (!r->started) {
         w.start = true;
         w.params = r->req.sampling;
-        w.tokens = r->req.prompt;
+        StartFromCache(*r, &w);
         stats_.AddPromptTokens(r->req.prompt.size());
       } else {
         w.tokens = {r->last_token};
       }
+      r->fed.insert(r->fed.end(), w.tokens.begin(), w.tokens.end());
       if (!w.tokens.empty()) fed.push_back(r.get());
       work.push_back(std::move(w));
     }
@@ -286,6 +297,62 @@ void Scheduler::Loop() {
   }
   // The workers are stopped by whoever owns the job, after the server is gone.
   FailAll("[server] the server is shutting down");
+}
+
+void Scheduler::StartFromCache(Running& r, SeqWork* w) {
+  const std::vector<int32_t>& prompt = r.req.prompt;
+  // The last prompt token is always fed: its logits choose the first new token.
+  const size_t limit = prompt.size() - 1;
+  Parked* best = nullptr;
+  size_t best_len = 0;
+  for (Parked& p : parked_) {
+    const size_t n = std::min(limit, p.tokens.size());
+    size_t len = 0;
+    while (len < n && p.tokens[len] == prompt[len]) ++len;
+    if (len > best_len) best = &p, best_len = len;
+  }
+  if (!best || best_len == 0) {
+    w->tokens = prompt;
+    return;
+  }
+  best->used = NowSeconds();
+  w->fork = true;
+  w->fork_from = best->id;
+  w->fork_len = static_cast<uint32_t>(best_len);
+  w->tokens.assign(prompt.begin() + best_len, prompt.end());
+  r.fed.assign(prompt.begin(), prompt.begin() + best_len);
+  r.cached = best_len;
+  stats_.AddCachedPromptTokens(best_len);
+}
+
+bool Scheduler::Park(Running& r) {
+  const size_t per_token = std::max<size_t>(options_.kv_bytes_per_token, 1);
+  if (options_.cache_bytes == 0 || r.fed.empty() || r.fed.size() * per_token > options_.cache_bytes) {
+    return false;
+  }
+  // An entry whose tokens start the new one's is covered by it (the previous turn of the
+  // same chat): drop it.
+  for (size_t i = 0; i < parked_.size();) {
+    const auto& t = parked_[i].tokens;
+    if (t.size() <= r.fed.size() && std::equal(t.begin(), t.end(), r.fed.begin())) {
+      to_release_.push_back(parked_[i].id);
+      parked_tokens_ -= t.size();
+      parked_.erase(parked_.begin() + i);
+    } else {
+      ++i;
+    }
+  }
+  parked_.push_back({r.id, r.fed, NowSeconds()});
+  parked_tokens_ += r.fed.size();
+  while (parked_tokens_ * per_token > options_.cache_bytes) {
+    auto lru = std::min_element(parked_.begin(), parked_.end(),
+                                [](const Parked& a, const Parked& b) { return a.used < b.used; });
+    to_release_.push_back(lru->id);
+    parked_tokens_ -= lru->tokens.size();
+    parked_.erase(lru);
+  }
+  stats_.SetCachedTokens(static_cast<int64_t>(parked_tokens_));
+  return true;
 }
 
 const TokenIndex& Scheduler::Index() {

@@ -56,6 +56,12 @@ struct SchedulerOptions {
   /// Ranks that have not answered a probe or step for this long make the job "degraded":
   /// health() says so and Submit refuses new requests until they answer.
   double degraded_after_seconds = 1.5;
+  /// Prefix cache: finished sequences keep their keys and values (on every rank) while
+  /// their tokens times kv_bytes_per_token fit in cache_bytes, least recently used
+  /// evicted first; a new request whose prompt starts with one's tokens starts from a
+  /// copy of them. 0: off.
+  size_t cache_bytes = 0;
+  size_t kv_bytes_per_token = 0;  // the whole model's (every rank's share together)
 };
 
 /// What the cluster looks like from rank 0.
@@ -101,6 +107,18 @@ class Scheduler {
   int32_t SampleConstrained(Running& r, std::span<float> row);
   /// The vocabulary index masks are made from, built at the first constrained request.
   const TokenIndex& Index();
+  /// Prefix cache: the work that starts `r`, from the longest cached prefix if any.
+  void StartFromCache(Running& r, SeqWork* w);
+  /// Keeps a finished sequence's cache (true) or says to release it (false).
+  bool Park(Running& r);
+  struct Parked {
+    uint64_t id = 0;
+    std::vector<int32_t> tokens;  // what its cache holds
+    double used = 0;              // last start from it
+  };
+  std::vector<Parked> parked_;           // engine thread only
+  size_t parked_tokens_ = 0;             // engine thread only
+  std::vector<uint64_t> to_release_;     // parked sequences to drop at the next step
   void FailAll(const std::string& message);
   /// Marks the cluster failed (`why`) and ends every request with that error.
   void Break(const Status& why);

@@ -27,6 +27,10 @@ class SchedulerStats {
   virtual void ObserveTimeToFirstToken(double seconds) = 0;
   /// One forward step of the batch.
   virtual void ObserveStep(double seconds) = 0;
+  /// Tokens held by the prefix cache.
+  virtual void SetCachedTokens(int64_t n) = 0;
+  /// Prompt tokens a request reused from the prefix cache instead of computing them.
+  virtual void AddCachedPromptTokens(uint64_t n) = 0;
   /// Rank `rank`'s time computing and inside collectives since start.
   virtual void SetRankTimes(size_t rank, double compute_seconds, double comm_seconds) = 0;
 };

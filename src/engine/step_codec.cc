@@ -44,7 +44,12 @@ std::string EncodeStep(const StepMessage& msg) {
   Put<uint32_t>(out, msg.return_logits ? 1 : 0);
   for (const SeqWork& s : msg.seqs) {
     Put<uint64_t>(out, s.id);
-    Put<uint8_t>(out, static_cast<uint8_t>((s.start ? 1 : 0) | (s.release ? 2 : 0)));
+    Put<uint8_t>(out, static_cast<uint8_t>((s.start ? 1 : 0) | (s.release ? 2 : 0) |
+                                           (s.fork ? 4 : 0)));
+    if (s.fork) {
+      Put<uint64_t>(out, s.fork_from);
+      Put<uint32_t>(out, s.fork_len);
+    }
     Put<float>(out, s.params.temperature);
     Put<int32_t>(out, s.params.top_k);
     Put<float>(out, s.params.top_p);
@@ -80,7 +85,9 @@ Result<StepMessage> DecodeStep(const uint8_t* data, size_t size) {
     SeqWork& s = msg.seqs[i];
     uint8_t flags = 0;
     uint32_t ntok = 0;
-    if (!r.Get(&s.id) || !r.Get(&flags) || !r.Get(&s.params.temperature) ||
+    if (!r.Get(&s.id) || !r.Get(&flags) ||
+        ((flags & 4) && (!r.Get(&s.fork_from) || !r.Get(&s.fork_len))) ||
+        !r.Get(&s.params.temperature) ||
         !r.Get(&s.params.top_k) || !r.Get(&s.params.top_p) || !r.Get(&s.params.min_p) ||
         !r.Get(&s.params.repetition_penalty) || !r.Get(&s.params.presence_penalty) ||
         !r.Get(&s.params.frequency_penalty) || !r.Get(&s.params.seed)) {
@@ -98,6 +105,9 @@ Result<StepMessage> DecodeStep(const uint8_t* data, size_t size) {
     }
     s.start = flags & 1;
     s.release = flags & 2;
+    s.fork = flags & 4;
+    if (flags & ~7u) return Error("[step] sequence {} of {}: unknown flags {:#x}", i, n, flags);
+    if (s.fork && !s.start) return Error("[step] sequence {} of {}: a fork must start", i, n);
     s.tokens.resize(ntok);
     for (auto& t : s.tokens) r.Get(&t);
   }

@@ -16,6 +16,11 @@ struct SeqWork {
   uint64_t id = 0;
   bool start = false;           // create the sequence (cache, sampler) before feeding
   bool release = false;         // drop the sequence after this step
+  // With start: the new sequence's cache begins as a copy of the first fork_len positions
+  // of sequence fork_from's (a cached prefix, or a sibling of n > 1), then feeds tokens.
+  bool fork = false;
+  uint64_t fork_from = 0;
+  uint32_t fork_len = 0;
   SamplingParams params;        // read when start is set
   std::vector<int32_t> tokens;  // fed this step; a token is sampled when non-empty
 };

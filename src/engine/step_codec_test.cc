@@ -21,6 +21,9 @@ StepMessage Sample() {
   a.params.seed = 1234567890123ull;
   a.params.logit_bias = {{17, -100.0f}, {151935, 2.5f}};
   a.tokens = {1, 2, 3, 151935};
+  a.fork = true;
+  a.fork_from = 9;
+  a.fork_len = 300;
   SeqWork b;
   b.id = 7;
   b.release = true;
@@ -45,6 +48,17 @@ TEST(StepCodec, RoundTrips) {
   EXPECT_TRUE(m->seqs[1].params.logit_bias.empty());
   EXPECT_TRUE(m->seqs[1].release);
   EXPECT_TRUE(m->seqs[1].tokens.empty());
+  EXPECT_TRUE(m->seqs[0].fork);
+  EXPECT_EQ(m->seqs[0].fork_from, 9u);
+  EXPECT_EQ(m->seqs[0].fork_len, 300u);
+  EXPECT_FALSE(m->seqs[1].fork);
+  // A fork that does not start is refused.
+  StepMessage bad = Sample();
+  bad.seqs[0].start = false;
+  const std::string b = EncodeStep(bad);
+  auto r = DecodeStep(reinterpret_cast<const uint8_t*>(b.data()), b.size());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("fork must start"), std::string::npos);
 }
 
 TEST(StepCodec, KindsRoundTripAndUnknownKindsAreRefused) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <vector>
 
 #include "base/check.h"
@@ -36,6 +37,17 @@ class KvCache {
   float* k(size_t layer) { return k_[layer].data(); }  // [reserved, Hk*Dh]
   float* v(size_t layer) { return v_[layer].data(); }
   size_t bytes() const { return 2 * k_.size() * reserved_ * row_ * sizeof(float); }
+  /// Becomes a copy of the first `n` positions of `from` (same shape): a forked sequence
+  /// (a shared prompt) starts from another's keys and values.
+  void CopyPrefix(const KvCache& from, size_t n) {
+    MESHLM_CHECK(from.k_.size() == k_.size() && from.row_ == row_ && n <= from.length_);
+    Reserve(n);
+    for (size_t l = 0; l < k_.size(); ++l) {
+      std::copy_n(from.k_[l].data(), n * row_, k_[l].data());
+      std::copy_n(from.v_[l].data(), n * row_, v_[l].data());
+    }
+    length_ = n;
+  }
 
  private:
   size_t row_;

@@ -447,7 +447,7 @@ struct HttpServer::Impl {
         }
         return res.Send(200, kJson,
                         FullResponse(meta, text, e.finish_reason, e.prompt_tokens,
-                                     e.completion_tokens, calls),
+                                     e.completion_tokens, calls, e.cached_tokens),
                         extra);
       } else {
         err.status = 503;
@@ -524,7 +524,9 @@ struct HttpServer::Impl {
       if (tools && !send_text("", true)) return gone();
       const bool called = tools && tools->num_calls() > 0;
       bool ok = send(StreamChunk(meta, "", false, called ? "tool_calls" : e.finish_reason));
-      if (ok && include_usage) ok = send(UsageChunk(meta, e.prompt_tokens, e.completion_tokens));
+      if (ok && include_usage) {
+        ok = send(UsageChunk(meta, e.prompt_tokens, e.completion_tokens, e.cached_tokens));
+      }
       if (ok) ok = send("[DONE]");
       if (!ok) return gone();
       return res.EndStream();

@@ -49,10 +49,14 @@ std::string Metrics::Render() const {
   counter("meshlm_requests_cancelled_total",
           "Requests dropped because the client went away before the end.", requests_cancelled);
   counter("meshlm_prompt_tokens_total", "Prompt tokens processed.", prompt_tokens_total);
+  counter("meshlm_prompt_tokens_cached_total",
+          "Prompt tokens reused from the prefix cache (not computed).", cached_prompt_tokens_total);
   counter("meshlm_completion_tokens_total", "Tokens generated.", completion_tokens_total);
   counter("meshlm_steps_total", "Engine steps run on every rank.", steps_total);
   gauge("meshlm_queue_depth", "Requests waiting to start.", static_cast<double>(queue_depth));
   gauge("meshlm_running_sequences", "Sequences being generated.", static_cast<double>(running));
+  gauge("meshlm_prefix_cache_tokens", "Tokens whose keys and values the prefix cache holds.",
+        static_cast<double>(cached_tokens));
   ttft_seconds.Render("meshlm_time_to_first_token_seconds",
                       "Seconds from a request's arrival to its first token.", &out);
   step_seconds.Render("meshlm_step_seconds", "Seconds per engine step.", &out);

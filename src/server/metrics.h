@@ -40,6 +40,8 @@ struct Metrics : engine::SchedulerStats {
   std::atomic<uint64_t> steps_total{0};
   std::atomic<int64_t> queue_depth{0};
   std::atomic<int64_t> running{0};
+  std::atomic<int64_t> cached_tokens{0};
+  std::atomic<uint64_t> cached_prompt_tokens_total{0};
   Histogram ttft_seconds;
   Histogram step_seconds;
 
@@ -47,6 +49,8 @@ struct Metrics : engine::SchedulerStats {
   void SetQueueDepth(int64_t n) override { queue_depth = n; }
   void SetRunning(int64_t n) override { running = n; }
   void AddFailedRequest() override { ++requests_failed; }
+  void SetCachedTokens(int64_t n) override { cached_tokens = n; }
+  void AddCachedPromptTokens(uint64_t n) override { cached_prompt_tokens_total += n; }
   void AddPromptTokens(uint64_t n) override { prompt_tokens_total += n; }
   void AddCompletionToken() override { ++completion_tokens_total; }
   void ObserveTimeToFirstToken(double seconds) override { ttft_seconds.Observe(seconds); }

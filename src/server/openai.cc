@@ -417,10 +417,11 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
   return ChatPrompt(body, ctx, tools, &g.prompt, err);
 }
 
-nlohmann::json Usage(size_t prompt_tokens, size_t completion_tokens) {
+nlohmann::json Usage(size_t prompt_tokens, size_t completion_tokens, size_t cached_tokens) {
   return {{"prompt_tokens", prompt_tokens},
           {"completion_tokens", completion_tokens},
-          {"total_tokens", prompt_tokens + completion_tokens}};
+          {"total_tokens", prompt_tokens + completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", cached_tokens}}}};
 }
 
 namespace {
@@ -447,7 +448,8 @@ nlohmann::json CallsJson(size_t first_index, const std::vector<ToolCall>& calls,
 
 std::string FullResponse(const ResponseMeta& m, const std::string& text,
                          const std::string& finish_reason, size_t prompt_tokens,
-                         size_t completion_tokens, const std::vector<ToolCall>& calls) {
+                         size_t completion_tokens, const std::vector<ToolCall>& calls,
+                         size_t cached_tokens) {
   nlohmann::json j = Envelope(m, false);
   nlohmann::json choice = {{"index", 0},
                            {"logprobs", nullptr},
@@ -462,7 +464,7 @@ std::string FullResponse(const ResponseMeta& m, const std::string& text,
     choice["text"] = text;
   }
   j["choices"] = nlohmann::json::array({choice});
-  j["usage"] = Usage(prompt_tokens, completion_tokens);
+  j["usage"] = Usage(prompt_tokens, completion_tokens, cached_tokens);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -493,10 +495,11 @@ std::string ToolCallChunk(const ResponseMeta& m, size_t first_index,
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string UsageChunk(const ResponseMeta& m, size_t prompt_tokens, size_t completion_tokens) {
+std::string UsageChunk(const ResponseMeta& m, size_t prompt_tokens, size_t completion_tokens,
+                       size_t cached_tokens) {
   nlohmann::json j = Envelope(m, true);
   j["choices"] = nlohmann::json::array();
-  j["usage"] = Usage(prompt_tokens, completion_tokens);
+  j["usage"] = Usage(prompt_tokens, completion_tokens, cached_tokens);
   return j.dump();
 }
 

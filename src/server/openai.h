@@ -66,12 +66,15 @@ struct ResponseMeta {
   int64_t created = 0;
   bool chat = false;
 };
-nlohmann::json Usage(size_t prompt_tokens, size_t completion_tokens);
+/// OpenAI's usage; prompt_tokens_details.cached_tokens counts prompt tokens the prefix
+/// cache supplied.
+nlohmann::json Usage(size_t prompt_tokens, size_t completion_tokens, size_t cached_tokens = 0);
 /// With `calls` (chat), the message carries tool_calls, its content is null when empty,
 /// and the finish reason is "tool_calls".
 std::string FullResponse(const ResponseMeta& m, const std::string& text,
                          const std::string& finish_reason, size_t prompt_tokens,
-                         size_t completion_tokens, const std::vector<ToolCall>& calls = {});
+                         size_t completion_tokens, const std::vector<ToolCall>& calls = {},
+                         size_t cached_tokens = 0);
 /// A chunk whose delta carries `calls`, numbered from `first_index`, each whole.
 std::string ToolCallChunk(const ResponseMeta& m, size_t first_index,
                           const std::vector<ToolCall>& calls);
@@ -80,7 +83,8 @@ std::string ToolCallChunk(const ResponseMeta& m, size_t first_index,
 std::string StreamChunk(const ResponseMeta& m, const std::string& text, bool role,
                         const std::string& finish_reason);
 /// The final usage chunk (stream_options.include_usage): empty choices.
-std::string UsageChunk(const ResponseMeta& m, size_t prompt_tokens, size_t completion_tokens);
+std::string UsageChunk(const ResponseMeta& m, size_t prompt_tokens, size_t completion_tokens,
+                       size_t cached_tokens = 0);
 
 /// Compares without an early exit, so the time taken does not reveal the matching prefix.
 bool ConstantTimeEquals(const std::string& a, const std::string& b);

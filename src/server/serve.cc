@@ -100,6 +100,10 @@ Status RunServer(engine::Executor& executor, ServeConfig config) {
   sched.max_running = config.max_running;
   sched.max_queued = config.max_queued;
   sched.eos_ids = defaults.eos_token_ids;
+  const auto& mc = executor.model().config();
+  sched.cache_bytes = config.cache_bytes;
+  sched.kv_bytes_per_token =
+      static_cast<size_t>(2 * mc.num_layers * mc.num_heads_kv * mc.head_dim) * sizeof(float);
   if (tokenizer) {
     for (int32_t id : tokenizer->stop_ids()) {
       if (std::find(sched.eos_ids.begin(), sched.eos_ids.end(), id) == sched.eos_ids.end()) {

@@ -18,6 +18,8 @@ struct ServeConfig {
   /// A chat template to use instead of the model's: Jinja text, or a JSON file with a
   /// "chat_template" field (tokenizer_config.json). "" keeps the model's.
   std::string chat_template_file;
+  /// The prefix cache's budget (engine::SchedulerOptions::cache_bytes); 0: off.
+  size_t cache_bytes = 0;
 };
 
 /// Rank 0: serves until a signal asks to stop (the caller then stops the workers). Errors
