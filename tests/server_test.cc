@@ -12,6 +12,7 @@
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <regex>
 #include <sstream>
 
@@ -372,6 +373,56 @@ TEST_P(ServerTest, PrefixCacheReusesEarlierPrompts) {
   auto m = Client().Get("/metrics", Auth());
   ASSERT_TRUE(m);
   EXPECT_NE(m->body.find("meshlm_prompt_tokens_cached_total"), std::string::npos);
+}
+
+TEST_P(ServerTest, SeveralChoicesShareThePrompt) {
+  json body = Chat("Tell me a story about a fox.", 16);
+  body["temperature"] = 1.0;
+  body["seed"] = 5;
+  body["n"] = 3;
+  body["ignore_eos"] = true;
+  auto r = Post("/v1/chat/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json full = json::parse(r->body);
+  ASSERT_EQ(full["choices"].size(), 3u) << r->body;
+  std::set<std::string> texts;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(full["choices"][i]["index"], i);
+    texts.insert(full["choices"][i]["message"]["content"].get<std::string>());
+  }
+  EXPECT_GE(texts.size(), 2u) << "each choice samples with its own seed";
+  EXPECT_EQ(full["usage"]["completion_tokens"], 48) << r->body;
+  // Choice i is what one request with seed + i gives.
+  for (int i = 0; i < 3; ++i) {
+    json one = body;
+    one["n"] = 1;
+    one["seed"] = 5 + i;
+    auto s = Post("/v1/chat/completions", one);
+    ASSERT_TRUE(s);
+    EXPECT_EQ(json::parse(s->body)["choices"][0]["message"]["content"],
+              full["choices"][i]["message"]["content"])
+        << i;
+  }
+  // Streamed, each chunk names its choice.
+  body["n"] = 2;
+  body["stream"] = true;
+  Sse sse = Stream("/v1/chat/completions", body);
+  ASSERT_EQ(sse.status, 200) << sse.raw;
+  ASSERT_TRUE(sse.done);
+  std::string streamed[2];
+  int finished = 0;
+  for (const json& e : sse.events) {
+    for (const json& c : e["choices"]) {
+      const int i = c["index"];
+      ASSERT_TRUE(i == 0 || i == 1);
+      streamed[i] += c["delta"].value("content", "");
+      finished += !c["finish_reason"].is_null();
+    }
+  }
+  EXPECT_EQ(finished, 2);
+  EXPECT_EQ(streamed[0], full["choices"][0]["message"]["content"]);
+  EXPECT_EQ(streamed[1], full["choices"][1]["message"]["content"]);
 }
 
 TEST_P(ServerTest, FrequencyPenaltyChangesRepetitiveGreedyText) {

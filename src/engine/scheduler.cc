@@ -50,6 +50,10 @@ struct Scheduler::Running {
   bool forced_end = false;       // the grammar could not go on: end here
   std::vector<int32_t> fed;      // every token fed so far: what the cache holds
   size_t cached = 0;             // prompt tokens reused from the prefix cache
+  // n > 1: choices after the first, admitted with it; each waits for the first's prompt
+  // step and then starts from a copy of its cache.
+  std::vector<std::unique_ptr<Running>> siblings;
+  uint64_t first_id = 0;  // a sibling's first choice
 };
 
 Scheduler::Scheduler(Executor& executor, const Tokenizer* tokenizer, SchedulerStats& stats,
@@ -108,7 +112,7 @@ Status Scheduler::Check(const GenRequest& r) const {
   return r.sampling.Validate();
 }
 
-std::shared_ptr<Channel> Scheduler::Submit(GenRequest request, SubmitError* error) {
+std::unique_ptr<Scheduler::Running> Scheduler::NewRunning(GenRequest request) {
   auto r = std::make_unique<Running>();
   r->channel = std::make_shared<Channel>();
   r->arrived = NowSeconds();
@@ -117,7 +121,7 @@ std::shared_ptr<Channel> Scheduler::Submit(GenRequest request, SubmitError* erro
   r->limit = request.max_tokens ? std::min(request.max_tokens, room) : room;
   r->req = std::move(request);
   if (tokenizer_) {
-    r->decoder = std::make_unique<StreamDecoder>(*tokenizer_, !request.keep_special);
+    r->decoder = std::make_unique<StreamDecoder>(*tokenizer_, !r->req.keep_special);
   }
   r->stop = std::make_unique<StopMatcher>(r->req.stop);
   if (r->req.grammar) {
@@ -125,32 +129,54 @@ std::shared_ptr<Channel> Scheduler::Submit(GenRequest request, SubmitError* erro
     r->sampler = std::make_unique<Sampler>(r->req.sampling);
     r->history = r->req.prompt;
   }
-  std::shared_ptr<Channel> channel = r->channel;
+  return r;
+}
+
+std::shared_ptr<Channel> Scheduler::Submit(GenRequest request, SubmitError* error) {
+  auto channels = SubmitN(std::move(request), 1, error);
+  return channels.empty() ? nullptr : channels[0];
+}
+
+std::vector<std::shared_ptr<Channel>> Scheduler::SubmitN(GenRequest request, size_t n,
+                                                         SubmitError* error) {
+  n = std::max<size_t>(n, 1);
+  std::vector<std::unique_ptr<Running>> choices;
+  for (size_t i = 0; i < n; ++i) {
+    GenRequest copy = request;
+    copy.sampling.seed += i;
+    choices.push_back(NewRunning(std::move(copy)));
+  }
+  std::vector<std::shared_ptr<Channel>> channels;
+  for (const auto& c : choices) channels.push_back(c->channel);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
       *error = SubmitError::kStopping;
-      return nullptr;
+      return {};
     }
     if (broken_) {
       *error = SubmitError::kBroken;
-      return nullptr;
+      return {};
     }
     if (WaitingSeconds() > options_.degraded_after_seconds) {
       *error = SubmitError::kDegraded;
-      return nullptr;
+      return {};
     }
     if (queue_.size() >= options_.max_queued) {
       *error = SubmitError::kQueueFull;
-      return nullptr;
+      return {};
     }
-    r->id = next_id_++;
-    queue_.push_back(std::move(r));
+    for (auto& c : choices) c->id = next_id_++;
+    for (size_t i = 1; i < n; ++i) {
+      choices[i]->first_id = choices[0]->id;
+      choices[0]->siblings.push_back(std::move(choices[i]));
+    }
+    queue_.push_back(std::move(choices[0]));
     stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
   }
   *error = SubmitError::kNone;
   cv_.notify_one();
-  return channel;
+  return channels;
 }
 
 void Scheduler::FailAll(const std::string& message) {
@@ -170,7 +196,10 @@ void Scheduler::FailAll(const std::string& message) {
     r.channel->Push(std::move(e));
   };
   for (auto& r : running_) fail(*r);
-  for (auto& r : queued) fail(*r);
+  for (auto& r : queued) {
+    fail(*r);
+    for (auto& s : r->siblings) fail(*s);
+  }
   running_.clear();
   stats_.SetRunning(0);
 }
@@ -232,8 +261,11 @@ void Scheduler::Loop() {
       }
       if (stopping_) break;
       while (!queue_.empty() && running_.size() < options_.max_running) {
-        running_.push_back(std::move(queue_.front()));
+        std::unique_ptr<Running> r = std::move(queue_.front());
         queue_.pop_front();
+        std::vector<std::unique_ptr<Running>> siblings = std::move(r->siblings);
+        running_.push_back(std::move(r));
+        for (auto& s : siblings) running_.push_back(std::move(s));
       }
       stats_.SetQueueDepth(static_cast<int64_t>(queue_.size()));
     }
@@ -254,10 +286,28 @@ void Scheduler::Loop() {
         if (!r->started || Park(*r)) continue;
         w.release = true;
       } else if (!r->started) {
+        // A later choice of n waits for the first choice's prompt step, then copies it.
+        const Running* first = nullptr;
+        if (r->first_id) {
+          for (const auto& o : running_) {
+            if (o && o->id == r->first_id) first = o.get();
+          }
+        }
+        const bool copy = first && first->started && r->req.prompt.size() > 1;
+        if (first && !first->started && !first->finished) continue;
         w.start = true;
         w.params = r->req.sampling;
-        StartFromCache(*r, &w);
-        stats_.AddPromptTokens(r->req.prompt.size());
+        if (copy) {
+          w.fork = true;
+          w.fork_from = first->id;
+          w.fork_len = static_cast<uint32_t>(r->req.prompt.size() - 1);
+          w.tokens = {r->req.prompt.back()};
+          r->fed.assign(r->req.prompt.begin(), r->req.prompt.end() - 1);
+          r->cached = first->cached;
+        } else {
+          StartFromCache(*r, &w);
+          stats_.AddPromptTokens(r->req.prompt.size());
+        }
       } else {
         w.tokens = {r->last_token};
       }

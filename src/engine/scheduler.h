@@ -88,6 +88,10 @@ class Scheduler {
   enum class SubmitError { kNone, kQueueFull, kBroken, kStopping, kDegraded };
   /// Queues a request; its events arrive on the returned channel. Thread-safe.
   std::shared_ptr<Channel> Submit(GenRequest request, SubmitError* error);
+  /// n choices of one prompt (OpenAI's n): choice i samples with seed + i, and choices
+  /// after the first start from a copy of the first one's prompt keys and values instead
+  /// of computing them again. One channel per choice, or none on error. Thread-safe.
+  std::vector<std::shared_ptr<Channel>> SubmitN(GenRequest request, size_t n, SubmitError* error);
   /// Ends every request with an error and stops the engine thread (not the workers:
   /// Executor::Shutdown is the caller's). Thread-safe; idempotent.
   void Stop();
@@ -100,6 +104,7 @@ class Scheduler {
 
  private:
   struct Running;
+  std::unique_ptr<Running> NewRunning(GenRequest request);
   void Loop();
   // Turns a sampled token into events; true when the sequence is finished.
   bool Advance(Running& r, int32_t token);

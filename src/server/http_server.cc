@@ -396,8 +396,9 @@ struct HttpServer::Impl {
                                      api.gen.max_tokens, scheduler.max_context()));
     }
     engine::Scheduler::SubmitError why;
-    std::shared_ptr<engine::Channel> channel = scheduler.Submit(api.gen, &why);
-    if (!channel) {
+    std::vector<std::shared_ptr<engine::Channel>> channels =
+        scheduler.SubmitN(api.gen, api.n, &why);
+    if (channels.empty()) {
       if (why == engine::Scheduler::SubmitError::kQueueFull) {
         ++metrics.requests_rejected;
         err.status = 429;
@@ -417,52 +418,83 @@ struct HttpServer::Impl {
       return fail(err);
     }
     ResponseMeta meta{NewId(chat ? "chatcmpl-" : "cmpl-"), options.model_name, UnixNow(), chat};
-    std::optional<ToolCallParser> tool_parser;
-    if (api.tools.active()) tool_parser.emplace(prompt.tool_format);
-    if (api.stream) return Stream(res, *channel, meta, api.include_usage, extra, tool_parser);
+    // One output per choice: its channel, and its tool-call parser when tools are on.
+    std::vector<Output> outs(channels.size());
+    for (size_t i = 0; i < channels.size(); ++i) {
+      outs[i].channel = channels[i];
+      if (api.tools.active()) outs[i].tools.emplace(prompt.tool_format);
+    }
+    if (api.stream) return Stream(res, outs, meta, api.include_usage, extra);
     // A client that goes away stops its request within kGoneCheckMs (the scheduler drops
     // a cancelled sequence at its next step).
-    std::string text;
-    std::vector<ToolCall> calls;
-    for (;;) {
-      engine::Event e;
-      const bool got = channel->Pop(&e, kGoneCheckMs);
-      if (res.ClientGone()) {
-        channel->Cancel();
-        ++metrics.requests_cancelled;
-        res.CloseAfter();
-        return res.Send(499, kJson, "");
-      }
-      if (!got) continue;
-      if (e.kind == engine::Event::Kind::kText) {
-        if (tool_parser) {
-          tool_parser->Push(e.text, &text, &calls);
+    std::vector<ChoiceOut> choices(outs.size());
+    Totals totals;
+    size_t open = outs.size();
+    while (open > 0) {
+      for (size_t i = 0; i < outs.size(); ++i) {
+        Output& o = outs[i];
+        if (o.done) continue;
+        engine::Event e;
+        const bool got = o.channel->Pop(&e, kGoneCheckMs / static_cast<int>(outs.size()) + 1);
+        if (res.ClientGone()) {
+          for (Output& x : outs) x.channel->Cancel();
+          ++metrics.requests_cancelled;
+          res.CloseAfter();
+          return res.Send(499, kJson, "");
+        }
+        if (!got) continue;
+        ChoiceOut& c = choices[i];
+        if (e.kind == engine::Event::Kind::kText) {
+          if (o.tools) {
+            o.tools->Push(e.text, &c.text, &c.calls);
+          } else {
+            c.text += e.text;
+          }
+        } else if (e.kind == engine::Event::Kind::kDone) {
+          if (o.tools) {
+            o.tools->Finish(&c.text, &c.calls);
+            if (!c.calls.empty() && IsBlankText(c.text)) c.text.clear();
+          }
+          c.finish_reason = e.finish_reason;
+          totals.Add(e);
+          o.done = true;
+          --open;
         } else {
-          text += e.text;
+          for (Output& x : outs) x.channel->Cancel();
+          err.status = 503;
+          err.type = "server_error";
+          err.code = "cluster_error";
+          err.message = e.text;
+          return SendError(res, err);  // the scheduler counted the failure
         }
-      } else if (e.kind == engine::Event::Kind::kDone) {
-        if (tool_parser) {
-          tool_parser->Finish(&text, &calls);
-          if (!calls.empty() && IsBlankText(text)) text.clear();
-        }
-        return res.Send(200, kJson,
-                        FullResponse(meta, text, e.finish_reason, e.prompt_tokens,
-                                     e.completion_tokens, calls, e.cached_tokens),
-                        extra);
-      } else {
-        err.status = 503;
-        err.type = "server_error";
-        err.code = "cluster_error";
-        err.message = e.text;
-        return SendError(res, err);  // the scheduler counted the failure
       }
     }
+    return res.Send(200, kJson,
+                    FullResponseN(meta, choices, totals.prompt, totals.completion, totals.cached),
+                    extra);
   }
 
-  // SSE: a chunk per text event, a keep-alive comment when idle, then the finish chunk,
-  // the usage chunk if asked and [DONE]. A client that goes away cancels its sequence.
-  void Stream(http::Responder& res, engine::Channel& channel, const ResponseMeta& meta,
-              bool include_usage, http::Headers extra, std::optional<ToolCallParser>& tools) {
+  // One choice's stream of events.
+  struct Output {
+    std::shared_ptr<engine::Channel> channel;
+    std::optional<ToolCallParser> tools;
+    bool done = false;
+  };
+  // Usage over the choices: the prompt once, every choice's tokens.
+  struct Totals {
+    size_t prompt = 0, completion = 0, cached = 0;
+    void Add(const engine::Event& e) {
+      prompt = e.prompt_tokens;
+      completion += e.completion_tokens;
+      cached = std::max(cached, e.cached_tokens);
+    }
+  };
+
+  // SSE: a chunk per text event (each with its choice's index), a keep-alive comment when
+  // idle, each choice's finish chunk, then the usage chunk if asked and [DONE]. A client
+  // that goes away cancels every choice.
+  void Stream(http::Responder& res, std::vector<Output>& outs, const ResponseMeta& meta,
+              bool include_usage, http::Headers extra) {
     ++active_streams;
     struct Done {
       std::atomic<int>& n;
@@ -476,61 +508,80 @@ struct HttpServer::Impl {
       return res.Write("data: " + payload + "\n\n");
     };
     auto gone = [&] {
-      channel.Cancel();
+      for (Output& o : outs) o.channel->Cancel();
       ++metrics.requests_cancelled;
       res.CloseAfter();
     };
     if (!res.BeginStream(200, "text/event-stream", extra)) return gone();
-    if (meta.chat && !send(StreamChunk(meta, "", true, ""))) return gone();
-    for (;;) {
-      engine::Event e;
-      if (!channel.Pop(&e, kPollMs)) {
-        if (NowSeconds() - last_write > kKeepAliveSeconds) {
-          last_write = NowSeconds();
-          if (!res.Write(": keep-alive\n\n")) return gone();
-        } else if (res.ClientGone()) {
+    if (meta.chat) {
+      for (size_t i = 0; i < outs.size(); ++i) {
+        if (!send(StreamChunk(meta, "", true, "", i))) return gone();
+      }
+    }
+    // With tools, text that may open a call is held until the parser knows; each call
+    // goes out whole in one delta.
+    auto send_text = [&](Output& o, size_t i, const std::string& text, bool finish) {
+      if (!o.tools) return text.empty() || send(StreamChunk(meta, text, false, "", i));
+      std::string content;
+      std::vector<ToolCall> calls;
+      const size_t before = o.tools->num_calls();
+      o.tools->Push(text, &content, &calls);
+      if (finish) o.tools->Finish(&content, &calls);
+      if (!content.empty() && !(o.tools->num_calls() > 0 && IsBlankText(content)) &&
+          !send(StreamChunk(meta, content, false, "", i))) {
+        return false;
+      }
+      return calls.empty() || send(ToolCallChunk(meta, before, calls, i));
+    };
+    Totals totals;
+    size_t open = outs.size();
+    const int poll_ms = std::max(1, kPollMs / static_cast<int>(outs.size()));
+    while (open > 0) {
+      bool any = false;
+      for (size_t i = 0; i < outs.size(); ++i) {
+        Output& o = outs[i];
+        if (o.done) continue;
+        engine::Event e;
+        if (!o.channel->Pop(&e, poll_ms)) continue;
+        any = true;
+        if (e.kind == engine::Event::Kind::kText) {
+          if (!send_text(o, i, e.text, false)) return gone();
+          continue;
+        }
+        if (e.kind == engine::Event::Kind::kError) {
+          for (Output& x : outs) x.channel->Cancel();
+          ApiError err;
+          err.status = 503;
+          err.type = "server_error";
+          err.code = "cluster_error";
+          err.message = e.text;
+          send(ErrorBody(err));
+          return res.EndStream();
+        }
+        if (o.tools && !send_text(o, i, "", true)) return gone();
+        const bool called = o.tools && o.tools->num_calls() > 0;
+        if (!send(StreamChunk(meta, "", false, called ? "tool_calls" : e.finish_reason, i))) {
           return gone();
         }
-        continue;
+        totals.Add(e);
+        o.done = true;
+        --open;
       }
-      // With tools, text that may open a call is held until the parser knows; each call
-      // goes out whole in one delta.
-      auto send_text = [&](const std::string& text, bool finish) {
-        if (!tools) return text.empty() || send(StreamChunk(meta, text, false, ""));
-        std::string content;
-        std::vector<ToolCall> calls;
-        const size_t before = tools->num_calls();
-        tools->Push(text, &content, &calls);
-        if (finish) tools->Finish(&content, &calls);
-        if (!content.empty() && !(tools->num_calls() > 0 && IsBlankText(content)) &&
-            !send(StreamChunk(meta, content, false, ""))) {
-          return false;
-        }
-        return calls.empty() || send(ToolCallChunk(meta, before, calls));
-      };
-      if (e.kind == engine::Event::Kind::kText) {
-        if (!send_text(e.text, false)) return gone();
-        continue;
+      if (any) continue;
+      if (NowSeconds() - last_write > kKeepAliveSeconds) {
+        last_write = NowSeconds();
+        if (!res.Write(": keep-alive\n\n")) return gone();
+      } else if (res.ClientGone()) {
+        return gone();
       }
-      if (e.kind == engine::Event::Kind::kError) {
-        ApiError err;
-        err.status = 503;
-        err.type = "server_error";
-        err.code = "cluster_error";
-        err.message = e.text;
-        send(ErrorBody(err));
-        return res.EndStream();
-      }
-      if (tools && !send_text("", true)) return gone();
-      const bool called = tools && tools->num_calls() > 0;
-      bool ok = send(StreamChunk(meta, "", false, called ? "tool_calls" : e.finish_reason));
-      if (ok && include_usage) {
-        ok = send(UsageChunk(meta, e.prompt_tokens, e.completion_tokens, e.cached_tokens));
-      }
-      if (ok) ok = send("[DONE]");
-      if (!ok) return gone();
-      return res.EndStream();
     }
+    bool ok = true;
+    if (include_usage) {
+      ok = send(UsageChunk(meta, totals.prompt, totals.completion, totals.cached));
+    }
+    if (ok) ok = send("[DONE]");
+    if (!ok) return gone();
+    return res.EndStream();
   }
 };
 

@@ -340,6 +340,9 @@ std::string ErrorBody(const ApiError& e) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// n past this is refused: every choice is a running sequence of its own.
+constexpr int64_t kMaxChoices = 16;
+
 bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, ApiRequest* out,
                   ApiError* err) {
   ojson body;
@@ -373,7 +376,7 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
       !Number(body, "frequency_penalty", -2, 2, &frequency, err) ||
       !Integer(body, "seed", std::numeric_limits<int64_t>::min(),
                std::numeric_limits<int64_t>::max(), &seed, err) ||
-      !Integer(body, "n", 1, 1, &n, err) || !BoolField(body, "stream", &out->stream, err) ||
+      !Integer(body, "n", 1, kMaxChoices, &n, err) || !BoolField(body, "stream", &out->stream, err) ||
       !BoolField(body, "ignore_eos", &g.ignore_eos, err) || !StopStrings(body, &g.stop, err) ||
       !LogitBias(body, &g.sampling.logit_bias, err)) {
     return false;
@@ -397,6 +400,7 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
   g.sampling.presence_penalty = static_cast<float>(presence);
   g.sampling.frequency_penalty = static_cast<float>(frequency);
   g.sampling.seed = static_cast<uint64_t>(seed);
+  out->n = static_cast<size_t>(n);
   if (!ResponseFormat(body, &g.grammar, err)) return false;
   if (!chat) return CompletionPrompt(body, ctx, &g.prompt, err);
   if (!ParseTools(body, ctx.tool_format, &out->tools, err)) return false;
@@ -446,32 +450,42 @@ nlohmann::json CallsJson(size_t first_index, const std::vector<ToolCall>& calls,
 }
 }  // namespace
 
-std::string FullResponse(const ResponseMeta& m, const std::string& text,
-                         const std::string& finish_reason, size_t prompt_tokens,
-                         size_t completion_tokens, const std::vector<ToolCall>& calls,
-                         size_t cached_tokens) {
+std::string FullResponseN(const ResponseMeta& m, const std::vector<ChoiceOut>& choices,
+                          size_t prompt_tokens, size_t completion_tokens, size_t cached_tokens) {
   nlohmann::json j = Envelope(m, false);
-  nlohmann::json choice = {{"index", 0},
-                           {"logprobs", nullptr},
-                           {"finish_reason", calls.empty() ? finish_reason : "tool_calls"}};
-  if (m.chat && !calls.empty()) {
-    choice["message"] = {{"role", "assistant"},
-                         {"content", text.empty() ? nlohmann::json() : nlohmann::json(text)},
-                         {"tool_calls", CallsJson(0, calls, false)}};
-  } else if (m.chat) {
-    choice["message"] = {{"role", "assistant"}, {"content", text}};
-  } else {
-    choice["text"] = text;
+  j["choices"] = nlohmann::json::array();
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const ChoiceOut& c = choices[i];
+    nlohmann::json choice = {{"index", i},
+                             {"logprobs", nullptr},
+                             {"finish_reason", c.calls.empty() ? c.finish_reason : "tool_calls"}};
+    if (m.chat && !c.calls.empty()) {
+      choice["message"] = {{"role", "assistant"},
+                           {"content", c.text.empty() ? nlohmann::json() : nlohmann::json(c.text)},
+                           {"tool_calls", CallsJson(0, c.calls, false)}};
+    } else if (m.chat) {
+      choice["message"] = {{"role", "assistant"}, {"content", c.text}};
+    } else {
+      choice["text"] = c.text;
+    }
+    j["choices"].push_back(std::move(choice));
   }
-  j["choices"] = nlohmann::json::array({choice});
   j["usage"] = Usage(prompt_tokens, completion_tokens, cached_tokens);
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string FullResponse(const ResponseMeta& m, const std::string& text,
+                         const std::string& finish_reason, size_t prompt_tokens,
+                         size_t completion_tokens, const std::vector<ToolCall>& calls,
+                         size_t cached_tokens) {
+  return FullResponseN(m, {{text, finish_reason, calls}}, prompt_tokens, completion_tokens,
+                       cached_tokens);
+}
+
 std::string StreamChunk(const ResponseMeta& m, const std::string& text, bool role,
-                        const std::string& finish_reason) {
+                        const std::string& finish_reason, size_t index) {
   nlohmann::json j = Envelope(m, true);
-  nlohmann::json choice = {{"index", 0}, {"logprobs", nullptr}};
+  nlohmann::json choice = {{"index", index}, {"logprobs", nullptr}};
   choice["finish_reason"] =
       finish_reason.empty() ? nlohmann::json() : nlohmann::json(finish_reason);
   if (m.chat) {
@@ -487,9 +501,9 @@ std::string StreamChunk(const ResponseMeta& m, const std::string& text, bool rol
 }
 
 std::string ToolCallChunk(const ResponseMeta& m, size_t first_index,
-                          const std::vector<ToolCall>& calls) {
+                          const std::vector<ToolCall>& calls, size_t index) {
   nlohmann::json j = Envelope(m, true);
-  nlohmann::json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
+  nlohmann::json choice = {{"index", index}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
   choice["delta"] = {{"tool_calls", CallsJson(first_index, calls, true)}};
   j["choices"] = nlohmann::json::array({choice});
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

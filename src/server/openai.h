@@ -3,7 +3,7 @@
 //
 // Goals: what the official SDKs send is accepted; unknown fields are ignored; wrong
 // types and values name the field; response_format and forced tool calls are enforced
-// while sampling (engine/grammar.h). Non-goals: n > 1, logprobs, running tools.
+// while sampling (engine/grammar.h). Non-goals: logprobs, running tools.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -41,6 +41,7 @@ struct ApiRequest {
   std::string model;  // "" when absent
   bool stream = false;
   bool include_usage = false;
+  size_t n = 1;       // choices
   ToolRequest tools;  // chat only
   engine::GenRequest gen;
 };
@@ -75,13 +76,23 @@ std::string FullResponse(const ResponseMeta& m, const std::string& text,
                          const std::string& finish_reason, size_t prompt_tokens,
                          size_t completion_tokens, const std::vector<ToolCall>& calls = {},
                          size_t cached_tokens = 0);
-/// A chunk whose delta carries `calls`, numbered from `first_index`, each whole.
+/// One choice of a full response.
+struct ChoiceOut {
+  std::string text;
+  std::string finish_reason;
+  std::vector<ToolCall> calls;
+};
+/// Several choices (n > 1); usage counts the prompt once and every choice's tokens.
+std::string FullResponseN(const ResponseMeta& m, const std::vector<ChoiceOut>& choices,
+                          size_t prompt_tokens, size_t completion_tokens, size_t cached_tokens);
+/// A chunk whose delta carries `calls`, numbered from `first_index`, each whole; `choice`
+/// is the choice's index.
 std::string ToolCallChunk(const ResponseMeta& m, size_t first_index,
-                          const std::vector<ToolCall>& calls);
+                          const std::vector<ToolCall>& calls, size_t choice = 0);
 /// A chunk carrying `text` (chat: the first chunk, with `role`, has role "assistant"),
 /// or the finish reason when `finish_reason` is not empty.
 std::string StreamChunk(const ResponseMeta& m, const std::string& text, bool role,
-                        const std::string& finish_reason);
+                        const std::string& finish_reason, size_t choice = 0);
 /// The final usage chunk (stream_options.include_usage): empty choices.
 std::string UsageChunk(const ResponseMeta& m, size_t prompt_tokens, size_t completion_tokens,
                        size_t cached_tokens = 0);

@@ -61,7 +61,7 @@ TEST(OpenAiParse, ErrorsNameTheField) {
       {R"({"prompt":[1],"max_tokens":"5"})", "max_tokens"},
       {R"({"prompt":[1],"max_tokens":0})", "max_tokens"},
       {R"({"prompt":[1],"temperature":3})", "temperature"},
-      {R"({"prompt":[1],"n":2})", "n"},
+      {R"({"prompt":[1],"n":17})", "n"},
       {R"({"prompt":[1],"stop":[1]})", "stop"},
       {R"({"prompt":[1],"stream":"yes"})", "stream"},
       {R"({"prompt":{"a":1}})", "prompt"},
