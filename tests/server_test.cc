@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <future>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <regex>
@@ -430,6 +431,79 @@ TEST_P(ServerTest, SeveralChoicesShareThePrompt) {
   EXPECT_EQ(finished, 2);
   EXPECT_EQ(streamed[0], full["choices"][0]["message"]["content"]);
   EXPECT_EQ(streamed[1], full["choices"][1]["message"]["content"]);
+}
+
+TEST_P(ServerTest, LogprobsDescribeTheSampledTokens) {
+  json body = Chat("Tell me about the sea.", 8);
+  body["ignore_eos"] = true;
+  body["logprobs"] = true;
+  body["top_logprobs"] = 3;
+  auto r = Post("/v1/chat/completions", body);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json choice = json::parse(r->body)["choices"][0];
+  const json& content = choice["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 8u) << r->body;
+  std::string joined;
+  for (const json& t : content) {
+    const float lp = t["logprob"];
+    EXPECT_LE(lp, 0.0f);
+    ASSERT_EQ(t["top_logprobs"].size(), 3u);
+    // Greedy: the sampled token is the most likely one; alternatives come in order and
+    // their probabilities sum to at most 1.
+    EXPECT_EQ(t["top_logprobs"][0]["token"], t["token"]);
+    EXPECT_FLOAT_EQ(t["top_logprobs"][0]["logprob"].get<float>(), lp);
+    double p = 0;
+    for (size_t k = 0; k < 3; ++k) {
+      if (k) EXPECT_GE(t["top_logprobs"][k - 1]["logprob"], t["top_logprobs"][k]["logprob"]);
+      p += std::exp(t["top_logprobs"][k]["logprob"].get<double>());
+    }
+    EXPECT_LE(p, 1.0 + 1e-5);
+    std::string bytes;
+    for (int b : t["bytes"]) bytes.push_back(static_cast<char>(b));
+    joined += bytes;
+  }
+  EXPECT_EQ(joined, choice["message"]["content"]);
+  // Streamed: the same tokens and values, spread over the chunks.
+  body["stream"] = true;
+  Sse s = Stream("/v1/chat/completions", body);
+  ASSERT_EQ(s.status, 200) << s.raw;
+  json streamed = json::array();
+  for (const json& e : s.events) {
+    for (const json& c : e["choices"]) {
+      if (!c["logprobs"].is_null()) {
+        for (const json& t : c["logprobs"]["content"]) streamed.push_back(t);
+      }
+    }
+  }
+  // (The second request starts from the prefix cache; its logits may differ in the last
+  // bits, as prefill over fewer tokens sums in another order.)
+  ASSERT_EQ(streamed.size(), content.size());
+  for (size_t i = 0; i < content.size(); ++i) {
+    EXPECT_EQ(streamed[i]["token"], content[i]["token"]) << i;
+    EXPECT_NEAR(streamed[i]["logprob"].get<double>(), content[i]["logprob"].get<double>(), 1e-4);
+    EXPECT_EQ(streamed[i]["top_logprobs"].size(), 3u);
+  }
+  // Completions: OpenAI's older shape.
+  json comp = {{"prompt", "The sea is"}, {"max_tokens", 5}, {"temperature", 0},
+               {"ignore_eos", true}, {"logprobs", 2}};
+  auto c = Post("/v1/completions", comp);
+  ASSERT_TRUE(c);
+  ASSERT_EQ(c->status, 200) << c->body;
+  const json lp = json::parse(c->body)["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 5u) << c->body;
+  ASSERT_EQ(lp["token_logprobs"].size(), 5u);
+  ASSERT_EQ(lp["top_logprobs"].size(), 5u);
+  EXPECT_EQ(lp["top_logprobs"][0].size(), 2u);
+  EXPECT_EQ(lp["text_offset"][0], 0);
+  EXPECT_EQ(lp["text_offset"][1], lp["tokens"][0].get<std::string>().size());
+  // top_logprobs alone is a mistake the client should hear about.
+  json bad = Chat("hi", 2);
+  bad["top_logprobs"] = 2;
+  auto b = Post("/v1/chat/completions", bad);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->status, 400) << b->body;
+  EXPECT_EQ(json::parse(b->body)["error"]["param"], "top_logprobs");
 }
 
 TEST_P(ServerTest, FrequencyPenaltyChangesRepetitiveGreedyText) {

@@ -31,6 +31,18 @@ struct GenRequest {
   std::shared_ptr<const Grammar> grammar;
   /// Special tokens come out as text (a tool-call marker such as [TOOL_CALLS] is one).
   bool keep_special = false;
+  /// Log-probabilities of each sampled token and of this many most likely ones
+  /// (OpenAI's logprobs/top_logprobs); -1: none. Costs a row of logits per step to rank 0.
+  int32_t logprobs = -1;
+};
+
+/// A sampled token's log-probability under the model (the softmax of its logits, before
+/// sampling settings), with the most likely alternatives.
+struct TokenLogprob {
+  int32_t id = -1;
+  std::string bytes;  // what the token adds to the text (may be part of a character)
+  float logprob = 0;
+  std::vector<TokenLogprob> top;  // most likely first; their own `top` is empty
 };
 
 /// One piece of a request's output, in order.
@@ -42,6 +54,9 @@ struct Event {
   size_t prompt_tokens = 0;      // kDone
   size_t completion_tokens = 0;  // kDone: every sampled token, the final one included
   size_t cached_tokens = 0;      // kDone: prompt tokens whose keys and values were reused
+  /// With GenRequest::logprobs: the tokens sampled since the last event (the end of
+  /// sequence excluded), in order.
+  std::vector<TokenLogprob> logprobs;
 };
 
 /// The sampling a model's generation_config.json asks for, as the defaults of a request

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
+#include <limits>
+#include <numeric>
 
 #include "base/clock.h"
 #include "engine/stop_strings.h"
@@ -54,6 +57,8 @@ struct Scheduler::Running {
   // step and then starts from a copy of its cache.
   std::vector<std::unique_ptr<Running>> siblings;
   uint64_t first_id = 0;  // a sibling's first choice
+  std::vector<TokenLogprob> logprobs;  // sampled since the last event
+  TokenLogprob next_logprob;           // of the token Advance is given next
 };
 
 Scheduler::Scheduler(Executor& executor, const Tokenizer* tokenizer, SchedulerStats& stats,
@@ -218,6 +223,7 @@ bool Scheduler::Advance(Running& r, int32_t token) {
     text = r.decoder ? r.decoder->Push(token)
                      : fmt::format("{}{}", r.generated == 1 ? "" : " ", token);
   }
+  if (r.req.logprobs >= 0 && !eos) r.logprobs.push_back(std::move(r.next_logprob));
   std::string out = r.stop->Push(text);
   const bool done = eos || r.stop->stopped() || r.generated >= r.limit;
   if (done && !r.stop->stopped()) {
@@ -227,11 +233,15 @@ bool Scheduler::Advance(Running& r, int32_t token) {
   if (!out.empty()) {
     Event e;
     e.text = std::move(out);
+    e.logprobs = std::move(r.logprobs);
+    r.logprobs.clear();
     r.channel->Push(std::move(e));
   }
   if (done) {
     Event e;
     e.kind = Event::Kind::kDone;
+    e.logprobs = std::move(r.logprobs);
+    r.logprobs.clear();
     e.finish_reason = eos || r.stop->stopped() ? "stop" : "length";
     e.prompt_tokens = r.req.prompt.size();
     e.completion_tokens = r.generated;
@@ -324,15 +334,24 @@ void Scheduler::Loop() {
     stats_.SetRunning(static_cast<int64_t>(running_.size()));
     if (work.empty()) continue;
     const double t0 = NowSeconds();
-    // Constrained sequences need their whole rows of logits here, on rank 0.
-    const bool constrained =
-        std::any_of(fed.begin(), fed.end(), [](const Running* r) { return r->matcher != nullptr; });
-    auto out = executor_.Step(std::move(work), constrained ? &step_logits_ : nullptr);
+    // Constrained sequences and those asking for logprobs need their whole rows of
+    // logits here, on rank 0.
+    const bool rows = std::any_of(fed.begin(), fed.end(), [](const Running* r) {
+      return r->matcher != nullptr || r->req.logprobs >= 0;
+    });
+    auto out = executor_.Step(std::move(work), rows ? &step_logits_ : nullptr);
     if (!out.ok()) return Break(out.status());
-    if (constrained) {
+    if (rows) {
       for (size_t i = 0; i < fed.size(); ++i) {
-        if (!fed[i]->matcher) continue;
-        (*out)[i] = SampleConstrained(*fed[i], {&step_logits_[i * vocab_size_], vocab_size_});
+        Running& r = *fed[i];
+        const std::span<float> row(&step_logits_[i * vocab_size_], vocab_size_);
+        std::vector<float> raw;
+        if (r.req.logprobs >= 0 && r.matcher) raw.assign(row.begin(), row.end());
+        if (r.matcher) (*out)[i] = SampleConstrained(r, row);
+        if (r.req.logprobs >= 0) {
+          r.next_logprob = Logprobs(raw.empty() ? std::span<const float>(row) : raw, (*out)[i],
+                                    r.req.logprobs);
+        }
       }
     }
     if (step_delay_s_ > 0) {
@@ -403,6 +422,37 @@ bool Scheduler::Park(Running& r) {
   }
   stats_.SetCachedTokens(static_cast<int64_t>(parked_tokens_));
   return true;
+}
+
+TokenLogprob Scheduler::Logprobs(std::span<const float> row, int32_t token, int32_t top) {
+  // log softmax: x - max - log(sum(exp(x - max))), in double for the sum.
+  float max = -std::numeric_limits<float>::infinity();
+  for (float x : row) max = std::max(max, x);
+  double sum = 0;
+  for (float x : row) sum += std::exp(static_cast<double>(x - max));
+  const float log_z = max + static_cast<float>(std::log(sum));
+  const TokenIndex* index = tokenizer_ ? &Index() : nullptr;
+  auto entry = [&](int32_t id) {
+    TokenLogprob t;
+    t.id = id;
+    t.logprob = row[id] - log_z;
+    if (index && static_cast<size_t>(id) < index->vocab_size()) {
+      t.bytes = index->bytes(id).empty() ? tokenizer_->IdToToken(id) : index->bytes(id);
+    } else {
+      t.bytes = std::to_string(id);
+    }
+    return t;
+  };
+  TokenLogprob out = entry(token);
+  if (top > 0) {
+    std::vector<int32_t> ids(row.size());
+    std::iota(ids.begin(), ids.end(), 0);
+    const size_t k = std::min<size_t>(static_cast<size_t>(top), ids.size());
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                      [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+    for (size_t i = 0; i < k; ++i) out.top.push_back(entry(ids[i]));
+  }
+  return out;
 }
 
 const TokenIndex& Scheduler::Index() {

@@ -424,10 +424,12 @@ struct HttpServer::Impl {
       outs[i].channel = channels[i];
       if (api.tools.active()) outs[i].tools.emplace(prompt.tool_format);
     }
+    for (Output& o : outs) o.want_logprobs = api.gen.logprobs >= 0;
     if (api.stream) return Stream(res, outs, meta, api.include_usage, extra);
     // A client that goes away stops its request within kGoneCheckMs (the scheduler drops
     // a cancelled sequence at its next step).
     std::vector<ChoiceOut> choices(outs.size());
+    for (ChoiceOut& c : choices) c.want_logprobs = api.gen.logprobs >= 0;
     Totals totals;
     size_t open = outs.size();
     while (open > 0) {
@@ -444,6 +446,7 @@ struct HttpServer::Impl {
         }
         if (!got) continue;
         ChoiceOut& c = choices[i];
+        c.logprobs.insert(c.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
         if (e.kind == engine::Event::Kind::kText) {
           if (o.tools) {
             o.tools->Push(e.text, &c.text, &c.calls);
@@ -479,6 +482,17 @@ struct HttpServer::Impl {
     std::shared_ptr<engine::Channel> channel;
     std::optional<ToolCallParser> tools;
     bool done = false;
+    bool want_logprobs = false;
+    std::vector<engine::TokenLogprob> pending;  // logprobs not yet sent
+    size_t text_offset = 0;                     // bytes of text their tokens came after
+    // The pending logprobs as a chunk's "logprobs" (null when none were asked).
+    nlohmann::json TakeLogprobs(bool chat) {
+      if (!want_logprobs) return nullptr;
+      nlohmann::json j = LogprobsJson(chat, pending, text_offset);
+      for (const auto& t : pending) text_offset += t.bytes.size();
+      pending.clear();
+      return j;
+    }
   };
   // Usage over the choices: the prompt once, every choice's tokens.
   struct Totals {
@@ -521,14 +535,17 @@ struct HttpServer::Impl {
     // With tools, text that may open a call is held until the parser knows; each call
     // goes out whole in one delta.
     auto send_text = [&](Output& o, size_t i, const std::string& text, bool finish) {
-      if (!o.tools) return text.empty() || send(StreamChunk(meta, text, false, "", i));
+      if (!o.tools) {
+        return text.empty() ||
+               send(StreamChunk(meta, text, false, "", i, o.TakeLogprobs(meta.chat)));
+      }
       std::string content;
       std::vector<ToolCall> calls;
       const size_t before = o.tools->num_calls();
       o.tools->Push(text, &content, &calls);
       if (finish) o.tools->Finish(&content, &calls);
       if (!content.empty() && !(o.tools->num_calls() > 0 && IsBlankText(content)) &&
-          !send(StreamChunk(meta, content, false, "", i))) {
+          !send(StreamChunk(meta, content, false, "", i, o.TakeLogprobs(meta.chat)))) {
         return false;
       }
       return calls.empty() || send(ToolCallChunk(meta, before, calls, i));
@@ -544,6 +561,7 @@ struct HttpServer::Impl {
         engine::Event e;
         if (!o.channel->Pop(&e, poll_ms)) continue;
         any = true;
+        o.pending.insert(o.pending.end(), e.logprobs.begin(), e.logprobs.end());
         if (e.kind == engine::Event::Kind::kText) {
           if (!send_text(o, i, e.text, false)) return gone();
           continue;
@@ -559,6 +577,11 @@ struct HttpServer::Impl {
           return res.EndStream();
         }
         if (o.tools && !send_text(o, i, "", true)) return gone();
+        // Tokens whose text never came out (held, then cut by a stop string) still count.
+        if (!o.pending.empty() &&
+            !send(StreamChunk(meta, "", false, "", i, o.TakeLogprobs(meta.chat)))) {
+          return gone();
+        }
         const bool called = o.tools && o.tools->num_calls() > 0;
         if (!send(StreamChunk(meta, "", false, called ? "tool_calls" : e.finish_reason, i))) {
           return gone();

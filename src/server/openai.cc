@@ -340,6 +340,28 @@ std::string ErrorBody(const ApiError& e) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// Chat: logprobs (bool) and top_logprobs (0..20); completions: logprobs (0..5), the
+// number of alternatives. -1: none asked.
+bool Logprobs(const ojson& body, bool chat, int32_t* out, ApiError* err) {
+  int64_t top = 0;
+  if (!chat) {
+    int64_t n = -1;
+    if (!Integer(body, "logprobs", 0, 5, &n, err)) return false;
+    *out = static_cast<int32_t>(n);
+    return true;
+  }
+  bool want = false;
+  if (!BoolField(body, "logprobs", &want, err) || !Integer(body, "top_logprobs", 0, 20, &top, err)) {
+    return false;
+  }
+  if (!want && body.contains("top_logprobs") && !body["top_logprobs"].is_null()) {
+    *err = BadField("top_logprobs", "needs \"logprobs\": true");
+    return false;
+  }
+  *out = want ? static_cast<int32_t>(top) : -1;
+  return true;
+}
+
 // n past this is refused: every choice is a running sequence of its own.
 constexpr int64_t kMaxChoices = 16;
 
@@ -378,7 +400,7 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
                std::numeric_limits<int64_t>::max(), &seed, err) ||
       !Integer(body, "n", 1, kMaxChoices, &n, err) || !BoolField(body, "stream", &out->stream, err) ||
       !BoolField(body, "ignore_eos", &g.ignore_eos, err) || !StopStrings(body, &g.stop, err) ||
-      !LogitBias(body, &g.sampling.logit_bias, err)) {
+      !LogitBias(body, &g.sampling.logit_bias, err) || !Logprobs(body, chat, &g.logprobs, err)) {
     return false;
   }
   if (auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
@@ -450,6 +472,43 @@ nlohmann::json CallsJson(size_t first_index, const std::vector<ToolCall>& calls,
 }
 }  // namespace
 
+nlohmann::json LogprobsJson(bool chat, const std::vector<engine::TokenLogprob>& tokens,
+                            size_t text_offset) {
+  auto bytes = [](const std::string& s) {
+    nlohmann::json b = nlohmann::json::array();
+    for (unsigned char c : s) b.push_back(c);
+    return b;
+  };
+  if (chat) {
+    nlohmann::json content = nlohmann::json::array();
+    for (const auto& t : tokens) {
+      nlohmann::json top = nlohmann::json::array();
+      for (const auto& a : t.top) {
+        top.push_back({{"token", a.bytes}, {"logprob", a.logprob}, {"bytes", bytes(a.bytes)}});
+      }
+      content.push_back({{"token", t.bytes},
+                         {"logprob", t.logprob},
+                         {"bytes", bytes(t.bytes)},
+                         {"top_logprobs", std::move(top)}});
+    }
+    return {{"content", std::move(content)}, {"refusal", nullptr}};
+  }
+  nlohmann::json out = {{"tokens", nlohmann::json::array()},
+                        {"token_logprobs", nlohmann::json::array()},
+                        {"top_logprobs", nlohmann::json::array()},
+                        {"text_offset", nlohmann::json::array()}};
+  for (const auto& t : tokens) {
+    out["tokens"].push_back(t.bytes);
+    out["token_logprobs"].push_back(t.logprob);
+    nlohmann::json top = nlohmann::json::object();
+    for (const auto& a : t.top) top[a.bytes] = a.logprob;
+    out["top_logprobs"].push_back(std::move(top));
+    out["text_offset"].push_back(text_offset);
+    text_offset += t.bytes.size();
+  }
+  return out;
+}
+
 std::string FullResponseN(const ResponseMeta& m, const std::vector<ChoiceOut>& choices,
                           size_t prompt_tokens, size_t completion_tokens, size_t cached_tokens) {
   nlohmann::json j = Envelope(m, false);
@@ -457,7 +516,8 @@ std::string FullResponseN(const ResponseMeta& m, const std::vector<ChoiceOut>& c
   for (size_t i = 0; i < choices.size(); ++i) {
     const ChoiceOut& c = choices[i];
     nlohmann::json choice = {{"index", i},
-                             {"logprobs", nullptr},
+                             {"logprobs", c.want_logprobs ? LogprobsJson(m.chat, c.logprobs)
+                                                          : nlohmann::json()},
                              {"finish_reason", c.calls.empty() ? c.finish_reason : "tool_calls"}};
     if (m.chat && !c.calls.empty()) {
       choice["message"] = {{"role", "assistant"},
@@ -483,9 +543,10 @@ std::string FullResponse(const ResponseMeta& m, const std::string& text,
 }
 
 std::string StreamChunk(const ResponseMeta& m, const std::string& text, bool role,
-                        const std::string& finish_reason, size_t index) {
+                        const std::string& finish_reason, size_t index,
+                        const nlohmann::json& logprobs) {
   nlohmann::json j = Envelope(m, true);
-  nlohmann::json choice = {{"index", index}, {"logprobs", nullptr}};
+  nlohmann::json choice = {{"index", index}, {"logprobs", logprobs}};
   choice["finish_reason"] =
       finish_reason.empty() ? nlohmann::json() : nlohmann::json(finish_reason);
   if (m.chat) {

@@ -81,7 +81,14 @@ struct ChoiceOut {
   std::string text;
   std::string finish_reason;
   std::vector<ToolCall> calls;
+  bool want_logprobs = false;
+  std::vector<engine::TokenLogprob> logprobs;
 };
+/// OpenAI's logprobs object: chat {"content": [{token, logprob, bytes, top_logprobs}]};
+/// completions {tokens, token_logprobs, top_logprobs, text_offset}, offsets from
+/// `text_offset` (the bytes of the text before these tokens).
+nlohmann::json LogprobsJson(bool chat, const std::vector<engine::TokenLogprob>& tokens,
+                            size_t text_offset = 0);
 /// Several choices (n > 1); usage counts the prompt once and every choice's tokens.
 std::string FullResponseN(const ResponseMeta& m, const std::vector<ChoiceOut>& choices,
                           size_t prompt_tokens, size_t completion_tokens, size_t cached_tokens);
@@ -92,7 +99,8 @@ std::string ToolCallChunk(const ResponseMeta& m, size_t first_index,
 /// A chunk carrying `text` (chat: the first chunk, with `role`, has role "assistant"),
 /// or the finish reason when `finish_reason` is not empty.
 std::string StreamChunk(const ResponseMeta& m, const std::string& text, bool role,
-                        const std::string& finish_reason, size_t choice = 0);
+                        const std::string& finish_reason, size_t choice = 0,
+                        const nlohmann::json& logprobs = nullptr);
 /// The final usage chunk (stream_options.include_usage): empty choices.
 std::string UsageChunk(const ResponseMeta& m, size_t prompt_tokens, size_t completion_tokens,
                        size_t cached_tokens = 0);
