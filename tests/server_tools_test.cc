@@ -214,6 +214,55 @@ TEST(ServerTools, ForcedCallsComeBackAsToolCalls) {
   EXPECT_EQ(json::parse(bad->body)["error"]["param"], "tool_choice.function.name") << bad->body;
 }
 
+// A tiny random Qwen3 with Qwen3's real vocabulary, in which "<tool_call>" is one token.
+std::string QwenVocabModel() {
+  const std::string out = BuildDir() + "/server-tools-qwen3";
+  if (!FileExists(out + "/tokenizer.json")) {
+    const std::string vocab = Qwen3Config();
+    const std::string dir = vocab.substr(0, vocab.rfind('/'));
+    const std::string cmd = "/usr/bin/python3 " + std::string(MESHLM_TEST_SOURCE_DIR) +
+                            "/tools/make_model.py --shape tiny-qwen3 --dtype f32 --seed 5 "
+                            "--vocab 151936 --out " + out + " >/dev/null && cp " + dir +
+                            "/tokenizer.json " + dir + "/tokenizer_config.json " + out +
+                            "/ && rm -f " + out + "/generation_config.json";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  return out;
+}
+
+TEST(ServerTools, StrictArgumentsHoldOnceTheModelStartsACall) {
+  // tool_choice auto: the output is free; a call the model starts (here pushed by
+  // logit_bias on the "<tool_call>" token) is held to the strict function's schema.
+  ServerProcess server({"--chat-template-file", CompactTemplate()}, {}, QwenVocabModel());
+  ASSERT_TRUE(server.WaitReady()) << "server did not become ready";
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_read_timeout(60, 0);
+  auto id = c.Post("/tokenize", json({{"content", "<tool_call>"}}).dump(), "application/json");
+  ASSERT_TRUE(id);
+  const json ids = json::parse(id->body)["tokens"];
+  ASSERT_EQ(ids.size(), 1u) << id->body;
+  // Both strict (the bias would otherwise fill a free argument with the marker).
+  json tools = kTools;
+  for (json& t : tools) t["function"]["strict"] = true;
+  for (int seed = 1; seed <= 3; ++seed) {
+    json body = {{"messages", {{{"role", "user"}, {"content", "Add 2 and 3."}}}},
+                 {"tools", tools},
+                 {"parallel_tool_calls", false},
+                 {"max_tokens", 150},
+                 {"temperature", 1.0},
+                 {"seed", seed},
+                 {"logit_bias", {{std::to_string(ids[0].get<int>()), 100}}}};
+    auto r = c.Post("/v1/chat/completions", body.dump(), "application/json");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const json choice = json::parse(r->body)["choices"][0];
+    ASSERT_EQ(choice["finish_reason"], "tool_calls") << r->body;
+    ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u) << r->body;
+    const json& call = choice["message"]["tool_calls"][0];
+    ExpectValidCall(call);
+  }
+}
+
 TEST(ServerTools, TemplateWithoutToolsRefusesThem) {
   ServerProcess server({});
   ASSERT_TRUE(server.WaitReady()) << "server did not become ready";

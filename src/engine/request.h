@@ -29,6 +29,11 @@ struct GenRequest {
   /// output), and the end of sequence comes only once the output is complete. The
   /// driver samples such sequences itself, from the full logits of each step.
   std::shared_ptr<const Grammar> grammar;
+  /// A lazy grammar: the output is free until these bytes appear in it (a tool-call
+  /// marker), and from there on follows `grammar`, which is fed the output from the
+  /// marker's start plus trigger_skip bytes (0: the grammar begins with the marker).
+  std::string grammar_trigger;
+  size_t trigger_skip = 0;
   /// Special tokens come out as text (a tool-call marker such as [TOOL_CALLS] is one).
   bool keep_special = false;
   /// Log-probabilities of each sampled token and of this many most likely ones

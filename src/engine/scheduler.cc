@@ -57,6 +57,7 @@ struct Scheduler::Running {
   // step and then starts from a copy of its cache.
   std::vector<std::unique_ptr<Running>> siblings;
   uint64_t first_id = 0;  // a sibling's first choice
+  std::string tail;                    // lazy grammar: the output until its trigger
   std::vector<TokenLogprob> logprobs;  // sampled since the last event
   TokenLogprob next_logprob;           // of the token Advance is given next
 };
@@ -130,7 +131,9 @@ std::unique_ptr<Scheduler::Running> Scheduler::NewRunning(GenRequest request) {
   }
   r->stop = std::make_unique<StopMatcher>(r->req.stop);
   if (r->req.grammar) {
-    r->matcher = std::make_unique<GrammarMatcher>(r->req.grammar);
+    if (r->req.grammar_trigger.empty()) {
+      r->matcher = std::make_unique<GrammarMatcher>(r->req.grammar);
+    }
     r->sampler = std::make_unique<Sampler>(r->req.sampling);
     r->history = r->req.prompt;
   }
@@ -354,6 +357,13 @@ void Scheduler::Loop() {
         }
       }
     }
+    // A lazy grammar wakes (from the next step on) when its trigger shows in the output.
+    for (size_t i = 0; i < fed.size(); ++i) {
+      Running& r = *fed[i];
+      if (r.req.grammar && !r.matcher && !r.req.grammar_trigger.empty()) {
+        WatchTrigger(r, (*out)[i]);
+      }
+    }
     if (step_delay_s_ > 0) {
       std::this_thread::sleep_for(std::chrono::duration<double>(step_delay_s_));
     }
@@ -422,6 +432,31 @@ bool Scheduler::Park(Running& r) {
   }
   stats_.SetCachedTokens(static_cast<int64_t>(parked_tokens_));
   return true;
+}
+
+void Scheduler::WatchTrigger(Running& r, int32_t token) {
+  const TokenIndex& index = Index();
+  r.history.push_back(token);
+  if (token < 0 || static_cast<size_t>(token) >= index.vocab_size()) return;
+  // Special tokens (a marker such as [TOOL_CALLS] may be one) count by their text.
+  const std::string& bytes = index.bytes(token);
+  r.tail += bytes.empty() ? tokenizer_->IdToToken(token) : bytes;
+  const size_t at = r.tail.find(r.req.grammar_trigger);
+  if (at == std::string::npos) {
+    // Only the end can still begin the trigger.
+    const size_t keep = r.req.grammar_trigger.size();
+    if (r.tail.size() > 4 * keep) r.tail.erase(0, r.tail.size() - keep);
+    return;
+  }
+  auto m = std::make_unique<GrammarMatcher>(r.req.grammar);
+  const std::string from = r.tail.substr(at + r.req.trigger_skip);
+  if (!from.empty() && !m->Accept(from)) {
+    // What came with the trigger does not fit: leave the output free.
+    r.req.grammar_trigger.clear();
+    r.req.grammar.reset();
+    return;
+  }
+  r.matcher = std::move(m);
 }
 
 TokenLogprob Scheduler::Logprobs(std::span<const float> row, int32_t token, int32_t top) {

@@ -110,6 +110,8 @@ class Scheduler {
   bool Advance(Running& r, int32_t token);
   /// The token of a grammar-constrained sequence, from its row of logits: [V].
   int32_t SampleConstrained(Running& r, std::span<float> row);
+  /// A lazy grammar's sequence: starts its matcher once the trigger is in the output.
+  void WatchTrigger(Running& r, int32_t token);
   /// The sampled token's log-probability and the top alternatives, from its raw row.
   TokenLogprob Logprobs(std::span<const float> row, int32_t token, int32_t top);
   /// The vocabulary index masks are made from, built at the first constrained request.

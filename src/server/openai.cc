@@ -438,6 +438,26 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
       return false;
     }
     g.grammar = std::move(*grammar);
+  } else if (tools.active() && tools.choice == ToolRequest::Choice::kAuto && !g.grammar) {
+    // Strict functions: free text until a call starts, then the call's grammar.
+    bool strict = false;
+    for (const auto& t : tools.tools) {
+      strict = strict || (t["function"].contains("strict") && t["function"]["strict"] == true);
+    }
+    std::string trigger;
+    size_t skip = 0;
+    if (strict && ToolCallTrigger(ctx.tool_format, &trigger, &skip)) {
+      auto grammar = ToolCallGrammar(ctx.tool_format, tools, /*strict_only=*/true);
+      if (!grammar.ok()) {
+        *err = BadField("tools", grammar.status().message());
+        err->message = grammar.status().message();
+        err->code = "unsupported_schema";
+        return false;
+      }
+      g.grammar = std::move(*grammar);
+      g.grammar_trigger = trigger;
+      g.trigger_skip = skip;
+    }
   }
   g.keep_special = tools.active() && ctx.tool_format == ToolFormat::kMistral;
   return ChatPrompt(body, ctx, tools, &g.prompt, err);

@@ -153,7 +153,22 @@ bool ParseTools(const ojson& body, ToolFormat format, ToolRequest* out, ApiError
   return true;
 }
 
-Result<std::shared_ptr<const Grammar>> ToolCallGrammar(ToolFormat format, const ToolRequest& req) {
+bool ToolCallTrigger(ToolFormat format, std::string* trigger, size_t* skip) {
+  if (format == ToolFormat::kHermes) {
+    *trigger = std::string(kHermesOpen);
+    *skip = 0;  // the call grammar begins with the marker
+    return true;
+  }
+  if (format == ToolFormat::kMistral) {
+    *trigger = std::string(kMistralMark);
+    *skip = kMistralMark.size();  // a special token; the grammar begins after it
+    return true;
+  }
+  return false;
+}
+
+Result<std::shared_ptr<const Grammar>> ToolCallGrammar(ToolFormat format, const ToolRequest& req,
+                                                      bool strict_only) {
   auto g = std::make_shared<Grammar>();
   const char* args_key = format == ToolFormat::kLlama3 ? "parameters" : "arguments";
   const Grammar::RuleId choice = g->AddRule("tool call");
@@ -161,7 +176,9 @@ Result<std::shared_ptr<const Grammar>> ToolCallGrammar(ToolFormat format, const 
     const ojson& f = req.tools[i]["function"];
     const std::string name = f["name"].get<std::string>();
     if (req.choice == ToolRequest::Choice::kNamed && name != req.named) continue;
-    const ojson params = f.contains("parameters") ? f["parameters"] : ojson{{"type", "object"}};
+    const bool held = !strict_only || (f.contains("strict") && f["strict"] == true);
+    const ojson params =
+        held && f.contains("parameters") ? f["parameters"] : ojson{{"type", "object"}};
     engine::JsonGrammarBuilder b(g.get(), params, /*compact=*/true);
     MESHLM_ASSIGN_OR_RETURN(Grammar::RuleId args,
                             b.Value(params, fmt::format("tools[{}].function.parameters", i)));

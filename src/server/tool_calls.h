@@ -41,9 +41,15 @@ struct ToolRequest {
 bool ParseTools(const nlohmann::ordered_json& body, ToolFormat format, ToolRequest* out,
                 ApiError* error);
 /// For a forced call (kRequired, kNamed): a grammar for exactly the format's call text,
-/// arguments matching each function's parameters schema.
+/// arguments matching each function's parameters schema. `strict_only`: only functions
+/// marked "strict": true are held to their schema; others take any object.
 Result<std::shared_ptr<const engine::Grammar>> ToolCallGrammar(ToolFormat format,
-                                                              const ToolRequest& request);
+                                                              const ToolRequest& request,
+                                                              bool strict_only = false);
+/// tool_choice auto with strict functions: the text that starts a call (the grammar then
+/// applies from there), and how many of its bytes the grammar skips. False for a format
+/// without a marker (Llama 3).
+bool ToolCallTrigger(ToolFormat format, std::string* trigger, size_t* skip);
 
 struct ToolCall {
   std::string id;         // "call_..."
