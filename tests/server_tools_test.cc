@@ -116,7 +116,9 @@ TEST(ServerTools, Qwen3TemplateRendersToolsCallsAndResults) {
   EXPECT_NE(text.find("<tool_response>\n5\n</tool_response>"), std::string::npos) << text;
   EXPECT_NE(text.find("\"name\": \"get_weather\""), std::string::npos) << text;
   EXPECT_TRUE(req.tools.active());
-  EXPECT_FALSE(req.gen.grammar) << "auto: the model chooses, nothing is forced";
+  // auto with a strict function: nothing forced, but a call, once begun, is held to it.
+  EXPECT_TRUE(req.gen.grammar);
+  EXPECT_EQ(req.gen.grammar_trigger, "<tool_call>");
 }
 
 // Hermes-style, as Qwen's, without the long preamble.
