@@ -135,7 +135,7 @@ TEST(Faults, MismatchedOpsFailWithinOneSecondNamingBothCalls) {
   EXPECT_NE(log2.find("all_sum(F32, 64 B) #1"), std::string::npos) << log2;
 }
 
-TEST(Faults, RanksWaitingForEachOtherFailWithinOneSecond) {
+TEST(Faults, RanksWaitingForEachOtherFailFast) {
   for (const char* scenario : {"recvrecv", "roots"}) {
     ChildSet set;
     Job job{2};
@@ -144,7 +144,9 @@ TEST(Faults, RanksWaitingForEachOtherFailWithinOneSecond) {
       ASSERT_TRUE(ChildSet::Wait(*kids[r], 20)) << scenario << " rank " << r;
       const std::string log = ReadFileOrEmpty(kids[r]->log);
       EXPECT_EQ(kids[r]->ExitCode(), 1) << log;
-      EXPECT_LT(Elapsed(log), 1.0) << log;
+      // Found at once (well inside the 30 s deadline it would otherwise wait out); the
+      // bound leaves room for a loaded machine.
+      EXPECT_LT(Elapsed(log), 5.0) << log;
       EXPECT_NE(log.find("wait for each other"), std::string::npos) << log;
     }
   }

@@ -85,7 +85,10 @@ async function startServer() {
   const port = await freePort();
   const proc = spawn(meshlm, ['serve', '--model', model, '-n', '2', '--port', String(port),
                               '--threads', '1', '--api-key', KEY],
-                     { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+                     // Each step stretched to 10 ms: a long answer then lasts seconds, so
+                     // Stop lands mid-stream even on a loaded machine.
+                     { stdio: ['ignore', 'inherit', 'inherit'], detached: true,
+                       env: { ...process.env, MESHLM_STEP_DELAY_MS: '10' } });
   let exited = false;
   proc.on('exit', () => { exited = true; });
   const ranks = [];
@@ -203,8 +206,8 @@ async function run() {
   await page.dispatchEvent('#temperature', 'change');
   await page.fill('#prompt', 'Write a very long story.');
   await page.click('#send');
-  // The demo model writes a few hundred tokens a second, so the page is watched, and Stop
-  // clicked, from inside it: as soon as the text has grown twice.
+  // The page is watched, and Stop clicked, from inside it: as soon as the text has grown
+  // twice.
   const watched = await page.evaluate(() => new Promise((resolve) => {
     const lengths = new Set();
     const tick = () => {
