@@ -50,7 +50,9 @@ void ExpectValidCall(const json& call, const std::string& want_name = "") {
   EXPECT_TRUE(call["id"].get<std::string>().starts_with("call_"));
   EXPECT_EQ(call["type"], "function");
   const std::string name = call["function"]["name"];
-  if (!want_name.empty()) EXPECT_EQ(name, want_name);
+  if (!want_name.empty()) {
+    EXPECT_EQ(name, want_name);
+  }
   const std::string args_text = call["function"]["arguments"];
   ASSERT_TRUE(json::accept(args_text)) << args_text;
   const json args = json::parse(args_text);

@@ -6,8 +6,11 @@
 // at the next step; an idle scheduler only asks the workers for their times once every
 // probe_seconds (16 bytes a rank), so a rank that died or stalled while idle shows in
 // health() before the next request meets it. A failed step or probe ends every request
-// with an error and leaves the scheduler broken. Non-goals: preemption, prefix caching,
-// n > 1.
+// with an error and leaves the scheduler broken. Finished sequences stay on every rank as
+// a prefix cache (whole sequences, LRU, copied into a new request that shares their
+// start); n choices share one prompt step; grammar-constrained and logprobs requests are
+// sampled or measured here from their full rows. Non-goals: preemption, paged KV blocks
+// shared without a copy.
 #pragma once
 
 #include <atomic>

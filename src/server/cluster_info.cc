@@ -205,6 +205,8 @@ nlohmann::json ClusterJson(const ClusterInfo& info, const engine::Health& health
                 {"prompt_tokens_total", metrics.prompt_tokens_total.load()},
                 {"completion_tokens_total", metrics.completion_tokens_total.load()},
                 {"steps_total", metrics.steps_total.load()},
+                {"prefix_cache_tokens", metrics.cached_tokens.load()},
+                {"prompt_tokens_cached_total", metrics.cached_prompt_tokens_total.load()},
                 {"uptime_s", uptime_s}};
   return j;
 }

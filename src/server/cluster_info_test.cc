@@ -38,6 +38,8 @@ TEST(ClusterJson, RanksHostsLinksAndStats) {
   metrics.running = 1;
   metrics.queue_depth = 3;
   metrics.completion_tokens_total = 17;
+  metrics.SetCachedTokens(300);
+  metrics.AddCachedPromptTokens(120);
   metrics.SetRankTimes(1, 2.0, 0.5);
   engine::Health health;
   const nlohmann::json j = ClusterJson(info, health, metrics, 9.5);
@@ -61,6 +63,8 @@ TEST(ClusterJson, RanksHostsLinksAndStats) {
   EXPECT_EQ(j["stats"]["queued"], 3);
   EXPECT_EQ(j["stats"]["completion_tokens_total"], 17);
   EXPECT_EQ(j["stats"]["uptime_s"], 9.5);
+  EXPECT_EQ(j["stats"]["prefix_cache_tokens"], 300);
+  EXPECT_EQ(j["stats"]["prompt_tokens_cached_total"], 120);
 }
 
 TEST(ClusterJson, DegradedAndNoGate) {

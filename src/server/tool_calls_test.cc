@@ -167,7 +167,9 @@ TEST(ToolCalls, ForcedCallGrammarsReadBackAsCalls) {
     EXPECT_FALSE(calls.empty()) << c.text;
     for (const ToolCall& call : calls) {
       EXPECT_TRUE(ojson::accept(call.arguments)) << call.arguments;
-      if (c.choice == ToolRequest::Choice::kNamed) EXPECT_EQ(call.name, "get_weather");
+      if (c.choice == ToolRequest::Choice::kNamed) {
+        EXPECT_EQ(call.name, "get_weather");
+      }
     }
   }
   // One call only when parallel calls are off.

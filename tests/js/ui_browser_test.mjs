@@ -317,6 +317,9 @@ async function run() {
     document.querySelector('#cluster-status').dataset.state === 'ok');
   const status = await page.textContent('#cluster-status');
   assert.match(status, /2 ranks on 1 host/);
+  // The prefix cache holds the finished answers' tokens.
+  await page.waitForFunction(() => /^[1-9][0-9]* tok/.test(
+    document.querySelector('#stat-cache')?.textContent ?? ''), null, { timeout: 10000 });
   assert.equal(await page.locator('#topology circle.rank').count(), 2);
   assert.ok(Number(await page.textContent('#stat-tokens')) > 0);
   await shot(page, 'ui_cluster', ['rank', 'stage', 'Topology', 'local']);

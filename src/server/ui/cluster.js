@@ -141,6 +141,9 @@ export function startCluster({ onUnauthorized, onState }) {
     const st = info.stats || {};
     $('stat-running').textContent = st.running ?? '–';
     $('stat-queued').textContent = st.queued ?? '–';
+    // Tokens held, and the prompt tokens served from it so far.
+    $('stat-cache').textContent = st.prefix_cache_tokens !== undefined
+      ? `${st.prefix_cache_tokens} tok (${st.prompt_tokens_cached_total} reused)` : '–';
     $('stat-requests').textContent = st.requests_total ?? '–';
     $('stat-tokens').textContent = st.completion_tokens_total ?? '–';
     $('stat-uptime').textContent = st.uptime_s !== undefined ? duration(st.uptime_s) : '–';
