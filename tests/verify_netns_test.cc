@@ -367,6 +367,12 @@ TEST(Gate, ALocalTwoRankJobPassesQuickly) {
   std::printf("gate on a local 2-rank job: links %s ms (latency %s us), manifest %s ms\n",
               m[1].str().c_str(), m[2].str().c_str(), m[3].str().c_str());
   EXPECT_LT(std::stod(m[1].str()) + std::stod(m[3].str()), 1000.0) << r.out;
+  // The pair's own probe: a latency and a bandwidth, both measured (above zero).
+  ASSERT_TRUE(std::regex_search(
+      r.out, m, std::regex("\\[gate\\] link 0-1: ([0-9.]+) us, ([0-9.]+) GB/s")))
+      << r.out;
+  EXPECT_GT(std::stod(m[1].str()), 0.0) << r.out;
+  EXPECT_GT(std::stod(m[2].str()), 0.0) << r.out;
 }
 
 }  // namespace

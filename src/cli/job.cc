@@ -51,6 +51,12 @@ Result<engine::Job> StartJob(const JobFlags& f, size_t default_ctx,
           "[gate] rank {}: links {:.1f} ms (all_sum latency {:.0f} us), model "
           "manifest {:.1f} ms ({} files hashed)",
           world.rank(), report.comm_ms, report.latency_us, report.manifest_ms, report.hashed_files);
+      if (world.rank() == 0) {
+        for (const cluster::LinkProbe& l : report.links) {
+          MESHLM_LOG_DEBUG("[gate] link {}-{}: {:.1f} us, {:.2f} GB/s", l.a, l.b, l.latency_us,
+                           l.gbytes_per_s);
+        }
+      }
       if (gate_report != nullptr) *gate_report = report;
       return OkStatus();
     };

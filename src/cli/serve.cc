@@ -119,6 +119,14 @@ int ServeInJob(const ServeFlags& f) {
     cluster_info.gate_comm_ms = gate.comm_ms;
     if (const char* b = std::getenv("MESHLM_BACKEND"); b && *b) cluster_info.backend = b;
     if (job->world->rank() == 0) AddHostfileLinks(&cluster_info);
+    for (const cluster::LinkProbe& probe : gate.links) {
+      for (server::LinkInfo& l : cluster_info.links) {
+        if (l.a == static_cast<size_t>(probe.a) && l.b == static_cast<size_t>(probe.b)) {
+          l.latency_us = probe.latency_us;
+          l.gbytes_per_s = probe.gbytes_per_s;
+        }
+      }
+    }
   } else {
     fmt::print(stderr, "meshlm serve: {}\n", info.status().message());
   }

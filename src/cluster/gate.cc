@@ -81,6 +81,55 @@ Status CheckNotSplit(int world_size) {
   return OkStatus();
 }
 
+// Every pair (a < b) in one order on every rank, so that no two ranks wait on each other
+// in a cycle; ranks outside a pair go on to their next one.
+Status ProbeLinks(comm::Group& g, std::vector<LinkProbe>* out) {
+  const int n = g.size(), me = g.rank();
+  if (n < 2 || n > kMaxProbedRanks) return OkStatus();
+  constexpr size_t kBytes = 1 << 20;
+  constexpr int kTrips = 10;
+  std::vector<std::pair<int, int>> pairs;
+  for (int a = 0; a < n; ++a) {
+    for (int b = a + 1; b < n; ++b) pairs.push_back({a, b});
+  }
+  std::vector<float> vals(2 * pairs.size(), 0.0f);  // latency µs, GB/s; summed below
+  std::vector<uint8_t> big(kBytes, 0x5a);
+  for (size_t p = 0; p < pairs.size(); ++p) {
+    const auto [a, b] = pairs[p];
+    if (me != a && me != b) continue;
+    uint64_t word = 0;
+    uint8_t ack = 0;
+    std::vector<double> rtt;
+    for (int i = 0; i < kTrips; ++i) {
+      const double t = NowSeconds();
+      if (me == a) {
+        MESHLM_RETURN_IF_ERROR(g.Send(&word, sizeof(word), b));
+        MESHLM_RETURN_IF_ERROR(g.Recv(&word, sizeof(word), b));
+        rtt.push_back(NowSeconds() - t);
+      } else {
+        MESHLM_RETURN_IF_ERROR(g.Recv(&word, sizeof(word), a));
+        MESHLM_RETURN_IF_ERROR(g.Send(&word, sizeof(word), a));
+      }
+    }
+    if (me == a) {
+      const double t = NowSeconds();
+      MESHLM_RETURN_IF_ERROR(g.Send(big.data(), big.size(), b));
+      MESHLM_RETURN_IF_ERROR(g.Recv(&ack, 1, b));
+      std::sort(rtt.begin(), rtt.end());
+      vals[2 * p] = static_cast<float>(rtt[rtt.size() / 2] / 2 * 1e6);
+      vals[2 * p + 1] = static_cast<float>(kBytes / std::max(NowSeconds() - t, 1e-9) / 1e9);
+    } else {
+      MESHLM_RETURN_IF_ERROR(g.Recv(big.data(), big.size(), a));
+      MESHLM_RETURN_IF_ERROR(g.Send(&ack, 1, a));
+    }
+  }
+  MESHLM_RETURN_IF_ERROR(g.AllSum(std::span<float>(vals)));
+  for (size_t p = 0; p < pairs.size(); ++p) {
+    out->push_back({pairs[p].first, pairs[p].second, vals[2 * p], vals[2 * p + 1]});
+  }
+  return OkStatus();
+}
+
 Result<GateReport> RunStartGate(comm::Group& g, const std::string& model,
                                 const std::string& version) {
   MESHLM_RETURN_IF_ERROR(CheckNotSplit(g.size()));
@@ -117,6 +166,7 @@ Result<GateReport> RunStartGate(comm::Group& g, const std::string& model,
   }
   std::sort(lat.begin(), lat.end());
   rep.latency_us = lat[lat.size() / 2] * 1e6;
+  if (Status s = ProbeLinks(g, &rep.links); !s.ok()) return fail(s, "the link probe");
   rep.comm_ms = (NowSeconds() - t0) * 1e3;
 
   // Model identity: each rank's cached manifest, compared by digest.

@@ -191,7 +191,10 @@ nlohmann::json ClusterJson(const ClusterInfo& info, const engine::Health& health
   j["hosts"] = std::move(hosts);
   json links = json::array();
   for (const LinkInfo& l : info.links) {
-    links.push_back({{"a", l.a}, {"b", l.b}, {"kind", l.kind}, {"rails", l.rails}});
+    json link = {{"a", l.a}, {"b", l.b}, {"kind", l.kind}, {"rails", l.rails}};
+    if (l.latency_us >= 0) link["latency_us"] = l.latency_us;
+    if (l.gbytes_per_s >= 0) link["gbps"] = l.gbytes_per_s;
+    links.push_back(std::move(link));
   }
   j["links"] = std::move(links);
   if (!info.backend.empty()) j["backend"] = info.backend;

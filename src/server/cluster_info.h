@@ -6,7 +6,7 @@
 // Goals: one collective at start (a fixed-size record per rank, checked before use, since
 // it comes from peers); the answer is built from what the server holds, without asking
 // the workers. Non-goals: live per-rank memory (each rank's resident size is as of the
-// start), per-link bandwidth (the start gate measures latency only).
+// start), links probed for jobs above the start gate's kMaxProbedRanks.
 #pragma once
 
 #include <cstddef>
@@ -47,6 +47,8 @@ struct LinkInfo {
   size_t a = 0, b = 0;
   std::vector<std::string> rails;  // the interfaces, addresses or RDMA devices of a's end
   std::string kind;                // "rdma", "tcp" or "local" (both ranks on one host)
+  double latency_us = -1;          // the start gate's probe; negative when not measured
+  double gbytes_per_s = -1;
 };
 
 struct ClusterInfo {

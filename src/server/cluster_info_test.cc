@@ -31,7 +31,7 @@ TEST(ClusterJson, RanksHostsLinksAndStats) {
     ri.mem_total_bytes = 8000;
     info.ranks.push_back(ri);
   }
-  info.links.push_back({0, 1, {}, "local"});
+  info.links.push_back({0, 1, {}, "local", 25.5, 3.25});
   info.gate_latency_us = 42;
   info.gate_comm_ms = 1.5;
   Metrics metrics;
@@ -58,6 +58,8 @@ TEST(ClusterJson, RanksHostsLinksAndStats) {
   EXPECT_EQ(j["hosts"][0]["mem_total_bytes"], 8000);
   ASSERT_EQ(j["links"].size(), 1u);
   EXPECT_EQ(j["links"][0]["kind"], "local");
+  EXPECT_EQ(j["links"][0]["latency_us"], 25.5);
+  EXPECT_EQ(j["links"][0]["gbps"], 3.25);
   EXPECT_EQ(j["gate"]["all_sum_latency_us"], 42.0);
   EXPECT_EQ(j["stats"]["running"], 1);
   EXPECT_EQ(j["stats"]["queued"], 3);

@@ -317,6 +317,9 @@ async function run() {
     document.querySelector('#cluster-status').dataset.state === 'ok');
   const status = await page.textContent('#cluster-status');
   assert.match(status, /2 ranks on 1 host/);
+  // The start gate probed the one link: its latency and GB/s are shown, not "not measured".
+  const link = await page.textContent('#links tbody tr');
+  assert.match(link, /rank 0 ↔ rank 1.*µs.*[0-9]\.[0-9]{2}$/s, link);
   // The prefix cache holds the finished answers' tokens.
   await page.waitForFunction(() => /^[1-9][0-9]* tok/.test(
     document.querySelector('#stat-cache')?.textContent ?? ''), null, { timeout: 10000 });

@@ -170,7 +170,7 @@ export function startCluster({ onUnauthorized, onState }) {
     const lat = info.gate ? `${info.gate.all_sum_latency_us.toFixed(0)} µs (all_sum)` : '–';
     for (const l of info.links || []) {
       row(links, [`rank ${l.a} ↔ rank ${l.b}`, l.kind, (l.rails || []).join(', ') || '–',
-                  l.latency_us !== undefined ? `${l.latency_us.toFixed(0)} µs` : lat,
+                  l.latency_us !== undefined ? `${l.latency_us.toFixed(1)} µs` : lat,
                   l.gbps !== undefined ? l.gbps.toFixed(2) : 'not measured']);
     }
     const gate = $('gate');
