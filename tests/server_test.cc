@@ -1002,6 +1002,10 @@ TEST(ServerFailure, StalledIdleWorkerShowsInHealthAndRecovers) {
   const json body = json::parse(degraded);
   EXPECT_EQ(body.value("status", ""), "degraded") << degraded;
   EXPECT_GT(body.value("waiting_on_ranks_s", 0.0), 1.0) << degraded;
+  // The stalled rank is the one named.
+  EXPECT_EQ(body.value("waiting_on", json::array()), json::array({1})) << degraded;
+  EXPECT_NE(body.value("error", "").find("rank 1 has not answered"), std::string::npos)
+      << degraded;
   // A request now is refused at once rather than queued behind the stalled collective.
   const auto t0 = Clock::now();
   auto r = c.Post("/v1/chat/completions", {{"Authorization", std::string("Bearer ") + kKey}},

@@ -135,6 +135,16 @@ class CollectiveGroup final : public Group {
     return t_->Exchange(h, sends, recvs, timeout_s_);
   }
 
+  std::vector<int> WaitingOn() const override {
+    std::vector<int> out;
+    for (int global : t_->WaitingOn()) {
+      for (int r = 0; r < size(); ++r) {
+        if (members_[r] == global) out.push_back(r);
+      }
+    }
+    return out;
+  }
+
   Status WaitForMessage(int src) override {
     if (src < 0 || src >= size() || src == me_) {
       return Error("[comm] {}: wait for rank {} is invalid in a group of {}", PeerName(me_), src,

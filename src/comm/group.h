@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "base/status.h"
 #include "base/dtype.h"
@@ -73,6 +74,9 @@ class Group {
   /// its next message, or returns at once when the link to `src` is closed or broken (the
   /// op that follows then fails naming it). For a rank idling until `src` has work.
   virtual Status WaitForMessage(int /*src*/) { return OkStatus(); }
+  /// The ranks of this group the op in progress has long been waiting for (after the
+  /// transport's notice delay; empty when none or unknown). Thread-safe.
+  virtual std::vector<int> WaitingOn() const { return {}; }
 
   template <typename T>
   Status AllSum(std::span<T> data) {

@@ -421,8 +421,23 @@ void TcpTransport::SendWaitingNotices() {
   }
 }
 
+std::vector<int> TcpTransport::WaitingOn() const {
+  if (!has_waiting_) return {};
+  std::lock_guard<std::mutex> lock(waiting_mu_);
+  return waiting_;
+}
+
 Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessage> sends,
                               std::span<const InMessage> recvs, double timeout_s) {
+  struct ClearWaiting {
+    TcpTransport* t;
+    ~ClearWaiting() {
+      if (!t->has_waiting_) return;
+      std::lock_guard<std::mutex> lock(t->waiting_mu_);
+      t->waiting_.clear();
+      t->has_waiting_ = false;
+    }
+  } clear_waiting{this};
   if (!broken_.ok()) {
     return Error("[tcp] {}: the group is broken by an earlier error: {}", PeerName(rank_),
                  broken_.message());
@@ -528,8 +543,21 @@ Status TcpTransport::Exchange(const FrameHeader& base, std::span<const OutMessag
     if (rc == 0 && !noticed && NowSeconds() < deadline) {
       SendWaitingNotices();
       noticed = true;
-      continue;
     }
+    if (noticed) {
+      // Who this rank still waits for, for health reports from other threads (set before
+      // the long poll that follows, refreshed after each wake).
+      std::vector<int> peers;
+      for (const RecvTask& t : rt) {
+        if (!t.finished() && std::find(peers.begin(), peers.end(), t.c->peer) == peers.end()) {
+          peers.push_back(t.c->peer);
+        }
+      }
+      std::lock_guard<std::mutex> lock(waiting_mu_);
+      waiting_ = std::move(peers);
+      has_waiting_ = true;
+    }
+    if (rc == 0 && NowSeconds() < deadline) continue;
     if (rc == 0) {
       std::string waiting;
       for (const RecvTask& t : rt) {

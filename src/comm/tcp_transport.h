@@ -3,7 +3,9 @@
 
 #include <poll.h>
 
+#include <atomic>
 #include <map>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +42,7 @@ class TcpTransport final : public Transport {
   Status Exchange(const FrameHeader& base, std::span<const OutMessage> sends,
                   std::span<const InMessage> recvs, double timeout_s) override;
   Status WaitReadable(int peer) override;
+  std::vector<int> WaitingOn() const override;
 
  private:
   struct SendTask;
@@ -64,6 +67,10 @@ class TcpTransport final : public Transport {
   std::vector<std::vector<TcpConn>> conns_;
   GroupOptions options_;
   Status broken_;
+  // The peers a long Exchange waits for, for WaitingOn from other threads.
+  mutable std::mutex waiting_mu_;
+  std::vector<int> waiting_;  // guarded by waiting_mu_
+  std::atomic<bool> has_waiting_{false};
   /// sent_[peer][(group, point-to-point)]: one past the highest sequence number sent to
   /// peer, to tell a stale waiting notice from a real one.
   std::vector<std::map<std::pair<uint32_t, bool>, uint64_t>> sent_;

@@ -48,6 +48,9 @@ class Transport {
   /// No deadline: returns when global rank `peer` has bytes for this rank or its link
   /// closed or broke. Backends that cannot wait return at once.
   virtual Status WaitReadable(int /*peer*/) { return OkStatus(); }
+  /// The global ranks the running Exchange still waits for, once it has waited long enough
+  /// to tell its peers (empty otherwise). Thread-safe: another thread may ask.
+  virtual std::vector<int> WaitingOn() const { return {}; }
 };
 
 /// Implements Group on a Transport for the members `members` (global ranks; this rank is

@@ -43,6 +43,8 @@ class Executor {
   bool is_driver() const { return world_.rank() == 0; }
   const model::Model& model() const { return *model_; }
   int world_size() const { return world_.size(); }
+  /// The ranks the step or probe in progress has long been waiting for. Thread-safe.
+  std::vector<int> WaitingOn() const { return world_.WaitingOn(); }
   /// Time since the last ResetTimes.
   const StepTimes& times() const { return times_; }
   void ResetTimes() {

@@ -2,6 +2,7 @@
 #include "engine/scheduler.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -561,10 +562,16 @@ Health Scheduler::health() const {
   h.waiting_s = WaitingSeconds();
   if (h.waiting_s > options_.degraded_after_seconds) {
     h.state = Health::State::kDegraded;
+    h.waiting_on = executor_.WaitingOn();
+    const std::string who =
+        h.waiting_on.empty() ? "the other ranks have"
+        : h.waiting_on.size() == 1
+            ? fmt::format("rank {} has", h.waiting_on[0])
+            : fmt::format("ranks {} have", fmt::join(h.waiting_on, ", "));
     h.reason = fmt::format(
-        "the other ranks have not answered for {:.1f} s: one is stalled or its link is down "
-        "(the job fails when the wait passes the collectives' deadline)",
-        h.waiting_s);
+        "{} not answered for {:.1f} s: stalled, or a link is down (the job fails when the "
+        "wait passes the collectives' deadline)",
+        who, h.waiting_s);
   }
   return h;
 }

@@ -73,6 +73,7 @@ struct Health {
   State state = State::kOk;
   std::string reason;    // for kDegraded and kBroken
   double waiting_s = 0;  // how long rank 0 has waited on the other ranks
+  std::vector<int> waiting_on;  // kDegraded: the ranks that have not answered (when known)
 };
 
 class Scheduler {

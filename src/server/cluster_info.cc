@@ -150,6 +150,7 @@ nlohmann::json ClusterJson(const ClusterInfo& info, const engine::Health& health
   j["status"] = status;
   if (!ok) j["error"] = health.reason;
   if (health.waiting_s > 0) j["waiting_on_ranks_s"] = health.waiting_s;
+  if (!health.waiting_on.empty()) j["waiting_on"] = health.waiting_on;
   j["model"] = {{"name", info.model_name},     {"layers", info.num_layers},
                 {"heads", info.num_heads},     {"heads_kv", info.num_heads_kv},
                 {"experts", info.num_experts}, {"context", info.context}};

@@ -300,6 +300,7 @@ struct HttpServer::Impl {
                         {"model", options.model_name}};
     if (!ready) j["error"] = h.reason;
     if (h.waiting_s > 0) j["waiting_on_ranks_s"] = h.waiting_s;
+    if (!h.waiting_on.empty()) j["waiting_on"] = h.waiting_on;
     http::Headers extra;
     if (!ready) extra.emplace_back("Retry-After", RetryAfter(503));
     res.Send(ready ? 200 : 503, kJson,

@@ -334,7 +334,14 @@ async function run() {
     { timeout: 15000 });
   assert.match(await page.textContent('#cluster-status'), /^degraded: \S/);
   await page.waitForSelector('#health[data-state=degraded]');
-  await shot(page, 'ui_cluster_degraded', ['degraded']);
+  // The stalled rank is named, and its row alone says so.
+  await page.waitForFunction(() => {
+    const cells = [...document.querySelectorAll('#ranks tbody tr')].map(
+      (tr) => tr.querySelector('.state')?.textContent);
+    return cells[0] === 'ok' && cells[1] === 'stalled';
+  }, null, { timeout: 10000 });
+  assert.match(await page.textContent('#cluster-status'), /rank 1 has not answered/);
+  await shot(page, 'ui_cluster_degraded', ['degraded', 'stalled']);
 
   // It dies: the view shows the failure.
   process.kill(server.ranks[1], 'SIGKILL');

@@ -42,12 +42,20 @@ function row(tbody, cells) {
   tbody.appendChild(tr);
 }
 
-function stateCell(state) {
+function stateCell(state, label) {
   const s = document.createElement('span');
   s.className = 'state';
   s.dataset.state = state;
-  s.textContent = state;
+  s.textContent = label ?? state;
   return s;
+}
+
+// A rank's own state: while degraded, the ranks rank 0 waits for are the stalled ones and
+// the others are fine; otherwise every rank shares the cluster's state.
+function rankState(info, state, rank) {
+  const waiting = info.waiting_on;
+  if (state !== 'degraded' || !Array.isArray(waiting) || !waiting.length) return stateCell(state);
+  return waiting.includes(rank) ? stateCell('degraded', 'stalled') : stateCell('ok');
 }
 
 // Hosts on a circle, each a box holding its ranks; links between ranks of two hosts drawn
@@ -153,7 +161,7 @@ export function startCluster({ onUnauthorized, onState }) {
     const ranks = $('ranks').tBodies[0];
     ranks.replaceChildren();
     for (const r of info.ranks || []) {
-      row(ranks, [String(r.rank), r.host, stateCell(state), String(r.stage),
+      row(ranks, [String(r.rank), r.host, rankState(info, state, r.rank), String(r.stage),
                   `${r.tp_rank}/${r.tp_size}`, `${r.ep_rank}/${r.ep_size}`, span(r.layers),
                   span(r.heads), span(r.heads_kv), r.experts ? span(r.experts) : '–',
                   bytes(r.rss_bytes),
