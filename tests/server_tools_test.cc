@@ -45,6 +45,18 @@ const json kTools = json::parse(R"([
     "parameters": {"type": "object", "properties": {"a": {"type": "integer"},
       "b": {"type": "integer"}}, "required": ["a", "b"], "additionalProperties": false}}}])");
 
+// A turn where the assistant called add(2, 3) and the tool answered 5.
+json AddTurnMessages() {
+  return {{{"role", "user"}, {"content", "Add 2 and 3."}},
+          {{"role", "assistant"},
+           {"content", nullptr},
+           {"tool_calls",
+            {{{"id", "call_1"},
+              {"type", "function"},
+              {"function", {{"name", "add"}, {"arguments", "{\"a\": 2, \"b\": 3}"}}}}}}},
+          {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "5"}}};
+}
+
 void ExpectValidCall(const json& call, const std::string& want_name = "") {
   ASSERT_TRUE(call["id"].is_string());
   EXPECT_TRUE(call["id"].get<std::string>().starts_with("call_"));
@@ -95,17 +107,7 @@ TEST(ServerTools, Qwen3TemplateRendersToolsCallsAndResults) {
   ctx.tokenizer = tok->get();
   ctx.chat_template = tmpl->get();
   ctx.tool_format = server::DetectToolFormat((*tok)->chat_template());
-  const json body = {
-      {"messages",
-       {{{"role", "user"}, {"content", "Add 2 and 3."}},
-        {{"role", "assistant"},
-         {"content", nullptr},
-         {"tool_calls",
-          {{{"id", "call_1"},
-            {"type", "function"},
-            {"function", {{"name", "add"}, {"arguments", "{\"a\": 2, \"b\": 3}"}}}}}}},
-        {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "5"}}}},
-      {"tools", kTools}};
+  const json body = {{"messages", AddTurnMessages()}, {"tools", kTools}};
   server::ApiRequest req;
   server::ApiError err;
   ASSERT_TRUE(server::ParseRequest(body.dump(), true, ctx, &req, &err)) << err.message;
@@ -191,15 +193,7 @@ TEST(ServerTools, ForcedCallsComeBackAsToolCalls) {
   EXPECT_EQ(finish, "tool_calls");
 
   // The next turn: the call and its result go back through the template.
-  json turn = {{"messages",
-                {{{"role", "user"}, {"content", "Add 2 and 3."}},
-                 {{"role", "assistant"},
-                  {"content", nullptr},
-                  {"tool_calls",
-                   {{{"id", "call_1"},
-                     {"type", "function"},
-                     {"function", {{"name", "add"}, {"arguments", "{\"a\": 2, \"b\": 3}"}}}}}}},
-                 {{"role", "tool"}, {"tool_call_id", "call_1"}, {"content", "5"}}}},
+  json turn = {{"messages", AddTurnMessages()},
                {"tools", kTools},
                {"max_tokens", 8},
                {"temperature", 0}};

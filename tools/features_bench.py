@@ -18,38 +18,6 @@ import json
 import time
 import urllib.parse
 
-WORDS = ("the river runs past old stone walls where boats wait for the tide and the "
-         "market opens early with bread fish lamps rope and letters from the far coast ").split()
-
-
-def stream(url, body, key=None):
-    """POSTs a streaming completion; returns (seconds to first text, total seconds, tokens)."""
-    u = urllib.parse.urlparse(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=900)
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = "Bearer " + key
-    body = dict(body, stream=True)
-    start = time.perf_counter()
-    conn.request("POST", "/v1/completions", json.dumps(body), headers)
-    resp = conn.getresponse()
-    if resp.status != 200:
-        raise SystemExit(f"HTTP {resp.status}: {resp.read()[:300]!r}")
-    ttft, chunks = None, 0
-    for line in resp:
-        line = line.strip()
-        if not line.startswith(b"data: ") or line == b"data: [DONE]":
-            continue
-        data = json.loads(line[6:])
-        if data.get("choices") and data["choices"][0].get("text"):
-            chunks += 1
-            if ttft is None:
-                ttft = time.perf_counter() - start
-    total = time.perf_counter() - start
-    conn.close()
-    return ttft or total, total, chunks
-
-
 def post(url, body, key=None, tokens_out=None):
     """POSTs a completion; returns its seconds (and appends its tokens to tokens_out)."""
     u = urllib.parse.urlparse(url)

@@ -105,6 +105,14 @@ bool ContentText(const ojson& content, size_t i, std::string* out, ApiError* err
   return true;
 }
 
+// A schema the grammar cannot take: the compiler's message names the path already.
+ApiError SchemaError(const std::string& field, const Status& why) {
+  ApiError e = BadField(field, why.message());
+  e.message = why.message();
+  e.code = "unsupported_schema";
+  return e;
+}
+
 // response_format: {"type": "text" | "json_object" | "json_schema", "json_schema":
 // {"name", "schema", "strict"}}. A schema the grammar cannot enforce is a 400 naming the
 // keyword: answers must never silently break the schema.
@@ -142,9 +150,7 @@ bool ResponseFormat(const ojson& body, std::shared_ptr<const engine::Grammar>* g
   }
   auto g = engine::JsonSchemaGrammar(*schema, "response_format.json_schema.schema");
   if (!g.ok()) {
-    *err = BadField("response_format.json_schema.schema", g.status().message());
-    err->message = g.status().message();
-    err->code = "unsupported_schema";
+    *err = SchemaError("response_format.json_schema.schema", g.status());
     return false;
   }
   *grammar = std::move(*g);
@@ -432,9 +438,7 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
     // A forced call: its text is the grammar's, arguments matching the parameters.
     auto grammar = ToolCallGrammar(ctx.tool_format, tools);
     if (!grammar.ok()) {
-      *err = BadField("tools", grammar.status().message());
-      err->message = grammar.status().message();
-      err->code = "unsupported_schema";
+      *err = SchemaError("tools", grammar.status());
       return false;
     }
     g.grammar = std::move(*grammar);
@@ -449,9 +453,7 @@ bool ParseRequest(const std::string& text, bool chat, const PromptContext& ctx, 
     if (strict && ToolCallTrigger(ctx.tool_format, &trigger, &skip)) {
       auto grammar = ToolCallGrammar(ctx.tool_format, tools, /*strict_only=*/true);
       if (!grammar.ok()) {
-        *err = BadField("tools", grammar.status().message());
-        err->message = grammar.status().message();
-        err->code = "unsupported_schema";
+        *err = SchemaError("tools", grammar.status());
         return false;
       }
       g.grammar = std::move(*grammar);
