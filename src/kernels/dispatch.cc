@@ -28,7 +28,7 @@ const std::vector<int64_t>& Targets() {
 }
 
 std::atomic<int64_t> g_forced{0};
-std::atomic<bool> g_native_bf16{true};
+std::atomic<bool> g_native_bf16{false};
 
 }  // namespace
 

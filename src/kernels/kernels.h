@@ -88,10 +88,12 @@ std::vector<std::string> SupportedTargets();
 bool SetTarget(const std::string& name);
 /// The target the kernels currently use.
 std::string CurrentTarget();
-/// Enables (the default) or disables the x86 AVX512_BF16 dot-product path that MatMul
-/// uses for bf16 weights when T is large; it also needs an AVX-512 target and a CPU with
+/// Enables or disables (the default) the x86 AVX512_BF16 dot-product path that MatMul can
+/// use for bf16 weights when T is large; it also needs an AVX-512 target and a CPU with
 /// AVX512_BF16. That path rounds x to bf16 (about 3 significant digits per product, f32
-/// sums). Returns whether the path is available. For tests and benchmarks.
+/// sums), so its rows differ from those of the other kernels: with it, a sequence's
+/// results would depend on how many rows share its step. Off, MatMul's row t is the
+/// same bits for any T. Returns whether the path is available. For tests and benchmarks.
 bool SetNativeBf16(bool enable);
 
 }  // namespace meshlm::kernels

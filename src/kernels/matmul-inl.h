@@ -72,46 +72,61 @@ HWY_INLINE float ToF32(hwy::float16_t v) {
   return F16ToF32(bits);
 }
 
+// Every path below sums y[t, n] in one order, whatever T is and wherever row t sits in
+// the batch, so that a sequence's results do not depend on which others share its step:
+// one vector accumulator of L lanes, lane j the FMA chain over k = j, j + L, j + 2L, ...
+// up to the last whole vector; then the lanes halved pairwise (lane i plus lane i + L/2,
+// down to one: HalvingSum); then the K mod L last products one by one (TailDot); then
+// the bias. Decode runs vectors along K and prefill along T, but both follow this order.
+
+// Σ of v's lanes, lane i + lane i + half at each step.
+template <class D>
+HWY_INLINE float HalvingSum(D d, hn::Vec<D> v) {
+#if HWY_TARGET == HWY_SCALAR
+  (void)d;
+  return hn::GetLane(v);
+#else
+  if constexpr (D::kPrivateN == 1) {
+    return hn::GetLane(v);
+  } else {
+    const hn::Half<D> dh;
+    (void)d;
+    return HalvingSum(dh, hn::Add(hn::LowerHalf(dh, v), hn::UpperHalf(dh, v)));
+  }
+#endif
+}
+
+// total + Σ x[k] · w[k] for k in [k0, K), one product at a time.
+template <typename WT>
+HWY_INLINE float TailDot(float total, const float* HWY_RESTRICT x, const WT* HWY_RESTRICT w,
+                         size_t k0, size_t K) {
+  const hn::CappedTag<float, 1> d1;
+  auto acc = hn::Set(d1, total);
+  for (size_t k = k0; k < K; ++k) acc = hn::MulAdd(hn::Set(d1, x[k]), hn::Set(d1, ToF32(w[k])), acc);
+  return hn::GetLane(acc);
+}
+
 // x: [TR, K] f32 (rows K apart); w: [K] WT, one row; y[t * y_stride] for t < TR; bias:
-// one value or null. U accumulators per row of x hide the FMA latency.
+// one value or null. One accumulator per row of x (the order above): for one row the FMA
+// latency chain is hidden by the memory stream it waits on anyway.
 template <size_t TR, typename WT>
 HWY_INLINE void DotRow(const float* HWY_RESTRICT x, size_t K, const WT* HWY_RESTRICT w,
                        const float* bias, float* HWY_RESTRICT y, size_t y_stride) {
-  // Independent accumulators per row of x: at least 4 chains in flight in all.
-  constexpr size_t U = TR == 1 ? 4 : TR <= 4 ? 2 : 1;
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
   const size_t L = hn::Lanes(df);
-  V acc[TR][U];
+  V acc[TR];
 #pragma GCC unroll 8
-  for (size_t t = 0; t < TR; ++t) {
-#pragma GCC unroll 8
-    for (size_t u = 0; u < U; ++u) acc[t][u] = hn::Zero(df);
-  }
+  for (size_t t = 0; t < TR; ++t) acc[t] = hn::Zero(df);
   size_t k = 0;
-  for (; k + U * L <= K; k += U * L) {
-#pragma GCC unroll 8
-    for (size_t u = 0; u < U; ++u) {
-      const V wv = LoadRow(df, w + k + u * L);
-#pragma GCC unroll 8
-      for (size_t t = 0; t < TR; ++t) {
-        acc[t][u] = hn::MulAdd(hn::LoadU(df, x + t * K + k + u * L), wv, acc[t][u]);
-      }
-    }
-  }
   for (; k + L <= K; k += L) {
     const V wv = LoadRow(df, w + k);
 #pragma GCC unroll 8
-    for (size_t t = 0; t < TR; ++t)
-      acc[t][0] = hn::MulAdd(hn::LoadU(df, x + t * K + k), wv, acc[t][0]);
+    for (size_t t = 0; t < TR; ++t) acc[t] = hn::MulAdd(hn::LoadU(df, x + t * K + k), wv, acc[t]);
   }
 #pragma GCC unroll 8
   for (size_t t = 0; t < TR; ++t) {
-    V sum = acc[t][0];
-#pragma GCC unroll 8
-    for (size_t u = 1; u < U; ++u) sum = hn::Add(sum, acc[t][u]);
-    float total = hn::GetLane(hn::SumOfLanes(df, sum));
-    for (size_t kk = k; kk < K; ++kk) total += x[t * K + kk] * ToF32(w[kk]);
+    const float total = TailDot(HalvingSum(df, acc[t]), x + t * K, w, k, K);
     y[t * y_stride] = bias != nullptr ? total + *bias : total;
   }
 }
@@ -157,8 +172,7 @@ HWY_INLINE void DotRows(const float* HWY_RESTRICT x, size_t K, const WT* HWY_RES
   for (size_t r = 0; r < R; ++r) {
 #pragma GCC unroll 8
     for (size_t t = 0; t < TR; ++t) {
-      float total = hn::GetLane(hn::SumOfLanes(df, acc[r][t]));
-      for (size_t kk = k; kk < K; ++kk) total += x[t * K + kk] * ToF32(w[r * w_stride + kk]);
+      const float total = TailDot(HalvingSum(df, acc[r][t]), x + t * K, w + r * w_stride, k, K);
       y[t * y_stride + r] = bias != nullptr ? total + bias[r] : total;
     }
   }
@@ -244,34 +258,54 @@ constexpr size_t kPrefillN = 4;
 constexpr size_t kPrefillTV = 2;
 
 // xp: [K, TB] f32, a panel of TB = kPrefillTV·Lanes rows of x, transposed;
-// wr: [kPrefillN, K] f32, rows wr_stride apart; out: [kPrefillN, TB] = wr · xp.
+// wr: [kPrefillN, K] f32, rows wr_stride apart; out: [kPrefillN, TB] = wr · xp over the
+// whole vectors of K (k < K - K mod L), in the order DotRow sums: for each lane class
+// j < L a chain over k = j, j + L, ..., then the classes halved pairwise. The classes'
+// partial tiles wait in part: [L][kPrefillN · TB].
 HWY_INLINE void PrefillTile(const float* HWY_RESTRICT xp, const float* HWY_RESTRICT wr,
-                            size_t wr_stride, size_t K, float* HWY_RESTRICT out) {
+                            size_t wr_stride, size_t K, float* HWY_RESTRICT part,
+                            float* HWY_RESTRICT out) {
   const hn::ScalableTag<float> df;
   using V = hn::Vec<decltype(df)>;
   const size_t L = hn::Lanes(df);
   const size_t TB = kPrefillTV * L;
-  V acc[kPrefillN][kPrefillTV];
-#pragma GCC unroll 8
-  for (size_t r = 0; r < kPrefillN; ++r) {
-#pragma GCC unroll 8
-    for (size_t v = 0; v < kPrefillTV; ++v) acc[r][v] = hn::Zero(df);
-  }
-  for (size_t k = 0; k < K; ++k) {
-    V xv[kPrefillTV];
-#pragma GCC unroll 8
-    for (size_t v = 0; v < kPrefillTV; ++v) xv[v] = hn::LoadU(df, xp + k * TB + v * L);
+  const size_t tile = kPrefillN * TB;
+  const size_t Km = K / L * L;
+  for (size_t c = 0; c < L; ++c) {
+    V acc[kPrefillN][kPrefillTV];
 #pragma GCC unroll 8
     for (size_t r = 0; r < kPrefillN; ++r) {
-      const V wv = hn::Set(df, wr[r * wr_stride + k]);
 #pragma GCC unroll 8
-      for (size_t v = 0; v < kPrefillTV; ++v) acc[r][v] = hn::MulAdd(wv, xv[v], acc[r][v]);
+      for (size_t v = 0; v < kPrefillTV; ++v) acc[r][v] = hn::Zero(df);
+    }
+    for (size_t k = c; k < Km; k += L) {
+      V xv[kPrefillTV];
+#pragma GCC unroll 8
+      for (size_t v = 0; v < kPrefillTV; ++v) xv[v] = hn::LoadU(df, xp + k * TB + v * L);
+#pragma GCC unroll 8
+      for (size_t r = 0; r < kPrefillN; ++r) {
+        const V wv = hn::Set(df, wr[r * wr_stride + k]);
+#pragma GCC unroll 8
+        for (size_t v = 0; v < kPrefillTV; ++v) acc[r][v] = hn::MulAdd(wv, xv[v], acc[r][v]);
+      }
+    }
+    float* pc = L == 1 ? out : part + c * tile;
+#pragma GCC unroll 8
+    for (size_t r = 0; r < kPrefillN; ++r) {
+#pragma GCC unroll 8
+      for (size_t v = 0; v < kPrefillTV; ++v) hn::StoreU(acc[r][v], df, pc + r * TB + v * L);
     }
   }
-#pragma GCC unroll 8
-  for (size_t r = 0; r < kPrefillN; ++r) {
-#pragma GCC unroll 8
-    for (size_t v = 0; v < kPrefillTV; ++v) hn::StoreU(acc[r][v], df, out + r * TB + v * L);
+  if (L == 1) return;
+  for (size_t half = L / 2; half >= 1; half /= 2) {
+    for (size_t c = 0; c < half; ++c) {
+      float* dst = half == 1 ? out : part + c * tile;
+      const float* a = part + c * tile;
+      const float* b = part + (c + half) * tile;
+      for (size_t i = 0; i < tile; i += L) {
+        hn::StoreU(hn::Add(hn::LoadU(df, a + i), hn::LoadU(df, b + i)), df, dst + i);
+      }
+    }
   }
 }
 
@@ -334,19 +368,22 @@ HWY_INLINE void MatMulPrefill(const float* x, size_t T, const WT* w, size_t N, s
   pool.ParallelFor(N, kPrefillN, [&](size_t n0, size_t n1, size_t) {
     // Rows a power of two apart would all fall in one L1 set.
     const size_t wr_stride = K + 16;
-    thread_local std::vector<float> wr, out;
+    thread_local std::vector<float> wr, out, part;
     if (wr.size() < kPrefillN * wr_stride) wr.resize(kPrefillN * wr_stride);
     if (out.size() < kPrefillN * TB) out.resize(kPrefillN * TB);
+    if (part.size() < hn::Lanes(df) * kPrefillN * TB) part.resize(hn::Lanes(df) * kPrefillN * TB);
+    const size_t Km = K / hn::Lanes(df) * hn::Lanes(df);
     for (size_t n = n0; n < n1; n += kPrefillN) {
       const size_t rows = std::min(kPrefillN, n1 - n);
       WidenRows(w + n * w_stride, w_stride, rows, K, wr.data(), wr_stride);
       for (size_t p = 0; p < P; ++p) {
-        PrefillTile(xt + p * K * TB, wr.data(), wr_stride, K, out.data());
+        PrefillTile(xt + p * K * TB, wr.data(), wr_stride, K, part.data(), out.data());
         const size_t t_end = std::min(T, (p + 1) * TB);
         for (size_t t = p * TB; t < t_end; ++t) {
           for (size_t r = 0; r < rows; ++r) {
-            const float b = bias != nullptr ? bias[n + r] : 0.0f;
-            y[t * N + n + r] = out[r * TB + (t - p * TB)] + b;
+            float total = out[r * TB + (t - p * TB)];
+            if (Km < K) total = TailDot(total, x + t * K, w + (n + r) * w_stride, Km, K);
+            y[t * N + n + r] = bias != nullptr ? total + bias[n + r] : total;
           }
         }
       }

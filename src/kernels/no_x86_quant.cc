@@ -21,7 +21,7 @@ void QuantDotGroupsAvx2(const Matrix&, size_t, size_t, const QuantActs&, float*,
   MESHLM_CHECK(false, "[quant_matmul] AVX2 path called on a non-x86 build");
 }
 
-void QuantizeActsVnni(const float*, size_t, size_t, QuantType, bool, QuantActs*) {
+void QuantizeActsVnni(const float*, size_t, size_t, QuantType, QuantActs*) {
   MESHLM_CHECK(false, "[quant_matmul] VNNI path called on a non-x86 build");
 }
 

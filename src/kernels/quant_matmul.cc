@@ -160,7 +160,7 @@ void UnpackRow(const Matrix& w, size_t n, RowInts* r) {
 void QuantizeFor(const float* x, size_t T, const Matrix& w, bool vnni, bool avx2, QuantActs* a) {
   const QuantType type = *w.quant;
   if (vnni) {
-    x86::QuantizeActsVnni(x, T, w.cols, type, w.packed, a);
+    x86::QuantizeActsVnni(x, T, w.cols, type, a);
   } else if (avx2 && type != QuantType::kMlx4) {
     x86::QuantizeActsAvx2(x, T, w.cols, type, a);
   } else {

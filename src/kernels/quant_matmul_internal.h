@@ -31,9 +31,6 @@ struct QuantActs {
   std::vector<int32_t> bcorr;
   /// [T, K/32, 2]: the same for each half of a block (packed Q6_K, a scale per 16).
   std::vector<int32_t> hcorr;
-  /// Q4_0 decode (T < 4) on x86 only: q with each 4 blocks b0..b3 stored as bytes 0-15 of
-  /// b0..b3, then bytes 16-31 of b0..b3 (K / 128 whole groups per token; the rest unset).
-  std::vector<int8_t> quads;
 };
 
 /// The zero point described above.
@@ -53,9 +50,8 @@ void QuantDotRowsPortable(const Matrix& w, size_t n0, size_t n1, const QuantActs
 namespace x86 {
 /// Whether the CPU has AVX512F/BW/VL, AVX512-VNNI and F16C.
 bool QuantVnniSupported();
-/// As QuantizeActs, with AVX-512; call only if QuantVnniSupported(). `packed`: the
-/// weights are packed (tensor/quant.h), which need no `quads`.
-void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, bool packed, QuantActs* a);
+/// As QuantizeActs, with AVX-512; call only if QuantVnniSupported().
+void QuantizeActsVnni(const float* x, size_t T, size_t K, QuantType t, QuantActs* a);
 /// As QuantDotRowsPortable; call only if QuantVnniSupported().
 void QuantDotRowsVnni(const Matrix& w, size_t n0, size_t n1, const QuantActs& a, float* y,
                       size_t ldy);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -209,6 +210,52 @@ TEST(QuantMatMul, EveryPathAndTypeMatchesDequantizedReference) {
   }
 }
 
+// Row t of a quantized matmul is the same bits whatever T is and wherever t sits among
+// the rows (every register tile and remainder), on every path, packed and in the file's
+// row layout: activations are quantized per row, block sums are integers, and each row's
+// f32 sum runs over the blocks in one order.
+TEST(QuantMatMul, RowsDoNotDependOnTheBatch) {
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  std::mt19937 rng(seed);
+  ThreadPool pool(2);
+  const size_t N = 32, K = 512, kMaxT = 40;
+  std::uniform_real_distribution<float> ud(-2.0f, 2.0f);
+  for (const std::string& path : QuantPaths()) {
+    ASSERT_TRUE(SetQuantPath(path));
+    for (int kind = 0; kind < 10; ++kind) {
+      // Each type packed, then in the file's row layout (the kernels for unpacked rows).
+      const QuantType type = std::array{QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K,
+                                        QuantType::kQ6_K, QuantType::kMlx4}[kind % 5];
+      const bool pack = kind < 5;
+      const QuantMatrix m = MakeMatrix(rng, pack || kind != 9 ? type : QuantType::kMlx8, N, K, 64,
+                                       DType::kF16, 0);
+      if (pack) ASSERT_TRUE(CanPack(m.w));
+      AlignedVector<uint8_t> packed(N / kPackRows * PackedGroupBytes(type, K), 0xEE);
+      const Matrix w = pack ? PackRows(m.w, packed.data()) : m.w;
+      std::vector<float> x(kMaxT * K);
+      for (float& f : x) f = ud(rng);
+      std::vector<float> alone(kMaxT * N);
+      for (size_t t = 0; t < kMaxT; ++t) {
+        MatMul(x.data() + t * K, 1, w, nullptr, alone.data() + t * N, pool);
+      }
+      for (size_t T : {2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 40}) {
+        const size_t first = (T * 5) % (kMaxT - T + 1);
+        std::vector<float> y(T * N, std::nanf(""));
+        MatMul(x.data() + first * K, T, w, nullptr, y.data(), pool);
+        for (size_t i = 0; i < T * N; ++i) {
+          ASSERT_EQ(std::memcmp(&y[i], &alone[first * N + i], sizeof(float)), 0)
+              << path << " " << QuantTypeName(*w.quant) << (pack ? " packed" : " rows")
+              << " T=" << T << " row " << first + i / N
+              << " col " << i % N << ": " << y[i] << " in the batch, " << alone[first * N + i]
+              << " alone";
+        }
+      }
+    }
+  }
+  SetQuantPath("");
+}
+
 // MatMulMany gives every job's MatMul bit for bit: the experts of a MoE layer as jobs
 // (gate and up sharing x, some with no tokens, then the downs), packed and not, on every
 // path. On the x86 paths packed jobs must take the single dispatch.
@@ -325,7 +372,7 @@ void ExpectSameActs(
 TEST(QuantMatMul, ActivationQuantizersAgreeExactly) {
   if (!x86::QuantVnniSupported()) GTEST_SKIP() << "no AVX512-VNNI";
   ExpectSameActs([](const float* x, size_t T, size_t K, QuantType t,
-                    QuantActs* a) { x86::QuantizeActsVnni(x, T, K, t, false, a); },
+                    QuantActs* a) { x86::QuantizeActsVnni(x, T, K, t, a); },
                  {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K, QuantType::kQ6_K,
                   QuantType::kMlx4, QuantType::kMlx8});
 }

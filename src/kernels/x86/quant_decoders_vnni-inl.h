@@ -27,8 +27,6 @@ struct DecQ8_0 {
   static constexpr int kOffset = 128;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = false;
-  static constexpr bool kChunks = true;  // decode through RowChunks
-  static constexpr bool kQuads = false;  // ... with QuantActs::quads
   const uint8_t* p;
   void Prepare(const Matrix& w, size_t n, size_t s) {
     p = w.data + n * w.row_stride + s * sizeof(BlockQ8_0);
@@ -70,8 +68,6 @@ struct DecQ4_0 {
   static constexpr int kOffset = 8;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = false;
-  static constexpr bool kChunks = true;
-  static constexpr bool kQuads = true;
   const uint8_t* p;
   void Prepare(const Matrix& w, size_t n, size_t s) {
     p = w.data + n * w.row_stride + s * sizeof(BlockQ4_0);
@@ -86,7 +82,6 @@ struct DecQ4_0 {
 
 struct DecQ4_K {
   static constexpr size_t kSub = 8;
-  static constexpr bool kChunks = false;
   static constexpr bool kHasMin = true;
   const uint8_t* qs;
   float sc[8], mn[8];
@@ -112,7 +107,6 @@ struct DecQ4_K {
 
 struct DecQ6_K {
   static constexpr size_t kSub = 8;
-  static constexpr bool kChunks = false;
   static constexpr bool kHasMin = false;
   const uint8_t* p;
   float d;
@@ -157,7 +151,6 @@ struct DecQ6_K {
 template <int kBits>
 struct DecMlx {
   static constexpr int kOffset = 0;
-  static constexpr bool kChunks = false;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = true;
   const uint8_t* p;
