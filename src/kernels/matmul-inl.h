@@ -3,8 +3,8 @@
 // y[t, n] = Σ_k x[t, k] · w[n, k]; weights are read in place, widened to f32 in registers.
 //
 // Decode (small T) is bound by memory bandwidth. Vectors run along K; weight rows are read
-// one after another, each once for up to kDecodeT rows of x, with several accumulators per
-// row. A single sequential stream is what the hardware prefetchers follow best: reading 4
+// one after another, each once for up to kDecodeT rows of x, with one accumulator per
+// row (the fixed order of sums described at DotRow). A single sequential stream is what the hardware prefetchers follow best: reading 4
 // rows side by side measured 2-3x slower (6-7 vs 16 GB/s on a Zen 4 VM).
 //
 // Prefill is bound by arithmetic. Vectors run along T instead (see MatMulPrefill).

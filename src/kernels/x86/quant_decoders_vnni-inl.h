@@ -23,8 +23,6 @@ inline __m256i Nibbles16(const uint8_t* p) {
 // gives per block: the unsigned quants, the per-lane weight scale and the term that
 // multiplies the activation block sum.
 struct DecQ8_0 {
-  using Block = BlockQ8_0;
-  static constexpr int kOffset = 128;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = false;
   const uint8_t* p;
@@ -37,35 +35,9 @@ struct DecQ8_0 {
   }
   __m256 Scale(size_t) const { return _mm256_set1_ps(HalfToFloat(p)); }
   float Min(size_t) const { return 0; }
-  float ScaleValue() const { return HalfToFloat(p); }
-  static __m512i Pair(const DecQ8_0& a, const DecQ8_0& b) { return Pair(a.p, b.p); }
-  // The quants of the blocks at pa and pb (block starts).
-  static __m512i Pair(const uint8_t* pa, const uint8_t* pb) {
-    const __m512i qa =
-        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pa + 2)));
-    const __m512i qb =
-        _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + 2)));
-    return _mm512_xor_si512(_mm512_mask_blend_epi64(0xF0, qa, qb),
-                            _mm512_set1_epi8(static_cast<char>(0x80)));
-  }
-  // The two consecutive blocks at p.
-  static __m512i PairAt(const uint8_t* p) { return Pair(p, p + sizeof(Block)); }
 };
 
-// Two 16-byte nibble blocks → 64 quants: [a low, a high, b low, b high] nibbles.
-// Built from broadcast loads, a blend and a masked shift: no shuffle-port operations.
-inline __m512i NibblesPair(const uint8_t* pa, const uint8_t* pb) {
-  const __m512i a = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa)));
-  const __m512i b = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb)));
-  const __m512i ab = _mm512_mask_blend_epi32(0xFF00, a, b);  // lanes: a, a, b, b
-  // Lanes 1 and 3 (16-bit elements 8-15 and 24-31) take the high nibbles.
-  const __m512i hi = _mm512_mask_srli_epi16(ab, 0xFF00FF00u, ab, 4);
-  return _mm512_and_si512(hi, _mm512_set1_epi8(0x0F));
-}
-
 struct DecQ4_0 {
-  using Block = BlockQ4_0;
-  static constexpr int kOffset = 8;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = false;
   const uint8_t* p;
@@ -75,9 +47,6 @@ struct DecQ4_0 {
   __m256i Quants(size_t) const { return Nibbles16(p + 2); }
   __m256 Scale(size_t) const { return _mm256_set1_ps(HalfToFloat(p)); }
   float Min(size_t) const { return 0; }
-  float ScaleValue() const { return HalfToFloat(p); }
-  static __m512i Pair(const DecQ4_0& a, const DecQ4_0& b) { return NibblesPair(a.p + 2, b.p + 2); }
-  static __m512i PairAt(const uint8_t* p) { return NibblesPair(p + 2, p + sizeof(Block) + 2); }
 };
 
 struct DecQ4_K {
@@ -150,7 +119,6 @@ struct DecQ6_K {
 
 template <int kBits>
 struct DecMlx {
-  static constexpr int kOffset = 0;
   static constexpr size_t kSub = 1;
   static constexpr bool kHasMin = true;
   const uint8_t* p;
@@ -181,9 +149,4 @@ struct DecMlx {
   }
   __m256 Scale(size_t) const { return _mm256_set1_ps(scale); }
   float Min(size_t) const { return bias; }
-  float ScaleValue() const { return scale; }
-  static __m512i Pair(const DecMlx& a, const DecMlx& b) {
-    if constexpr (kBits == 4) return NibblesPair(a.p, b.p);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(a.Quants(0)), b.Quants(0), 1);
-  }
 };

@@ -34,7 +34,6 @@ bool QuantVnniSupported() {
 namespace {
 
 #define MESHLM_ALWAYS_INLINE inline __attribute__((always_inline))
-#define MESHLM_ALWAYS_INLINE_LAMBDA __attribute__((always_inline))
 
 constexpr size_t kTileN = 4;
 constexpr size_t kMaxTileT = 4;
@@ -91,7 +90,6 @@ void Tile(const Matrix& w, size_t n0, const QuantActs& a, size_t t0, float* y, s
       macc[r][t] = 0;
     }
   }
-  auto& acc_odd = acc1;
   Dec dec[NR];
   if constexpr (Dec::kSub == 1) {
     size_t s = 0;
@@ -99,7 +97,7 @@ void Tile(const Matrix& w, size_t n0, const QuantActs& a, size_t t0, float* y, s
       for (size_t r = 0; r < NR; ++r) dec[r].Prepare(w, n0 + r, s);
       Block<Dec, NR, TR>(dec, 0, s, a, t0, acc0, macc);
       for (size_t r = 0; r < NR; ++r) dec[r].Prepare(w, n0 + r, s + 1);
-      Block<Dec, NR, TR>(dec, 0, s + 1, a, t0, acc_odd, macc);
+      Block<Dec, NR, TR>(dec, 0, s + 1, a, t0, acc1, macc);
     }
     if (s < nb) {
       for (size_t r = 0; r < NR; ++r) dec[r].Prepare(w, n0 + r, s);
@@ -111,7 +109,7 @@ void Tile(const Matrix& w, size_t n0, const QuantActs& a, size_t t0, float* y, s
       for (size_t r = 0; r < NR; ++r) dec[r].Prepare(w, n0 + r, s);
       for (size_t j = 0; j < Dec::kSub; j += 2) {
         Block<Dec, NR, TR>(dec, j, s * Dec::kSub + j, a, t0, acc0, macc);
-        Block<Dec, NR, TR>(dec, j + 1, s * Dec::kSub + j + 1, a, t0, acc_odd, macc);
+        Block<Dec, NR, TR>(dec, j + 1, s * Dec::kSub + j + 1, a, t0, acc1, macc);
       }
     }
   }
